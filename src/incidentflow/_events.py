@@ -1,0 +1,323 @@
+"""Events: one attrs class per thing that can happen to an incident.
+
+An incident's history is a gapless sequence of :class:`Event` envelopes, seq 1..n.
+Each envelope carries the typed payload (``data``) of one event type below.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import ClassVar
+
+import attrs
+
+from ._model import Severity, State
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ActionItemAdded",
+    "ActionItemCompleted",
+    "CommanderAssigned",
+    "Contained",
+    "ContainmentRecorded",
+    "Declared",
+    "DeployRecorded",
+    "DetectionRecorded",
+    "Dismissed",
+    "Event",
+    "EventData",
+    "EvidenceAdded",
+    "FixRecorded",
+    "KbUpdated",
+    "MarkedFixed",
+    "NoteAdded",
+    "PostmortemCompleted",
+    "PostmortemDrafted",
+    "RcaStarted",
+    "Reclassified",
+    "Reopened",
+    "Resolved",
+    "RootCauseSet",
+    "TriageAnswered",
+    "TriageStarted",
+    "UserConfirmed",
+    "WhyAdded",
+    "event_types",
+]
+
+#: Version of the event schema written by this release.
+SCHEMA_VERSION = 1
+
+
+@attrs.frozen
+class EventData:
+    """Base of every event payload. ``TYPE`` is the name stored in histories."""
+
+    TYPE: ClassVar[str] = ""
+
+
+@attrs.frozen
+class Declared(EventData):
+    """The incident was declared."""
+
+    TYPE: ClassVar[str] = "declared"
+    title: str
+    slug: str
+    severity: Severity
+    commander: str
+    postmortem_required: bool
+
+
+@attrs.frozen
+class TriageStarted(EventData):
+    """A responder acknowledged the incident and started triage."""
+
+    TYPE: ClassVar[str] = "triage_started"
+
+
+@attrs.frozen
+class EvidenceAdded(EventData):
+    """Evidence was attached."""
+
+    TYPE: ClassVar[str] = "evidence_added"
+    source: str
+    content: str
+
+
+@attrs.frozen
+class TriageAnswered(EventData):
+    """A triage checklist question was answered."""
+
+    TYPE: ClassVar[str] = "triage_answered"
+    question: str
+    answer: str
+
+
+@attrs.frozen
+class ContainmentRecorded(EventData):
+    """A containment action was taken."""
+
+    TYPE: ClassVar[str] = "containment_recorded"
+    description: str
+    taken_at: datetime
+
+
+@attrs.frozen
+class Contained(EventData):
+    """The incident was declared contained."""
+
+    TYPE: ClassVar[str] = "contained"
+
+
+@attrs.frozen
+class RcaStarted(EventData):
+    """Root-cause analysis started."""
+
+    TYPE: ClassVar[str] = "rca_started"
+
+
+@attrs.frozen
+class WhyAdded(EventData):
+    """A why was added to the 5-Whys chain."""
+
+    TYPE: ClassVar[str] = "why_added"
+    answer: str
+
+
+@attrs.frozen
+class RootCauseSet(EventData):
+    """The root cause was stated."""
+
+    TYPE: ClassVar[str] = "root_cause_set"
+    statement: str
+    process_gap: str
+
+
+@attrs.frozen
+class FixRecorded(EventData):
+    """The fix was described."""
+
+    TYPE: ClassVar[str] = "fix_recorded"
+    description: str
+    test: str
+    staging_verified: bool
+
+
+@attrs.frozen
+class DeployRecorded(EventData):
+    """The fix was deployed."""
+
+    TYPE: ClassVar[str] = "deploy_recorded"
+    deployed_at: datetime
+    ref: str
+
+
+@attrs.frozen
+class MarkedFixed(EventData):
+    """The incident was marked fixed."""
+
+    TYPE: ClassVar[str] = "marked_fixed"
+
+
+@attrs.frozen
+class UserConfirmed(EventData):
+    """A user said whether it works for them now."""
+
+    TYPE: ClassVar[str] = "user_confirmed"
+    user: str
+    positive: bool
+    comment: str
+
+
+@attrs.frozen
+class Resolved(EventData):
+    """The incident was resolved."""
+
+    TYPE: ClassVar[str] = "resolved"
+
+
+@attrs.frozen
+class Reopened(EventData):
+    """The incident was reopened."""
+
+    TYPE: ClassVar[str] = "reopened"
+    reason: str
+    to_state: State
+
+
+@attrs.frozen
+class Dismissed(EventData):
+    """The incident was dismissed as a false alarm or a duplicate."""
+
+    TYPE: ClassVar[str] = "dismissed"
+    reason: str
+    duplicate_of: str | None = None
+
+
+@attrs.frozen
+class Reclassified(EventData):
+    """The severity changed."""
+
+    TYPE: ClassVar[str] = "reclassified"
+    severity: Severity
+    previous: Severity
+    reason: str
+    postmortem_required: bool
+
+
+@attrs.frozen
+class CommanderAssigned(EventData):
+    """The incident commander changed."""
+
+    TYPE: ClassVar[str] = "commander_assigned"
+    commander: str
+
+
+@attrs.frozen
+class DetectionRecorded(EventData):
+    """When the issue first occurred and how it was detected."""
+
+    TYPE: ClassVar[str] = "detection_recorded"
+    first_occurred_at: datetime | None
+    detected_at: datetime | None
+    method: str
+
+
+@attrs.frozen
+class NoteAdded(EventData):
+    """A note was added."""
+
+    TYPE: ClassVar[str] = "note_added"
+    text: str
+
+
+@attrs.frozen
+class ActionItemAdded(EventData):
+    """An action item was added."""
+
+    TYPE: ClassVar[str] = "action_item_added"
+    number: int
+    description: str
+    owner: str
+    due: date
+
+
+@attrs.frozen
+class ActionItemCompleted(EventData):
+    """An action item was completed."""
+
+    TYPE: ClassVar[str] = "action_item_completed"
+    number: int
+
+
+@attrs.frozen
+class PostmortemDrafted(EventData):
+    """Post-mortem fields were filled in; ``None`` leaves a field as it was."""
+
+    TYPE: ClassVar[str] = "postmortem_drafted"
+    summary: str | None = None
+    root_cause: str | None = None
+    went_well: tuple[str, ...] | None = None
+    went_poorly: tuple[str, ...] | None = None
+
+
+@attrs.frozen
+class PostmortemCompleted(EventData):
+    """The post-mortem was completed."""
+
+    TYPE: ClassVar[str] = "postmortem_completed"
+    blame_warnings: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class KbUpdated(EventData):
+    """The knowledge-base gotcha entry was written."""
+
+    TYPE: ClassVar[str] = "kb_updated"
+    slug: str
+    symptom: str
+    root_cause: str
+    fix: str
+    early_signs: str
+
+
+@attrs.frozen
+class Event:
+    """One entry of an incident's append-only history.
+
+    Attributes:
+        incident_id: The incident this event belongs to.
+        seq: Position in the history, 1 for the declaration, gapless.
+        at: When it was recorded (aware, UTC), from the flow's clock.
+        actor: Who ran the command.
+        data: The typed payload; its class names the event type.
+        idempotency_key: The key of the command that produced it, if any.
+        schema_version: The event schema version it was written with.
+
+    """
+
+    incident_id: str
+    seq: int
+    at: datetime
+    actor: str
+    data: EventData
+    idempotency_key: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def type(self) -> str:
+        """The event type's stored name, e.g. ``"evidence_added"``."""
+        return self.data.TYPE
+
+
+def event_types() -> dict[str, type[EventData]]:
+    """Map each stored event type name to its payload class."""
+    return {cls.TYPE: cls for cls in _all_subclasses(EventData)}
+
+
+def _all_subclasses(cls: type[EventData]) -> list[type[EventData]]:
+    found = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_all_subclasses(sub))
+    return found

@@ -1,0 +1,838 @@
+"""IncidentFlow: the facade. Load, decide, append, then render and notify."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+from loguru import logger
+
+from . import _events as ev
+from . import _validate as v
+from ._commands import build
+from ._decide import check_state, decide, evolve, guard_reasons, incident_id_for, replay
+from ._model import Incident, Severity, State
+from ._policy import Guard, Policy
+from .exceptions import (
+    ConcurrencyConflict,
+    ConfigError,
+    DuplicateIncident,
+    IdempotencyConflict,
+    IncidentFlowError,
+    InvalidTransition,
+    ValidationError,
+)
+from .notifiers._base import Notification, Notifier
+from .stores._base import Commit, IdempotencyRecord, IncidentQuery, OutboxItem, Store
+
+__all__ = ["Clock", "IncidentFlow", "Verdict"]
+
+#: A callable returning the current time as an aware datetime.
+Clock = Callable[[], datetime]
+
+#: How many numbered slugs ("-2", "-3", ...) to try when a title's slug is taken.
+_SLUG_ATTEMPTS = 50
+
+
+def system_clock() -> datetime:
+    """The current UTC time."""
+    return datetime.now(UTC)
+
+
+@attrs.frozen
+class Verdict:
+    """The answer of :meth:`IncidentFlow.can`: allowed, or every reason why not.
+
+    A verdict is truthy exactly when the command is allowed.
+    """
+
+    allowed: bool
+    reasons: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+class IncidentFlow:
+    """Runs incidents through the lifecycle on a store.
+
+    Every command validates its arguments, checks the incident's state and
+    guards, appends the resulting events atomically, then rewrites the incident's
+    Markdown file (when a folder is set) and notifies. It returns the new
+    snapshot. Every command takes ``actor=`` (who runs it), and optionally
+    ``idempotency_key=`` (the same key and arguments return the first result)
+    and ``expected_version=`` (raise ConcurrencyConflict if the incident moved).
+
+    >>> flow = IncidentFlow.in_memory()
+    >>> inc = flow.declare("Checkout returns 500", severity="P1", commander="alice", actor="alice")
+    >>> inc.state.value, inc.severity.value
+    ('declared', 'P1')
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        policy: Policy | None = None,
+        notifiers: Iterable[Notifier] = (),
+        incidents_dir: str | Path | None = None,
+        knowledge_dir: str | Path | None = None,
+    ) -> None:
+        if not isinstance(store, Store):
+            raise ConfigError("store", f"expected a Store, got {type(store).__name__}")
+        if policy is not None and not isinstance(policy, Policy):
+            raise ConfigError("policy", f"expected a Policy, got {type(policy).__name__}")
+        self.store = store
+        self.clock: Clock = clock or system_clock
+        self.policy = policy or Policy()
+        self.notifiers: list[Notifier] = list(notifiers)
+        for notifier in self.notifiers:
+            if not isinstance(notifier, Notifier):
+                raise ConfigError(
+                    "notifiers", f"expected a Notifier, got {type(notifier).__name__}"
+                )
+        self.incidents_dir = Path(incidents_dir) if incidents_dir is not None else None
+        self.knowledge_dir = Path(knowledge_dir) if knowledge_dir is not None else None
+
+    @classmethod
+    def in_memory(cls, **kwargs: Any) -> IncidentFlow:
+        """A flow on a fresh :class:`~incidentflow.stores.MemoryStore`.
+
+        It writes no files unless ``incidents_dir`` or ``knowledge_dir`` is given.
+        """
+        from .stores.memory import MemoryStore
+
+        return cls(MemoryStore(), **kwargs)
+
+    def add_guard(self, command: str, guard: Guard) -> None:
+        """Add a custom guard to ``command`` (see :meth:`Policy.with_guard`)."""
+        self.policy = self.policy.with_guard(command, guard)
+
+    # -- the clock ----------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The flow clock's time, checked to be aware and converted to UTC."""
+        now = self.clock()
+        if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
+            raise ConfigError("clock", f"must return an aware datetime, returned {now!r}")
+        return now.astimezone(UTC)
+
+    # -- reading ------------------------------------------------------------
+
+    def get(self, incident_id: str) -> Incident:
+        """The current snapshot of an incident. Raises IncidentNotFound."""
+        return self.store.load(v.name("incident_id", incident_id))
+
+    def history(self, incident_id: str) -> Sequence[ev.Event]:
+        """The incident's whole event history, seq 1..n."""
+        return self.store.history(v.name("incident_id", incident_id))
+
+    def list(
+        self,
+        *,
+        state: State | str | Iterable[State | str] | None = None,
+        severity: Severity | str | Iterable[Severity | str] | None = None,
+        open_only: bool = False,
+        commander: str | None = None,
+        declared_after: datetime | None = None,
+        declared_before: datetime | None = None,
+        text: str | None = None,
+        newest_first: bool = True,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> Sequence[Incident]:
+        """Incidents matching every given filter, newest first, paged."""
+        query = IncidentQuery(
+            states=_states(state),
+            severities=_severities(severity),
+            open_only=v.boolean("open_only", open_only),
+            commander=None if commander is None else v.name("commander", commander),
+            declared_after=None
+            if declared_after is None
+            else v.aware("declared_after", declared_after),
+            declared_before=None
+            if declared_before is None
+            else v.aware("declared_before", declared_before),
+            text=None if text is None else v.name("text", text),
+            newest_first=v.boolean("newest_first", newest_first),
+            limit=None if limit is None else v.positive_int("limit", limit),
+            offset=_offset(offset),
+        )
+        return self.store.list(query)
+
+    def verify(self, incident_id: str) -> bool:
+        """True when replaying the history gives exactly the stored snapshot."""
+        return replay(self.history(incident_id)) == self.get(incident_id)
+
+    def can(self, incident_id: str, command: str, **args: Any) -> Verdict:
+        """Whether ``command`` would be accepted now, with every reason if not.
+
+        Has no side effects. Without ``args`` only the state and the guards that
+        need no arguments are checked; with them, the arguments are checked too.
+        """
+        incident = self.get(incident_id)
+        now = self.now()
+        payload = build(command, now, args) if args else None
+        try:
+            check_state(incident, command)
+        except InvalidTransition as exc:
+            return Verdict(False, (str(exc),))
+        reasons = guard_reasons(incident, command, payload, self.policy, now, "")
+        return Verdict(not reasons, tuple(reasons))
+
+    # -- commands -----------------------------------------------------------
+
+    def declare(
+        self,
+        title: str,
+        *,
+        severity: Severity | str,
+        commander: str,
+        actor: str,
+        slug: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Incident:
+        """Declare a new incident; its id is ``INC-<date>-<slug>``.
+
+        Without ``slug`` one is made from the title, numbered ("-2") if taken
+        today; an explicit slug that is taken raises DuplicateIncident.
+        """
+        actor = v.name("actor", actor)
+        key = v.optional_key("idempotency_key", idempotency_key)
+        payload = ev.Declared(
+            title=v.text("title", title, max_len=v.TITLE_MAX, multiline=False),
+            slug=v.slug(slug) if slug is not None else v.slugify(title),
+            severity=v.severity(severity),
+            commander=v.name("commander", commander),
+            postmortem_required=False,
+        )
+        fingerprint = _fingerprint(
+            "declare",
+            "",
+            {"title": title, "severity": severity, "commander": commander, "slug": slug},
+        )
+        if key is not None and (done := self._replayed(key, fingerprint)) is not None:
+            return done
+        now = self.now()
+        (declared,) = decide(None, "declare", payload, self.policy, now, actor)
+        assert isinstance(declared, ev.Declared)
+        for candidate in _slug_candidates(declared.slug, numbered=slug is None):
+            incident_id = incident_id_for(now, candidate)
+            if slug is None and self.store.exists(incident_id):
+                continue
+            data = attrs.evolve(declared, slug=candidate)
+            try:
+                return self._commit(incident_id, None, [data], now, actor, key, fingerprint)
+            except DuplicateIncident:
+                if slug is not None:
+                    raise
+        raise DuplicateIncident(incident_id_for(now, declared.slug))
+
+    def start_triage(
+        self,
+        incident_id: str,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Acknowledge the incident and start triage (stops the response-time clock)."""
+        return self._run(
+            "start_triage", incident_id, actor, (idempotency_key, expected_version), {}
+        )
+
+    def add_evidence(
+        self,
+        incident_id: str,
+        *,
+        source: str,
+        content: str,
+        actor: str,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Attach evidence: where it came from and what it shows (up to 1,000,000 chars)."""
+        return self._run(
+            "add_evidence",
+            incident_id,
+            actor,
+            (idempotency_key, expected_version),
+            {"source": source, "content": content},
+        )
+
+    def answer_triage(
+        self,
+        incident_id: str,
+        question: str,
+        answer: str,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Answer one triage checklist question (e.g. ``symptom``, ``started_at``, ``scope``)."""
+        return self._run(
+            "answer_triage",
+            incident_id,
+            actor,
+            (idempotency_key, expected_version),
+            {"question": question, "answer": answer},
+        )
+
+    def record_containment(
+        self,
+        incident_id: str,
+        description: str,
+        *,
+        actor: str,
+        taken_at: datetime | None = None,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Record a containment action, taken now or at ``taken_at``."""
+        return self._run(
+            "record_containment",
+            incident_id,
+            actor,
+            (idempotency_key, expected_version),
+            {"description": description, "taken_at": taken_at},
+        )
+
+    def contain(
+        self,
+        incident_id: str,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Declare the incident contained: evidence, triage answers and containment needed."""
+        return self._run("contain", incident_id, actor, (idempotency_key, expected_version), {})
+
+    def start_rca(
+        self,
+        incident_id: str,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Start root-cause analysis."""
+        return self._run("start_rca", incident_id, actor, (idempotency_key, expected_version), {})
+
+    def add_why(
+        self,
+        incident_id: str,
+        answer: str,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Add the next link of the 5-Whys chain (at most five)."""
+        return self._run(
+            "add_why", incident_id, actor, (idempotency_key, expected_version), {"answer": answer}
+        )
+
+    def set_root_cause(
+        self,
+        incident_id: str,
+        statement: str,
+        *,
+        process_gap: str,
+        actor: str,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """State the root cause and the process gap that let it through."""
+        return self._run(
+            "set_root_cause",
+            incident_id,
+            actor,
+            (idempotency_key, expected_version),
+            {"statement": statement, "process_gap": process_gap},
+        )
+
+    def record_fix(
+        self,
+        incident_id: str,
+        description: str,
+        *,
+        test: str,
+        staging_verified: bool,
+        actor: str,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Record the fix, the test that would have caught the bug, and staging status."""
+        return self._run(
+            "record_fix",
+            incident_id,
+            actor,
+            (idempotency_key, expected_version),
+            {"description": description, "test": test, "staging_verified": staging_verified},
+        )
+
+    def record_deploy(
+        self,
+        incident_id: str,
+        *,
+        actor: str,
+        deployed_at: datetime | None = None,
+        ref: str = "",
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Record the fix's deploy, now or at ``deployed_at``; ``ref`` names the release."""
+        return self._run(
+            "record_deploy",
+            incident_id,
+            actor,
+            (idempotency_key, expected_version),
+            {"deployed_at": deployed_at, "ref": ref},
+        )
+
+    def mark_fixed(
+        self,
+        incident_id: str,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Mark the incident fixed: needs whys, root cause, a verified fix and a deploy."""
+        return self._run("mark_fixed", incident_id, actor, (idempotency_key, expected_version), {})
+
+    def confirm_by_user(
+        self,
+        incident_id: str,
+        *,
+        user: str,
+        actor: str,
+        positive: bool = True,
+        comment: str = "",
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Record a user's answer; a negative one reopens the incident to rca."""
+        return self._run(
+            "confirm_by_user",
+            incident_id,
+            actor,
+            (idempotency_key, expected_version),
+            {"user": user, "positive": positive, "comment": comment},
+        )
+
+    def resolve(
+        self,
+        incident_id: str,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Resolve: needs a positive user confirmation and the watch window passed."""
+        return self._run("resolve", incident_id, actor, (idempotency_key, expected_version), {})
+
+    def draft_postmortem(
+        self,
+        incident_id: str,
+        *,
+        actor: str,
+        summary: str | None = None,
+        root_cause: str | None = None,
+        went_well: Sequence[str] | None = None,
+        went_poorly: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Fill in post-mortem fields; those left ``None`` keep their value."""
+        return self._run(
+            "draft_postmortem",
+            incident_id,
+            actor,
+            (idempotency_key, expected_version),
+            _pm_args(summary, root_cause, went_well, went_poorly),
+        )
+
+    def complete_postmortem(
+        self,
+        incident_id: str,
+        *,
+        actor: str,
+        summary: str | None = None,
+        root_cause: str | None = None,
+        went_well: Sequence[str] | None = None,
+        went_poorly: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Complete the post-mortem, filling in any fields given first."""
+        return self._run(
+            "complete_postmortem",
+            incident_id,
+            actor,
+            (idempotency_key, expected_version),
+            _pm_args(summary, root_cause, went_well, went_poorly),
+        )
+
+    def add_action_item(
+        self,
+        incident_id: str,
+        description: str,
+        *,
+        owner: str,
+        due: date,
+        actor: str,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Add a follow-up with an owner and a due date; items are numbered from 1."""
+        return self._run(
+            "add_action_item",
+            incident_id,
+            actor,
+            (idempotency_key, expected_version),
+            {"description": description, "owner": owner, "due": due},
+        )
+
+    def complete_action_item(
+        self,
+        incident_id: str,
+        number: int,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Mark action item ``number`` done."""
+        return self._run(
+            "complete_action_item",
+            incident_id,
+            actor,
+            (idempotency_key, expected_version),
+            {"number": number},
+        )
+
+    def update_kb(
+        self,
+        incident_id: str,
+        *,
+        symptom: str,
+        early_signs: str,
+        actor: str,
+        root_cause: str | None = None,
+        fix: str | None = None,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Write the knowledge-base gotcha and close the incident.
+
+        ``root_cause`` and ``fix`` default to the incident's own.
+        """
+        return self._run(
+            "update_kb",
+            incident_id,
+            actor,
+            (idempotency_key, expected_version),
+            {"symptom": symptom, "early_signs": early_signs, "root_cause": root_cause, "fix": fix},
+        )
+
+    def reopen(
+        self,
+        incident_id: str,
+        *,
+        reason: str,
+        actor: str,
+        to: str = "rca",
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Reopen a fixed or resolved incident to ``"rca"`` or ``"triaging"``."""
+        return self._run(
+            "reopen",
+            incident_id,
+            actor,
+            (idempotency_key, expected_version),
+            {"reason": reason, "to": to},
+        )
+
+    def dismiss(
+        self,
+        incident_id: str,
+        *,
+        reason: str,
+        actor: str,
+        duplicate_of: str | None = None,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Dismiss a false alarm or a duplicate (before containment)."""
+        return self._run(
+            "dismiss",
+            incident_id,
+            actor,
+            (idempotency_key, expected_version),
+            {"reason": reason, "duplicate_of": duplicate_of},
+        )
+
+    def reclassify(
+        self,
+        incident_id: str,
+        severity: Severity | str,
+        *,
+        reason: str,
+        actor: str,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Change the severity, with a reason."""
+        return self._run(
+            "reclassify",
+            incident_id,
+            actor,
+            (idempotency_key, expected_version),
+            {"severity": severity, "reason": reason},
+        )
+
+    def assign_commander(
+        self,
+        incident_id: str,
+        commander: str,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Hand the incident to another commander."""
+        return self._run(
+            "assign_commander",
+            incident_id,
+            actor,
+            (idempotency_key, expected_version),
+            {"commander": commander},
+        )
+
+    def record_detection(
+        self,
+        incident_id: str,
+        *,
+        method: str,
+        actor: str,
+        first_occurred_at: datetime | None = None,
+        detected_at: datetime | None = None,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Record when the issue first occurred and how it was detected.
+
+        ``method`` is ``"alert"``, ``"user_report"`` or ``"other"``.
+        """
+        return self._run(
+            "record_detection",
+            incident_id,
+            actor,
+            (idempotency_key, expected_version),
+            {"method": method, "first_occurred_at": first_occurred_at, "detected_at": detected_at},
+        )
+
+    def add_note(
+        self,
+        incident_id: str,
+        text: str,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Add a free-form note; allowed in every state."""
+        return self._run(
+            "add_note", incident_id, actor, (idempotency_key, expected_version), {"text": text}
+        )
+
+    # -- the pipeline ---------------------------------------------------------
+
+    def _run(
+        self,
+        command: str,
+        incident_id: str,
+        actor: str,
+        options: tuple[object, object],
+        args: dict[str, Any],
+    ) -> Incident:
+        incident_id = v.name("incident_id", incident_id)
+        actor = v.name("actor", actor)
+        key, expected_version = _options(*options)
+        fingerprint = _fingerprint(command, incident_id, args) if key is not None else ""
+        if key is not None and (done := self._replayed(key, fingerprint)) is not None:
+            return done
+        now = self.now()
+        payload = build(command, now, args)
+        incident = self.store.load(incident_id)
+        if expected_version is not None and expected_version != incident.version:
+            raise ConcurrencyConflict(incident_id, expected_version, incident.version)
+        events = decide(incident, command, payload, self.policy, now, actor)
+        return self._commit(incident_id, incident, events, now, actor, key, fingerprint)
+
+    def _replayed(self, key: str, fingerprint: str) -> Incident | None:
+        record = self.store.idempotency(key)
+        if record is None:
+            return None
+        if record.fingerprint != fingerprint:
+            raise IdempotencyConflict(key)
+        history = self.store.history(record.incident_id)
+        return replay(history[: record.version])
+
+    def _commit(
+        self,
+        incident_id: str,
+        incident: Incident | None,
+        data: Sequence[ev.EventData],
+        now: datetime,
+        actor: str,
+        key: str | None,
+        fingerprint: str,
+    ) -> Incident:
+        base = 0 if incident is None else incident.version
+        events = tuple(
+            ev.Event(incident_id, base + i, now, actor, payload, key)
+            for i, payload in enumerate(data, start=1)
+        )
+        snapshot = incident
+        for event in events:
+            snapshot = evolve(snapshot, event)
+        assert snapshot is not None
+        outbox = tuple(OutboxItem.for_event(e) for e in events) if self.notifiers else ()
+        record = (
+            IdempotencyRecord(key, fingerprint, incident_id, snapshot.version)
+            if key is not None
+            else None
+        )
+        self.store.append(Commit(incident_id, base, events, snapshot, outbox, record))
+        self._after_commit(snapshot, outbox)
+        return snapshot
+
+    def _after_commit(self, snapshot: Incident, outbox: Sequence[OutboxItem]) -> None:
+        if self.incidents_dir is not None or self.knowledge_dir is not None:
+            try:
+                self.render(snapshot.id)
+            except (OSError, IncidentFlowError):
+                logger.exception("could not write the files of {}", snapshot.id)
+        if outbox:
+            self._notify(snapshot, outbox)
+
+    def _notify(self, snapshot: Incident, outbox: Sequence[OutboxItem]) -> None:
+        for item in outbox:
+            notification = Notification(item.id, item.event, snapshot)
+            for notifier in self.notifiers:
+                try:
+                    notifier.notify(notification)
+                except Exception:
+                    # A notifier never fails a committed command; the error is logged.
+                    logger.exception("notifier {} failed on {}", notifier.name, item.id)
+        self.store.mark_delivered(item.id for item in outbox)
+
+    # -- files --------------------------------------------------------------
+
+    def render(self, incident_id: str) -> Sequence[Path]:
+        """(Re)write the incident's Markdown file and, once written, its KB gotcha.
+
+        Returns the paths written. Does nothing for folders that are not set.
+        """
+        from .render.files import write_files
+
+        incident = self.get(incident_id)
+        needs_history = incident.postmortem is not None or incident.resolved_at is not None
+        history = self.history(incident_id) if needs_history else ()
+        return write_files(incident, history, self.incidents_dir, self.knowledge_dir)
+
+    def incident_path(self, incident_id: str) -> Path | None:
+        """Where the incident's Markdown file is written, or None without a folder."""
+        if self.incidents_dir is None:
+            return None
+        return self.incidents_dir / f"{v.name('incident_id', incident_id)}.md"
+
+    def close(self) -> None:
+        """Close the store and the notifiers."""
+        for notifier in self.notifiers:
+            notifier.close()
+        self.store.close()
+
+    def __enter__(self) -> IncidentFlow:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _options(key: object, expected: object) -> tuple[str | None, int | None]:
+    key = v.optional_key("idempotency_key", key)
+    if expected is not None and (
+        isinstance(expected, bool) or not isinstance(expected, int) or expected < 1
+    ):
+        raise ValidationError(
+            "expected_version", f"expected a version of at least 1, got {expected!r}"
+        )
+    return key, expected
+
+
+def _fingerprint(command: str, incident_id: str, args: dict[str, Any]) -> str:
+    return json.dumps([command, incident_id, args], sort_keys=True, default=repr)
+
+
+def _pm_args(
+    summary: object, root_cause: object, went_well: object, went_poorly: object
+) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "root_cause": root_cause,
+        "went_well": went_well,
+        "went_poorly": went_poorly,
+    }
+
+
+def _slug_candidates(slug: str, *, numbered: bool) -> Iterable[str]:
+    yield slug
+    if not numbered:
+        return
+    for n in range(2, _SLUG_ATTEMPTS + 2):
+        suffix = f"-{n}"
+        yield slug[: v.SLUG_MAX - len(suffix)].rstrip("-") + suffix
+
+
+def _states(value: object) -> frozenset[State] | None:
+    if value is None:
+        return None
+    values = [value] if isinstance(value, (str, State)) else value
+    if not isinstance(values, Iterable):
+        raise ValidationError("state", f"expected a state or a list of states, got {value!r}")
+    states = set()
+    for item in values:
+        try:
+            states.add(State(item))
+        except ValueError:
+            accepted = ", ".join(s.value for s in State)
+            raise ValidationError(
+                "state", f"{item!r} is not a state; use one of {accepted}"
+            ) from None
+    return frozenset(states)
+
+
+def _severities(value: object) -> frozenset[Severity] | None:
+    if value is None:
+        return None
+    values = [value] if isinstance(value, (str, Severity)) else value
+    if not isinstance(values, Iterable):
+        raise ValidationError("severity", f"expected a severity or a list, got {value!r}")
+    return frozenset(v.severity(item) for item in values)
+
+
+def _offset(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError("offset", f"expected a whole number of zero or more, got {value!r}")
+    return value

@@ -1,0 +1,277 @@
+"""The incident snapshot and everything recorded on it: frozen attrs records."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+import attrs
+
+__all__ = [
+    "ActionItem",
+    "Confirmation",
+    "ContainmentAction",
+    "Deploy",
+    "Detection",
+    "Evidence",
+    "Fix",
+    "Incident",
+    "KbEntry",
+    "Note",
+    "Postmortem",
+    "RootCause",
+    "Severity",
+    "State",
+    "TriageAnswer",
+    "Why",
+]
+
+
+class Severity(enum.Enum):
+    """How bad an incident is, from P1 (critical) to P4 (low)."""
+
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+
+    @property
+    def label(self) -> str:
+        """The severity's name in the process, e.g. ``"P1 — Critical"``."""
+        return f"{self.value} — {_SEVERITY_NAMES[self]}"
+
+
+_SEVERITY_NAMES = {
+    Severity.P1: "Critical",
+    Severity.P2: "High",
+    Severity.P3: "Medium",
+    Severity.P4: "Low",
+}
+
+
+class State(enum.Enum):
+    """Where an incident stands in the lifecycle."""
+
+    DECLARED = "declared"
+    TRIAGING = "triaging"
+    CONTAINED = "contained"
+    RCA = "rca"
+    FIXED = "fixed"
+    RESOLVED = "resolved"
+    POSTMORTEM = "postmortem"
+    KB_UPDATED = "kb_updated"
+    DISMISSED = "dismissed"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for kb_updated and dismissed, which accept nothing but notes."""
+        return self in (State.KB_UPDATED, State.DISMISSED)
+
+    @property
+    def is_open(self) -> bool:
+        """True while the incident still needs work before it is resolved."""
+        return self in _OPEN_STATES
+
+
+_OPEN_STATES = frozenset({State.DECLARED, State.TRIAGING, State.CONTAINED, State.RCA, State.FIXED})
+
+
+@attrs.frozen
+class Evidence:
+    """Something observed during triage: a log excerpt, a graph, a command's output."""
+
+    source: str
+    content: str
+    at: datetime
+    actor: str
+
+
+@attrs.frozen
+class TriageAnswer:
+    """The answer to one question of the triage checklist."""
+
+    question: str
+    answer: str
+    at: datetime
+    actor: str
+
+
+@attrs.frozen
+class ContainmentAction:
+    """A step taken to stop the bleeding, with the time it was taken."""
+
+    description: str
+    at: datetime
+    actor: str
+
+
+@attrs.frozen
+class Why:
+    """One link of the 5-Whys chain."""
+
+    answer: str
+    at: datetime
+    actor: str
+
+
+@attrs.frozen
+class RootCause:
+    """The root cause the 5-Whys chain reached, stated as the process gap."""
+
+    statement: str
+    process_gap: str
+    at: datetime
+    actor: str
+
+
+@attrs.frozen
+class Fix:
+    """The change that fixes the root cause."""
+
+    description: str
+    test: str
+    staging_verified: bool
+    at: datetime
+    actor: str
+
+
+@attrs.frozen
+class Deploy:
+    """A deploy of the fix to production."""
+
+    deployed_at: datetime
+    ref: str
+    actor: str
+
+
+@attrs.frozen
+class Confirmation:
+    """A user's answer to "is it working for you now?"."""
+
+    user: str
+    positive: bool
+    comment: str
+    at: datetime
+    actor: str
+
+
+@attrs.frozen
+class Detection:
+    """When the issue first occurred and how it came to light."""
+
+    first_occurred_at: datetime | None
+    detected_at: datetime | None
+    method: str
+    actor: str
+
+
+@attrs.frozen
+class Note:
+    """A free-form note, allowed in every state."""
+
+    text: str
+    at: datetime
+    actor: str
+
+
+@attrs.frozen
+class ActionItem:
+    """A follow-up with an owner and a due date, numbered from 1."""
+
+    number: int
+    description: str
+    owner: str
+    due: date
+    done_at: datetime | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the item was completed."""
+        return self.done_at is not None
+
+
+@attrs.frozen
+class Postmortem:
+    """The post-mortem, drafted step by step and then completed."""
+
+    summary: str = ""
+    root_cause: str = ""
+    went_well: tuple[str, ...] = ()
+    went_poorly: tuple[str, ...] = ()
+    completed_at: datetime | None = None
+    blame_warnings: tuple[str, ...] = ()
+
+    @property
+    def completed(self) -> bool:
+        """True once ``complete_postmortem`` succeeded."""
+        return self.completed_at is not None
+
+
+@attrs.frozen
+class KbEntry:
+    """The knowledge-base gotcha written for the root cause."""
+
+    slug: str
+    symptom: str
+    root_cause: str
+    fix: str
+    early_signs: str
+    at: datetime
+    actor: str
+
+
+@attrs.frozen
+class Incident:
+    """The state of one incident: the fold of its event history.
+
+    Snapshots are immutable; every command returns a new one. ``version`` is the
+    number of events in the history.
+    """
+
+    id: str
+    slug: str
+    title: str
+    severity: Severity
+    state: State
+    commander: str
+    declared_at: datetime
+    declared_by: str
+    version: int
+    updated_at: datetime
+    postmortem_required: bool
+    acknowledged_at: datetime | None = None
+    contained_at: datetime | None = None
+    fixed_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    detection: Detection | None = None
+    evidence: tuple[Evidence, ...] = ()
+    triage_answers: tuple[TriageAnswer, ...] = ()
+    containment: tuple[ContainmentAction, ...] = ()
+    whys: tuple[Why, ...] = ()
+    root_cause: RootCause | None = None
+    fix: Fix | None = None
+    deploys: tuple[Deploy, ...] = ()
+    confirmation: Confirmation | None = None
+    notes: tuple[Note, ...] = ()
+    action_items: tuple[ActionItem, ...] = ()
+    postmortem: Postmortem | None = None
+    kb_entry: KbEntry | None = None
+    reopen_count: int = 0
+    dismissal_reason: str | None = None
+    duplicate_of: str | None = None
+
+    @property
+    def triage(self) -> dict[str, str]:
+        """The triage checklist as a question → latest answer mapping."""
+        return {a.question: a.answer for a in self.triage_answers}
+
+    @property
+    def last_deploy(self) -> Deploy | None:
+        """The most recent deploy of the fix, if any."""
+        return self.deploys[-1] if self.deploys else None
+
+    @property
+    def is_open(self) -> bool:
+        """True while the incident still needs work before it is resolved."""
+        return self.state.is_open

@@ -1,0 +1,134 @@
+"""The one cattrs converter: events and snapshots to JSON-ready values and back."""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import date, datetime
+from typing import Any
+
+import cattrs
+
+from ._events import Event, EventData, event_types
+from ._model import Incident
+from .exceptions import StoreError
+
+__all__ = [
+    "converter",
+    "event_from_dict",
+    "event_from_json",
+    "event_to_dict",
+    "event_to_json",
+    "incident_from_dict",
+    "incident_from_json",
+    "incident_to_dict",
+    "incident_to_json",
+]
+
+
+def _structure_datetime(value: Any, _: type) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r} in stored data")
+    return parsed
+
+
+@functools.cache
+def converter() -> cattrs.Converter:
+    """The shared converter, built on first use."""
+    conv = cattrs.Converter()
+    conv.register_unstructure_hook(datetime, datetime.isoformat)
+    conv.register_structure_hook(datetime, _structure_datetime)
+    conv.register_unstructure_hook(date, date.isoformat)
+    conv.register_structure_hook(date, lambda v, _: date.fromisoformat(v))
+    types = event_types()
+
+    def unstructure_event(event: Event) -> dict[str, Any]:
+        return {
+            "incident_id": event.incident_id,
+            "seq": event.seq,
+            "type": event.type,
+            "at": event.at.isoformat(),
+            "actor": event.actor,
+            "data": conv.unstructure(event.data, unstructure_as=type(event.data)),
+            "idempotency_key": event.idempotency_key,
+            "schema_version": event.schema_version,
+        }
+
+    def structure_event(value: Any, _: type) -> Event:
+        data_type = types[value["type"]]
+        return Event(
+            incident_id=value["incident_id"],
+            seq=value["seq"],
+            at=_structure_datetime(value["at"], datetime),
+            actor=value["actor"],
+            data=conv.structure(value["data"], data_type),
+            idempotency_key=value.get("idempotency_key"),
+            schema_version=value.get("schema_version", 1),
+        )
+
+    conv.register_unstructure_hook(Event, unstructure_event)
+    conv.register_structure_hook(Event, structure_event)
+    return conv
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """An event as JSON-ready values."""
+    result: dict[str, Any] = converter().unstructure(event)
+    return result
+
+
+def event_from_dict(value: dict[str, Any]) -> Event:
+    """An event from :func:`event_to_dict`'s output; StoreError if malformed."""
+    try:
+        return converter().structure(value, Event)
+    except (KeyError, TypeError, ValueError, cattrs.BaseValidationError) as exc:
+        raise StoreError(f"malformed stored event: {exc}") from exc
+
+
+def event_to_json(event: Event) -> str:
+    """An event as one line of JSON."""
+    return json.dumps(event_to_dict(event), ensure_ascii=False, separators=(",", ":"))
+
+
+def event_from_json(line: str) -> Event:
+    """An event from one line of JSON; StoreError if malformed."""
+    try:
+        value = json.loads(line)
+    except ValueError as exc:
+        raise StoreError(f"stored event is not JSON: {exc}") from exc
+    return event_from_dict(value)
+
+
+def incident_to_dict(incident: Incident) -> dict[str, Any]:
+    """A snapshot as JSON-ready values."""
+    result: dict[str, Any] = converter().unstructure(incident)
+    return result
+
+
+def incident_from_dict(value: dict[str, Any]) -> Incident:
+    """A snapshot from :func:`incident_to_dict`'s output; StoreError if malformed."""
+    try:
+        return converter().structure(value, Incident)
+    except (KeyError, TypeError, ValueError, cattrs.BaseValidationError) as exc:
+        raise StoreError(f"malformed stored snapshot: {exc}") from exc
+
+
+def incident_to_json(incident: Incident) -> str:
+    """A snapshot as JSON."""
+    return json.dumps(incident_to_dict(incident), ensure_ascii=False, separators=(",", ":"))
+
+
+def incident_from_json(text: str) -> Incident:
+    """A snapshot from JSON; StoreError if malformed."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise StoreError(f"stored snapshot is not JSON: {exc}") from exc
+    return incident_from_dict(value)
+
+
+def payload_fingerprint(command: str, data: EventData) -> str:
+    """A stable text identifying a command and its payload, for idempotency."""
+    body = converter().unstructure(data, unstructure_as=type(data))
+    return json.dumps([command, body], sort_keys=True, ensure_ascii=False, default=str)

@@ -1,0 +1,46 @@
+"""The notifier contract and the notification it receives."""
+
+from __future__ import annotations
+
+import abc
+
+import attrs
+
+from .._events import Event
+from .._model import Incident
+
+__all__ = ["Notification", "Notifier"]
+
+
+@attrs.frozen
+class Notification:
+    """One committed event, announced.
+
+    Attributes:
+        id: Stable id (``<incident id>:<seq>``); receivers drop duplicates by it.
+        event: The committed event.
+        incident: The incident's snapshot after the command that produced the event.
+
+    """
+
+    id: str
+    event: Event
+    incident: Incident
+
+
+class Notifier(abc.ABC):
+    """Something that hears about committed events.
+
+    Implement :meth:`notify`. It runs after the command has committed: an
+    exception it raises is logged and never fails or undoes the command.
+    """
+
+    #: Name used in logs and routing rules.
+    name: str = "notifier"
+
+    @abc.abstractmethod
+    def notify(self, notification: Notification) -> None:
+        """Announce one committed event."""
+
+    def close(self) -> None:  # noqa: B027 - optional for notifiers without resources
+        """Release connections."""

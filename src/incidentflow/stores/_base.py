@@ -1,0 +1,181 @@
+"""The storage contract: what every backend implements, and the records it keeps."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import attrs
+
+from .._events import Event
+from .._model import Incident, Severity, State
+
+__all__ = ["Commit", "IdempotencyRecord", "IncidentQuery", "OutboxItem", "Store"]
+
+
+@attrs.frozen
+class OutboxItem:
+    """A notification waiting to be delivered, written with the events it announces.
+
+    Attributes:
+        id: Stable id receivers can use to drop duplicates: ``<incident id>:<seq>``.
+        event: The committed event to announce.
+
+    """
+
+    id: str
+    event: Event
+
+    @classmethod
+    def for_event(cls, event: Event) -> OutboxItem:
+        """The outbox item announcing ``event``."""
+        return cls(id=f"{event.incident_id}:{event.seq}", event=event)
+
+
+@attrs.frozen
+class IdempotencyRecord:
+    """What a command with an idempotency key produced the first time.
+
+    Attributes:
+        key: The caller's idempotency key.
+        fingerprint: The command name and payload it was first used with.
+        incident_id: The incident the command ran on.
+        version: The incident's version right after the command.
+
+    """
+
+    key: str
+    fingerprint: str
+    incident_id: str
+    version: int
+
+
+@attrs.frozen
+class Commit:
+    """Everything one command writes, atomically.
+
+    Attributes:
+        incident_id: The incident written to.
+        expected_version: The version the command was decided on (0 for a new incident).
+        events: The new events, seq ``expected_version + 1`` onwards.
+        snapshot: The snapshot after the events.
+        outbox: Notifications to deliver once committed.
+        idempotency: The idempotency record to keep, if the command had a key.
+
+    """
+
+    incident_id: str
+    expected_version: int
+    events: tuple[Event, ...]
+    snapshot: Incident
+    outbox: tuple[OutboxItem, ...] = ()
+    idempotency: IdempotencyRecord | None = None
+
+
+@attrs.frozen(kw_only=True)
+class IncidentQuery:
+    """Filters, order and paging for :meth:`Store.list`. Unset filters match all.
+
+    Attributes:
+        states: Only incidents in one of these states.
+        severities: Only incidents of one of these severities.
+        open_only: Only incidents that are not yet resolved or dismissed.
+        commander: Only incidents led by this commander.
+        declared_after: Only incidents declared at or after this time.
+        declared_before: Only incidents declared before this time.
+        text: Only incidents whose title contains this text (case-insensitive).
+        newest_first: Order by declaration time, newest first (default) or oldest first.
+        limit: At most this many incidents.
+        offset: Skip this many matching incidents first.
+
+    """
+
+    states: frozenset[State] | None = None
+    severities: frozenset[Severity] | None = None
+    open_only: bool = False
+    commander: str | None = None
+    declared_after: datetime | None = None
+    declared_before: datetime | None = None
+    text: str | None = None
+    newest_first: bool = True
+    limit: int | None = None
+    offset: int = 0
+
+    def matches(self, incident: Incident) -> bool:
+        """True when ``incident`` passes every filter."""
+        return (
+            (self.states is None or incident.state in self.states)
+            and (self.severities is None or incident.severity in self.severities)
+            and (not self.open_only or incident.is_open)
+            and (self.commander is None or incident.commander == self.commander)
+            and (self.declared_after is None or incident.declared_at >= self.declared_after)
+            and (self.declared_before is None or incident.declared_at < self.declared_before)
+            and (self.text is None or self.text.casefold() in incident.title.casefold())
+        )
+
+    def apply(self, incidents: Iterable[Incident]) -> list[Incident]:
+        """Filter, order and page ``incidents`` in Python (for simple stores)."""
+        found = sorted(
+            (i for i in incidents if self.matches(i)),
+            key=lambda i: (i.declared_at, i.id),
+            reverse=self.newest_first,
+        )
+        end = None if self.limit is None else self.offset + self.limit
+        return found[self.offset : end]
+
+
+class Store(abc.ABC):
+    """Where incidents live: an append-only event history per incident plus a snapshot.
+
+    A backend implements these primitives; validation, deciding, rendering and
+    notifying happen once, above them, in :class:`~incidentflow.IncidentFlow`.
+    """
+
+    @abc.abstractmethod
+    def append(self, commit: Commit) -> None:
+        """Write a commit atomically: events, snapshot, outbox and idempotency record.
+
+        Raises:
+            DuplicateIncident: ``expected_version`` is 0 and the incident exists.
+            ConcurrencyConflict: the incident is not at ``expected_version``.
+            StoreError: the backend failed; nothing was written.
+
+        """
+
+    @abc.abstractmethod
+    def load(self, incident_id: str) -> Incident:
+        """The current snapshot. Raises IncidentNotFound."""
+
+    @abc.abstractmethod
+    def history(self, incident_id: str, after: int = 0) -> Sequence[Event]:
+        """The events with seq greater than ``after``, in order. Raises IncidentNotFound."""
+
+    @abc.abstractmethod
+    def list(self, query: IncidentQuery) -> Sequence[Incident]:
+        """Snapshots matching ``query``, ordered and paged."""
+
+    @abc.abstractmethod
+    def idempotency(self, key: str) -> IdempotencyRecord | None:
+        """The record kept for an idempotency key, if any."""
+
+    @abc.abstractmethod
+    def pending(self, limit: int = 100) -> Sequence[OutboxItem]:
+        """Outbox items not yet delivered, oldest first."""
+
+    @abc.abstractmethod
+    def mark_delivered(self, ids: Iterable[str]) -> None:
+        """Remove delivered items from the outbox."""
+
+    def exists(self, incident_id: str) -> bool:
+        """True when an incident with this id exists."""
+        from ..exceptions import IncidentNotFound
+
+        try:
+            self.load(incident_id)
+        except IncidentNotFound:
+            return False
+        return True
+
+    def close(self) -> None:  # noqa: B027 - optional for backends without resources
+        """Release connections and file handles."""

@@ -1,0 +1,78 @@
+"""MemoryStore: everything in process memory. For tests, scripts and prototypes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+
+from .._events import Event
+from .._model import Incident
+from ..exceptions import ConcurrencyConflict, DuplicateIncident, IncidentNotFound
+from ._base import Commit, IdempotencyRecord, IncidentQuery, OutboxItem, Store
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore(Store):
+    """Keeps histories, snapshots and the outbox in dictionaries. Thread-safe; not durable."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: dict[str, list[Event]] = {}
+        self._snapshots: dict[str, Incident] = {}
+        self._keys: dict[str, IdempotencyRecord] = {}
+        self._outbox: dict[str, OutboxItem] = {}
+
+    def append(self, commit: Commit) -> None:
+        """Write a commit atomically (see :meth:`Store.append`)."""
+        with self._lock:
+            current = self._snapshots.get(commit.incident_id)
+            actual = 0 if current is None else current.version
+            if commit.expected_version == 0 and current is not None:
+                raise DuplicateIncident(commit.incident_id)
+            if actual != commit.expected_version:
+                raise ConcurrencyConflict(commit.incident_id, commit.expected_version, actual)
+            self._events.setdefault(commit.incident_id, []).extend(commit.events)
+            self._snapshots[commit.incident_id] = commit.snapshot
+            for item in commit.outbox:
+                self._outbox[item.id] = item
+            if commit.idempotency is not None:
+                self._keys[commit.idempotency.key] = commit.idempotency
+
+    def load(self, incident_id: str) -> Incident:
+        """The current snapshot. Raises IncidentNotFound."""
+        try:
+            return self._snapshots[incident_id]
+        except KeyError:
+            raise IncidentNotFound(incident_id) from None
+
+    def history(self, incident_id: str, after: int = 0) -> Sequence[Event]:
+        """The events after seq ``after``. Raises IncidentNotFound."""
+        try:
+            events = self._events[incident_id]
+        except KeyError:
+            raise IncidentNotFound(incident_id) from None
+        return tuple(events[after:])
+
+    def list(self, query: IncidentQuery) -> Sequence[Incident]:
+        """Snapshots matching ``query``."""
+        return query.apply(list(self._snapshots.values()))
+
+    def idempotency(self, key: str) -> IdempotencyRecord | None:
+        """The record kept for ``key``, if any."""
+        return self._keys.get(key)
+
+    def pending(self, limit: int = 100) -> Sequence[OutboxItem]:
+        """Undelivered outbox items, oldest first."""
+        with self._lock:
+            return list(self._outbox.values())[:limit]
+
+    def mark_delivered(self, ids: Iterable[str]) -> None:
+        """Drop delivered items from the outbox."""
+        with self._lock:
+            for item_id in ids:
+                self._outbox.pop(item_id, None)
+
+    def exists(self, incident_id: str) -> bool:
+        """True when an incident with this id exists."""
+        return incident_id in self._snapshots
