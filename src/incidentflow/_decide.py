@@ -529,6 +529,21 @@ _EVOLVERS: dict[type[ev.EventData], Callable[[Incident, ev.Event], dict[str, Any
 }
 
 
+def _compile_replace() -> Callable[[Incident, dict[str, Any]], Incident]:
+    # attrs.evolve introspects the class on every call; folding runs once per
+    # event, so build the equivalent call once, as attrs builds __init__.
+    names = [a.name for a in attrs.fields(Incident)]
+    args = ", ".join(f"{n}=get({n!r}, inc.{n})" for n in names)
+    source = f"def replace(inc, changes):\n    get = changes.get\n    return Incident({args})\n"
+    namespace: dict[str, Any] = {"Incident": Incident}
+    exec(compile(source, "<incidentflow replace>", "exec"), namespace)  # noqa: S102
+    replace: Callable[[Incident, dict[str, Any]], Incident] = namespace["replace"]
+    return replace
+
+
+_replace = _compile_replace()
+
+
 def evolve(inc: Incident | None, event: ev.Event) -> Incident:
     """The snapshot after ``event``. ``inc`` is ``None`` only for the declaration."""
     if inc is None:
@@ -536,7 +551,7 @@ def evolve(inc: Incident | None, event: ev.Event) -> Incident:
     changes = _EVOLVERS[type(event.data)](inc, event)
     changes["version"] = event.seq
     changes["updated_at"] = event.at
-    return attrs.evolve(inc, **changes)
+    return _replace(inc, changes)
 
 
 def fold(events: Iterable[ev.Event], inc: Incident | None = None) -> Incident | None:

@@ -26,13 +26,14 @@ _NOT_SLUG_CHARS = re.compile(r"[^a-z0-9]+")
 _SEVERITIES = {s.value: s for s in Severity}
 
 
+# Unicode category Cc: C0 and C1 control characters and DEL.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINE_BREAKS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _has_control(value: str, allow_newlines: bool) -> bool:
-    for ch in value:
-        if ch in "\n\t\r" and allow_newlines:
-            continue
-        if unicodedata.category(ch) == "Cc":
-            return True
-    return False
+    pattern = _CONTROL_BUT_LINE_BREAKS if allow_newlines else _CONTROL
+    return pattern.search(value) is not None
 
 
 def text(field: str, value: object, *, max_len: int = TEXT_MAX, multiline: bool = True) -> str:

@@ -1,0 +1,178 @@
+"""Lifecycle speed, as ratios against baselines run in the same process.
+
+Run: ``python benchmarks/lifecycle.py`` (needs the ``dev`` extra for
+python-statemachine). Prints, for one run:
+
+* a full P1 lifecycle in memory (declare … update_kb with 3 evidence items,
+  triage answers, 1 containment action, 5 whys, fix, deploy, a confirmation,
+  a post-mortem with 2 action items and a KB entry; no files) against
+  (a) bare ``transitions`` doing the 7 state changes with a Machine per model
+  (target: ≤ 1.5×) and (b) python-statemachine doing the same 7 events
+  (target: faster, ratio < 1);
+* ``import incidentflow`` against importing its five core dependencies alone
+  (target: ≤ 1.3×), each in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+
+from statemachine import State as SMState
+from statemachine import StateMachine
+from transitions import Machine
+
+from incidentflow import IncidentFlow, Policy
+from incidentflow.testing import FrozenClock
+
+STATES = ["declared", "triaging", "contained", "rca", "fixed", "resolved", "postmortem", "kb"]
+STEPS = ["start_triage", "contain", "start_rca", "mark_fixed", "resolve", "postmortem", "kb"]
+TRANSITIONS = [
+    {"trigger": trigger, "source": source, "dest": dest}
+    for trigger, source, dest in zip(STEPS, STATES[:-1], STATES[1:], strict=True)
+]
+
+
+class Model:
+    pass
+
+
+def bare_transitions() -> None:
+    model = Model()
+    Machine(model=model, states=STATES, transitions=TRANSITIONS, initial="declared")
+    for step in STEPS:
+        getattr(model, step)()
+
+
+class Lifecycle(StateMachine):  # type: ignore[misc]
+    declared = SMState(initial=True)
+    triaging = SMState()
+    contained = SMState()
+    rca = SMState()
+    fixed = SMState()
+    resolved = SMState()
+    postmortem = SMState()
+    kb = SMState(final=True)
+    start_triage = declared.to(triaging)
+    contain = triaging.to(contained)
+    start_rca = contained.to(rca)
+    mark_fixed = rca.to(fixed)
+    resolve = fixed.to(resolved)
+    complete_postmortem = resolved.to(postmortem)
+    update_kb = postmortem.to(kb)
+
+
+def python_statemachine() -> None:
+    sm = Lifecycle()
+    sm.start_triage()
+    sm.contain()
+    sm.start_rca()
+    sm.mark_fixed()
+    sm.resolve()
+    sm.complete_postmortem()
+    sm.update_kb()
+
+
+START = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
+
+
+def make_incidentflow_run() -> Callable[[], None]:
+    clock = FrozenClock(START)
+    policy = Policy()
+    due = date(2026, 12, 11)
+
+    def run() -> None:
+        clock.set(START)
+        flow = IncidentFlow.in_memory(clock=clock, policy=policy)
+        i = flow.declare("Checkout returns 500", severity="P1", commander="alice", actor="alice")
+        iid = i.id
+        flow.start_triage(iid, actor="alice")
+        for n in range(3):
+            flow.add_evidence(iid, source="journalctl", content=f"error line {n}", actor="bob")
+        flow.answer_triage(iid, "symptom", "HTTP 500 on checkout", actor="alice")
+        flow.answer_triage(iid, "started_at", "13:55 UTC", actor="alice")
+        flow.answer_triage(iid, "scope", "all users", actor="alice")
+        flow.record_containment(iid, "rolled back to v1.4.2", actor="bob")
+        flow.contain(iid, actor="alice")
+        flow.start_rca(iid, actor="alice")
+        for n in range(5):
+            flow.add_why(iid, f"because {n}", actor="bob")
+        flow.set_root_cause(iid, "pool leak", process_gap="no leak test", actor="bob")
+        flow.record_fix(
+            iid, "release in finally", test="test_release", staging_verified=True, actor="bob"
+        )
+        flow.record_deploy(iid, ref="v1.4.3", actor="bob")
+        flow.mark_fixed(iid, actor="alice")
+        clock.advance(timedelta(minutes=16))
+        flow.confirm_by_user(iid, user="dana", actor="alice")
+        flow.resolve(iid, actor="alice")
+        flow.add_action_item(iid, "add a pool leak test", owner="bob", due=due, actor="alice")
+        flow.add_action_item(iid, "alert on pool usage", owner="erin", due=due, actor="alice")
+        flow.complete_postmortem(
+            iid,
+            summary="Checkout failed for 40 minutes.",
+            root_cause="Connections leaked by a new query.",
+            went_well=["fast rollback"],
+            went_poorly=["no alert on pool usage"],
+            actor="alice",
+        )
+        flow.update_kb(
+            iid, symptom="500s, too many connections", early_signs="pool > 80%", actor="alice"
+        )
+
+    return run
+
+
+def per_call(fn: Callable[[], None], rounds: int = 7, number: int = 300) -> float:
+    """Median seconds per call over ``rounds`` rounds of ``number`` calls."""
+    for _ in range(50):
+        fn()
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        samples.append((time.perf_counter() - start) / number)
+    return statistics.median(samples)
+
+
+def import_time(statement: str, rounds: int = 15) -> float:
+    """Best wall time of a fresh interpreter running ``statement``.
+
+    Bytecode caching is allowed (and warmed once) so that incidentflow, often
+    installed editable from source, is measured like the installed dependencies.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-c", statement], check=True, env=env)
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", statement], check=True, env=env)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    ours = per_call(make_incidentflow_run())
+    bare = per_call(bare_transitions)
+    psm = per_call(python_statemachine)
+    print(f"full P1 lifecycle, incidentflow in memory: {ours * 1e6:8.1f} µs")
+    print(f"7 state changes, bare transitions:         {bare * 1e6:8.1f} µs")
+    print(f"7 events, python-statemachine:             {psm * 1e6:8.1f} µs")
+    print(f"ratio vs transitions (target ≤ 1.5):        {ours / bare:6.2f}")
+    print(f"ratio vs python-statemachine (target < 1):  {ours / psm:6.2f}")
+
+    deps = import_time("import attrs, cattrs, transitions, loguru, tomli_w")
+    lib = import_time("import incidentflow")
+    print(f"import of the 5 core dependencies: {deps * 1e3:6.1f} ms")
+    print(f"import incidentflow:               {lib * 1e3:6.1f} ms")
+    print(f"import ratio (target ≤ 1.3):        {lib / deps:6.2f}")
+
+
+if __name__ == "__main__":
+    main()

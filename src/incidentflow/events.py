@@ -1,0 +1,73 @@
+"""Every event type an incident's history can hold, and the envelope that carries it.
+
+Match on these in notifiers and projections::
+
+    from incidentflow import events
+
+    if isinstance(notification.event.data, events.Resolved):
+        ...
+"""
+
+from ._events import (
+    ActionItemAdded,
+    ActionItemCompleted,
+    CommanderAssigned,
+    Contained,
+    ContainmentRecorded,
+    Declared,
+    DeployRecorded,
+    DetectionRecorded,
+    Dismissed,
+    Event,
+    EventData,
+    EvidenceAdded,
+    FixRecorded,
+    KbUpdated,
+    MarkedFixed,
+    NoteAdded,
+    PostmortemCompleted,
+    PostmortemDrafted,
+    RcaStarted,
+    Reclassified,
+    Reopened,
+    Resolved,
+    RootCauseSet,
+    SCHEMA_VERSION,
+    TriageAnswered,
+    TriageStarted,
+    UserConfirmed,
+    WhyAdded,
+    event_types,
+)
+
+__all__ = [
+    "ActionItemAdded",
+    "ActionItemCompleted",
+    "CommanderAssigned",
+    "Contained",
+    "ContainmentRecorded",
+    "Declared",
+    "DeployRecorded",
+    "DetectionRecorded",
+    "Dismissed",
+    "Event",
+    "EventData",
+    "EvidenceAdded",
+    "FixRecorded",
+    "KbUpdated",
+    "MarkedFixed",
+    "NoteAdded",
+    "PostmortemCompleted",
+    "PostmortemDrafted",
+    "RcaStarted",
+    "Reclassified",
+    "Reopened",
+    "Resolved",
+    "RootCauseSet",
+    "SCHEMA_VERSION",
+    "TriageAnswered",
+    "TriageStarted",
+    "UserConfirmed",
+    "WhyAdded",
+    "event_types",
+]

@@ -1,0 +1,1010 @@
+"""Random command sequences on a few incidents never break the process rules.
+
+A Hypothesis state machine drives every command of :class:`IncidentFlow` with
+generated inputs — good and bad text, aware and naive times, actors,
+severities — against an in-memory flow on a :class:`FrozenClock`, under a
+policy drawn per run. It keeps almost no model of its own: after every step the
+invariants are checked from each incident's history and snapshot alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from typing import Any
+
+import attrs
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from incidentflow import (
+    BlameCheck,
+    Event,
+    Incident,
+    IncidentFlow,
+    IncidentFlowError,
+    Policy,
+    Severity,
+    State,
+    replay,
+)
+from incidentflow._policy import find_blame
+from incidentflow.testing import FrozenClock
+
+MAX_INCIDENTS = 4
+WATCH_WINDOW = timedelta(minutes=15)
+TERMINAL_EVENTS = {"kb_updated": State.KB_UPDATED, "dismissed": State.DISMISSED}
+PAST_TRIAGE = frozenset(
+    {State.CONTAINED, State.RCA, State.FIXED, State.RESOLVED, State.POSTMORTEM, State.KB_UPDATED}
+)
+COMMANDS = (
+    "start_triage",
+    "add_evidence",
+    "answer_triage",
+    "record_containment",
+    "contain",
+    "start_rca",
+    "add_why",
+    "set_root_cause",
+    "record_fix",
+    "record_deploy",
+    "mark_fixed",
+    "confirm_by_user",
+    "resolve",
+    "draft_postmortem",
+    "complete_postmortem",
+    "add_action_item",
+    "complete_action_item",
+    "update_kb",
+    "reopen",
+    "dismiss",
+    "reclassify",
+    "assign_commander",
+    "record_detection",
+    "add_note",
+)
+
+
+# -- generated inputs ----------------------------------------------------------
+
+
+class _Long(str):
+    """A very long string that prints as its length, so failure reports stay readable."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<{self[0]!r} * {len(self):,}>"
+
+
+class _NoOffset(tzinfo):
+    """A tzinfo whose utcoffset is None: the datetime counts as naive."""
+
+    def utcoffset(self, dt: datetime | None) -> None:
+        return None
+
+    def dst(self, dt: datetime | None) -> None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "no-offset"
+
+    def __repr__(self) -> str:
+        return "_NoOffset()"
+
+
+@attrs.frozen
+class Ago:
+    """A time relative to the flow clock, resolved when the rule runs."""
+
+    delta: timedelta
+    tz: tzinfo | None  # None gives a naive datetime
+
+    def resolve(self, now: datetime) -> datetime:
+        when = now - self.delta
+        return when.replace(tzinfo=None) if self.tz is None else when.astimezone(self.tz)
+
+
+@attrs.frozen
+class DaysAhead:
+    """A due date relative to the flow clock's day, resolved when the rule runs."""
+
+    days: int
+
+    def resolve(self, now: datetime) -> date:
+        return now.date() + timedelta(days=self.days)
+
+
+@attrs.frozen
+class Version:
+    """An expected_version relative to the incident's current one (0: current)."""
+
+    offset: int
+
+
+OFFSETS: tuple[tzinfo, ...] = (
+    UTC,
+    timezone(timedelta(hours=5, minutes=30)),
+    timezone(timedelta(hours=-8)),
+    timezone(timedelta(hours=14)),
+    timezone(timedelta(hours=-12)),
+)
+NAMES = ("alice", "bob", "carol", "dave", "Zoë", "李雷")
+GOOD_TEXTS = (
+    "Checkout returns 500",
+    "Zahlungsseite lädt nicht — Kunden betroffen",
+    "支付失败，退款队列卡住",
+    "🔥 primary database down",
+    "line one\nline two",
+    "# not a heading | not | a cell",
+    "  padded with spaces  ",
+)
+BAD_TEXTS: tuple[object, ...] = (
+    "",
+    "   ",
+    "\n\t",
+    "nul\x00byte",
+    "bell\x07",
+    _Long("x" * 20_001),
+    None,
+    42,
+    3.5,
+    b"bytes",
+    ["a list"],
+    True,
+)
+BAD_NAMES: tuple[object, ...] = (
+    "",
+    " ",
+    None,
+    7,
+    "two\nlines",
+    "tab\there",
+    _Long("n" * 201),
+    ("tuple",),
+)
+BAD_IDS: tuple[object, ...] = ("INC-2026-01-01-nope", "", "../../etc/passwd", None, 5, "a\nb")
+POSTMORTEM_TEXTS = (
+    "The deploy script skipped the migration",
+    "Alerts fired late because the threshold was too high",
+    "Rollback took two minutes",
+    "Runbook was out of date",
+    "Rückrollen hat funktioniert ✓",
+    "human error",
+    "It was alice's fault",
+    "bob forgot to rotate the key",
+    "Zoë broke the build",
+    "carol then ignored the page",
+    "李雷 missed the alert",
+)
+
+good_text = st.one_of(
+    st.sampled_from(GOOD_TEXTS),
+    st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=30).filter(
+        str.strip
+    ),
+)
+texts = st.one_of(good_text, st.text(max_size=20), st.sampled_from(BAD_TEXTS))
+names = st.sampled_from(NAMES)
+any_names = st.one_of(names, names, st.sampled_from(BAD_NAMES))
+severities = st.sampled_from(
+    ["P1", "P2", "P3", "P4", "p2", " P3 ", *Severity, "P5", "", None, "P0", 1, "critical"]
+)
+times = st.one_of(
+    st.none(),
+    st.builds(
+        Ago,
+        st.timedeltas(min_value=timedelta(hours=-1), max_value=timedelta(hours=3)),
+        st.one_of(st.sampled_from(OFFSETS), st.none()),
+    ),
+    st.datetimes(timezones=st.sampled_from((*OFFSETS, _NoOffset()))),
+    st.datetimes(),
+    st.sampled_from(["2026-01-01T00:00:00Z", 0, date(2026, 1, 1)]),
+)
+due_dates = st.one_of(
+    st.builds(DaysAhead, st.integers(-3, 60)),
+    st.dates(),
+    st.sampled_from([None, "2026-12-01", datetime(2026, 12, 1, tzinfo=UTC)]),
+)
+postmortem_texts = st.one_of(st.sampled_from(POSTMORTEM_TEXTS), texts)
+postmortem_lists = st.one_of(
+    st.none(),
+    st.lists(postmortem_texts, max_size=3),
+    postmortem_texts,
+    st.just(("x",) * 101),
+)
+options = st.one_of(
+    st.just({}),
+    st.just({}),
+    st.just({}),
+    st.fixed_dictionaries({"idempotency_key": st.sampled_from(["key-1", "key-2", "", 9])}),
+    st.fixed_dictionaries(
+        {
+            "expected_version": st.one_of(
+                st.builds(Version, st.integers(-1, 1)), st.sampled_from([0, -1, True, "1"])
+            )
+        }
+    ),
+)
+clock_steps = st.one_of(
+    st.timedeltas(min_value=timedelta(0), max_value=timedelta(minutes=1)),
+    st.timedeltas(min_value=timedelta(minutes=1), max_value=timedelta(minutes=20)),
+    st.sampled_from([WATCH_WINDOW - timedelta(seconds=1), WATCH_WINDOW]),
+    st.timedeltas(min_value=timedelta(hours=1), max_value=timedelta(days=3)),
+)
+
+
+def _resolve(value: object, now: datetime) -> Any:
+    return value.resolve(now) if isinstance(value, (Ago, DaysAhead)) else value
+
+
+# -- what the invariants read off a history ------------------------------------
+
+
+def _participants(history: Sequence[Event]) -> set[str]:
+    """Everyone who took part before the end of ``history``: actors, commanders, users, owners."""
+    people = set()
+    for event in history:
+        people.add(event.actor)
+        for field in ("commander", "user", "owner"):
+            value = getattr(event.data, field, None)
+            if isinstance(value, str):
+                people.add(value)
+    return people
+
+
+def _is_utc(when: object) -> bool:
+    return (
+        isinstance(when, datetime)
+        and when.tzinfo is not None
+        and when.utcoffset() == timedelta(0)
+    )
+
+
+class IncidentMachine(RuleBasedStateMachine):
+    """Drives all commands at random, biased toward the happy path, on up to four incidents."""
+
+    incidents = Bundle("incidents")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flow: IncidentFlow | None = None
+        self.clock = FrozenClock(datetime(2026, 11, 27, 14, 0, tzinfo=UTC))
+        self.policy = Policy()
+        self.ids: list[str] = []
+
+    # -- the call wrapper: invariants 9 and 10 -----------------------------
+
+    def _world(self) -> dict[str, tuple[Incident, tuple[Event, ...]]]:
+        assert self.flow is not None
+        ids = set(self.ids) | {inc.id for inc in self.flow.list()}
+        return {i: (self.flow.get(i), tuple(self.flow.history(i))) for i in sorted(ids)}
+
+    def _call(self, command: str, *args: Any, **kwargs: Any) -> Incident | None:
+        """Run one facade command; an IncidentFlowError must leave every incident untouched.
+
+        Any other exception escapes and fails the test.
+        """
+        assert self.flow is not None
+        if isinstance(kwargs.get("expected_version"), Version):
+            target = args[0] if args else None
+            current = self.flow.get(target).version if target in self.ids else 1
+            kwargs["expected_version"] = current + kwargs["expected_version"].offset
+        before = self._world()
+        try:
+            result = getattr(self.flow, command)(*args, **kwargs)
+        except IncidentFlowError:
+            assert self._world() == before, f"a refused {command} changed the store"
+            return None
+        assert isinstance(result, Incident)
+        if "idempotency_key" not in kwargs:  # an idempotent replay returns the first result
+            assert result == self.flow.get(result.id)
+        return result
+
+    def _now(self) -> datetime:
+        return self.clock()
+
+    # -- set-up ---------------------------------------------------------------
+
+    @initialize(
+        start=st.datetimes(
+            min_value=datetime(2000, 1, 1),
+            max_value=datetime(2090, 12, 31),
+            timezones=st.sampled_from(OFFSETS),
+        ),
+        blame_check=st.sampled_from(list(BlameCheck)),
+        confirmer_must_differ=st.booleans(),
+        postmortem_severities=st.sets(st.sampled_from(Severity)),
+    )
+    def open_flow(
+        self,
+        start: datetime,
+        blame_check: BlameCheck,
+        confirmer_must_differ: bool,
+        postmortem_severities: set[Severity],
+    ) -> None:
+        """An in-memory flow on a frozen clock under a policy drawn for this run."""
+        self.clock = FrozenClock(start)
+        self.policy = Policy(
+            blame_check=blame_check,
+            confirmer_must_differ=confirmer_must_differ,
+            postmortem_severities=postmortem_severities,
+            watch_window=WATCH_WINDOW,
+        )
+        self.flow = IncidentFlow.in_memory(clock=self.clock, policy=self.policy)
+
+    # -- time -----------------------------------------------------------------
+
+    @rule(step=clock_steps)
+    def advance_clock(self, step: timedelta) -> None:
+        """Time moves forward, so the watch window and due dates sometimes pass."""
+        self.clock.advance(step)
+
+    # -- the happy path, so that deep states are reached often -----------------
+
+    def _next_step(self, inc: Incident, data: st.DataObject) -> tuple[str, dict[str, Any]]:
+        """The command (with valid arguments) that moves ``inc`` along the main path."""
+
+        def text(label: str) -> str:
+            return data.draw(st.sampled_from(GOOD_TEXTS), label=label)
+
+        state = inc.state
+        if state is State.DECLARED:
+            return "start_triage", {}
+        if state is State.TRIAGING:
+            missing = [q for q in self.policy.required_triage_answers if q not in inc.triage]
+            if not inc.evidence:
+                return "add_evidence", {"source": "journalctl", "content": text("content")}
+            if missing:
+                return "answer_triage", {"question": missing[0], "answer": text("answer")}
+            if not inc.containment:
+                return "record_containment", {"description": text("containment")}
+            return "contain", {}
+        if state is State.CONTAINED:
+            return "start_rca", {}
+        if state is State.RCA:
+            if not inc.whys:
+                return "add_why", {"answer": text("why")}
+            if inc.root_cause is None:
+                return "set_root_cause", {
+                    "statement": text("statement"),
+                    "process_gap": text("gap"),
+                }
+            if inc.fix is None or not inc.fix.staging_verified:
+                return "record_fix", {
+                    "description": text("fix"),
+                    "test": "test_checkout_survives_restart",
+                    "staging_verified": True,
+                }
+            if not inc.deploys:
+                return "record_deploy", {"ref": "v1.2.3"}
+            return "mark_fixed", {}
+        if state is State.FIXED:
+            confirmation = inc.confirmation
+            if (
+                confirmation is None
+                or not confirmation.positive
+                or (self.policy.confirmer_must_differ and confirmation.user == inc.commander)
+            ):
+                others = [n for n in NAMES if n != inc.commander]
+                return "confirm_by_user", {"user": data.draw(st.sampled_from(others))}
+            self.clock.advance(data.draw(clock_steps, label="wait"))
+            return "resolve", {}
+        if state is State.RESOLVED:
+            if not inc.action_items:
+                return "add_action_item", {
+                    "description": text("action"),
+                    "owner": data.draw(names, label="owner"),
+                    "due": self._now().date() + timedelta(days=7),
+                }
+            if inc.postmortem_required:
+                return "complete_postmortem", {
+                    "summary": data.draw(st.sampled_from(POSTMORTEM_TEXTS), label="summary"),
+                    "root_cause": text("pm root cause"),
+                    "went_well": [data.draw(st.sampled_from(POSTMORTEM_TEXTS), label="well")],
+                    "went_poorly": [data.draw(st.sampled_from(POSTMORTEM_TEXTS), label="poorly")],
+                }
+        return "update_kb", {"symptom": text("symptom"), "early_signs": text("early signs")}
+
+    def _drive(self, incident: str, steps: int, data: st.DataObject) -> None:
+        assert self.flow is not None
+        for _ in range(steps):
+            inc = self.flow.get(incident)
+            if inc.state.is_terminal:
+                return
+            command, kwargs = self._next_step(inc, data)
+            actor = data.draw(names, label="actor")
+            self._call(command, incident, actor=actor, **kwargs)
+
+    @rule(incident=incidents, steps=st.integers(1, 12), data=st.data())
+    def drive(self, incident: str, steps: int, data: st.DataObject) -> None:
+        """Valid inputs for the next step of the main path move incidents deep into the lifecycle."""
+        self._drive(incident, steps, data)
+
+    @rule(incident=incidents, steps=st.integers(1, 12), data=st.data())
+    def drive_again(self, incident: str, steps: int, data: st.DataObject) -> None:
+        """A second entry to the happy path, to weight rule choice toward deep states."""
+        self._drive(incident, steps, data)
+
+    # -- every command, with generated inputs ----------------------------------
+
+    incident_ids = st.one_of(incidents, incidents, st.sampled_from(BAD_IDS))
+
+    @precondition(lambda self: len(self.ids) < MAX_INCIDENTS)
+    @rule(
+        target=incidents,
+        title=st.one_of(good_text, texts, st.just(_Long("t" * 10_000_000))),
+        severity=severities,
+        commander=any_names,
+        actor=any_names,
+        slug=st.one_of(
+            st.none(),
+            st.none(),
+            st.sampled_from(["db-down", "../../etc/passwd", "nul\x00", "a" * 500, "Upper", 3]),
+        ),
+        opts=options,
+    )
+    def declare(
+        self,
+        title: object,
+        severity: object,
+        commander: object,
+        actor: object,
+        slug: object,
+        opts: dict[str, Any],
+    ) -> object:
+        """Declaring takes any input and either creates one incident or changes nothing."""
+        opts = {k: v for k, v in opts.items() if k != "expected_version"}
+        inc = self._call(
+            "declare",
+            title,
+            severity=severity,
+            commander=commander,
+            actor=actor,
+            slug=slug,
+            **opts,
+        )
+        if inc is None or inc.id in self.ids:
+            return multiple()
+        self.ids.append(inc.id)
+        return inc.id
+
+    def _command(self, command: str, incident: object, *args: Any, **kwargs: Any) -> None:
+        self._call(command, incident, *args, **kwargs)
+
+    @rule(incident=incident_ids, actor=any_names, opts=options)
+    def start_triage(self, incident: object, actor: object, opts: dict[str, Any]) -> None:
+        """Starting triage is accepted only from declared."""
+        self._command("start_triage", incident, actor=actor, **opts)
+
+    @rule(
+        incident=incident_ids,
+        source=any_names,
+        content=st.one_of(texts, st.just(_Long("e" * 1_000_001))),
+        actor=any_names,
+        opts=options,
+    )
+    def add_evidence(
+        self, incident: object, source: object, content: object, actor: object, opts: dict
+    ) -> None:
+        """Evidence of any shape is recorded or refused without a trace."""
+        self._command("add_evidence", incident, source=source, content=content, actor=actor, **opts)
+
+    @rule(
+        incident=incident_ids,
+        question=st.sampled_from(
+            ["symptom", "started_at", "scope", "Symptom", "Started At", "impact", "", None, 3]
+        ),
+        answer=texts,
+        actor=any_names,
+        opts=options,
+    )
+    def answer_triage(
+        self, incident: object, question: object, answer: object, actor: object, opts: dict
+    ) -> None:
+        """Triage answers of any shape are recorded or refused without a trace."""
+        self._command("answer_triage", incident, question, answer, actor=actor, **opts)
+
+    @rule(incident=incident_ids, description=texts, taken_at=times, actor=any_names, opts=options)
+    def record_containment(
+        self, incident: object, description: object, taken_at: object, actor: object, opts: dict
+    ) -> None:
+        """Containment actions at any time, aware or naive, are recorded or refused cleanly."""
+        taken_at = _resolve(taken_at, self._now())
+        self._command(
+            "record_containment", incident, description, taken_at=taken_at, actor=actor, **opts
+        )
+
+    @rule(incident=incident_ids, actor=any_names, opts=options)
+    def contain(self, incident: object, actor: object, opts: dict) -> None:
+        """Containing is refused until evidence, triage answers and a containment action exist."""
+        self._command("contain", incident, actor=actor, **opts)
+
+    @rule(incident=incident_ids, actor=any_names, opts=options)
+    def start_rca(self, incident: object, actor: object, opts: dict) -> None:
+        """Root-cause analysis starts only from contained."""
+        self._command("start_rca", incident, actor=actor, **opts)
+
+    @rule(incident=incident_ids, answer=texts, actor=any_names, opts=options)
+    def add_why(self, incident: object, answer: object, actor: object, opts: dict) -> None:
+        """The 5-Whys chain grows by valid answers, at most five."""
+        self._command("add_why", incident, answer, actor=actor, **opts)
+
+    @rule(incident=incident_ids, statement=texts, gap=texts, actor=any_names, opts=options)
+    def set_root_cause(
+        self, incident: object, statement: object, gap: object, actor: object, opts: dict
+    ) -> None:
+        """A root cause needs a statement and a process gap."""
+        self._command("set_root_cause", incident, statement, process_gap=gap, actor=actor, **opts)
+
+    @rule(
+        incident=incident_ids,
+        description=texts,
+        test=texts,
+        staging=st.one_of(st.booleans(), st.sampled_from([1, "yes", None])),
+        actor=any_names,
+        opts=options,
+    )
+    def record_fix(
+        self,
+        incident: object,
+        description: object,
+        test: object,
+        staging: object,
+        actor: object,
+        opts: dict,
+    ) -> None:
+        """A fix is recorded with its test and a real bool for staging, or refused cleanly."""
+        self._command(
+            "record_fix",
+            incident,
+            description,
+            test=test,
+            staging_verified=staging,
+            actor=actor,
+            **opts,
+        )
+
+    @rule(
+        incident=incident_ids,
+        deployed_at=times,
+        ref=st.one_of(st.just(""), texts),
+        actor=any_names,
+        opts=options,
+    )
+    def record_deploy(
+        self, incident: object, deployed_at: object, ref: object, actor: object, opts: dict
+    ) -> None:
+        """Deploys at any time, aware or naive, are recorded or refused cleanly."""
+        deployed_at = _resolve(deployed_at, self._now())
+        self._command(
+            "record_deploy", incident, deployed_at=deployed_at, ref=ref, actor=actor, **opts
+        )
+
+    @rule(incident=incident_ids, actor=any_names, opts=options)
+    def mark_fixed(self, incident: object, actor: object, opts: dict) -> None:
+        """Marking fixed needs the whys, a root cause, a verified fix and a deploy."""
+        self._command("mark_fixed", incident, actor=actor, **opts)
+
+    @rule(
+        incident=incident_ids,
+        who=st.sampled_from(["commander", "other", "junk"]),
+        other=names,
+        junk=st.sampled_from(BAD_NAMES),
+        positive=st.one_of(st.booleans(), st.booleans(), st.sampled_from([None, 0, "no"])),
+        comment=st.one_of(st.just(""), texts),
+        actor=any_names,
+        opts=options,
+    )
+    def confirm_by_user(
+        self,
+        incident: object,
+        who: str,
+        other: str,
+        junk: object,
+        positive: object,
+        comment: object,
+        actor: object,
+        opts: dict,
+    ) -> None:
+        """User confirmations, positive or negative, by the commander or another, are recorded."""
+        assert self.flow is not None
+        user: object = junk
+        if who == "other":
+            user = other
+        elif who == "commander":
+            user = self.flow.get(incident).commander if incident in self.ids else other
+        self._command(
+            "confirm_by_user",
+            incident,
+            user=user,
+            positive=positive,
+            comment=comment,
+            actor=actor,
+            **opts,
+        )
+
+    @rule(incident=incident_ids, actor=any_names, opts=options)
+    def resolve(self, incident: object, actor: object, opts: dict) -> None:
+        """Resolving is refused without a good confirmation after the deploy and the watch window."""
+        self._command("resolve", incident, actor=actor, **opts)
+
+    @rule(
+        incident=incident_ids,
+        summary=st.one_of(st.none(), postmortem_texts),
+        root_cause=st.one_of(st.none(), postmortem_texts),
+        went_well=postmortem_lists,
+        went_poorly=postmortem_lists,
+        actor=any_names,
+        opts=options,
+    )
+    def draft_postmortem(
+        self,
+        incident: object,
+        summary: object,
+        root_cause: object,
+        went_well: object,
+        went_poorly: object,
+        actor: object,
+        opts: dict,
+    ) -> None:
+        """Post-mortem drafts of any shape are recorded or refused cleanly."""
+        self._command(
+            "draft_postmortem",
+            incident,
+            summary=summary,
+            root_cause=root_cause,
+            went_well=went_well,
+            went_poorly=went_poorly,
+            actor=actor,
+            **opts,
+        )
+
+    @rule(
+        incident=incident_ids,
+        summary=st.one_of(st.none(), postmortem_texts),
+        root_cause=st.one_of(st.none(), postmortem_texts),
+        went_well=postmortem_lists,
+        went_poorly=postmortem_lists,
+        actor=any_names,
+        opts=options,
+    )
+    def complete_postmortem(
+        self,
+        incident: object,
+        summary: object,
+        root_cause: object,
+        went_well: object,
+        went_poorly: object,
+        actor: object,
+        opts: dict,
+    ) -> None:
+        """Completing the post-mortem needs every section and an action item, and no blame."""
+        self._command(
+            "complete_postmortem",
+            incident,
+            summary=summary,
+            root_cause=root_cause,
+            went_well=went_well,
+            went_poorly=went_poorly,
+            actor=actor,
+            **opts,
+        )
+
+    @rule(
+        incident=incident_ids,
+        description=texts,
+        owner=any_names,
+        due=due_dates,
+        actor=any_names,
+        opts=options,
+    )
+    def add_action_item(
+        self,
+        incident: object,
+        description: object,
+        owner: object,
+        due: object,
+        actor: object,
+        opts: dict,
+    ) -> None:
+        """Action items need a description, an owner and a due date not before the declaration."""
+        due = _resolve(due, self._now())
+        self._command(
+            "add_action_item", incident, description, owner=owner, due=due, actor=actor, **opts
+        )
+
+    @rule(
+        incident=incident_ids,
+        number=st.one_of(st.integers(-1, 4), st.sampled_from([True, "1", 1.0, None, 2**70])),
+        actor=any_names,
+        opts=options,
+    )
+    def complete_action_item(
+        self, incident: object, number: object, actor: object, opts: dict
+    ) -> None:
+        """Only an existing, open action item can be completed."""
+        self._command("complete_action_item", incident, number, actor=actor, **opts)
+
+    @rule(
+        incident=incident_ids,
+        symptom=texts,
+        early_signs=texts,
+        root_cause=st.one_of(st.none(), texts),
+        fix=st.one_of(st.none(), texts),
+        actor=any_names,
+        opts=options,
+    )
+    def update_kb(
+        self,
+        incident: object,
+        symptom: object,
+        early_signs: object,
+        root_cause: object,
+        fix: object,
+        actor: object,
+        opts: dict,
+    ) -> None:
+        """The knowledge base is updated only after the post-mortem, or resolution when none is due."""
+        self._command(
+            "update_kb",
+            incident,
+            symptom=symptom,
+            early_signs=early_signs,
+            root_cause=root_cause,
+            fix=fix,
+            actor=actor,
+            **opts,
+        )
+
+    @rule(
+        incident=incident_ids,
+        reason=texts,
+        to=st.sampled_from(["rca", "triaging", State.RCA, State.TRIAGING, "resolved", None]),
+        actor=any_names,
+        opts=options,
+    )
+    def reopen(self, incident: object, reason: object, to: object, actor: object, opts: dict) -> None:
+        """Reopening a fixed or resolved incident needs a reason and goes to triaging or rca."""
+        self._command("reopen", incident, reason=reason, to=to, actor=actor, **opts)
+
+    @rule(
+        incident=incident_ids,
+        reason=texts,
+        duplicate_of=st.one_of(st.none(), incidents, st.sampled_from(BAD_IDS)),
+        actor=any_names,
+        opts=options,
+    )
+    def dismiss(
+        self, incident: object, reason: object, duplicate_of: object, actor: object, opts: dict
+    ) -> None:
+        """Dismissing needs a reason and is allowed only before containment."""
+        self._command(
+            "dismiss", incident, reason=reason, duplicate_of=duplicate_of, actor=actor, **opts
+        )
+
+    @rule(incident=incident_ids, severity=severities, reason=texts, actor=any_names, opts=options)
+    def reclassify(
+        self, incident: object, severity: object, reason: object, actor: object, opts: dict
+    ) -> None:
+        """Reclassifying to a valid, different severity with a reason is recorded."""
+        self._command("reclassify", incident, severity, reason=reason, actor=actor, **opts)
+
+    @rule(incident=incident_ids, commander=any_names, actor=any_names, opts=options)
+    def assign_commander(
+        self, incident: object, commander: object, actor: object, opts: dict
+    ) -> None:
+        """The commander can be handed to another named person."""
+        self._command("assign_commander", incident, commander, actor=actor, **opts)
+
+    @rule(
+        incident=incident_ids,
+        method=st.sampled_from(["alert", "user_report", "other", "pager", "", None, ["alert"]]),
+        first_occurred_at=times,
+        detected_at=times,
+        actor=any_names,
+        opts=options,
+    )
+    def record_detection(
+        self,
+        incident: object,
+        method: object,
+        first_occurred_at: object,
+        detected_at: object,
+        actor: object,
+        opts: dict,
+    ) -> None:
+        """Detection times in any form are recorded or refused cleanly."""
+        now = self._now()
+        self._command(
+            "record_detection",
+            incident,
+            method=method,
+            first_occurred_at=_resolve(first_occurred_at, now),
+            detected_at=_resolve(detected_at, now),
+            actor=actor,
+            **opts,
+        )
+
+    @rule(incident=incident_ids, text=texts, actor=any_names, opts=options)
+    def add_note(self, incident: object, text: object, actor: object, opts: dict) -> None:
+        """Notes are accepted in every state, terminal ones included."""
+        self._command("add_note", incident, text, actor=actor, **opts)
+
+    @rule(incident=incident_ids, command=st.sampled_from([*COMMANDS, "declare", "fly", ""]))
+    def ask_can(self, incident: object, command: str) -> None:
+        """Asking whether a command is allowed answers with reasons and changes nothing."""
+        assert self.flow is not None
+        before = self._world()
+        try:
+            verdict = self.flow.can(incident, command)  # type: ignore[arg-type]
+        except IncidentFlowError:
+            pass
+        else:
+            assert verdict.allowed == (not verdict.reasons)
+        assert self._world() == before
+
+    # -- invariants, read off histories and snapshots ----------------------------
+
+    def _incidents(self) -> Iterator[tuple[Incident, tuple[Event, ...]]]:
+        if self.flow is None:
+            return
+        for snapshot, history in self._world().values():
+            yield snapshot, history
+
+    @invariant()
+    def contain_before_rca(self) -> None:
+        """Rule 1: every rca_started follows a containment action, so diagnosis never precedes it."""
+        for inc, history in self._incidents():
+            contained = False
+            for event in history:
+                if event.type == "containment_recorded":
+                    contained = True
+                if event.type == "rca_started":
+                    assert contained, f"{inc.id}: rca started at seq {event.seq} before containment"
+            if inc.state in PAST_TRIAGE:
+                assert inc.containment, f"{inc.id} is {inc.state.value} without containment"
+
+    @invariant()
+    def resolved_only_after_confirmation_and_watch(self) -> None:
+        """Rule 2: resolving needs a positive confirmation by a non-commander after the watch window."""
+        for inc, history in self._incidents():
+            commander = ""
+            segment: list[Event] = []
+            for event in history:
+                data = event.data
+                if event.type in ("declared", "commander_assigned"):
+                    commander = data.commander  # type: ignore[attr-defined]
+                if event.type == "reopened":
+                    segment = []
+                    continue
+                if event.type == "resolved":
+                    confirmations = [e for e in segment if e.type == "user_confirmed"]
+                    deploys = [e.data.deployed_at for e in segment if e.type == "deploy_recorded"]  # type: ignore[attr-defined]
+                    where = f"{inc.id} resolved at seq {event.seq}"
+                    assert confirmations, f"{where} without a user confirmation"
+                    last = confirmations[-1]
+                    assert last.data.positive, f"{where} after a negative confirmation"  # type: ignore[attr-defined]
+                    if self.policy.confirmer_must_differ:
+                        assert last.data.user != commander, f"{where}: confirmed by commander"  # type: ignore[attr-defined]
+                    assert deploys, f"{where} without a deploy"
+                    assert last.at >= max(deploys), f"{where}: confirmation before the deploy"
+                    assert event.at >= max(deploys) + self.policy.watch_window, (
+                        f"{where} at {event.at} inside the watch window of the deploy at "
+                        f"{max(deploys)}"
+                    )
+                segment.append(event)
+
+    @invariant()
+    def postmortem_before_kb_when_severe(self) -> None:
+        """Rule 3: an incident of a post-mortem severity reaches kb_updated only with one completed."""
+        for inc, history in self._incidents():
+            if inc.state is State.KB_UPDATED and inc.severity in self.policy.postmortem_severities:
+                assert any(e.type == "postmortem_completed" for e in history), inc.id
+                assert inc.postmortem is not None
+                assert inc.postmortem.completed, inc.id
+
+    @invariant()
+    def action_items_before_kb(self) -> None:
+        """Rule 4: every incident in kb_updated has at least one action item."""
+        for inc, history in self._incidents():
+            if inc.state is State.KB_UPDATED:
+                assert inc.action_items, inc.id
+                assert any(e.type == "action_item_added" for e in history), inc.id
+
+    @invariant()
+    def no_blame_in_postmortems(self) -> None:
+        """Rule 5: blame in a completed post-mortem is rejected, or warned about, as the policy says."""
+        if self.policy.blame_check is BlameCheck.OFF:
+            return
+        for inc, history in self._incidents():
+            for i, event in enumerate(history):
+                if event.type != "postmortem_completed":
+                    continue
+                pm = replay(history[: i + 1]).postmortem
+                assert pm is not None
+                body = "\n".join([pm.summary, pm.root_cause, *pm.went_well, *pm.went_poorly])
+                blame = find_blame(body, _participants(history[:i]))
+                if self.policy.blame_check is BlameCheck.REJECT:
+                    assert not blame, f"{inc.id}: post-mortem completed with blame {blame}"
+                else:
+                    warnings = event.data.blame_warnings  # type: ignore[attr-defined]
+                    assert set(blame) <= set(warnings), (
+                        f"{inc.id}: blame {blame} not among the warnings {warnings}"
+                    )
+
+    @invariant()
+    def terminal_states_absorb(self) -> None:
+        """Rule 6: after kb_updated or dismissed only notes are appended and the state holds."""
+        for inc, history in self._incidents():
+            for i, event in enumerate(history):
+                if event.type in TERMINAL_EVENTS:
+                    later = {e.type for e in history[i + 1 :]}
+                    assert later <= {"note_added"}, f"{inc.id}: {later} after {event.type}"
+                    assert inc.state is TERMINAL_EVENTS[event.type]
+                    break
+
+    @invariant()
+    def replay_gives_snapshot(self) -> None:
+        """Replaying the history gives exactly the stored snapshot, and verify() agrees."""
+        assert self.flow is not None or not self.ids
+        for inc, history in self._incidents():
+            assert replay(history) == inc, inc.id
+            assert self.flow is not None
+            assert self.flow.verify(inc.id)
+
+    @invariant()
+    def envelopes_are_well_formed(self) -> None:
+        """version == len(history), seq is 1..n, every time is aware UTC, every actor named."""
+        for inc, history in self._incidents():
+            assert inc.version == len(history), inc.id
+            assert [e.seq for e in history] == list(range(1, len(history) + 1)), inc.id
+            assert history[0].type == "declared"
+            for event in history:
+                assert event.incident_id == inc.id
+                assert _is_utc(event.at), f"{inc.id} seq {event.seq}: at={event.at!r}"
+                assert isinstance(event.actor, str)
+                assert event.actor.strip(), f"{inc.id} seq {event.seq}: no actor"
+                for field in attrs.fields(type(event.data)):
+                    value = getattr(event.data, field.name)
+                    if isinstance(value, datetime):
+                        assert _is_utc(value), f"{inc.id} seq {event.seq}: {field.name}={value!r}"
+            times_ = [e.at for e in history]
+            assert times_ == sorted(times_), f"{inc.id}: event times go backwards"
+
+
+IncidentMachine.TestCase.settings = settings(
+    max_examples=150,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestLifecycle = IncidentMachine.TestCase
+
+
+class TestLifecycleDerandomized:
+    """The same machine on a fixed seed, so every run checks the same sequences."""
+
+    def test_fixed_sequences_keep_the_rules(self) -> None:
+        """Fifteen derandomised runs of forty steps break no invariant."""
+        run_state_machine_as_test(
+            IncidentMachine,
+            settings=settings(
+                derandomize=True,
+                max_examples=15,
+                stateful_step_count=40,
+                deadline=None,
+                database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            ),
+        )
