@@ -536,7 +536,7 @@ def _compile_replace() -> Callable[[Incident, dict[str, Any]], Incident]:
     args = ", ".join(f"{n}=get({n!r}, inc.{n})" for n in names)
     source = f"def replace(inc, changes):\n    get = changes.get\n    return Incident({args})\n"
     namespace: dict[str, Any] = {"Incident": Incident}
-    exec(compile(source, "<incidentflow replace>", "exec"), namespace)  # noqa: S102
+    exec(compile(source, "<incidentflow replace>", "exec"), namespace)
     replace: Callable[[Incident, dict[str, Any]], Incident] = namespace["replace"]
     return replace
 

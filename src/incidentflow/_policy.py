@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from ._model import Incident, Severity
-from .exceptions import ConfigError
+from .exceptions import ConfigError, ValidationError
 
 __all__ = ["BlameCheck", "CommandRequest", "Guard", "Policy", "find_blame"]
 
@@ -126,17 +126,13 @@ class Policy:
     required_triage_answers: tuple[str, ...] = attrs.field(
         default=("symptom", "started_at", "scope"), converter=_answers
     )
-    watch_window: timedelta = attrs.field(
-        default=timedelta(minutes=15), converter=_watch_window
-    )
+    watch_window: timedelta = attrs.field(default=timedelta(minutes=15), converter=_watch_window)
     confirmer_must_differ: bool = True
     postmortem_severities: frozenset[Severity] = attrs.field(
         default=frozenset({Severity.P1, Severity.P2}), converter=_severities
     )
     blame_check: BlameCheck = attrs.field(default=BlameCheck.WARN, converter=_blame_check)
-    postmortem_due: timedelta = attrs.field(
-        default=timedelta(hours=24), converter=_postmortem_due
-    )
+    postmortem_due: timedelta = attrs.field(default=timedelta(hours=24), converter=_postmortem_due)
     guards: Mapping[str, tuple[Guard, ...]] = attrs.field(
         factory=lambda: MappingProxyType({}), eq=False, repr=False
     )
@@ -229,7 +225,8 @@ class Policy:
             return cls(**kwargs)
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc.key}", str(exc).split(": ", 1)[-1]) from None
-        except Exception as exc:  # a ValidationError from a severity, a bad mapping
+        except (ValidationError, TypeError, ValueError, AttributeError) as exc:
+            # a severity that is not one, a table where a mapping belongs
             raise ConfigError(source, str(exc)) from None
 
     def to_toml(self) -> str:
@@ -273,9 +270,11 @@ _FAILURE_VERBS = (
     "caused|deleted|dropped|botched|overlooked|skipped"
 )
 _GENERIC_BLAME = re.compile(
-    r"\bhuman error\b|\boperator error\b|\b(\w+)'s fault\b|\bfault of (\w+)\b|\bblame\w*\b",
+    r"\bhuman error\b|\boperator error\b|\b(\w+)'s fault\b|\bfault of (\w+)\b",
     re.IGNORECASE,
 )
+# Shorter names ("a", "jo") would match ordinary words next to a failure verb.
+_MIN_NAME_LENGTH = 3
 
 
 def find_blame(text: str, participants: Iterable[str]) -> list[str]:
@@ -289,7 +288,7 @@ def find_blame(text: str, participants: Iterable[str]) -> list[str]:
     found: list[str] = []
     for match in _GENERIC_BLAME.finditer(text):
         found.append(f'"{match.group(0)}" assigns blame; describe the process gap instead')
-    for person in sorted({p for p in participants if p}):
+    for person in sorted({p for p in participants if len(p) >= _MIN_NAME_LENGTH}):
         pattern = re.compile(
             rf"\b{re.escape(person)}\b(?:\W+\w+){{0,2}}?\W+(?:{_FAILURE_VERBS})\b",
             re.IGNORECASE,

@@ -9,6 +9,7 @@ Match on these in notifiers and projections::
 """
 
 from ._events import (
+    SCHEMA_VERSION,
     ActionItemAdded,
     ActionItemCompleted,
     CommanderAssigned,
@@ -32,7 +33,6 @@ from ._events import (
     Reopened,
     Resolved,
     RootCauseSet,
-    SCHEMA_VERSION,
     TriageAnswered,
     TriageStarted,
     UserConfirmed,
@@ -41,6 +41,7 @@ from ._events import (
 )
 
 __all__ = [
+    "SCHEMA_VERSION",
     "ActionItemAdded",
     "ActionItemCompleted",
     "CommanderAssigned",
@@ -64,7 +65,6 @@ __all__ = [
     "Reopened",
     "Resolved",
     "RootCauseSet",
-    "SCHEMA_VERSION",
     "TriageAnswered",
     "TriageStarted",
     "UserConfirmed",
