@@ -136,12 +136,12 @@ BUILDERS: dict[str, Builder] = {
 
 
 def _draft(
-    summary: object,
-    root_cause: object,
-    went_well: object,
-    went_poorly: object,
     *,
     require_one: bool,
+    summary: object = None,
+    root_cause: object = None,
+    went_well: object = None,
+    went_poorly: object = None,
 ) -> ev.PostmortemDrafted:
     draft = ev.PostmortemDrafted(
         summary=_maybe("summary", summary),

@@ -127,13 +127,21 @@ def _postmortem_texts(pm: Postmortem) -> list[str]:
 def participants(inc: Incident) -> set[str]:
     """Every person named on the incident, for the blame check."""
     people = {inc.commander, inc.declared_by}
-    people.update(e.actor for e in inc.evidence)
-    people.update(c.actor for c in inc.containment)
+    for records in (
+        inc.evidence,
+        inc.triage_answers,
+        inc.containment,
+        inc.whys,
+        inc.deploys,
+        inc.notes,
+    ):
+        people.update(r.actor for r in records)
     people.update(a.owner for a in inc.action_items)
-    if inc.fix is not None:
-        people.add(inc.fix.actor)
+    for record in (inc.root_cause, inc.fix, inc.detection):
+        if record is not None:
+            people.add(record.actor)
     if inc.confirmation is not None:
-        people.add(inc.confirmation.user)
+        people.update((inc.confirmation.user, inc.confirmation.actor))
     return people
 
 

@@ -27,12 +27,18 @@ from .exceptions import (
     ValidationError,
 )
 from .notifiers._base import Notification, Notifier
+from .render.files import safe_file_name
 from .stores._base import Commit, IdempotencyRecord, IncidentQuery, OutboxItem, Store
 
 __all__ = ["Clock", "IncidentFlow", "Verdict"]
 
 #: A callable returning the current time as an aware datetime.
 Clock = Callable[[], datetime]
+
+#: Where ``IncidentFlow.open`` writes incident files unless told otherwise.
+DEFAULT_INCIDENTS_DIR = Path(".agent/incidents")
+#: Where ``IncidentFlow.open`` writes KB gotchas unless told otherwise.
+DEFAULT_KNOWLEDGE_DIR = Path(".agent/knowledge/gotchas")
 
 #: How many numbered slugs ("-2", "-3", ...) to try when a title's slug is taken.
 _SLUG_ATTEMPTS = 50
@@ -109,6 +115,34 @@ class IncidentFlow:
 
         return cls(MemoryStore(), **kwargs)
 
+    @classmethod
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        incidents_dir: str | Path | None = DEFAULT_INCIDENTS_DIR,
+        knowledge_dir: str | Path | None = DEFAULT_KNOWLEDGE_DIR,
+        **kwargs: Any,
+    ) -> IncidentFlow:
+        """A flow on the store named by ``url``, writing the files people read.
+
+        Without ``url``, the ``INCIDENTFLOW_URL`` environment variable is used,
+        and without that the embedded default: SQLite at
+        ``.agent/incidents/incidentflow.db``. ``sqlite:///PATH``, ``file://DIR``
+        (JSONL), ``postgresql://...`` and ``memory://`` are understood, plus
+        stores registered under the ``incidentflow.stores`` entry-point group.
+        Files go to ``.agent/incidents/`` and ``.agent/knowledge/gotchas/``
+        unless other folders (or ``None``, for none) are given.
+        """
+        from .stores._url import open_store
+
+        return cls(
+            open_store(url),
+            incidents_dir=incidents_dir,
+            knowledge_dir=knowledge_dir,
+            **kwargs,
+        )
+
     def add_guard(self, command: str, guard: Guard) -> None:
         """Add a custom guard to ``command`` (see :meth:`Policy.with_guard`)."""
         self.policy = self.policy.with_guard(command, guard)
@@ -169,12 +203,15 @@ class IncidentFlow:
         """True when replaying the history gives exactly the stored snapshot."""
         return replay(self.history(incident_id)) == self.get(incident_id)
 
-    def can(self, incident_id: str, command: str, **args: Any) -> Verdict:
+    def can(self, incident_id: str, command: str, *, actor: str = "", **args: Any) -> Verdict:
         """Whether ``command`` would be accepted now, with every reason if not.
 
         Has no side effects. Without ``args`` only the state and the guards that
         need no arguments are checked; with them, the arguments are checked too.
+        ``actor`` is passed to custom guards that decide by who runs the command.
         """
+        if actor:
+            actor = v.actor(actor)
         incident = self.get(incident_id)
         now = self.now()
         payload = build(command, now, args) if args else None
@@ -182,7 +219,7 @@ class IncidentFlow:
             check_state(incident, command)
         except InvalidTransition as exc:
             return Verdict(False, (str(exc),))
-        reasons = guard_reasons(incident, command, payload, self.policy, now, "")
+        reasons = guard_reasons(incident, command, payload, self.policy, now, actor)
         return Verdict(not reasons, tuple(reasons))
 
     # -- commands -----------------------------------------------------------
@@ -193,7 +230,7 @@ class IncidentFlow:
         *,
         severity: Severity | str,
         commander: str,
-        actor: str,
+        actor: str | None = None,
         slug: str | None = None,
         idempotency_key: str | None = None,
     ) -> Incident:
@@ -202,7 +239,7 @@ class IncidentFlow:
         Without ``slug`` one is made from the title, numbered ("-2") if taken
         today; an explicit slug that is taken raises DuplicateIncident.
         """
-        actor = v.name("actor", actor)
+        actor = v.actor(actor)
         key = v.optional_key("idempotency_key", idempotency_key)
         payload = ev.Declared(
             title=v.text("title", title, max_len=v.TITLE_MAX, multiline=False),
@@ -237,7 +274,7 @@ class IncidentFlow:
         self,
         incident_id: str,
         *,
-        actor: str,
+        actor: str | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
     ) -> Incident:
@@ -252,7 +289,7 @@ class IncidentFlow:
         *,
         source: str,
         content: str,
-        actor: str,
+        actor: str | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
     ) -> Incident:
@@ -271,7 +308,7 @@ class IncidentFlow:
         question: str,
         answer: str,
         *,
-        actor: str,
+        actor: str | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
     ) -> Incident:
@@ -289,7 +326,7 @@ class IncidentFlow:
         incident_id: str,
         description: str,
         *,
-        actor: str,
+        actor: str | None = None,
         taken_at: datetime | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
@@ -307,7 +344,7 @@ class IncidentFlow:
         self,
         incident_id: str,
         *,
-        actor: str,
+        actor: str | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
     ) -> Incident:
@@ -318,7 +355,7 @@ class IncidentFlow:
         self,
         incident_id: str,
         *,
-        actor: str,
+        actor: str | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
     ) -> Incident:
@@ -330,7 +367,7 @@ class IncidentFlow:
         incident_id: str,
         answer: str,
         *,
-        actor: str,
+        actor: str | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
     ) -> Incident:
@@ -345,7 +382,7 @@ class IncidentFlow:
         statement: str,
         *,
         process_gap: str,
-        actor: str,
+        actor: str | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
     ) -> Incident:
@@ -365,7 +402,7 @@ class IncidentFlow:
         *,
         test: str,
         staging_verified: bool,
-        actor: str,
+        actor: str | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
     ) -> Incident:
@@ -382,7 +419,7 @@ class IncidentFlow:
         self,
         incident_id: str,
         *,
-        actor: str,
+        actor: str | None = None,
         deployed_at: datetime | None = None,
         ref: str = "",
         idempotency_key: str | None = None,
@@ -401,7 +438,7 @@ class IncidentFlow:
         self,
         incident_id: str,
         *,
-        actor: str,
+        actor: str | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
     ) -> Incident:
@@ -413,7 +450,7 @@ class IncidentFlow:
         incident_id: str,
         *,
         user: str,
-        actor: str,
+        actor: str | None = None,
         positive: bool = True,
         comment: str = "",
         idempotency_key: str | None = None,
@@ -432,7 +469,7 @@ class IncidentFlow:
         self,
         incident_id: str,
         *,
-        actor: str,
+        actor: str | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
     ) -> Incident:
@@ -443,7 +480,7 @@ class IncidentFlow:
         self,
         incident_id: str,
         *,
-        actor: str,
+        actor: str | None = None,
         summary: str | None = None,
         root_cause: str | None = None,
         went_well: Sequence[str] | None = None,
@@ -464,7 +501,7 @@ class IncidentFlow:
         self,
         incident_id: str,
         *,
-        actor: str,
+        actor: str | None = None,
         summary: str | None = None,
         root_cause: str | None = None,
         went_well: Sequence[str] | None = None,
@@ -488,7 +525,7 @@ class IncidentFlow:
         *,
         owner: str,
         due: date,
-        actor: str,
+        actor: str | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
     ) -> Incident:
@@ -506,7 +543,7 @@ class IncidentFlow:
         incident_id: str,
         number: int,
         *,
-        actor: str,
+        actor: str | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
     ) -> Incident:
@@ -525,7 +562,7 @@ class IncidentFlow:
         *,
         symptom: str,
         early_signs: str,
-        actor: str,
+        actor: str | None = None,
         root_cause: str | None = None,
         fix: str | None = None,
         idempotency_key: str | None = None,
@@ -548,7 +585,7 @@ class IncidentFlow:
         incident_id: str,
         *,
         reason: str,
-        actor: str,
+        actor: str | None = None,
         to: str = "rca",
         idempotency_key: str | None = None,
         expected_version: int | None = None,
@@ -567,7 +604,7 @@ class IncidentFlow:
         incident_id: str,
         *,
         reason: str,
-        actor: str,
+        actor: str | None = None,
         duplicate_of: str | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
@@ -587,7 +624,7 @@ class IncidentFlow:
         severity: Severity | str,
         *,
         reason: str,
-        actor: str,
+        actor: str | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
     ) -> Incident:
@@ -605,7 +642,7 @@ class IncidentFlow:
         incident_id: str,
         commander: str,
         *,
-        actor: str,
+        actor: str | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
     ) -> Incident:
@@ -623,7 +660,7 @@ class IncidentFlow:
         incident_id: str,
         *,
         method: str,
-        actor: str,
+        actor: str | None = None,
         first_occurred_at: datetime | None = None,
         detected_at: datetime | None = None,
         idempotency_key: str | None = None,
@@ -646,7 +683,7 @@ class IncidentFlow:
         incident_id: str,
         text: str,
         *,
-        actor: str,
+        actor: str | None = None,
         idempotency_key: str | None = None,
         expected_version: int | None = None,
     ) -> Incident:
@@ -661,12 +698,12 @@ class IncidentFlow:
         self,
         command: str,
         incident_id: str,
-        actor: str,
+        actor: str | None,
         options: tuple[object, object],
         args: dict[str, Any],
     ) -> Incident:
         incident_id = v.name("incident_id", incident_id)
-        actor = v.name("actor", actor)
+        actor = v.actor(actor)
         key, expected_version = _options(*options)
         fingerprint = _fingerprint(command, incident_id, args) if key is not None else ""
         if key is not None and (done := self._replayed(key, fingerprint)) is not None:
@@ -755,7 +792,7 @@ class IncidentFlow:
         """Where the incident's Markdown file is written, or None without a folder."""
         if self.incidents_dir is None:
             return None
-        return self.incidents_dir / f"{v.name('incident_id', incident_id)}.md"
+        return self.incidents_dir / f"{safe_file_name(incident_id)}.md"
 
     def close(self) -> None:
         """Close the store and the notifiers."""

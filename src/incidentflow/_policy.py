@@ -58,21 +58,35 @@ _DEFAULT_TARGETS = MappingProxyType(
 )
 
 
-def _targets(value: Mapping[Severity | str, timedelta]) -> Mapping[Severity, timedelta]:
+def _severity(value: object, key: str) -> Severity:
     from ._validate import severity
 
+    try:
+        return severity(value, key)
+    except ValidationError as exc:
+        raise ConfigError(key, str(exc).split(": ", 1)[-1]) from None
+
+
+def _targets(value: Mapping[Severity | str, timedelta]) -> Mapping[Severity, timedelta]:
+    if not isinstance(value, Mapping):
+        raise ConfigError("response_targets", "expected a mapping of severity to timedelta")
     targets = dict(_DEFAULT_TARGETS)
     for key, target in value.items():
         if not isinstance(target, timedelta) or target <= timedelta(0):
             raise ConfigError("response_targets", f"{key}: expected a positive timedelta")
-        targets[severity(key, "response_targets")] = target
+        targets[_severity(key, "response_targets")] = target
     return MappingProxyType(targets)
 
 
 def _severities(value: Iterable[Severity | str]) -> frozenset[Severity]:
-    from ._validate import severity
+    if isinstance(value, (str, Severity)) or not isinstance(value, Iterable):
+        raise ConfigError("postmortem_severities", "expected a list of severities")
+    return frozenset(_severity(v, "postmortem_severities") for v in value)
 
-    return frozenset(severity(v, "postmortem_severities") for v in value)
+
+def _bool(instance: object, attribute: attrs.Attribute[bool], value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(attribute.name, f"expected True or False, got {value!r}")
 
 
 def _duration(name: str, value: timedelta) -> timedelta:
@@ -127,7 +141,7 @@ class Policy:
         default=("symptom", "started_at", "scope"), converter=_answers
     )
     watch_window: timedelta = attrs.field(default=timedelta(minutes=15), converter=_watch_window)
-    confirmer_must_differ: bool = True
+    confirmer_must_differ: bool = attrs.field(default=True, validator=_bool)
     postmortem_severities: frozenset[Severity] = attrs.field(
         default=frozenset({Severity.P1, Severity.P2}), converter=_severities
     )
@@ -195,6 +209,10 @@ class Policy:
         kwargs: dict[str, Any] = {}
         try:
             if "response_minutes" in data:
+                if not isinstance(data["response_minutes"], Mapping):
+                    raise ConfigError(
+                        "response_minutes", "expected a table of severity = minutes, e.g. P1 = 5"
+                    )
                 kwargs["response_targets"] = {
                     k: timedelta(minutes=_number(f"response_minutes.{k}", v))
                     for k, v in dict(data["response_minutes"]).items()
@@ -270,7 +288,7 @@ _FAILURE_VERBS = (
     "caused|deleted|dropped|botched|overlooked|skipped"
 )
 _GENERIC_BLAME = re.compile(
-    r"\bhuman error\b|\boperator error\b|\b(\w+)'s fault\b|\bfault of (\w+)\b",
+    r"\bhuman error\b|\boperator error\b|\b(\w+)['’]s fault\b|\bfault of (\w+)\b",
     re.IGNORECASE,
 )
 # Shorter names ("a", "jo") would match ordinary words next to a failure verb.

@@ -58,6 +58,15 @@ def name(field: str, value: object) -> str:
     return text(field, value, max_len=NAME_MAX, multiline=False)
 
 
+def actor(value: object) -> str:
+    """Who runs a command: required on every command."""
+    if value is None:
+        raise ValidationError(
+            "actor", "is missing; every command needs actor=, the name of who runs it"
+        )
+    return name("actor", value)
+
+
 def optional_text(field: str, value: object, *, max_len: int = TEXT_MAX) -> str:
     """Like :func:`text`, but ``None`` or an empty string give ``""``."""
     if value is None or (isinstance(value, str) and not value.strip()):

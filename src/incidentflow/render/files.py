@@ -13,9 +13,18 @@ from .._model import Incident
 from ..exceptions import ValidationError
 from .markdown import render_gotcha, render_incident
 
-__all__ = ["write_atomic", "write_files"]
+__all__ = ["safe_file_name", "write_atomic", "write_files"]
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,80}\Z")
+
+
+def safe_file_name(name: object) -> str:
+    """``name`` if it is a plain file name (letters, digits, dashes), else ValidationError."""
+    if not isinstance(name, str) or not _SAFE_NAME.match(name):
+        raise ValidationError(
+            "incident_id", f"{name!r} is not an incident id such as 'INC-2026-11-27-db-down'"
+        )
+    return name
 
 
 def write_atomic(folder: Path, name: str, text: str) -> Path:
@@ -24,8 +33,7 @@ def write_atomic(folder: Path, name: str, text: str) -> Path:
     Readers see the old file or the new one, never half of one. ``name`` must be
     a plain file name: letters, digits and dashes.
     """
-    if not _SAFE_NAME.match(name):
-        raise ValidationError("file name", f"{name!r} is not a safe file name")
+    safe_file_name(name)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.md"
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
@@ -55,7 +63,18 @@ def write_files(
         link = None
         if incident_file is not None:
             link = Path(os.path.relpath(incident_file, knowledge_dir)).as_posix()
-        written.append(
-            write_atomic(knowledge_dir, incident.kb_entry.slug, render_gotcha(incident, link))
-        )
+        name = _gotcha_name(knowledge_dir, incident)
+        written.append(write_atomic(knowledge_dir, name, render_gotcha(incident, link)))
     return written
+
+
+def _gotcha_name(knowledge_dir: Path, incident: Incident) -> str:
+    """The gotcha's file name: its slug, dated if another incident's gotcha has it."""
+    assert incident.kb_entry is not None
+    name = incident.kb_entry.slug
+    existing = knowledge_dir / f"{name}.md"
+    try:
+        taken = existing.exists() and f"[{incident.id}]" not in existing.read_text("utf-8")
+    except OSError:
+        taken = False
+    return f"{name}-{incident.declared_at:%Y-%m-%d}" if taken else name

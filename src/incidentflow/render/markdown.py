@@ -32,10 +32,15 @@ STATUS = {
 
 
 def inline(text: str) -> str:
-    """User text on one line, with Markdown and HTML specials neutralised."""
+    """User text on one line, with Markdown and HTML specials neutralised.
+
+    A leading block marker is escaped too, so the text is safe at the start of
+    a list item or a table cell.
+    """
     text = " ".join(text.split())
     text = _INLINE_SPECIALS.sub(r"\\\1", text)
-    return text.replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("<", "&lt;").replace(">", "&gt;")
+    return _BLOCK_START.sub(lambda m: m.group(1) + _escape_marker(m.group(2)), text)
 
 
 def cell(text: str) -> str:
