@@ -30,7 +30,7 @@ from ._model import (
     TriageAnswer,
     Why,
 )
-from ._policy import BlameCheck, CommandRequest, Guard, Policy
+from ._policy import BlameCheck, CommandRequest, Guard, Policy, find_blame
 from .exceptions import (
     ConcurrencyConflict,
     ConfigError,
@@ -88,5 +88,6 @@ __all__ = [
     "Verdict",
     "Why",
     "__version__",
+    "find_blame",
     "replay",
 ]

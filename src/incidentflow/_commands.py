@@ -6,6 +6,7 @@ command proposes; ``_decide.decide`` then checks it against the incident.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ DETECTION_METHODS = ("alert", "user_report", "other")
 
 
 def _question(value: object) -> str:
-    return v.name("question", value).lower().replace(" ", "_")
+    return v.triage_key(v.name("question", value))
 
 
 def _optional_time(field: str, value: object, now: datetime) -> datetime:
@@ -166,8 +167,24 @@ def build(command: str, now: datetime, args: dict[str, Any]) -> ev.EventData:
         raise ValidationError(
             "command", f"{command!r} is not a command; use one of {', '.join(COMMANDS)}"
         ) from None
+    params = inspect.signature(builder).parameters
+    accepted = [name for name in params if name != "now"]
+    unknown = [name for name in args if name not in params or name == "now"]
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise ValidationError(
+            unknown[0], f"{command} takes no such argument; it takes {', '.join(accepted)}"
+        )
+    missing = [
+        name
+        for name, p in params.items()
+        if name != "now"
+        and p.default is p.empty
+        and p.kind is not p.VAR_KEYWORD
+        and name not in args
+    ]
+    if missing:
+        raise ValidationError(missing[0], f"{command} needs {', '.join(missing)}")
     try:
         return builder(now, **args)
-    except TypeError as exc:
-        # A missing or unexpected keyword; say which, in the library's own terms.
+    except TypeError as exc:  # an unexpected keyword through **fields
         raise ValidationError("arguments", f"{command}: {exc}") from None

@@ -33,7 +33,7 @@ from ._model import (
     Why,
 )
 from ._policy import BlameCheck, CommandRequest, Policy, find_blame
-from .exceptions import InvalidTransition, TransitionRejected, ValidationError
+from .exceptions import ConfigError, InvalidTransition, TransitionRejected, ValidationError
 
 __all__ = ["decide", "evolve", "fold", "guard_reasons", "incident_id_for"]
 
@@ -245,7 +245,14 @@ def _custom_reasons(
     request = CommandRequest(command=command, actor=actor, now=now, args=args)
     reasons: Reasons = []
     for guard in custom:
-        result = guard(inc, request)
+        try:
+            result = guard(inc, request)
+        except Exception as exc:
+            name = getattr(guard, "__qualname__", repr(guard))
+            raise ConfigError(
+                f"guards.{command}",
+                f"custom guard {name} raised {exc!r}; a guard returns its reasons instead",
+            ) from exc
         if result is None:
             continue
         if isinstance(result, str):

@@ -224,8 +224,42 @@ class KbEntry:
 class Incident:
     """The state of one incident: the fold of its event history.
 
-    Snapshots are immutable; every command returns a new one. ``version`` is the
-    number of events in the history.
+    Snapshots are immutable; every command returns a new one.
+
+    Attributes:
+        id: ``INC-<YYYY-MM-DD>-<slug>``, from the declaration date (UTC).
+        slug: ``[a-z0-9-]``, at most 48 characters; names the files.
+        title: What is broken, in a line.
+        severity: The current severity.
+        state: Where the incident stands in the lifecycle.
+        commander: The incident commander.
+        declared_at: When it was declared (aware UTC).
+        declared_by: Who declared it.
+        version: The number of events in its history.
+        updated_at: When the last event was recorded.
+        postmortem_required: A completed post-mortem is needed before the KB entry.
+        acknowledged_at: When triage started (the response-time clock stopped).
+        contained_at: When it was declared contained.
+        fixed_at: When it was marked fixed (cleared by a reopen).
+        resolved_at: When it was resolved (cleared by a reopen).
+        closed_at: When it reached kb_updated or was dismissed.
+        detection: When it first occurred and how it was detected.
+        evidence: Evidence items, oldest first.
+        triage_answers: The latest answer to each triage question.
+        containment: Containment actions, oldest first.
+        whys: The 5-Whys chain.
+        root_cause: The root cause and its process gap.
+        fix: The current fix (cleared by a reopen).
+        deploys: Deploys of the current fix (cleared by a reopen).
+        confirmation: The latest user confirmation (cleared by a reopen).
+        notes: Free-form notes.
+        action_items: Follow-ups, numbered from 1.
+        postmortem: The post-mortem, once drafted.
+        kb_entry: The knowledge-base gotcha, once written.
+        reopen_count: How many times it was reopened.
+        dismissal_reason: Why it was dismissed, if it was.
+        duplicate_of: The incident it duplicates, if dismissed as a duplicate.
+
     """
 
     id: str

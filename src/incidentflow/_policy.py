@@ -112,10 +112,14 @@ def _blame_check(value: BlameCheck | str) -> BlameCheck:
 
 
 def _answers(value: Iterable[str]) -> tuple[str, ...]:
+    from ._validate import triage_key
+
+    if isinstance(value, str):
+        raise ConfigError("required_triage_answers", "expected a list of question names")
     answers = tuple(value)
     if any(not isinstance(a, str) or not a.strip() for a in answers):
         raise ConfigError("required_triage_answers", "each answer name must be non-empty text")
-    return answers
+    return tuple(triage_key(a) for a in answers)
 
 
 @attrs.frozen(kw_only=True)

@@ -58,6 +58,11 @@ def name(field: str, value: object) -> str:
     return text(field, value, max_len=NAME_MAX, multiline=False)
 
 
+def triage_key(question: str) -> str:
+    """The canonical name of a triage question: ``"Customer impact"`` → ``"customer_impact"``."""
+    return "_".join(question.strip().lower().split())
+
+
 def actor(value: object) -> str:
     """Who runs a command: required on every command."""
     if value is None:
