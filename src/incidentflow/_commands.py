@@ -6,7 +6,6 @@ command proposes; ``_decide.decide`` then checks it against the incident.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -167,11 +166,22 @@ def build(command: str, now: datetime, args: dict[str, Any]) -> ev.EventData:
         raise ValidationError(
             "command", f"{command!r} is not a command; use one of {', '.join(COMMANDS)}"
         ) from None
+    try:
+        return builder(now, **args)
+    except TypeError:
+        raise _argument_error(command, builder, args) from None
+
+
+def _argument_error(command: str, builder: Builder, args: dict[str, Any]) -> ValidationError:
+    """Name the missing or unknown argument, in the library's own terms."""
+    import inspect
+
     params = inspect.signature(builder).parameters
-    accepted = [name for name in params if name != "now"]
-    unknown = [name for name in args if name not in params or name == "now"]
-    if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        raise ValidationError(
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    accepted = [name for name, p in params.items() if name != "now" and p.kind is not p.VAR_KEYWORD]
+    unknown = [name for name in args if name == "now" or (name not in params and not takes_any)]
+    if unknown:
+        return ValidationError(
             unknown[0], f"{command} takes no such argument; it takes {', '.join(accepted)}"
         )
     missing = [
@@ -183,8 +193,5 @@ def build(command: str, now: datetime, args: dict[str, Any]) -> ev.EventData:
         and name not in args
     ]
     if missing:
-        raise ValidationError(missing[0], f"{command} needs {', '.join(missing)}")
-    try:
-        return builder(now, **args)
-    except TypeError as exc:  # an unexpected keyword through **fields
-        raise ValidationError("arguments", f"{command}: {exc}") from None
+        return ValidationError(missing[0], f"{command} needs {', '.join(missing)}")
+    return ValidationError("arguments", f"{command} does not take {', '.join(args)}")

@@ -27,7 +27,6 @@ from .exceptions import (
     ValidationError,
 )
 from .notifiers._base import Notification, Notifier
-from .render.files import safe_file_name
 from .stores._base import Commit, IdempotencyRecord, IncidentQuery, OutboxItem, Store
 
 __all__ = ["Clock", "IncidentFlow", "Verdict"]
@@ -136,12 +135,12 @@ class IncidentFlow:
         """
         from .stores._url import open_store
 
-        return cls(
-            open_store(url),
-            incidents_dir=incidents_dir,
-            knowledge_dir=knowledge_dir,
-            **kwargs,
-        )
+        store = open_store(url)
+        try:
+            return cls(store, incidents_dir=incidents_dir, knowledge_dir=knowledge_dir, **kwargs)
+        except BaseException:
+            store.close()
+            raise
 
     def add_guard(self, command: str, guard: Guard) -> None:
         """Add a custom guard to ``command`` (see :meth:`Policy.with_guard`)."""
@@ -790,6 +789,8 @@ class IncidentFlow:
 
     def incident_path(self, incident_id: str) -> Path | None:
         """Where the incident's Markdown file is written, or None without a folder."""
+        from .render.files import safe_file_name
+
         if self.incidents_dir is None:
             return None
         return self.incidents_dir / f"{safe_file_name(incident_id)}.md"

@@ -9,6 +9,7 @@ from .._events import Event
 from .._model import Incident
 from ..exceptions import ConcurrencyConflict, DuplicateIncident, IncidentNotFound
 from ._base import Commit, IdempotencyRecord, IncidentQuery, OutboxItem, Store
+from ._snapshots import check_commit, check_key_unused
 
 __all__ = ["MemoryStore"]
 
@@ -25,6 +26,7 @@ class MemoryStore(Store):
 
     def append(self, commit: Commit) -> None:
         """Write a commit atomically (see :meth:`Store.append`)."""
+        check_commit(commit.incident_id, commit.expected_version, commit.events)
         with self._lock:
             current = self._snapshots.get(commit.incident_id)
             actual = 0 if current is None else current.version
@@ -32,6 +34,8 @@ class MemoryStore(Store):
                 raise DuplicateIncident(commit.incident_id)
             if actual != commit.expected_version:
                 raise ConcurrencyConflict(commit.incident_id, commit.expected_version, actual)
+            if commit.idempotency is not None:
+                check_key_unused(self._keys.get(commit.idempotency.key), commit)
             self._events.setdefault(commit.incident_id, []).extend(commit.events)
             self._snapshots[commit.incident_id] = commit.snapshot
             for item in commit.outbox:

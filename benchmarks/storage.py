@@ -1,0 +1,327 @@
+"""Storage benchmarks: ratios from one run (issue 3, "Speed").
+
+Run with ``python benchmarks/storage.py`` (``--quick`` for a smaller run). Prints:
+
+1. SQLite: one durable ``add_evidence`` through ``IncidentFlow`` against raw
+   ``sqlite3`` doing the same work in the same process: a versioned UPDATE of
+   one JSON snapshot row plus one INSERT of an event, in one transaction, with
+   the same journal mode (WAL) and synchronous setting (FULL). Target ≤ 1.5×.
+2. Every backend: a command on an incident with 2,000 events against one on an
+   incident with 10 events. Target ≤ 1.2×.
+3. SQLite with 100,000 incidents: ``list(open_only=True, severity="P1")``.
+   Target ≤ 20 ms, with the query plan showing the index it uses.
+4. PostgreSQL: not measured yet (see ``postgres_vs_raw`` below).
+
+fsync time on a shared disk is noisy, so each comparison interleaves batches of
+the two sides and reports the median of the ratios of neighbouring batches.
+"An incident with 10 events" is a fresh one for every batch (it reaches 10 +
+the batch size); the 2,000-event incident keeps growing from 2,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from incidentflow import IncidentFlow
+from incidentflow._decide import evolve
+from incidentflow._events import Declared, Dismissed, Event
+from incidentflow._model import Severity
+from incidentflow._serialization import event_to_json, incident_to_json
+from incidentflow.stores import Commit, IncidentQuery, JsonlStore, MemoryStore, SQLiteStore, Store
+from incidentflow.testing import FrozenClock
+
+START = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
+
+#: Untimed commands first: a fresh WAL file grows (slower fsyncs) until its first checkpoint.
+WARM_UP = 400
+
+
+def interleaved(
+    sides: dict[str, Callable[[], None]],
+    *,
+    batches: int,
+    per_batch: int,
+    setup: dict[str, Callable[[], None]] | None = None,
+) -> tuple[dict[str, float], float]:
+    """Run two sides' batches in turn (ABBA order); seconds per call and the ratio B/A.
+
+    The ratio is the median of the ratios of neighbouring batches, which cancels
+    the slow drift of a shared disk's fsync time; the times are medians too.
+    """
+    (first, run_first), (second, run_second) = sides.items()
+    samples: dict[str, list[float]] = {first: [], second: []}
+
+    def batch(name: str, call: Callable[[], None]) -> None:
+        if setup and name in setup:
+            setup[name]()  # untimed
+        gc.disable()
+        began = time.perf_counter()
+        for _ in range(per_batch):
+            call()
+        samples[name].append((time.perf_counter() - began) / per_batch)
+        gc.enable()
+
+    for round_ in range(batches):
+        order = [(first, run_first), (second, run_second)]
+        for name, call in order if round_ % 2 == 0 else reversed(order):
+            batch(name, call)
+    ratios = [b / a for a, b in zip(samples[first], samples[second], strict=True)]
+    times = {name: statistics.median(values) for name, values in samples.items()}
+    return times, statistics.median(ratios)
+
+
+def flow_on(store: Store) -> IncidentFlow:
+    return IncidentFlow(store, clock=FrozenClock(START))
+
+
+def incident_with(flow: IncidentFlow, events: int, title: str) -> str:
+    """An incident in triage with ``events`` events in its history."""
+    incident = flow.declare(title, severity="P1", commander="alice", actor="alice")
+    flow.start_triage(incident.id, actor="alice")
+    for n in range(events - 2):
+        flow.add_evidence(incident.id, source="journalctl", content=f"log line {n}", actor="bob")
+    assert flow.get(incident.id).version == events
+    return incident.id
+
+
+# -- 1. SQLite durable command against raw sqlite3 --------------------------------------
+
+
+def sqlite_vs_raw(folder: Path, batches: int, per_batch: int, synchronous: str = "FULL") -> float:
+    store = SQLiteStore(folder / f"flow-{synchronous}.db", synchronous=synchronous)  # type: ignore[arg-type]
+    flow = flow_on(store)
+    incident_id = incident_with(flow, 10, "Checkout returns 500")
+    snapshot = flow.get(incident_id)
+    snapshot_json = incident_to_json(snapshot)
+    event_json = event_to_json(flow.history(incident_id)[-1])
+
+    raw = sqlite3.connect(folder / f"raw-{synchronous}.db", isolation_level=None)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute(f"PRAGMA synchronous={synchronous}")
+    raw.execute("CREATE TABLE snapshots (id TEXT PRIMARY KEY, version INTEGER, body TEXT)")
+    raw.execute(
+        "CREATE TABLE events (incident_id TEXT, seq INTEGER, type TEXT, at TEXT, actor TEXT, "
+        "data TEXT, UNIQUE (incident_id, seq))"
+    )
+    raw.execute("INSERT INTO snapshots VALUES (?, 0, ?)", (incident_id, snapshot_json))
+    raw_version = [0]
+
+    def raw_command() -> None:
+        version = raw_version[0]
+        raw.execute("BEGIN IMMEDIATE")
+        raw.execute(
+            "UPDATE snapshots SET version = ?, body = ? WHERE id = ? AND version = ?",
+            (version + 1, snapshot_json, incident_id, version),
+        )
+        raw.execute(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                incident_id,
+                version + 1,
+                "evidence_added",
+                "2026-11-27T14:00:00+00:00",
+                "bob",
+                event_json,
+            ),
+        )
+        raw.execute("COMMIT")
+        raw_version[0] = version + 1
+
+    current = [incident_id]
+
+    def fresh_incident() -> None:
+        current[0] = incident_with(flow, 10, f"Checkout returns 500 again {len(current)}")
+        current.append("")
+
+    def flow_command() -> None:
+        flow.add_evidence(current[0], source="journalctl", content="log line", actor="bob")
+
+    for _ in range(WARM_UP):  # until each WAL file has reached its steady size
+        raw_command()
+        flow_command()
+    times, ratio = interleaved(
+        {"raw sqlite3": raw_command, "IncidentFlow + SQLiteStore": flow_command},
+        batches=batches,
+        per_batch=per_batch,
+        setup={"IncidentFlow + SQLiteStore": fresh_incident},
+    )
+    if synchronous == "FULL":
+        print("1. SQLite, one durable add_evidence (WAL, synchronous=FULL)")
+    else:
+        print(f"   the same with synchronous={synchronous} (no fsync: the CPU overhead alone)")
+    for name, seconds in times.items():
+        print(f"   {name:<28} {seconds * 1e6:8.0f} µs per command (median of {batches} batches)")
+    target = "; target ≤ 1.5×" if synchronous == "FULL" else ""
+    print(f"   ratio {ratio:.2f}×  (median of batch-pair ratios{target})")
+    raw.close()
+    store.close()
+    return ratio
+
+
+# -- 2. long history against short history, every backend -------------------------------
+
+
+def long_vs_short(name: str, store: Store, batches: int, per_batch: int) -> float:
+    flow = flow_on(store)
+    short = [incident_with(flow, 10, "Search is slow")]
+    long = [incident_with(flow, 2000, "Checkout returns 500")]
+
+    def fresh_short() -> None:
+        short[0] = incident_with(flow, 10, f"Search is slow again {len(short)}")
+        short.append("")
+
+    def on(incident: list[str]) -> Callable[[], None]:
+        def command() -> None:
+            flow.add_evidence(incident[0], source="journalctl", content="log line", actor="bob")
+
+        return command
+
+    times, ratio = interleaved(
+        {"10 events": on(short), "2,000 events": on(long)},
+        batches=batches,
+        per_batch=per_batch,
+        setup={"10 events": fresh_short},
+    )
+    print(
+        f"   {name:<8} 10 events {times['10 events'] * 1e6:8.0f} µs   "
+        f"2,000 events {times['2,000 events'] * 1e6:8.0f} µs   ratio {ratio:.2f}×"
+    )
+    store.close()
+    return ratio
+
+
+# -- 3. 100,000 incidents in SQLite ------------------------------------------------------
+
+
+def many_incidents(folder: Path, count: int) -> float:
+    """Fill a database with ``count`` incidents (0.5 % open, 10 % P1) and time list()."""
+    # Like a database used for years: nearly every incident closed, a few hundred open.
+    path = folder / "many.db"
+    store = SQLiteStore(path, synchronous="NORMAL")
+    severities = [Severity.P1] + [Severity.P2] * 2 + [Severity.P3] * 3 + [Severity.P4] * 4
+    began = time.perf_counter()
+    conn = store._conn  # one transaction for the whole fill: setup only
+    conn.execute("BEGIN IMMEDIATE")
+    for n in range(count):
+        incident_id = f"INC-bench-{n:06d}"
+        at = START - timedelta(minutes=count - n)
+        declared = Event(
+            incident_id,
+            1,
+            at,
+            "alice",
+            Declared(f"Incident number {n}", f"bench-{n}", severities[n % 10], "alice", False),
+        )
+        events = [declared]
+        if n % 199:  # every 199th incident is still open
+            events.append(Event(incident_id, 2, at, "alice", Dismissed("false alarm")))
+        snapshot = None
+        for event in events:
+            snapshot = evolve(snapshot, event)
+        assert snapshot is not None
+        first = Commit(incident_id, 0, (declared,), evolve(None, declared))
+        store._apply(conn, first, [_row(declared)], None)
+        if len(events) > 1:
+            rest = Commit(incident_id, 1, tuple(events[1:]), snapshot)
+            store._apply(conn, rest, [_row(e) for e in events[1:]], None)
+    conn.execute("COMMIT")
+    store.close()
+    print(f"3. SQLite, {count:,} incidents (filled in {time.perf_counter() - began:.1f} s)")
+
+    store = SQLiteStore(path)
+    query = IncidentQuery(open_only=True, severities=frozenset({Severity.P1}))
+    found = store.list(query)  # warm the page cache, as a running service has it
+    cold = SQLiteStore(path, cache_size=0)
+    samples = []
+    for _ in range(20):
+        began = time.perf_counter()
+        found = cold.list(query)
+        samples.append(time.perf_counter() - began)
+    best, median = min(samples), statistics.median(samples)
+    print(
+        f"   list(open_only=True, severity='P1'): {len(found)} incidents in "
+        f"{median * 1e3:.1f} ms median, {best * 1e3:.1f} ms best (no snapshot cache; "
+        "target ≤ 20 ms)"
+    )
+    print("   query plan:")
+    for line in cold.explain_list(query):
+        print(f"     {line}")
+    cold.close()
+    store.close()
+    return median
+
+
+def _row(event: Event) -> tuple[object, ...]:
+    from incidentflow.stores.sqlite import _event_row
+
+    return _event_row(event)
+
+
+# -- 4. PostgreSQL -----------------------------------------------------------------------
+
+
+def postgres_vs_raw() -> None:
+    """Not yet: PostgresStore against raw psycopg (versioned UPDATE + INSERT), target ≤ 1.25×.
+
+    When ``incidentflow.stores.postgres`` exists, build it from
+    ``$INCIDENTFLOW_TEST_POSTGRES`` and compare as in :func:`sqlite_vs_raw`.
+    """
+    print("4. PostgreSQL: skipped (PostgresStore is not written yet)")
+
+
+def fsync_latency(folder: Path, count: int = 50) -> float:
+    """Median seconds for one small append plus fdatasync: what every durable commit pays."""
+    samples = []
+    with tempfile.NamedTemporaryFile(dir=folder) as file:
+        for _ in range(count):
+            began = time.perf_counter()
+            file.write(b"x" * 200)
+            file.flush()
+            os.fdatasync(file.fileno())
+            samples.append(time.perf_counter() - began)
+    return statistics.median(samples)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
+    options = parser.parse_args()
+    batches, per_batch = (10, 20) if options.quick else (40, 25)
+    count = 20_000 if options.quick else 100_000
+    with tempfile.TemporaryDirectory(prefix="incidentflow-bench-") as folder:
+        root = Path(folder)
+        sqlite_vs_raw(root, batches, per_batch)
+        sqlite_vs_raw(root, batches, per_batch, synchronous="NORMAL")
+        print("2. A command on an incident with 2,000 events against one with 10")
+        long_vs_short("memory", MemoryStore(), batches, per_batch)
+        long_vs_short("sqlite", SQLiteStore(root / "long.db"), batches, per_batch)
+        long_vs_short("jsonl", JsonlStore(root / "jsonl"), batches, per_batch)
+        many_incidents(root, count)
+        postgres_vs_raw()
+    fsync = fsync_latency(Path(tempfile.gettempdir()))
+    print(
+        json.dumps(
+            {
+                "python": sys.version.split()[0],
+                "sqlite": sqlite3.sqlite_version,
+                "fsync_µs": round(fsync * 1e6),
+            },
+            ensure_ascii=False,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

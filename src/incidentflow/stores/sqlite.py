@@ -1,0 +1,721 @@
+"""SQLiteStore: the embedded default. One file, several processes at once, crash-safe.
+
+Durability: the database runs in WAL mode with ``synchronous=FULL`` by default,
+so every committed command is on disk before ``append`` returns and survives a
+power cut, not only a crash of the process. ``synchronous="NORMAL"`` trades the
+last few commands before a power cut (never a crash of the process) for speed.
+
+Concurrency: writes run in ``BEGIN IMMEDIATE`` transactions, so two processes
+never interleave inside one; a busy database is waited for (``busy_timeout``)
+and a write that still finds it locked is retried with a jittered backoff.
+Optimistic concurrency is a versioned ``UPDATE`` of the incident row, backed by
+``UNIQUE (incident_id, seq)`` on the events.
+
+Layout (schema version 1)::
+
+    events(incident_id, seq, type, at, actor, data JSON, idempotency_key, schema_version)
+                                   UNIQUE (incident_id, seq)
+    incidents(id, version, state, severity, is_open, commander, title,
+              declared_at µs, updated_at µs)            small row, indexed for list()
+    snapshots(incident_id, version, body JSON)          checkpoint: each time the history
+                                                        doubles, and on every change of state
+    outbox(position, id, incident_id, seq)              undelivered notifications
+    idempotency_keys(key, fingerprint, incident_id, version)
+    schema_version(version, migrated_at)                forward migrations
+
+The full snapshot lives apart from the small indexed row (updating a row rewrites
+all of it) and is rewritten only at checkpoints; a load folds the events after
+the checkpoint, and each connection caches the last snapshot of each incident
+by version, so a command normally reads one indexed row (see
+:mod:`incidentflow.stores._snapshots`). A command costs the same on an incident
+with 2,000 events as on one with 10.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from .._events import Event
+from .._model import Incident, State
+from .._serialization import converter, event_from_dict, incident_from_json, incident_to_json
+from ..exceptions import (
+    ConcurrencyConflict,
+    ConfigError,
+    DuplicateIncident,
+    IdempotencyConflict,
+    IncidentNotFound,
+    StoreError,
+)
+from ._base import Commit, IdempotencyRecord, IncidentQuery, OutboxItem, Store
+from ._snapshots import SnapshotCache, check_commit, checkpoint_due, fold_onto, micros
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+#: The schema this release writes. Databases at an older version are migrated forward.
+SCHEMA_VERSION = 1
+
+#: ``PRAGMA application_id`` of an incidentflow database ("IFLW"): tells ours from foreign files.
+APPLICATION_ID = 0x49464C57
+
+_T = TypeVar("_T")
+
+# Migration N takes a database from schema N-1 to N; each runs in one transaction.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        f"PRAGMA application_id = {APPLICATION_ID}",
+        """CREATE TABLE schema_version (
+            version INTEGER NOT NULL PRIMARY KEY,
+            migrated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE events (
+            position INTEGER PRIMARY KEY,
+            incident_id TEXT NOT NULL,
+            seq INTEGER NOT NULL CHECK (seq >= 1),
+            type TEXT NOT NULL,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            data TEXT NOT NULL,
+            idempotency_key TEXT,
+            schema_version INTEGER NOT NULL,
+            UNIQUE (incident_id, seq)
+        )""",
+        """CREATE TABLE incidents (
+            id TEXT NOT NULL PRIMARY KEY,
+            version INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            is_open INTEGER NOT NULL,
+            commander TEXT NOT NULL,
+            title TEXT NOT NULL,
+            declared_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+        "CREATE INDEX incidents_by_open_severity ON incidents (is_open, severity, declared_at, id)",
+        "CREATE INDEX incidents_by_state ON incidents (state, declared_at, id)",
+        "CREATE INDEX incidents_by_commander ON incidents (commander, declared_at, id)",
+        "CREATE INDEX incidents_by_declared ON incidents (declared_at, id)",
+        """CREATE TABLE snapshots (
+            incident_id TEXT NOT NULL PRIMARY KEY,
+            version INTEGER NOT NULL,
+            body TEXT NOT NULL
+        )""",
+        """CREATE TABLE outbox (
+            position INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            incident_id TEXT NOT NULL,
+            seq INTEGER NOT NULL
+        )""",
+        """CREATE TABLE idempotency_keys (
+            key TEXT NOT NULL PRIMARY KEY,
+            fingerprint TEXT NOT NULL,
+            incident_id TEXT NOT NULL,
+            version INTEGER NOT NULL
+        )""",
+    ),
+)
+
+_EVENT_COLUMNS = "incident_id, seq, type, at, actor, data, idempotency_key, schema_version"
+_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_SELECT_VERSION = "SELECT version FROM incidents WHERE id = ?"
+
+# How many times this process is a forked child: a store made before a fork reconnects.
+_forks = [0]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
+
+#: How long, in all, a write keeps retrying a locked database before giving up.
+_RETRY_SECONDS = 30.0
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+@functools.cache
+def _update_sql(columns: tuple[str, ...]) -> str:
+    assignments = ", ".join(f"{name} = ?" for name in columns)
+    return f"UPDATE incidents SET {assignments} WHERE id = ? AND version = ?"
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # Undo a failed transaction; the error that caused it is the one worth raising.
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def _hint(problem: object) -> str:
+    text = str(problem).lower()
+    if "full" in text:
+        return "; free some disk space (nothing of this command was written)"
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return (
+            "; check that the file and its folder are writable (WAL mode keeps "
+            "-wal and -shm files beside the database)"
+        )
+    if "malformed" in text or "not a database" in text:
+        return "; the file is damaged or not a database: restore it from a backup"
+    return ""
+
+
+def _contains_casefolded(title: object, text: object) -> bool:
+    # The same test as IncidentQuery.matches: casefold, not SQL's ASCII-only LIKE.
+    return str(text).casefold() in str(title).casefold()
+
+
+class SQLiteStore(Store):
+    """Incidents in one SQLite file, shared safely by threads and processes.
+
+    Args:
+        path: The database file; created with its folders if missing.
+        synchronous: ``"FULL"`` (default): every commit survives a power cut.
+            ``"NORMAL"``: commits survive a crash of the process; a power cut
+            may lose the last few.
+        busy_timeout: Seconds to wait for another process's write to finish.
+        cache_size: How many incidents' snapshots to keep in memory.
+
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     store = SQLiteStore(pathlib.Path(folder) / "incidents.db")
+    ...     store.exists("INC-2026-11-27-checkout")
+    ...     store.close()
+    False
+
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        busy_timeout: float = 5.0,
+        cache_size: int = 256,
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ConfigError("synchronous", f"expected 'FULL' or 'NORMAL', got {synchronous!r}")
+        if busy_timeout < 0:
+            raise ConfigError("busy_timeout", f"expected seconds >= 0, got {busy_timeout!r}")
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.busy_timeout = float(busy_timeout)
+        self._lock = threading.RLock()
+        self._cache: SnapshotCache[int] = SnapshotCache(cache_size)
+        self._forks = _forks[0]
+        self._closed = False
+        self._conn = self._connect()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    # -- connection ------------------------------------------------------------
+
+    def _fail(self, what: str, exc: BaseException) -> StoreError:
+        problem = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return StoreError(f"{self.path}: {what}: {problem}{_hint(problem)}")
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"{self.path}: cannot create the folder {self.path.parent}: {exc.strerror}; "
+                "check that it is writable"
+            ) from exc
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"{self.path}: cannot open the database: {exc}; "
+                "check that the file and its folder are readable and writable"
+            ) from exc
+        try:
+            self._retrying(lambda: self._prepare(conn))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        try:
+            # Read-only checks first: a foreign or newer file is refused untouched.
+            (app_id,) = conn.execute("PRAGMA application_id").fetchone()
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if tables and app_id != APPLICATION_ID:
+                raise StoreError(
+                    f"{self.path}: not an incidentflow database (it holds other tables: "
+                    f"{', '.join(sorted(tables)[:5])}); point the store at a new file"
+                )
+            version = self._schema_version(conn) if tables else 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: the database has schema version {version}, newer than "
+                    f"{SCHEMA_VERSION}, the newest this release of incidentflow knows; "
+                    "upgrade incidentflow to open it"
+                )
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(
+                    f"{self.path}: cannot switch the database to WAL mode (it stays in {mode})"
+                )
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            conn.create_function(
+                "incidentflow_contains", 2, _contains_casefolded, deterministic=True
+            )
+            if version < SCHEMA_VERSION:
+                self._migrate(conn)
+        except sqlite3.Error as exc:
+            if _is_busy(exc):
+                raise
+            raise StoreError(
+                f"{self.path}: cannot use this file as an incidentflow database: {exc}{_hint(exc)}"
+            ) from exc
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            current = self._schema_version(conn) if "schema_version" in tables else 0
+            now = datetime.now(UTC).isoformat()
+            for target in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target - 1]:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (?, ?)", (target, now))
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"{self.path}: the store is closed; open a new one")
+        if self._forks != _forks[0]:
+            # A forked child must not share its parent's connection.
+            self._forks = _forks[0]
+            self._cache.clear()
+            self._conn = self._connect()
+        return self._conn
+
+    def _retrying(self, work: Callable[[], _T]) -> _T:
+        deadline = time.monotonic() + _RETRY_SECONDS
+        pause = 0.001
+        while True:
+            try:
+                return work()
+            except sqlite3.Error as exc:
+                if not _is_busy(exc):
+                    raise self._fail("the database failed", exc) from exc
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"{self.path}: the database stayed locked for {_RETRY_SECONDS:.0f} s; "
+                        "another process holds a write transaction open"
+                    ) from exc
+                time.sleep(pause * (0.5 + random.random()))
+                pause = min(pause * 2, 0.1)
+
+    def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        with self._lock:
+            conn = self._connection()
+            return self._retrying(lambda: work(conn))
+
+    def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        with self._lock:
+            conn = self._connection()
+
+            def attempt() -> _T:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
+                return result
+
+            return self._retrying(attempt)
+
+    # -- writing -----------------------------------------------------------------
+
+    def append(self, commit: Commit) -> None:
+        """Write a commit in one transaction (see :meth:`Store.append`)."""
+        check_commit(commit.incident_id, commit.expected_version, commit.events)
+        try:
+            rows = [_event_row(event) for event in commit.events]
+        except (TypeError, ValueError) as exc:
+            raise self._fail(f"cannot serialise the events of {commit.incident_id}", exc) from exc
+        cached = self._cache.get(commit.incident_id)
+        previous = None
+        if cached is not None and cached[0].version == commit.expected_version:
+            previous = cached[0]
+        self._write(lambda conn: self._apply(conn, commit, rows, previous))
+        self._cache.put(commit.snapshot, commit.snapshot.version)
+
+    def _apply(
+        self,
+        conn: sqlite3.Connection,
+        commit: Commit,
+        rows: Sequence[tuple[Any, ...]],
+        previous: Incident | None,
+    ) -> None:
+        snapshot = commit.snapshot
+        state_before: State | None = None
+        if commit.expected_version == 0:
+            columns = _columns(snapshot)
+            try:
+                conn.execute(
+                    f"INSERT INTO incidents (id, {', '.join(columns)}) "
+                    f"VALUES (?{', ?' * len(columns)})",
+                    (commit.incident_id, *columns.values()),
+                )
+            except sqlite3.IntegrityError:
+                raise DuplicateIncident(commit.incident_id) from None
+        else:
+            # Setting only what changed leaves the indexes alone on most commands.
+            if previous is not None:
+                changed = _columns(snapshot, changing=previous)
+            else:
+                # Not cached: the row still holds the columns before this commit.
+                row = conn.execute(
+                    f"SELECT {', '.join(_COLUMNS)} FROM incidents WHERE id = ?",
+                    (commit.incident_id,),
+                ).fetchone()
+                before = {} if row is None else dict(zip(_COLUMNS, row, strict=True))
+                state_before = State(before["state"]) if before else None
+                changed = {
+                    name: value
+                    for name, value in _columns(snapshot).items()
+                    if name == "version" or before.get(name) != value
+                }
+            updated = conn.execute(
+                _update_sql(tuple(changed)),
+                (*changed.values(), commit.incident_id, commit.expected_version),
+            )
+            if updated.rowcount != 1:
+                row = conn.execute(
+                    "SELECT version FROM incidents WHERE id = ?", (commit.incident_id,)
+                ).fetchone()
+                actual = 0 if row is None else int(row[0])
+                raise ConcurrencyConflict(commit.incident_id, commit.expected_version, actual)
+        try:
+            if len(rows) == 1:
+                conn.execute(_INSERT_EVENT, rows[0])
+            else:
+                conn.executemany(_INSERT_EVENT, rows)
+        except sqlite3.IntegrityError:
+            raise ConcurrencyConflict(
+                commit.incident_id, commit.expected_version, commit.expected_version + 1
+            ) from None
+        if previous is not None:
+            state_before = previous.state
+        if checkpoint_due(commit.expected_version, state_before, snapshot):
+            try:
+                body = incident_to_json(snapshot)
+            except (TypeError, ValueError) as exc:
+                raise self._fail(f"cannot serialise the snapshot of {snapshot.id}", exc) from exc
+            conn.execute(
+                "INSERT OR REPLACE INTO snapshots (incident_id, version, body) VALUES (?, ?, ?)",
+                (commit.incident_id, snapshot.version, body),
+            )
+        if commit.outbox:
+            conn.executemany(
+                "INSERT OR REPLACE INTO outbox (id, incident_id, seq) VALUES (?, ?, ?)",
+                [(item.id, item.event.incident_id, item.event.seq) for item in commit.outbox],
+            )
+        if commit.idempotency is not None:
+            self._keep_key(conn, commit)
+
+    def _keep_key(self, conn: sqlite3.Connection, commit: Commit) -> None:
+        record = commit.idempotency
+        assert record is not None
+        try:
+            conn.execute(
+                "INSERT INTO idempotency_keys (key, fingerprint, incident_id, version) "
+                "VALUES (?, ?, ?, ?)",
+                (record.key, record.fingerprint, record.incident_id, record.version),
+            )
+        except sqlite3.IntegrityError:
+            # Another command with this key committed first: retrying returns its result.
+            first = conn.execute(
+                "SELECT fingerprint FROM idempotency_keys WHERE key = ?", (record.key,)
+            ).fetchone()
+            if first is not None and first[0] != record.fingerprint:
+                raise IdempotencyConflict(record.key) from None
+            raise ConcurrencyConflict(
+                commit.incident_id, commit.expected_version, commit.expected_version + 1
+            ) from None
+
+    def mark_delivered(self, ids: Iterable[str]) -> None:
+        """Remove delivered items from the outbox; unknown ids are ignored."""
+        delivered = [(item_id,) for item_id in ids]
+        if delivered:
+            self._write(lambda conn: conn.executemany("DELETE FROM outbox WHERE id = ?", delivered))
+
+    # -- reading -----------------------------------------------------------------
+
+    def load(self, incident_id: str) -> Incident:
+        """The current snapshot. Raises IncidentNotFound."""
+        with self._lock:
+            conn = self._connection()
+            try:  # the common case, one indexed read: the cached snapshot is current
+                row = conn.execute(_SELECT_VERSION, (incident_id,)).fetchone()
+            except sqlite3.Error:
+                row = None
+            cached = self._cache.get(incident_id)
+            if row is not None and cached is not None and cached[0].version == row[0]:
+                return cached[0]
+            return self._retrying(lambda: self._load(conn, incident_id))
+
+    def _load(self, conn: sqlite3.Connection, incident_id: str) -> Incident:
+        row = conn.execute(_SELECT_VERSION, (incident_id,)).fetchone()
+        if row is None:
+            raise IncidentNotFound(incident_id)
+        version = int(row[0])
+        cached = self._cache.get(incident_id)
+        if cached is not None and cached[0].version == version:
+            return cached[0]
+        if cached is not None and cached[0].version < version:
+            base = cached[0]
+        else:
+            found = conn.execute(
+                "SELECT body FROM snapshots WHERE incident_id = ?", (incident_id,)
+            ).fetchone()
+            if found is None:
+                raise StoreError(f"{self.path}: {incident_id} has no stored snapshot")
+            base = self._snapshot(found[0], incident_id)
+        if base.version < version:
+            tail = self._events(
+                conn,
+                "WHERE incident_id = ? AND seq > ? AND seq <= ? ORDER BY seq",
+                (incident_id, base.version, version),
+            )
+            base = fold_onto(base, tail, str(self.path))
+        self._cache.put(base, base.version)
+        return base
+
+    def _snapshot(self, body: str, incident_id: str) -> Incident:
+        try:
+            return incident_from_json(body)
+        except StoreError as exc:
+            raise StoreError(f"{self.path}: {incident_id}: {exc}") from exc
+
+    def _events(
+        self, conn: sqlite3.Connection, where: str, params: tuple[Any, ...]
+    ) -> Sequence[Event]:
+        rows = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events {where}", params).fetchall()
+        return [self._event(row) for row in rows]
+
+    def _event(self, row: Sequence[Any]) -> Event:
+        incident_id, seq, type_, at, actor, data, key, schema_version = row
+        try:
+            return event_from_dict(
+                {
+                    "incident_id": incident_id,
+                    "seq": seq,
+                    "type": type_,
+                    "at": at,
+                    "actor": actor,
+                    "data": json.loads(data),
+                    "idempotency_key": key,
+                    "schema_version": schema_version,
+                }
+            )
+        except (ValueError, TypeError, StoreError) as exc:
+            raise StoreError(
+                f"{self.path}: event {seq} of {incident_id} cannot be read: {exc}"
+            ) from exc
+
+    def history(self, incident_id: str, after: int = 0) -> Sequence[Event]:
+        """The events after seq ``after``, in order. Raises IncidentNotFound."""
+
+        def read(conn: sqlite3.Connection) -> Sequence[Event]:
+            events = self._events(
+                conn, "WHERE incident_id = ? AND seq > ? ORDER BY seq", (incident_id, after)
+            )
+            if not events and not self._exists(conn, incident_id):
+                raise IncidentNotFound(incident_id)
+            return events
+
+        return tuple(self._read(read))
+
+    def list(self, query: IncidentQuery) -> Sequence[Incident]:
+        """Snapshots matching ``query``, filtered, ordered and paged by SQL on indexed columns."""
+        sql, params = _list_sql(query)
+
+        def read(conn: sqlite3.Connection) -> list[Incident]:
+            found = []
+            conn.execute("BEGIN")  # one read transaction: every row as of one moment
+            try:
+                for incident_id, version in conn.execute(sql, params).fetchall():
+                    cached = self._cache.get(incident_id)
+                    if cached is not None and cached[0].version == version:
+                        found.append(cached[0])
+                    else:
+                        found.append(self._load(conn, incident_id))
+            finally:
+                _rollback(conn)  # nothing was written; this ends the read transaction
+            return found
+
+        return self._read(read)
+
+    def explain_list(self, query: IncidentQuery) -> Sequence[str]:
+        """The SQLite query plan of :meth:`list` for ``query``, one line per step."""
+        sql, params = _list_sql(query)
+        rows = self._read(lambda conn: conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall())
+        return [str(row[-1]) for row in rows]
+
+    def idempotency(self, key: str) -> IdempotencyRecord | None:
+        """The record kept for ``key``, if any."""
+        row = self._read(
+            lambda conn: conn.execute(
+                "SELECT key, fingerprint, incident_id, version FROM idempotency_keys WHERE key = ?",
+                (key,),
+            ).fetchone()
+        )
+        return None if row is None else IdempotencyRecord(*row)
+
+    def pending(self, limit: int = 100) -> Sequence[OutboxItem]:
+        """Undelivered outbox items, oldest first."""
+        rows = self._read(
+            lambda conn: conn.execute(
+                "SELECT o.id, e.incident_id, e.seq, e.type, e.at, e.actor, e.data, "
+                "e.idempotency_key, e.schema_version FROM outbox o JOIN events e "
+                "ON e.incident_id = o.incident_id AND e.seq = o.seq "
+                "ORDER BY o.position LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
+        return [OutboxItem(row[0], self._event(row[1:])) for row in rows]
+
+    def exists(self, incident_id: str) -> bool:
+        """True when an incident with this id exists."""
+        return self._read(lambda conn: self._exists(conn, incident_id))
+
+    def _exists(self, conn: sqlite3.Connection, incident_id: str) -> bool:
+        row = conn.execute("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        return row is not None
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the database."""
+        return self._read(self._schema_version)
+
+    def close(self) -> None:
+        """Close the connection. Closing twice is harmless."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._cache.clear()
+            if self._forks == _forks[0]:
+                try:
+                    self._conn.close()
+                except sqlite3.Error as exc:
+                    raise self._fail("cannot close the database", exc) from exc
+
+
+_COLUMNS = (
+    "version",
+    "state",
+    "severity",
+    "is_open",
+    "commander",
+    "title",
+    "declared_at",
+    "updated_at",
+)
+
+
+def _columns(incident: Incident, changing: Incident | None = None) -> dict[str, Any]:
+    """The ``incidents`` row's columns; with ``changing``, only those that may differ from it."""
+    if changing is None:
+        return {
+            "version": incident.version,
+            "state": incident.state.value,
+            "severity": incident.severity.value,
+            "is_open": int(incident.is_open),
+            "commander": incident.commander,
+            "title": incident.title,
+            "declared_at": micros(incident.declared_at),
+            "updated_at": micros(incident.updated_at),
+        }
+    columns: dict[str, Any] = {"version": incident.version}
+    if incident.state is not changing.state:
+        columns["state"] = incident.state.value
+        columns["is_open"] = int(incident.is_open)
+    if incident.severity is not changing.severity:
+        columns["severity"] = incident.severity.value
+    if incident.commander != changing.commander:
+        columns["commander"] = incident.commander
+    if incident.title != changing.title:
+        columns["title"] = incident.title
+    if incident.declared_at != changing.declared_at:
+        columns["declared_at"] = micros(incident.declared_at)
+    if incident.updated_at != changing.updated_at:
+        columns["updated_at"] = micros(incident.updated_at)
+    return columns
+
+
+def _event_row(event: Event) -> tuple[Any, ...]:
+    data = converter().unstructure(event.data, unstructure_as=type(event.data))
+    return (
+        event.incident_id,
+        event.seq,
+        event.type,
+        event.at.isoformat(),
+        event.actor,
+        json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+        event.idempotency_key,
+        event.schema_version,
+    )
+
+
+def _list_sql(query: IncidentQuery) -> tuple[str, tuple[Any, ...]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if query.states is not None:
+        where.append(f"state IN ({', '.join('?' * len(query.states))})")
+        params.extend(sorted(s.value for s in query.states))
+    if query.severities is not None:
+        where.append(f"severity IN ({', '.join('?' * len(query.severities))})")
+        params.extend(sorted(s.value for s in query.severities))
+    if query.open_only:
+        where.append("is_open = 1")
+    if query.commander is not None:
+        where.append("commander = ?")
+        params.append(query.commander)
+    if query.declared_after is not None:
+        where.append("declared_at >= ?")
+        params.append(micros(query.declared_after))
+    if query.declared_before is not None:
+        where.append("declared_at < ?")
+        params.append(micros(query.declared_before))
+    if query.text is not None:
+        where.append("incidentflow_contains(title, ?)")
+        params.append(query.text)
+    order = "DESC" if query.newest_first else "ASC"
+    sql = "SELECT id, version FROM incidents"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY declared_at {order}, id {order} LIMIT ? OFFSET ?"
+    params.extend((-1 if query.limit is None else query.limit, query.offset))
+    return sql, tuple(params)

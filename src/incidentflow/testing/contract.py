@@ -1,0 +1,750 @@
+"""The contract every store keeps, as a pytest suite to subclass (dogpile.cache style).
+
+A backend's test module is a few lines::
+
+    from incidentflow.testing import StoreContract
+
+    class TestRedisStore(StoreContract):
+        durable = True
+
+        def make_store(self, tmp_path):
+            return RedisStore(f"redis://localhost/{tmp_path.name}")
+
+``make_store`` may be called more than once with the same ``tmp_path``: for a
+durable store each call must open the same data (a store "reopened", or a
+second process). Set ``durable = False`` for a store that forgets everything
+when closed; the tests that reopen a store are then skipped, with the reason.
+A store whose server is missing should skip in ``make_store`` with
+``pytest.skip(reason)``, never pass silently.
+
+This module imports pytest; ``incidentflow.testing`` imports it only when
+``StoreContract`` is first used.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from .._decide import evolve, replay
+from .._events import (
+    SCHEMA_VERSION,
+    CommanderAssigned,
+    Declared,
+    Dismissed,
+    Event,
+    EventData,
+    EvidenceAdded,
+    NoteAdded,
+    Reclassified,
+    TriageStarted,
+)
+from .._flow import IncidentFlow
+from .._model import Incident, Severity, State
+from ..exceptions import ConcurrencyConflict, DuplicateIncident, IncidentNotFound
+from ..notifiers.basic import RecordingNotifier
+from ..stores._base import Commit, IdempotencyRecord, IncidentQuery, OutboxItem, Store
+from ._clock import FrozenClock
+
+__all__ = [
+    "AWKWARD_TEXT",
+    "CHECKOUT",
+    "START",
+    "StoreContract",
+    "declare_commit",
+    "next_commit",
+    "run_whole_incident",
+    "with_notes",
+    "write",
+]
+
+#: The time the contract's incidents are declared around.
+START = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
+
+#: The id of the incident most contract tests write to.
+CHECKOUT = "INC-2026-11-27-checkout-returns-500"
+
+#: Text that trips up encoders: astral emoji, CJK, right-to-left, combining marks,
+#: the Unicode line and paragraph separators, quotes, backslashes and control characters.
+AWKWARD_TEXT = (
+    "Zahlung schlägt fehl 💥🔥 — 決済が失敗 — فشل الدفع — é (e\u0301) "
+    "\u2028line\u2029para \"quoted\" 'single' \\back\\slash\\ tab\there\r\nnext \x00\x1f end"
+)
+
+
+# -- building commits as IncidentFlow does ------------------------------------------------
+
+
+def declare_commit(
+    incident_id: str = CHECKOUT,
+    *,
+    title: str = "Checkout returns 500",
+    severity: Severity = Severity.P1,
+    commander: str = "alice",
+    at: datetime = START,
+    outbox: bool = False,
+    key: str | None = None,
+) -> Commit:
+    """The commit declaring an incident."""
+    slug = incident_id.split("-", 4)[-1].lower()
+    event = Event(incident_id, 1, at, commander, Declared(title, slug, severity, commander, False))
+    return _commit(None, (event,), outbox, key)
+
+
+def next_commit(
+    snapshot: Incident,
+    *data: EventData,
+    at: datetime | None = None,
+    actor: str = "bob",
+    outbox: bool = False,
+    key: str | None = None,
+) -> Commit:
+    """The commit appending events with ``data`` to ``snapshot``."""
+    when = at or snapshot.updated_at + timedelta(minutes=1)
+    events = tuple(
+        Event(snapshot.id, snapshot.version + n, when, actor, payload, key)
+        for n, payload in enumerate(data or (NoteAdded("a note"),), start=1)
+    )
+    return _commit(snapshot, events, outbox, key)
+
+
+def _commit(
+    snapshot: Incident | None, events: tuple[Event, ...], outbox: bool, key: str | None
+) -> Commit:
+    after = snapshot
+    for event in events:
+        after = evolve(after, event)
+    assert after is not None
+    items = tuple(OutboxItem.for_event(e) for e in events) if outbox else ()
+    record = (
+        IdempotencyRecord(key, f"fingerprint of {key}", after.id, after.version)
+        if key is not None
+        else None
+    )
+    base = 0 if snapshot is None else snapshot.version
+    return Commit(after.id, base, events, after, items, record)
+
+
+def write(store: Store, commit: Commit) -> Incident:
+    """Append ``commit`` and return its snapshot."""
+    store.append(commit)
+    return commit.snapshot
+
+
+def with_notes(store: Store, count: int, incident_id: str = CHECKOUT) -> Incident:
+    """Declare an incident and add ``count`` notes, one commit each."""
+    snapshot = write(store, declare_commit(incident_id))
+    for n in range(count):
+        snapshot = write(store, next_commit(snapshot, NoteAdded(f"note {n + 1}")))
+    return snapshot
+
+
+def run_whole_incident(flow: IncidentFlow, clock: FrozenClock) -> Incident:
+    """Take a P1 from declaration to kb_updated through every kind of command."""
+    inc = flow.declare("Checkout returns 500", severity="P1", commander="alice", actor="alice")
+    i = inc.id
+    flow.record_detection(i, method="alert", actor="alice")
+    flow.start_triage(i, actor="alice")
+    flow.add_evidence(i, source="journalctl", content="HTTP 500 on /checkout", actor="bob")
+    for question in ("symptom", "started_at", "scope"):
+        flow.answer_triage(i, question, f"answer for {question}", actor="bob")
+    flow.add_note(i, "paging the payments team", actor="bob")
+    flow.record_containment(i, "rolled back release 42", actor="alice")
+    flow.contain(i, actor="alice")
+    flow.start_rca(i, actor="alice")
+    flow.add_why(i, "the gateway rejected the new header", actor="bob")
+    flow.set_root_cause(i, "no contract test", process_gap="review misses API changes", actor="bob")
+    flow.record_fix(
+        i, "send the old header", test="test_gateway_header", staging_verified=True, actor="bob"
+    )
+    flow.record_deploy(i, actor="bob", ref="release-43")
+    flow.mark_fixed(i, actor="alice")
+    clock.advance(minutes=16)
+    flow.confirm_by_user(i, user="carol", actor="alice", comment="works again")
+    flow.resolve(i, actor="alice")
+    flow.reclassify(i, "P2", reason="fewer users hit than thought", actor="alice")
+    flow.assign_commander(i, "dave", actor="alice")
+    due = date(2026, 12, 31)
+    flow.add_action_item(i, "add a contract test", owner="bob", due=due, actor="dave")
+    flow.draft_postmortem(i, actor="dave", summary="checkout failed for 20 minutes")
+    flow.complete_postmortem(
+        i,
+        actor="dave",
+        root_cause="no contract test",
+        went_well=["fast rollback"],
+        went_poorly=["late alert"],
+    )
+    flow.complete_action_item(i, 1, actor="bob")
+    return flow.update_kb(
+        i, symptom="HTTP 500 on checkout", early_signs="gateway 4xx", actor="dave"
+    )
+
+
+class StoreContract:
+    """The tests every :class:`~incidentflow.stores.Store` passes; subclass and add make_store."""
+
+    #: True when a store made again on the same ``tmp_path`` sees what the first one wrote.
+    durable: ClassVar[bool] = True
+
+    def make_store(self, tmp_path: Path) -> Store:
+        """A store keeping its data under ``tmp_path``. Override in the backend's tests."""
+        raise NotImplementedError(f"{type(self).__name__} must define make_store(tmp_path)")
+
+    # -- fixtures ---------------------------------------------------------------------
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Store]:
+        """A fresh store, closed after the test."""
+        store = self.make_store(tmp_path)
+        try:
+            yield store
+        finally:
+            store.close()
+
+    @pytest.fixture
+    def clock(self) -> FrozenClock:
+        """A clock standing at START."""
+        return FrozenClock(START)
+
+    @pytest.fixture
+    def flow(self, store: Store, clock: FrozenClock) -> IncidentFlow:
+        """A flow on the store under test."""
+        return IncidentFlow(store, clock=clock)
+
+    @pytest.fixture
+    def fleet(self, store: Store) -> dict[str, Incident]:
+        """Seven incidents of every severity, in open and closed states, for list()."""
+        # id, title, severity, commander, days before START, then: triage / dismiss / nothing
+        plans = [
+            ("INC-2026-11-20-db", "Database outage", Severity.P1, "alice", 7, "triage"),
+            ("INC-2026-11-21-tiles", "Straße map tiles missing", Severity.P3, "bob", 6, ""),
+            ("INC-2026-11-22-login", "Login slow", Severity.P2, "alice", 5, "dismiss"),
+            ("INC-2026-11-23-checkout", "Checkout returns 500", Severity.P1, "carol", 4, ""),
+            ("INC-2026-11-24-typo", "Typo on pricing page", Severity.P4, "bob", 3, "dismiss"),
+            ("INC-2026-11-25-search", "Search is SLOW", Severity.P2, "alice", 2, "triage"),
+            ("INC-2026-11-25-cache", "Cache stampede", Severity.P2, "carol", 2, ""),
+        ]
+        found = {}
+        for incident_id, title, severity, commander, days, then in plans:
+            at = START - timedelta(days=days)
+            snapshot = write(
+                store,
+                declare_commit(
+                    incident_id, title=title, severity=severity, commander=commander, at=at
+                ),
+            )
+            if then == "triage":
+                snapshot = write(store, next_commit(snapshot, TriageStarted()))
+            elif then == "dismiss":
+                snapshot = write(store, next_commit(snapshot, Dismissed("false alarm")))
+            found[incident_id] = snapshot
+        return found
+
+    def reopen(self, store: Store, tmp_path: Path) -> Store:
+        """Close ``store`` and make it again on the same location (durable stores only)."""
+        if not self.durable:
+            pytest.skip(f"{type(self).__name__}: the store is not durable")
+        store.close()
+        return self.make_store(tmp_path)
+
+    def second(self, tmp_path: Path) -> Store:
+        """Another store on the same location, as another process would open it."""
+        if not self.durable:
+            pytest.skip(f"{type(self).__name__}: the store is not shared between instances")
+        return self.make_store(tmp_path)
+
+    # -- creating and loading --------------------------------------------------------
+
+    def test_declared_incident_loads(self, store: Store) -> None:
+        """A declared incident loads as the snapshot its commit carried, at version 1."""
+        commit = declare_commit()
+        store.append(commit)
+        assert store.load(CHECKOUT) == commit.snapshot
+        assert store.load(CHECKOUT).version == 1
+
+    def test_exists(self, store: Store) -> None:
+        """exists() is False before the declaration and True after."""
+        assert not store.exists(CHECKOUT)
+        store.append(declare_commit())
+        assert store.exists(CHECKOUT)
+        assert not store.exists("INC-2026-11-27-something-else")
+
+    def test_load_unknown_raises_not_found(self, store: Store) -> None:
+        """Loading an unknown id raises IncidentNotFound naming it."""
+        with pytest.raises(IncidentNotFound) as caught:
+            store.load("INC-2026-11-27-nothing")
+        assert caught.value.incident_id == "INC-2026-11-27-nothing"
+
+    def test_history_unknown_raises_not_found(self, store: Store) -> None:
+        """The history of an unknown id raises IncidentNotFound."""
+        store.append(declare_commit())
+        with pytest.raises(IncidentNotFound):
+            store.history("INC-2026-11-27-nothing")
+
+    def test_load_returns_latest_snapshot(self, store: Store) -> None:
+        """After each commit, load() returns that commit's snapshot."""
+        snapshot = write(store, declare_commit())
+        for n in range(5):
+            snapshot = write(store, next_commit(snapshot, NoteAdded(f"note {n}")))
+            assert store.load(CHECKOUT) == snapshot
+        assert snapshot.version == 6
+
+    def test_incidents_are_independent(self, store: Store) -> None:
+        """Commits to one incident do not touch another's history or snapshot."""
+        first = with_notes(store, 3, "INC-2026-11-27-first")
+        second = with_notes(store, 1, "INC-2026-11-27-second")
+        assert store.load(first.id) == first
+        assert store.load(second.id) == second
+        assert [e.seq for e in store.history(first.id)] == [1, 2, 3, 4]
+        assert {e.incident_id for e in store.history(second.id)} == {second.id}
+
+    def test_duplicate_incident(self, store: Store) -> None:
+        """Declaring an id that exists (expected_version 0) raises DuplicateIncident."""
+        store.append(declare_commit())
+        with pytest.raises(DuplicateIncident) as caught:
+            store.append(declare_commit(title="Another title"))
+        assert caught.value.incident_id == CHECKOUT
+
+    def test_duplicate_incident_writes_nothing(self, store: Store) -> None:
+        """A refused duplicate leaves the history, snapshot, outbox and keys as they were."""
+        snapshot = write(store, next_commit(write(store, declare_commit()), NoteAdded("kept")))
+        with pytest.raises(DuplicateIncident):
+            store.append(declare_commit(title="Another", outbox=True, key="dup-key"))
+        assert store.load(CHECKOUT) == snapshot
+        assert [e.seq for e in store.history(CHECKOUT)] == [1, 2]
+        assert store.pending() == []
+        assert store.idempotency("dup-key") is None
+
+    # -- history -----------------------------------------------------------------------
+
+    def test_history_in_order_and_gapless(self, store: Store) -> None:
+        """The history holds every event, seq 1..n, in order."""
+        with_notes(store, 6)
+        history = store.history(CHECKOUT)
+        assert [e.seq for e in history] == list(range(1, 8))
+        assert [e.type for e in history] == ["declared"] + ["note_added"] * 6
+
+    def test_history_after(self, store: Store) -> None:
+        """history(after=n) returns only the events with seq greater than n."""
+        with_notes(store, 5)
+        assert [e.seq for e in store.history(CHECKOUT, after=4)] == [5, 6]
+        assert [e.seq for e in store.history(CHECKOUT, after=0)] == list(range(1, 7))
+
+    def test_history_after_the_last_event_is_empty(self, store: Store) -> None:
+        """history(after=version) of an existing incident is empty, not an error."""
+        snapshot = with_notes(store, 2)
+        assert list(store.history(CHECKOUT, after=snapshot.version)) == []
+
+    def test_commit_with_several_events(self, store: Store) -> None:
+        """All events of one commit are appended together."""
+        snapshot = write(store, declare_commit())
+        after = write(store, next_commit(snapshot, NoteAdded("one"), NoteAdded("two")))
+        assert after.version == 3
+        assert store.load(CHECKOUT) == after
+        assert [e.data for e in store.history(CHECKOUT, after=1)] == [
+            NoteAdded("one"),
+            NoteAdded("two"),
+        ]
+
+    def test_event_envelope_round_trips(self, store: Store) -> None:
+        """Time (to the microsecond), actor, payload and idempotency key come back equal."""
+        snapshot = write(store, declare_commit())
+        at = START + timedelta(minutes=3, microseconds=123_456)
+        commit = next_commit(
+            snapshot, EvidenceAdded("journalctl", "ERR 500"), at=at, actor="bob", key="k-1"
+        )
+        store.append(commit)
+        (event,) = store.history(CHECKOUT, after=1)
+        assert event == commit.events[0]
+        assert event.at == at
+        assert event.idempotency_key == "k-1"
+
+    def test_schema_version_recorded(self, store: Store) -> None:
+        """Each stored event keeps the event schema version it was written with."""
+        with_notes(store, 1)
+        assert {e.schema_version for e in store.history(CHECKOUT)} == {SCHEMA_VERSION}
+
+    def test_every_event_type_round_trips(self, store: Store, clock: FrozenClock) -> None:
+        """A whole incident gives the same history on this store as in memory."""
+        from ..stores.memory import MemoryStore
+
+        on_store = run_whole_incident(IncidentFlow(store, clock=clock), clock)
+        reference_clock = FrozenClock(START)
+        reference = IncidentFlow(MemoryStore(), clock=reference_clock)
+        expected = run_whole_incident(reference, reference_clock)
+        assert store.history(on_store.id) == reference.history(expected.id)
+        assert store.load(on_store.id) == expected
+
+    # -- optimistic concurrency ------------------------------------------------------------
+
+    def test_stale_expected_version_raises_conflict(self, store: Store) -> None:
+        """Appending on an old version raises ConcurrencyConflict with both versions."""
+        first = write(store, declare_commit())
+        write(store, next_commit(first))
+        with pytest.raises(ConcurrencyConflict) as caught:
+            store.append(next_commit(first, NoteAdded("decided on version 1")))
+        assert (caught.value.expected, caught.value.actual) == (1, 2)
+        assert caught.value.incident_id == CHECKOUT
+
+    def test_conflict_writes_nothing(self, store: Store) -> None:
+        """A refused stale commit leaves history, snapshot, outbox and keys untouched."""
+        first = write(store, declare_commit())
+        latest = write(store, next_commit(first))
+        stale = next_commit(first, NoteAdded("lost"), NoteAdded("lost too"), outbox=True, key="k")
+        with pytest.raises(ConcurrencyConflict):
+            store.append(stale)
+        assert store.load(CHECKOUT) == latest
+        assert [e.data for e in store.history(CHECKOUT)][1:] == [NoteAdded("a note")]
+        assert store.pending() == []
+        assert store.idempotency("k") is None
+
+    def test_expected_version_ahead_raises_conflict(self, store: Store) -> None:
+        """Appending on a version the incident has not reached raises ConcurrencyConflict."""
+        snapshot = write(store, declare_commit())
+        ahead = next_commit(next_commit(snapshot).snapshot)
+        with pytest.raises(ConcurrencyConflict):
+            store.append(ahead)
+        assert store.load(CHECKOUT) == snapshot
+
+    def test_expected_version_on_unknown_incident_raises_conflict(self, store: Store) -> None:
+        """Appending to an incident that does not exist (version > 0) writes nothing."""
+        phantom = declare_commit().snapshot
+        with pytest.raises(ConcurrencyConflict) as caught:
+            store.append(next_commit(phantom))
+        assert caught.value.actual == 0
+        assert not store.exists(CHECKOUT)
+
+    def test_threads_retrying_conflicts_lose_nothing(self, store: Store) -> None:
+        """Four threads adding notes, retrying on conflicts, leave every note exactly once."""
+        store.append(declare_commit())
+        errors: list[BaseException] = []
+
+        def add_notes(worker: int) -> None:
+            flow = IncidentFlow(store, clock=FrozenClock(START))
+            try:
+                for n in range(15):
+                    while True:
+                        try:
+                            flow.add_note(CHECKOUT, f"worker {worker} note {n}", actor="bob")
+                            break
+                        except ConcurrencyConflict:
+                            continue
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=add_notes, args=(w,)) for w in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        history = store.history(CHECKOUT)
+        assert [e.seq for e in history] == list(range(1, 62))
+        texts = sorted(e.data.text for e in history[1:] if isinstance(e.data, NoteAdded))
+        expected = sorted(f"worker {w} note {n}" for w in range(4) for n in range(15))
+        assert texts == expected
+        assert replay(history) == store.load(CHECKOUT)
+
+    # -- idempotency -------------------------------------------------------------------------
+
+    def test_idempotency_record_kept(self, store: Store) -> None:
+        """A commit's idempotency record is returned for its key."""
+        snapshot = write(store, declare_commit())
+        commit = next_commit(snapshot, key="retry-42")
+        store.append(commit)
+        assert store.idempotency("retry-42") == commit.idempotency
+        assert store.idempotency("retry-42") == IdempotencyRecord(
+            "retry-42", "fingerprint of retry-42", CHECKOUT, 2
+        )
+
+    def test_idempotency_unknown_key(self, store: Store) -> None:
+        """An unknown key has no record."""
+        store.append(declare_commit(key="declared-with-a-key"))
+        assert store.idempotency("never-used") is None
+        assert store.idempotency("declared-with-a-key") is not None
+
+    def test_idempotent_command_through_flow(self, flow: IncidentFlow) -> None:
+        """Running a command twice with one key records it once and returns the first result."""
+        inc = flow.declare("Checkout returns 500", severity="P1", commander="alice", actor="a")
+        first = flow.add_note(inc.id, "only once", actor="bob", idempotency_key="note-1")
+        again = flow.add_note(inc.id, "only once", actor="bob", idempotency_key="note-1")
+        assert again == first
+        assert [e.type for e in flow.history(inc.id)] == ["declared", "note_added"]
+
+    # -- outbox ---------------------------------------------------------------------------
+
+    def test_outbox_items_pending_after_commit(self, store: Store) -> None:
+        """Outbox items are pending once their commit is in, carrying the whole event."""
+        commit = declare_commit(outbox=True)
+        store.append(commit)
+        assert store.pending() == [OutboxItem(f"{CHECKOUT}:1", commit.events[0])]
+
+    def test_pending_oldest_first_with_limit(self, store: Store) -> None:
+        """pending() lists items in commit order and honours its limit."""
+        snapshot = write(store, declare_commit(outbox=True))
+        for n in range(3):
+            snapshot = write(store, next_commit(snapshot, NoteAdded(f"n{n}"), outbox=True))
+        ids = [item.id for item in store.pending()]
+        assert ids == [f"{CHECKOUT}:{seq}" for seq in range(1, 5)]
+        assert [item.id for item in store.pending(limit=2)] == ids[:2]
+
+    def test_outbox_items_of_a_multi_event_commit(self, store: Store) -> None:
+        """Every event of a commit gets its own outbox item, in order."""
+        snapshot = write(store, declare_commit())
+        store.append(next_commit(snapshot, NoteAdded("a"), NoteAdded("b"), outbox=True))
+        assert [i.event.data for i in store.pending()] == [NoteAdded("a"), NoteAdded("b")]
+
+    def test_mark_delivered(self, store: Store) -> None:
+        """Delivered items leave the outbox; the others stay; unknown ids are ignored."""
+        snapshot = write(store, declare_commit(outbox=True))
+        write(store, next_commit(snapshot, outbox=True))
+        store.mark_delivered([f"{CHECKOUT}:1", "INC-unknown:7"])
+        assert [item.id for item in store.pending()] == [f"{CHECKOUT}:2"]
+        store.mark_delivered([f"{CHECKOUT}:2"])
+        store.mark_delivered([f"{CHECKOUT}:2"])
+        assert store.pending() == []
+
+    def test_outbox_through_flow(self, store: Store, clock: FrozenClock) -> None:
+        """A flow with a notifier announces each event once and leaves nothing pending."""
+        recorder = RecordingNotifier()
+        flow = IncidentFlow(store, clock=clock, notifiers=[recorder])
+        inc = flow.declare("Checkout returns 500", severity="P1", commander="alice", actor="a")
+        flow.start_triage(inc.id, actor="alice")
+        assert recorder.types() == ["declared", "triage_started"]
+        assert store.pending() == []
+
+    # -- replay --------------------------------------------------------------------------
+
+    def test_whole_incident_through_flow(self, flow: IncidentFlow, clock: FrozenClock) -> None:
+        """A P1 run from declaration to kb_updated is stored, and replay gives the snapshot."""
+        final = run_whole_incident(flow, clock)
+        assert final.state is State.KB_UPDATED
+        assert flow.get(final.id) == final
+        assert replay(flow.history(final.id)) == final
+        assert flow.verify(final.id)
+
+    def test_replay_equals_snapshot_after_many_events(self, store: Store) -> None:
+        """After hundreds of commits, replaying the history gives the stored snapshot."""
+        snapshot = with_notes(store, 300)
+        assert store.load(CHECKOUT) == snapshot
+        assert replay(store.history(CHECKOUT)) == snapshot
+        assert [e.seq for e in store.history(CHECKOUT, after=290)] == list(range(291, 302))
+
+    # -- payloads --------------------------------------------------------------------------
+
+    def test_unicode_round_trips(self, store: Store) -> None:
+        """Awkward Unicode in titles, names and payloads comes back unchanged."""
+        declared = declare_commit(title=AWKWARD_TEXT[:200], commander="Zoë 田中")
+        store.append(declared)
+        payloads = (NoteAdded(AWKWARD_TEXT), EvidenceAdded("ログ", AWKWARD_TEXT))
+        noted = next_commit(declared.snapshot, *payloads, actor="José ☕")
+        store.append(noted)
+        assert store.load(CHECKOUT) == noted.snapshot
+        assert tuple(store.history(CHECKOUT)) == declared.events + noted.events
+        assert list(store.list(IncidentQuery(commander="Zoë 田中"))) == [noted.snapshot]
+
+    def test_one_megabyte_evidence_round_trips(self, store: Store) -> None:
+        """A 1,000,000-character evidence item (multi-byte text) is stored whole."""
+        content = ("journalctl: ünïcödé ✓ line\n" * 40_000)[:1_000_000]
+        snapshot = write(store, declare_commit())
+        after = write(store, next_commit(snapshot, EvidenceAdded("journalctl", content)))
+        loaded = store.load(CHECKOUT)
+        assert loaded == after
+        assert loaded.evidence[0].content == content
+        assert store.history(CHECKOUT, after=1)[0].data == EvidenceAdded("journalctl", content)
+
+    # -- list --------------------------------------------------------------------------------
+
+    def assert_list(
+        self, store: Store, fleet: dict[str, Incident], query: IncidentQuery, ids: Sequence[str]
+    ) -> None:
+        """list(query) gives the incidents ``ids`` in that order, as IncidentQuery.apply does."""
+        found = store.list(query)
+        assert [i.id for i in found] == list(ids)
+        assert list(found) == query.apply(fleet.values())
+
+    def test_list_all_newest_first(self, store: Store, fleet: dict[str, Incident]) -> None:
+        """By default every incident is listed, newest declaration first, ties by id."""
+        ids = [
+            "INC-2026-11-25-search",
+            "INC-2026-11-25-cache",
+            "INC-2026-11-24-typo",
+            "INC-2026-11-23-checkout",
+            "INC-2026-11-22-login",
+            "INC-2026-11-21-tiles",
+            "INC-2026-11-20-db",
+        ]
+        self.assert_list(store, fleet, IncidentQuery(), ids)
+
+    def test_list_oldest_first(self, store: Store, fleet: dict[str, Incident]) -> None:
+        """newest_first=False reverses the order."""
+        query = IncidentQuery(newest_first=False, limit=3)
+        self.assert_list(
+            store,
+            fleet,
+            query,
+            ["INC-2026-11-20-db", "INC-2026-11-21-tiles", "INC-2026-11-22-login"],
+        )
+
+    def test_list_by_state(self, store: Store, fleet: dict[str, Incident]) -> None:
+        """states= keeps incidents in any of the given states."""
+        query = IncidentQuery(states=frozenset({State.TRIAGING}))
+        self.assert_list(store, fleet, query, ["INC-2026-11-25-search", "INC-2026-11-20-db"])
+        both = IncidentQuery(states=frozenset({State.TRIAGING, State.DISMISSED}))
+        assert len(store.list(both)) == 4
+        assert list(store.list(both)) == both.apply(fleet.values())
+
+    def test_list_by_severity(self, store: Store, fleet: dict[str, Incident]) -> None:
+        """severities= keeps incidents of any of the given severities."""
+        query = IncidentQuery(severities=frozenset({Severity.P1}))
+        self.assert_list(store, fleet, query, ["INC-2026-11-23-checkout", "INC-2026-11-20-db"])
+        several = IncidentQuery(severities=frozenset({Severity.P3, Severity.P4}))
+        self.assert_list(store, fleet, several, ["INC-2026-11-24-typo", "INC-2026-11-21-tiles"])
+
+    def test_list_open_only(self, store: Store, fleet: dict[str, Incident]) -> None:
+        """open_only=True drops dismissed (closed) incidents."""
+        ids = [
+            "INC-2026-11-25-search",
+            "INC-2026-11-25-cache",
+            "INC-2026-11-23-checkout",
+            "INC-2026-11-21-tiles",
+            "INC-2026-11-20-db",
+        ]
+        self.assert_list(store, fleet, IncidentQuery(open_only=True), ids)
+
+    def test_list_open_p1(self, store: Store, fleet: dict[str, Incident]) -> None:
+        """The dashboard query: open P1 incidents."""
+        query = IncidentQuery(open_only=True, severities=frozenset({Severity.P1}))
+        self.assert_list(store, fleet, query, ["INC-2026-11-23-checkout", "INC-2026-11-20-db"])
+
+    def test_list_by_commander(self, store: Store, fleet: dict[str, Incident]) -> None:
+        """commander= keeps the incidents that commander leads."""
+        query = IncidentQuery(commander="carol")
+        self.assert_list(store, fleet, query, ["INC-2026-11-25-cache", "INC-2026-11-23-checkout"])
+
+    def test_list_declared_between(self, store: Store, fleet: dict[str, Incident]) -> None:
+        """declared_after is inclusive, declared_before exclusive."""
+        query = IncidentQuery(
+            declared_after=START - timedelta(days=5), declared_before=START - timedelta(days=3)
+        )
+        self.assert_list(store, fleet, query, ["INC-2026-11-23-checkout", "INC-2026-11-22-login"])
+
+    def test_list_declared_after_other_timezone(
+        self, store: Store, fleet: dict[str, Incident]
+    ) -> None:
+        """Bounds in another time zone compare by instant."""
+        bound = (START - timedelta(days=2)).astimezone(timezone(timedelta(hours=2)))
+        query = IncidentQuery(declared_after=bound)
+        self.assert_list(store, fleet, query, ["INC-2026-11-25-search", "INC-2026-11-25-cache"])
+
+    def test_list_text_in_title(self, store: Store, fleet: dict[str, Incident]) -> None:
+        """text= matches part of the title, ignoring case (casefolded: "STRASSE" finds "Straße")."""
+        slow = ["INC-2026-11-25-search", "INC-2026-11-22-login"]
+        self.assert_list(store, fleet, IncidentQuery(text="slow"), slow)
+        self.assert_list(store, fleet, IncidentQuery(text="STRASSE"), ["INC-2026-11-21-tiles"])
+        self.assert_list(store, fleet, IncidentQuery(text="%"), [])
+        self.assert_list(store, fleet, IncidentQuery(text="_"), [])
+
+    def test_list_paging(self, store: Store, fleet: dict[str, Incident]) -> None:
+        """Pages of ``limit`` from ``offset`` cover the ordered results without gaps or overlaps."""
+        pages = [
+            [i.id for i in store.list(IncidentQuery(limit=3, offset=offset))]
+            for offset in (0, 3, 6)
+        ]
+        assert [len(page) for page in pages] == [3, 3, 1]
+        assert [i for page in pages for i in page] == [i.id for i in store.list(IncidentQuery())]
+
+    def test_list_offset_beyond_the_end(self, store: Store, fleet: dict[str, Incident]) -> None:
+        """An offset past the last match gives an empty page."""
+        assert list(store.list(IncidentQuery(offset=50))) == []
+
+    def test_list_combined_filters(self, store: Store, fleet: dict[str, Incident]) -> None:
+        """Filters combine with AND."""
+        query = IncidentQuery(
+            open_only=True,
+            commander="alice",
+            severities=frozenset({Severity.P1, Severity.P2}),
+            declared_after=START - timedelta(days=6),
+        )
+        self.assert_list(store, fleet, query, ["INC-2026-11-25-search"])
+
+    def test_list_follows_changes(self, store: Store, fleet: dict[str, Incident]) -> None:
+        """A reclassified, reassigned, dismissed incident moves between filters."""
+        checkout = fleet["INC-2026-11-23-checkout"]
+        changed = write(
+            store,
+            next_commit(
+                checkout,
+                Reclassified(Severity.P3, Severity.P1, "fewer users", False),
+                CommanderAssigned("dave"),
+                Dismissed("duplicate", "INC-2026-11-20-db"),
+            ),
+        )
+        fleet[checkout.id] = changed
+        query = IncidentQuery(open_only=True, severities=frozenset({Severity.P1}))
+        self.assert_list(store, fleet, query, ["INC-2026-11-20-db"])
+        self.assert_list(store, fleet, IncidentQuery(commander="dave"), [checkout.id])
+        assert store.list(IncidentQuery(commander="dave"))[0] == changed
+
+    def test_list_empty_store(self, store: Store) -> None:
+        """An empty store lists nothing."""
+        assert list(store.list(IncidentQuery())) == []
+        assert list(store.list(IncidentQuery(open_only=True, text="x"))) == []
+
+    def test_list_through_flow(self, flow: IncidentFlow, clock: FrozenClock) -> None:
+        """flow.list() filters with the store."""
+        p1 = flow.declare("Checkout returns 500", severity="P1", commander="alice", actor="a")
+        clock.advance(minutes=1)
+        flow.declare("Search is slow", severity="P3", commander="bob", actor="b")
+        assert [i.id for i in flow.list(severity="P1", open_only=True)] == [p1.id]
+        assert len(flow.list()) == 2
+
+    # -- durable stores ---------------------------------------------------------------------
+
+    def test_reopened_store_sees_everything(self, store: Store, tmp_path: Path) -> None:
+        """A store made again on the same location sees every incident, key and outbox item."""
+        snapshot = write(store, declare_commit(outbox=True))
+        snapshot = write(store, next_commit(snapshot, NoteAdded("kept"), key="k-7"))
+        other = write(store, declare_commit("INC-2026-11-27-other", severity=Severity.P4))
+        history = store.history(CHECKOUT)
+        reopened = self.reopen(store, tmp_path)
+        try:
+            assert reopened.load(CHECKOUT) == snapshot
+            assert reopened.history(CHECKOUT) == history
+            assert reopened.idempotency("k-7") == IdempotencyRecord(
+                "k-7", "fingerprint of k-7", CHECKOUT, 2
+            )
+            assert [item.id for item in reopened.pending()] == [f"{CHECKOUT}:1"]
+            assert list(reopened.list(IncidentQuery())) == [other, snapshot]
+            reopened.append(next_commit(snapshot, NoteAdded("after reopening")))
+            assert reopened.load(CHECKOUT).version == 3
+        finally:
+            reopened.close()
+
+    def test_two_stores_on_one_location(self, store: Store, tmp_path: Path) -> None:
+        """Two store objects on one location (two processes) see each other's commits."""
+        other = self.second(tmp_path)
+        try:
+            first = write(store, declare_commit())
+            assert other.load(CHECKOUT) == first
+            latest = write(other, next_commit(first, NoteAdded("from the other process")))
+            assert store.load(CHECKOUT) == latest
+            with pytest.raises(ConcurrencyConflict):
+                store.append(next_commit(first, NoteAdded("stale")))
+            with pytest.raises(DuplicateIncident):
+                other.append(declare_commit())
+            assert [e.seq for e in store.history(CHECKOUT)] == [1, 2]
+            assert replay(other.history(CHECKOUT)) == latest
+        finally:
+            other.close()
+
+    def test_close_twice_is_harmless(self, tmp_path: Path) -> None:
+        """close() may be called more than once."""
+        store = self.make_store(tmp_path)
+        store.close()
+        store.close()

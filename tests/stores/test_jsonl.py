@@ -1,0 +1,205 @@
+"""JsonlStore passes the store contract, plus what only the files do."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from incidentflow import IncidentFlow, IncidentNotFound, ValidationError
+from incidentflow._decide import replay
+from incidentflow._events import NoteAdded
+from incidentflow.stores import IncidentQuery, JsonlStore, Store
+from incidentflow.testing import FrozenClock, StoreContract
+from incidentflow.testing.contract import (
+    CHECKOUT,
+    START,
+    declare_commit,
+    next_commit,
+    with_notes,
+    write,
+)
+
+
+class TestJsonlStore(StoreContract):
+    """The contract, in JSON Lines files."""
+
+    def make_store(self, tmp_path: Path) -> Store:
+        return JsonlStore(tmp_path / "incidents")
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return tmp_path / "incidents"
+
+
+@pytest.fixture
+def store(folder: Path) -> JsonlStore:
+    return JsonlStore(folder)
+
+
+def history_file(folder: Path, incident_id: str = CHECKOUT) -> Path:
+    return folder / f"{incident_id}.jsonl"
+
+
+class TestLayout:
+    def test_one_history_file_per_incident(self, store: JsonlStore, folder: Path) -> None:
+        """Each incident is one .jsonl file, one JSON event per line, seq 1..n."""
+        with_notes(store, 2)
+        lines = history_file(folder).read_text(encoding="utf-8").splitlines()
+        values = [json.loads(line) for line in lines]
+        assert [v["seq"] for v in values] == [1, 2, 3]
+        assert [v["type"] for v in values] == ["declared", "note_added", "note_added"]
+        assert json.loads((folder / ".incidentflow" / "format.json").read_text())["format"] == 1
+
+    def test_history_beside_the_markdown_file(self, folder: Path) -> None:
+        """With the incidents folder as the store, INC-….jsonl sits beside INC-….md."""
+        clock = FrozenClock(START)
+        flow = IncidentFlow(JsonlStore(folder), clock=clock, incidents_dir=folder)
+        inc = flow.declare("Checkout returns 500", severity="P1", commander="alice", actor="a")
+        assert (folder / f"{inc.id}.jsonl").exists()
+        assert (folder / f"{inc.id}.md").exists()
+        assert [i.id for i in flow.list()] == [inc.id]
+
+    def test_a_commit_is_one_write(self, store: JsonlStore, folder: Path) -> None:
+        """Every line of a commit names the commit and its last seq."""
+        declared = write(store, declare_commit())
+        store.append(next_commit(declared, NoteAdded("a"), NoteAdded("b")))
+        lines = [json.loads(x) for x in history_file(folder).read_text().splitlines()]
+        assert lines[1]["commit"] == lines[2]["commit"]
+        assert lines[1]["commit"]["last"] == 3
+        assert lines[0]["commit"]["id"] != lines[1]["commit"]["id"]
+
+
+class TestCrashes:
+    def test_torn_last_line_is_ignored(self, store: JsonlStore, folder: Path) -> None:
+        """A last line cut short by a crash is ignored, then cut off by the next commit."""
+        snapshot = with_notes(store, 2)
+        with history_file(folder).open("ab") as f:
+            f.write(b'{"incident_id":"' + CHECKOUT.encode() + b'","seq":4,"ty')
+        fresh = JsonlStore(folder)
+        assert fresh.load(CHECKOUT) == snapshot
+        assert len(fresh.history(CHECKOUT)) == 3
+        after = write(fresh, next_commit(snapshot, NoteAdded("after the crash")))
+        assert JsonlStore(folder).load(CHECKOUT) == after
+        assert replay(JsonlStore(folder).history(CHECKOUT)) == after
+
+    def test_incomplete_commit_is_ignored(self, store: JsonlStore, folder: Path) -> None:
+        """The first lines of a commit whose last line never made it count for nothing."""
+        snapshot = with_notes(store, 1)
+        commit = next_commit(snapshot, NoteAdded("one"), NoteAdded("two"), NoteAdded("three"))
+        store.append(commit)
+        lines = history_file(folder).read_bytes().splitlines(keepends=True)
+        history_file(folder).write_bytes(b"".join(lines[:-1]))  # lose the commit's last line
+        fresh = JsonlStore(folder)
+        assert fresh.load(CHECKOUT) == snapshot
+        assert [e.seq for e in fresh.history(CHECKOUT)] == [1, 2]
+        retried = write(fresh, next_commit(snapshot, NoteAdded("retried")))
+        assert [e.seq for e in JsonlStore(folder).history(CHECKOUT)] == [1, 2, 3]
+        assert JsonlStore(folder).load(CHECKOUT) == retried
+
+    def test_stale_index_and_checkpoint_are_rebuilt(self, store: JsonlStore, folder: Path) -> None:
+        """An index entry or checkpoint older than the history (a crash) is not trusted."""
+        first = with_notes(store, 1)
+        meta = folder / ".incidentflow"
+        saved = {p: p.read_bytes() for p in meta.glob("*/*.json")}
+        latest = write(
+            store, next_commit(first, NoteAdded("after the index"), NoteAdded("and more"))
+        )
+        for path, data in saved.items():
+            path.write_bytes(data)  # as if the process died before refreshing them
+        fresh = JsonlStore(folder)
+        assert fresh.load(CHECKOUT) == latest
+        assert fresh.list(IncidentQuery()) == [latest]
+
+    def test_missing_index_is_rebuilt(self, store: JsonlStore, folder: Path) -> None:
+        """Deleting the index and checkpoints loses nothing; rebuild_index() restores them."""
+        snapshot = with_notes(store, 20)
+        shutil.rmtree(folder / ".incidentflow" / "index")
+        shutil.rmtree(folder / ".incidentflow" / "snapshots")
+        fresh = JsonlStore(folder)
+        assert fresh.list(IncidentQuery(open_only=True)) == [snapshot]
+        assert fresh.rebuild_index() == 1
+        assert (folder / ".incidentflow" / "snapshots" / f"{CHECKOUT}.json").exists()
+        assert JsonlStore(folder).load(CHECKOUT) == snapshot
+
+    def test_damaged_checkpoint_is_ignored(self, store: JsonlStore, folder: Path) -> None:
+        """A checkpoint that is not JSON or does not fit the history is replaced by replay."""
+        snapshot = with_notes(store, 3)
+        checkpoint = folder / ".incidentflow" / "snapshots" / f"{CHECKOUT}.json"
+        checkpoint.write_text("{not json", encoding="utf-8")
+        assert JsonlStore(folder).load(CHECKOUT) == snapshot
+        checkpoint.write_text(
+            json.dumps({"format": 1, "offset": 5, "version": 1, "snapshot": {}}),
+            encoding="utf-8",
+        )
+        assert JsonlStore(folder).load(CHECKOUT) == snapshot
+
+    def test_outbox_record_of_an_uncommitted_commit_is_dropped(
+        self, store: JsonlStore, folder: Path
+    ) -> None:
+        """An outbox record whose commit never reached the history is never delivered."""
+        snapshot = write(store, declare_commit())
+        orphan = {
+            "commit": "f" * 32,
+            "incident_id": CHECKOUT,
+            "offset": history_file(folder).stat().st_size,
+            "first": 2,
+            "last": 2,
+            "items": [],
+        }
+        path = folder / ".incidentflow" / "outbox" / "00000000000000000001-orphan.json"
+        path.write_text(json.dumps(orphan), encoding="utf-8")
+        store.append(next_commit(snapshot, outbox=True))
+        assert [item.id for item in store.pending()] == [f"{CHECKOUT}:2"]
+        assert not path.exists()
+
+    def test_key_of_an_uncommitted_commit_is_not_reported(
+        self, store: JsonlStore, folder: Path
+    ) -> None:
+        """An idempotency record whose commit never reached the history is ignored."""
+        snapshot = write(store, declare_commit())
+        commit = next_commit(snapshot, key="k")
+        assert commit.idempotency is not None
+        store._write_intents(commit, "e" * 32, history_file(folder).stat().st_size)
+        assert store.idempotency("k") is None
+        store.append(commit)
+        assert store.idempotency("k") == commit.idempotency
+
+
+class TestPaths:
+    @pytest.mark.parametrize(
+        "incident_id", ["../escape", "a/b", ".hidden", "", "INC\x00x", "C:\\evil", "-dash"]
+    )
+    def test_unsafe_ids_never_reach_the_disk(
+        self, store: JsonlStore, tmp_path: Path, incident_id: str
+    ) -> None:
+        """An id that is not letters, digits and dashes never becomes a path.
+
+        Writing it is refused; reading it finds nothing (no stored incident can have it).
+        """
+        before = sorted(p.name for p in tmp_path.rglob("*"))
+        with pytest.raises(ValidationError):
+            store.append(declare_commit(incident_id))
+        with pytest.raises(IncidentNotFound):
+            store.load(incident_id)
+        with pytest.raises(IncidentNotFound):
+            store.history(incident_id)
+        assert not store.exists(incident_id)
+        assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+    def test_symlinked_history_is_refused(
+        self, store: JsonlStore, folder: Path, tmp_path: Path
+    ) -> None:
+        """A history file that is a symlink is not followed."""
+        from incidentflow import StoreError
+
+        target = tmp_path / "elsewhere.jsonl"
+        target.write_text("", encoding="utf-8")
+        os.symlink(target, history_file(folder))
+        with pytest.raises(StoreError):
+            store.append(declare_commit())
+        assert target.read_text(encoding="utf-8") == ""

@@ -1,0 +1,15 @@
+"""MemoryStore passes the store contract."""
+
+from pathlib import Path
+
+from incidentflow.stores import MemoryStore, Store
+from incidentflow.testing import StoreContract
+
+
+class TestMemoryStore(StoreContract):
+    """The contract, in process memory (nothing survives closing the store)."""
+
+    durable = False
+
+    def make_store(self, tmp_path: Path) -> Store:
+        return MemoryStore()

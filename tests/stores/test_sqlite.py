@@ -1,0 +1,237 @@
+"""SQLiteStore passes the store contract, plus what only SQLite does."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from incidentflow import ConcurrencyConflict, IdempotencyConflict, IncidentFlow, StoreError
+from incidentflow._events import NoteAdded
+from incidentflow._model import Severity
+from incidentflow.stores import IncidentQuery, SQLiteStore, Store
+from incidentflow.stores import sqlite as sqlite_module
+from incidentflow.testing import StoreContract
+from incidentflow.testing.contract import CHECKOUT, declare_commit, next_commit, with_notes
+
+
+class TestSQLiteStore(StoreContract):
+    """The contract, in one SQLite file."""
+
+    def make_store(self, tmp_path: Path) -> Store:
+        return SQLiteStore(tmp_path / "incidents.db")
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "incidents.db"
+
+
+@pytest.fixture
+def store(path: Path) -> Iterator[SQLiteStore]:
+    store = SQLiteStore(path)
+    yield store
+    store.close()
+
+
+def raw(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+
+class TestSetup:
+    def test_wal_and_full_sync_by_default(self, store: SQLiteStore, path: Path) -> None:
+        """The database runs in WAL mode with synchronous=FULL unless told otherwise."""
+        assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+        store.close()
+        normal = SQLiteStore(path, synchronous="NORMAL")
+        assert normal._conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+        normal.close()
+
+    def test_creates_missing_folders(self, tmp_path: Path) -> None:
+        """The database's folders are created, as for the default .agent/incidents/."""
+        store = SQLiteStore(tmp_path / "a" / "b" / "incidents.db")
+        store.append(declare_commit())
+        assert (tmp_path / "a" / "b" / "incidents.db").exists()
+        store.close()
+
+    def test_schema_version_recorded(self, store: SQLiteStore, path: Path) -> None:
+        """The schema version is recorded in the file, with the application id."""
+        assert store.schema_version() == sqlite_module.SCHEMA_VERSION
+        with raw(path) as conn:
+            assert conn.execute("PRAGMA application_id").fetchone()[0] == (
+                sqlite_module.APPLICATION_ID
+            )
+            versions = [r[0] for r in conn.execute("SELECT version FROM schema_version")]
+        assert versions == list(range(1, sqlite_module.SCHEMA_VERSION + 1))
+
+    def test_forward_migration(
+        self, store: SQLiteStore, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A database at an older schema is migrated forward on open, keeping its data."""
+        snapshot = with_notes(store, 2)
+        store.close()
+        newer = (*sqlite_module._MIGRATIONS, ("ALTER TABLE incidents ADD COLUMN team TEXT",))
+        monkeypatch.setattr(sqlite_module, "_MIGRATIONS", newer)
+        monkeypatch.setattr(sqlite_module, "SCHEMA_VERSION", len(newer))
+        migrated = SQLiteStore(path)
+        assert migrated.schema_version() == len(newer)
+        assert migrated.load(CHECKOUT) == snapshot
+        columns = [r[1] for r in migrated._conn.execute("PRAGMA table_info(incidents)")]
+        assert "team" in columns
+        migrated.close()
+
+    def test_closed_store_refuses_work(self, store: SQLiteStore) -> None:
+        """A closed store raises StoreError saying so."""
+        store.close()
+        with pytest.raises(StoreError, match="closed"):
+            store.load(CHECKOUT)
+
+    def test_bad_settings(self, path: Path) -> None:
+        """Unknown synchronous modes and negative timeouts are configuration errors."""
+        from incidentflow import ConfigError
+
+        with pytest.raises(ConfigError, match="synchronous"):
+            SQLiteStore(path, synchronous="OFF")  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="busy_timeout"):
+            SQLiteStore(path, busy_timeout=-1)
+
+
+class TestSnapshots:
+    def test_checkpoint_is_not_rewritten_on_every_command(self, store: SQLiteStore) -> None:
+        """The full snapshot is stored now and then; the row with the indexed columns always."""
+        with_notes(store, 100)
+        stored = store._conn.execute("SELECT version FROM snapshots").fetchone()[0]
+        current = store._conn.execute("SELECT version FROM incidents").fetchone()[0]
+        assert current == 101
+        assert stored < current
+
+    def test_cold_store_folds_the_tail(self, store: SQLiteStore, path: Path) -> None:
+        """A store with no cache builds the snapshot from the checkpoint and later events."""
+        snapshot = with_notes(store, 100)
+        cold = SQLiteStore(path, cache_size=0)
+        assert cold.load(CHECKOUT) == snapshot
+        assert cold.list(IncidentQuery())[0] == snapshot
+        cold.close()
+
+    def test_stale_cache_catches_up(self, store: SQLiteStore, path: Path) -> None:
+        """A store whose cached snapshot is behind reads only the newer events."""
+        first = with_notes(store, 3)
+        other = SQLiteStore(path)
+        assert other.load(CHECKOUT) == first
+        for n in range(40):
+            store.append(next_commit(store.load(CHECKOUT), NoteAdded(f"more {n}")))
+        assert other.load(CHECKOUT) == store.load(CHECKOUT)
+        other.append(next_commit(other.load(CHECKOUT)))
+        assert store.load(CHECKOUT).version == 45
+        other.close()
+
+    def test_uncached_writer_still_refreshes_indexed_columns(self, path: Path) -> None:
+        """A store that never loaded the incident writes its new state for list()."""
+        from incidentflow._events import Dismissed
+
+        writer = SQLiteStore(path, cache_size=0)
+        declared = declare_commit()
+        writer.append(declared)
+        writer.append(next_commit(declared.snapshot, Dismissed("false alarm")))
+        assert writer.list(IncidentQuery(open_only=True)) == []
+        assert len(writer.list(IncidentQuery(severities=frozenset({Severity.P1})))) == 1
+        writer.close()
+
+
+class TestQueries:
+    def test_open_p1_uses_the_index(self, store: SQLiteStore) -> None:
+        """list(open_only=True, severity=P1) searches an index, never scans the table."""
+        plan = " ".join(
+            store.explain_list(IncidentQuery(open_only=True, severities=frozenset({Severity.P1})))
+        )
+        assert "USING INDEX incidents_by_open_severity" in plan
+        assert "SCAN incidents" not in plan
+        assert "TEMP B-TREE" not in plan
+
+    def test_state_filter_uses_an_index(self, store: SQLiteStore) -> None:
+        """A state filter searches an index too."""
+        from incidentflow import State
+
+        plan = " ".join(store.explain_list(IncidentQuery(states=frozenset({State.RCA}))))
+        assert "USING INDEX" in plan
+
+
+class TestConcurrency:
+    def test_waits_for_another_writer(self, path: Path) -> None:
+        """A write waits for another connection's write transaction, then succeeds."""
+        store = SQLiteStore(path, busy_timeout=0.05)
+        blocker = raw(path)
+        blocker.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(0.3, lambda: blocker.execute("COMMIT"))
+        release.start()
+        started = time.monotonic()
+        store.append(declare_commit())
+        assert time.monotonic() - started >= 0.2
+        release.join()
+        blocker.close()
+        assert store.exists(CHECKOUT)
+        store.close()
+
+    def test_gives_up_on_a_lock_held_too_long(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A database locked for longer than the retry budget gives StoreError naming it."""
+        monkeypatch.setattr(sqlite_module, "_RETRY_SECONDS", 0.2)
+        store = SQLiteStore(path, busy_timeout=0.02)
+        blocker = raw(path)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StoreError, match="locked") as caught:
+                store.append(declare_commit())
+            assert str(path) in str(caught.value)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert not store.exists(CHECKOUT)
+        store.close()
+
+    def test_key_committed_by_a_racing_command(self, store: SQLiteStore) -> None:
+        """A key another commit stored first refuses the second commit, writing nothing."""
+        declared = declare_commit()
+        store.append(declared)
+        other = declare_commit("INC-2026-11-27-other")
+        store.append(other)
+        store.append(next_commit(declared.snapshot, key="same-key"))
+        racing = next_commit(other.snapshot, key="same-key")
+        with pytest.raises(ConcurrencyConflict):
+            store.append(racing)
+        assert racing.idempotency is not None
+        record = attrs.evolve(racing.idempotency, fingerprint="another payload")
+        with pytest.raises(IdempotencyConflict):
+            store.append(attrs.evolve(racing, idempotency=record))
+        assert store.load(other.incident_id).version == 1
+
+    def test_commit_with_a_gap_is_refused(self, store: SQLiteStore) -> None:
+        """Events that do not continue the history are refused before anything is written."""
+        declared = declare_commit()
+        store.append(declared)
+        skipping = next_commit(next_commit(declared.snapshot).snapshot)
+        broken = attrs.evolve(skipping, expected_version=1)
+        with pytest.raises(StoreError, match="does not follow"):
+            store.append(broken)
+        assert store.load(CHECKOUT).version == 1
+
+    def test_flow_on_two_stores_conflicts_and_retries(self, path: Path) -> None:
+        """Two flows on two connections: the stale one raises and succeeds once reloaded."""
+        first = IncidentFlow(SQLiteStore(path))
+        second = IncidentFlow(SQLiteStore(path))
+        inc = first.declare("Checkout returns 500", severity="P1", commander="a", actor="a")
+        second.add_note(inc.id, "from the second process", actor="b")
+        with pytest.raises(ConcurrencyConflict):
+            first.add_note(inc.id, "decided on version 1", actor="a", expected_version=1)
+        first.add_note(inc.id, "decided again", actor="a")
+        assert [e.seq for e in second.history(inc.id)] == [1, 2, 3]
+        assert second.verify(inc.id)
+        first.close()
+        second.close()
