@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import drive_to
-from incidentflow import Event, EventData, Incident, IncidentFlow, State, StoreError
+from incidentflow import Event, EventData, Incident, IncidentFlow, Records, State, StoreError
 from incidentflow._events import event_types
 from incidentflow._serialization import (
     event_from_json,
@@ -38,6 +38,9 @@ def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
     if origin is tuple:
         item, _ellipsis = typing.get_args(tp)
         return st.lists(strategy_for(item), max_size=3).map(tuple)
+    if origin is Records:
+        (item,) = typing.get_args(tp)
+        return st.lists(strategy_for(item), max_size=3).map(Records)
     if tp is type(None):
         return st.none()
     if tp is str:

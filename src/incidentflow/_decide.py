@@ -27,6 +27,7 @@ from ._model import (
     KbEntry,
     Note,
     Postmortem,
+    Records,
     RootCause,
     State,
     TriageAnswer,
@@ -439,7 +440,7 @@ def _reopened(inc: Incident, e: ev.Event) -> dict[str, Any]:
         "reopen_count": inc.reopen_count + 1,
         "confirmation": None,
         "fix": None,
-        "deploys": (),
+        "deploys": Records(),
         "fixed_at": None,
         "resolved_at": None,
         "closed_at": None,
@@ -465,7 +466,7 @@ def _action_item_completed(inc: Incident, e: ev.Event) -> dict[str, Any]:
     d = e.data
     assert isinstance(d, ev.ActionItemCompleted)
     return {
-        "action_items": tuple(
+        "action_items": Records(
             attrs.evolve(a, done_at=e.at) if a.number == d.number else a for a in inc.action_items
         )
     }
@@ -489,21 +490,22 @@ _EVOLVERS: dict[type[ev.EventData], Callable[[Incident, ev.Event], dict[str, Any
     },
     ev.Reopened: _reopened,
     ev.EvidenceAdded: lambda inc, e: {
-        "evidence": (*inc.evidence, Evidence(_d(e).source, _d(e).content, e.at, e.actor))
+        "evidence": inc.evidence.appended(Evidence(_d(e).source, _d(e).content, e.at, e.actor))
     },
     ev.TriageAnswered: lambda inc, e: {
-        "triage_answers": (
-            *(a for a in inc.triage_answers if a.question != _d(e).question),
-            TriageAnswer(_d(e).question, _d(e).answer, e.at, e.actor),
+        "triage_answers": Records(
+            (
+                *(a for a in inc.triage_answers if a.question != _d(e).question),
+                TriageAnswer(_d(e).question, _d(e).answer, e.at, e.actor),
+            )
         )
     },
     ev.ContainmentRecorded: lambda inc, e: {
-        "containment": (
-            *inc.containment,
-            ContainmentAction(_d(e).description, _d(e).taken_at, e.actor),
+        "containment": inc.containment.appended(
+            ContainmentAction(_d(e).description, _d(e).taken_at, e.actor)
         )
     },
-    ev.WhyAdded: lambda inc, e: {"whys": (*inc.whys, Why(_d(e).answer, e.at, e.actor))},
+    ev.WhyAdded: lambda inc, e: {"whys": inc.whys.appended(Why(_d(e).answer, e.at, e.actor))},
     ev.RootCauseSet: lambda inc, e: {
         "root_cause": RootCause(_d(e).statement, _d(e).process_gap, e.at, e.actor)
     },
@@ -511,7 +513,7 @@ _EVOLVERS: dict[type[ev.EventData], Callable[[Incident, ev.Event], dict[str, Any
         "fix": Fix(_d(e).description, _d(e).test, _d(e).staging_verified, e.at, e.actor)
     },
     ev.DeployRecorded: lambda inc, e: {
-        "deploys": (*inc.deploys, Deploy(_d(e).deployed_at, _d(e).ref, e.actor))
+        "deploys": inc.deploys.appended(Deploy(_d(e).deployed_at, _d(e).ref, e.actor))
     },
     ev.UserConfirmed: lambda inc, e: {
         "confirmation": Confirmation(_d(e).user, _d(e).positive, _d(e).comment, e.at, e.actor)
@@ -524,11 +526,10 @@ _EVOLVERS: dict[type[ev.EventData], Callable[[Incident, ev.Event], dict[str, Any
     ev.DetectionRecorded: lambda inc, e: {
         "detection": Detection(_d(e).first_occurred_at, _d(e).detected_at, _d(e).method, e.actor)
     },
-    ev.NoteAdded: lambda inc, e: {"notes": (*inc.notes, Note(_d(e).text, e.at, e.actor))},
+    ev.NoteAdded: lambda inc, e: {"notes": inc.notes.appended(Note(_d(e).text, e.at, e.actor))},
     ev.ActionItemAdded: lambda inc, e: {
-        "action_items": (
-            *inc.action_items,
-            ActionItem(_d(e).number, _d(e).description, _d(e).owner, _d(e).due),
+        "action_items": inc.action_items.appended(
+            ActionItem(_d(e).number, _d(e).description, _d(e).owner, _d(e).due)
         )
     },
     ev.ActionItemCompleted: _action_item_completed,
@@ -545,13 +546,19 @@ _EVOLVERS: dict[type[ev.EventData], Callable[[Incident, ev.Event], dict[str, Any
 
 
 def _compile_replace() -> Callable[[Incident, dict[str, Any]], Incident]:
-    # attrs.evolve introspects the class on every call; folding runs once per
-    # event, so build the equivalent call once, as attrs builds __init__.
+    # attrs.evolve introspects the class and reruns converters on every call;
+    # folding runs once per event on values the evolvers already typed, so build
+    # the field-by-field copy once, as attrs builds __init__.
     names = [a.name for a in attrs.fields(Incident)]
-    args = ", ".join(f"{n}=get({n!r}, inc.{n})" for n in names)
-    source = f"def replace(inc, changes):\n    get = changes.get\n    return Incident({args})\n"
-    namespace: dict[str, Any] = {"Incident": Incident}
-    exec(compile(source, "<incidentflow replace>", "exec"), namespace)
+    lines = ["def replace(inc, changes):", "    get = changes.get", "    new = _new(Incident)"]
+    lines += [f"    _set(new, {n!r}, get({n!r}, inc.{n}))" for n in names]
+    lines.append("    return new")
+    namespace: dict[str, Any] = {
+        "Incident": Incident,
+        "_new": object.__new__,
+        "_set": object.__setattr__,
+    }
+    exec(compile("\n".join(lines), "<incidentflow replace>", "exec"), namespace)
     replace: Callable[[Incident, dict[str, Any]], Incident] = namespace["replace"]
     return replace
 

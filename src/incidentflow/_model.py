@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
+from itertools import islice
+from typing import Generic, TypeVar, overload
 
 import attrs
+
+T = TypeVar("T")
 
 __all__ = [
     "ActionItem",
@@ -19,6 +24,7 @@ __all__ = [
     "KbEntry",
     "Note",
     "Postmortem",
+    "Records",
     "RootCause",
     "Severity",
     "State",
@@ -74,6 +80,82 @@ class State(enum.Enum):
 
 
 _OPEN_STATES = frozenset({State.DECLARED, State.TRIAGING, State.CONTAINED, State.RCA, State.FIXED})
+
+
+class Records(Sequence[T], Generic[T]):
+    """An immutable sequence that grows by sharing storage with what it grew from.
+
+    Snapshots hold their evidence, notes and other lists as ``Records``:
+    ``appended`` returns a new ``Records`` in O(1) when nothing else was appended
+    to the same version, so a command on a long incident costs what it costs on
+    a short one. It compares equal to any sequence with the same items.
+
+    >>> first = Records(["a"])
+    >>> second = first.appended("b")
+    >>> list(first), list(second), second == ("a", "b")
+    (['a'], ['a', 'b'], True)
+    """
+
+    __slots__ = ("_items", "_len")
+
+    def __init__(self, items: Iterable[T] = ()) -> None:
+        self._items: list[T] = list(items)
+        self._len = len(self._items)
+
+    @classmethod
+    def _view(cls, items: list[T], length: int) -> Records[T]:
+        view: Records[T] = cls.__new__(cls)
+        view._items = items
+        view._len = length
+        return view
+
+    def appended(self, item: T) -> Records[T]:
+        """A new ``Records`` with ``item`` at the end; this one is unchanged."""
+        items, length = self._items, self._len
+        if len(items) == length:
+            items.append(item)
+            # Another append from this same version may have won the race.
+            if items[length] is item:
+                return self._view(items, length + 1)
+        fresh = items[:length]
+        fresh.append(item)
+        return self._view(fresh, length + 1)
+
+    def __len__(self) -> int:
+        return self._len
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[T, ...]: ...
+    def __getitem__(self, index: int | slice) -> T | tuple[T, ...]:
+        if isinstance(index, slice):
+            return tuple(self._items[: self._len][index])
+        if index < 0:
+            index += self._len
+        if not 0 <= index < self._len:
+            raise IndexError("Records index out of range")
+        return self._items[index]
+
+    def __iter__(self) -> Iterator[T]:
+        return islice(self._items, self._len)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Records):
+            return self._len == other._len and all(a == b for a, b in zip(self, other, strict=True))
+        if isinstance(other, (tuple, list)):
+            return self._len == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"Records({list(self)!r})"
+
+
+def _as_records(value: Iterable[T]) -> Records[T]:
+    return value if isinstance(value, Records) else Records(value)
 
 
 @attrs.frozen
@@ -279,16 +361,16 @@ class Incident:
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
     detection: Detection | None = None
-    evidence: tuple[Evidence, ...] = ()
-    triage_answers: tuple[TriageAnswer, ...] = ()
-    containment: tuple[ContainmentAction, ...] = ()
-    whys: tuple[Why, ...] = ()
+    evidence: Records[Evidence] = attrs.field(factory=Records, converter=_as_records)
+    triage_answers: Records[TriageAnswer] = attrs.field(factory=Records, converter=_as_records)
+    containment: Records[ContainmentAction] = attrs.field(factory=Records, converter=_as_records)
+    whys: Records[Why] = attrs.field(factory=Records, converter=_as_records)
     root_cause: RootCause | None = None
     fix: Fix | None = None
-    deploys: tuple[Deploy, ...] = ()
+    deploys: Records[Deploy] = attrs.field(factory=Records, converter=_as_records)
     confirmation: Confirmation | None = None
-    notes: tuple[Note, ...] = ()
-    action_items: tuple[ActionItem, ...] = ()
+    notes: Records[Note] = attrs.field(factory=Records, converter=_as_records)
+    action_items: Records[ActionItem] = attrs.field(factory=Records, converter=_as_records)
     postmortem: Postmortem | None = None
     kb_entry: KbEntry | None = None
     reopen_count: int = 0

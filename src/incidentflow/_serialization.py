@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import cattrs
 
 from ._events import Event, EventData, event_types
-from ._model import Incident
+from ._model import Incident, Records
 from .exceptions import StoreError
 
 __all__ = [
@@ -33,6 +34,20 @@ def _structure_datetime(value: Any, _: type) -> datetime:
     return parsed
 
 
+def _is_records(cls: Any) -> bool:
+    return get_origin(cls) is Records or cls is Records
+
+
+def _unstructure_records(conv: cattrs.Converter, cls: Any) -> Callable[[Records[Any]], list[Any]]:
+    (item_type,) = get_args(cls) or (Any,)
+    return lambda records: [conv.unstructure(item, unstructure_as=item_type) for item in records]
+
+
+def _structure_records(conv: cattrs.Converter, cls: Any) -> Callable[[Any, Any], Records[Any]]:
+    (item_type,) = get_args(cls) or (Any,)
+    return lambda value, _: Records(conv.structure(item, item_type) for item in value)
+
+
 @functools.cache
 def converter() -> cattrs.Converter:
     """The shared converter, built on first use."""
@@ -41,6 +56,8 @@ def converter() -> cattrs.Converter:
     conv.register_structure_hook(datetime, _structure_datetime)
     conv.register_unstructure_hook(date, date.isoformat)
     conv.register_structure_hook(date, lambda v, _: date.fromisoformat(v))
+    conv.register_unstructure_hook_factory(_is_records, lambda t: _unstructure_records(conv, t))
+    conv.register_structure_hook_factory(_is_records, lambda t: _structure_records(conv, t))
     types = event_types()
 
     def unstructure_event(event: Event) -> dict[str, Any]:
