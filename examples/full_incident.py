@@ -4,9 +4,11 @@ Run it from the repository root::
 
     python examples/full_incident.py [FOLDER]
 
-It keeps the incident under FOLDER (default: ``.agent`` in the current
-directory), prints what happened, including a step the process refused and why,
-and the paths of the Markdown files it wrote.
+It keeps the incident in the embedded default store, SQLite, under FOLDER
+(default: ``.agent`` in the current directory: ``.agent/incidents/incidentflow.db``),
+prints what happened, including a step the process refused and why, and the
+paths of the Markdown files it wrote. Run it again and a second incident joins
+the first in the same database.
 
 The incident is replayed as it happened over an afternoon: a FrozenClock stands
 in for the wall clock so the 15-minute post-deploy watch window passes at once.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 from incidentflow import IncidentFlow, TransitionRejected
 from incidentflow.testing import FrozenClock
@@ -25,11 +28,19 @@ from incidentflow.testing import FrozenClock
 def main(folder: Path) -> None:
     # Start the story three hours ago, so every time recorded is in the past.
     clock = FrozenClock(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3))
-    flow = IncidentFlow.in_memory(
+    # With no arguments, IncidentFlow.open() uses .agent/ in the current folder;
+    # the folder is spelled out here so the example can write elsewhere.
+    flow = IncidentFlow.open(
+        "sqlite:///" + quote(str(folder / "incidents" / "incidentflow.db")),
         clock=clock,
         incidents_dir=folder / "incidents",
         knowledge_dir=folder / "knowledge" / "gotchas",
     )
+    with flow:
+        run_incident(flow, clock)
+
+
+def run_incident(flow: IncidentFlow, clock: FrozenClock) -> None:
 
     # 14:00 — the pager goes off.
     inc = flow.declare(
@@ -155,6 +166,7 @@ def main(folder: Path) -> None:
     target = flow.policy.response_target(inc.severity)
     print(f"  acknowledged after {waited} (target {target})")
     print(f"  replay of the history matches the snapshot: {flow.verify(iid)}")
+    print(f"  incidents in the store: {len(flow.list())}")
     print("Files written:")
     for path in flow.render(iid):
         print(f"  {path}")
