@@ -17,6 +17,7 @@ PUBLIC_MODULES = [
     "incidentflow",
     "incidentflow.events",
     "incidentflow.exceptions",
+    "incidentflow.metrics",
     "incidentflow.notifiers",
     "incidentflow.render",
     "incidentflow.stores",

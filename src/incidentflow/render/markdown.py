@@ -12,6 +12,7 @@ from datetime import datetime
 
 from .. import _events as ev
 from .._model import Incident, State
+from .gantt import incident_gantt
 
 __all__ = ["block", "cell", "inline", "render_gotcha", "render_incident", "timeline"]
 
@@ -209,6 +210,9 @@ def _postmortem(inc: Incident, history: Sequence[ev.Event]) -> list[str]:
     rows = timeline(history)
     with_date = len({at.date() for at, _ in rows}) > 1
     out += _table(["Time (UTC)", "Event"], ([_short(at, with_date), text] for at, text in rows))
+    if history:
+        # Task names are sanitised and never hold backticks, so the fence is safe.
+        out += ["", "```mermaid", *incident_gantt(inc, history).splitlines(), "```"]
     out += ["", "## Root Cause", ""]
     out += [block(pm.root_cause) if pm.root_cause else "_To be written._", ""]
     for heading, items in (("What Went Well", pm.went_well), ("What Went Poorly", pm.went_poorly)):

@@ -1,0 +1,548 @@
+"""The metrics' implementation; the public names are re-exported by :mod:`incidentflow.metrics`."""
+
+from __future__ import annotations
+
+import math
+import re
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, timedelta
+from types import MappingProxyType
+from typing import Literal
+
+import attrs
+
+from ._model import Incident, Severity, State
+from .exceptions import ValidationError
+
+__all__ = [
+    "METRICS",
+    "PERIODS",
+    "IncidentTimes",
+    "Stats",
+    "Summary",
+    "incident_times",
+    "percentile",
+    "summarize",
+    "to_prometheus",
+]
+
+#: The duration names, in the order the milestones are reached.
+METRICS: tuple[str, ...] = (
+    "time_to_detect",
+    "time_to_declare",
+    "time_to_acknowledge",
+    "time_to_contain",
+    "time_to_fix",
+    "time_to_resolve",
+    "time_to_postmortem",
+)
+
+#: The periods :func:`summarize` groups by, on the UTC date of ``declared_at``.
+PERIODS: tuple[str, ...] = ("day", "week", "month")
+
+_HELP = {
+    "time_to_detect": "Time from the issue first occurring to its detection.",
+    "time_to_declare": "Time from detection to the incident's declaration.",
+    "time_to_acknowledge": "Time from declaration to acknowledgement (triage started).",
+    "time_to_contain": "Time from declaration to containment.",
+    "time_to_fix": "Time from declaration to the fix (marked fixed).",
+    "time_to_resolve": "Time from declaration to resolution.",
+    "time_to_postmortem": "Time from resolution to the completed post-mortem.",
+}
+
+#: The quantiles each summary reports, as Prometheus ``quantile`` labels.
+_QUANTILES = ((0.5, "0.5"), (0.9, "0.9"))
+
+
+@attrs.frozen
+class IncidentTimes:
+    """How long one incident took to reach each milestone.
+
+    A duration is ``None`` while either of its milestones is missing: an
+    incident still in triage has no ``time_to_contain``, one without a recorded
+    detection has no ``time_to_detect``. Durations are not clamped:
+    ``time_to_declare`` is negative when the incident was declared before the
+    recorded detection time.
+
+    Attributes:
+        incident_id: The incident measured.
+        severity: Its current severity.
+        time_to_detect: Issue first occurred → detected.
+        time_to_declare: Detected → declared.
+        time_to_acknowledge: Declared → acknowledged (triage started).
+        time_to_contain: Declared → contained.
+        time_to_fix: Declared → marked fixed.
+        time_to_resolve: Declared → resolved.
+        time_to_postmortem: Resolved → post-mortem completed.
+
+    """
+
+    incident_id: str
+    severity: Severity
+    time_to_detect: timedelta | None
+    time_to_declare: timedelta | None
+    time_to_acknowledge: timedelta | None
+    time_to_contain: timedelta | None
+    time_to_fix: timedelta | None
+    time_to_resolve: timedelta | None
+    time_to_postmortem: timedelta | None
+
+    def seconds(self) -> dict[str, float | None]:
+        """Each duration of :data:`METRICS` in seconds, for JSON and tables."""
+        return {
+            name: None if (span := getattr(self, name)) is None else span.total_seconds()
+            for name in METRICS
+        }
+
+
+@attrs.frozen
+class Stats:
+    """One duration aggregated over a group of incidents.
+
+    Only incidents that reached both milestones count: ``count`` may be smaller
+    than the group's number of incidents. The median and p90 are interpolated
+    linearly between the two nearest values (see :func:`percentile`). Every
+    duration but ``total`` is ``None`` when ``count`` is 0.
+
+    Attributes:
+        count: How many incidents have this duration.
+        total: The sum of the durations.
+        minimum: The shortest.
+        mean: The arithmetic mean.
+        median: The 50th percentile.
+        p90: The 90th percentile.
+        maximum: The longest.
+
+    """
+
+    count: int
+    total: timedelta
+    minimum: timedelta | None
+    mean: timedelta | None
+    median: timedelta | None
+    p90: timedelta | None
+    maximum: timedelta | None
+
+
+@attrs.frozen
+class Summary:
+    """The metrics of one group of incidents: a severity, a period, or all of them.
+
+    Attributes:
+        severity: The group's severity, when grouped by severity.
+        period: The group's period, when grouped by period: ``"2026-11-27"``
+            (day), ``"2026-W48"`` (ISO week) or ``"2026-11"`` (month), UTC.
+        period_start: The first day of that period (a Monday for a week).
+        count: How many incidents the group holds, in any state.
+        counts: How many incidents of the group are in each
+            ``(severity, state)``; pairs with none are left out.
+        time_to_detect: Issue first occurred → detected.
+        time_to_declare: Detected → declared.
+        time_to_acknowledge: Declared → acknowledged (triage started).
+        time_to_contain: Declared → contained.
+        time_to_fix: Declared → marked fixed.
+        time_to_resolve: Declared → resolved.
+        time_to_postmortem: Resolved → post-mortem completed.
+
+    """
+
+    severity: Severity | None
+    period: str | None
+    period_start: date | None
+    count: int
+    counts: Mapping[tuple[Severity, State], int] = attrs.field(hash=False)
+    time_to_detect: Stats
+    time_to_declare: Stats
+    time_to_acknowledge: Stats
+    time_to_contain: Stats
+    time_to_fix: Stats
+    time_to_resolve: Stats
+    time_to_postmortem: Stats
+
+    @property
+    def mtta(self) -> timedelta | None:
+        """Mean time to acknowledge: the mean of ``time_to_acknowledge``."""
+        return self.time_to_acknowledge.mean
+
+    @property
+    def mttr(self) -> timedelta | None:
+        """Mean time to resolve: the mean of ``time_to_resolve``."""
+        return self.time_to_resolve.mean
+
+    def stats(self) -> dict[str, Stats]:
+        """Each duration's :class:`Stats`, keyed and ordered as :data:`METRICS`."""
+        return {name: getattr(self, name) for name in METRICS}
+
+
+def incident_times(incident: Incident) -> IncidentTimes:
+    """The durations of one incident, from its snapshot.
+
+    Args:
+        incident: The snapshot, e.g. from ``flow.get(id)``.
+
+    Returns:
+        Every duration of :data:`METRICS`, ``None`` where a milestone is missing.
+
+    """
+    return IncidentTimes(incident.id, incident.severity, *_spans(incident))
+
+
+def _spans(inc: Incident) -> tuple[timedelta | None, ...]:
+    declared = inc.declared_at
+    detect = declare = None
+    if (detection := inc.detection) is not None and detection.detected_at is not None:
+        declare = declared - detection.detected_at
+        if detection.first_occurred_at is not None:
+            detect = detection.detected_at - detection.first_occurred_at
+    resolved = inc.resolved_at
+    postmortem = inc.postmortem
+    return (
+        detect,
+        declare,
+        None if inc.acknowledged_at is None else inc.acknowledged_at - declared,
+        None if inc.contained_at is None else inc.contained_at - declared,
+        None if inc.fixed_at is None else inc.fixed_at - declared,
+        None if resolved is None else resolved - declared,
+        None
+        if resolved is None or postmortem is None or postmortem.completed_at is None
+        else postmortem.completed_at - resolved,
+    )
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """The ``q`` quantile of ``values``, interpolated linearly.
+
+    This is the "linear" method of NumPy and ``PERCENTILE.INC`` of spreadsheets
+    (Hyndman and Fan's type 7): sorted values ``x[0..n-1]`` are placed at
+    ``0, 1/(n-1), ..., 1`` and ``q`` is read off the line between its two
+    neighbours. The median of an even count is the mean of the middle two.
+
+    >>> percentile([1, 2, 3, 4], 0.5)
+    2.5
+    >>> percentile(range(1, 11), 0.9)
+    9.1
+
+    Args:
+        values: The numbers, in any order; at least one.
+        q: The quantile, from 0 (the minimum) to 1 (the maximum).
+
+    Returns:
+        The interpolated value.
+
+    Raises:
+        ValidationError: ``values`` is empty or ``q`` is outside [0, 1].
+
+    """
+    if not 0.0 <= q <= 1.0:
+        raise ValidationError("q", f"{q!r} is not a quantile; give a number from 0 to 1")
+    ordered = sorted(values)
+    if not ordered:
+        raise ValidationError("values", "no values to take a percentile of; give at least one")
+    return _quantile(ordered, q)
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float:
+    rank = (len(ordered) - 1) * q
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    fraction = rank - low
+    return ordered[low] + (ordered[high] - ordered[low]) * fraction
+
+
+def _stats(values: array[float]) -> Stats:
+    count = len(values)
+    total = math.fsum(values)
+    if not count:
+        return Stats(0, timedelta(0), None, None, None, None, None)
+    ordered = sorted(values)
+    return Stats(
+        count=count,
+        total=timedelta(seconds=total),
+        minimum=timedelta(seconds=ordered[0]),
+        mean=timedelta(seconds=total / count),
+        median=timedelta(seconds=_quantile(ordered, 0.5)),
+        p90=timedelta(seconds=_quantile(ordered, 0.9)),
+        maximum=timedelta(seconds=ordered[-1]),
+    )
+
+
+class _Group:
+    """What one group accumulates: counts, and each duration's values in seconds."""
+
+    __slots__ = ("counts", "values")
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[Severity, State], int] = {}
+        # array('d') keeps 8 bytes a value where a list of floats needs 32.
+        self.values: tuple[array[float], ...] = tuple(array("d") for _ in METRICS)
+
+    def add(self, inc: Incident) -> None:
+        key = (inc.severity, inc.state)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        for values, span in zip(self.values, _spans(inc), strict=True):
+            if span is not None:
+                values.append(span.total_seconds())
+
+    def summary(self, severity: Severity | None, period: str | None, start: date | None) -> Summary:
+        return Summary(
+            severity,
+            period,
+            start,
+            sum(self.counts.values()),
+            MappingProxyType(dict(sorted(self.counts.items(), key=_count_order))),
+            *(_stats(values) for values in self.values),
+        )
+
+
+_SEVERITY_ORDER = {s: n for n, s in enumerate(Severity)}
+_STATE_ORDER = {s: n for n, s in enumerate(State)}
+
+
+def _count_order(item: tuple[tuple[Severity, State], int]) -> tuple[int, int]:
+    (severity, state), _ = item
+    return _SEVERITY_ORDER[severity], _STATE_ORDER[state]
+
+
+def summarize(
+    incidents: Iterable[Incident],
+    *,
+    by: Literal["severity", "period"] | None = None,
+    period: Literal["day", "week", "month"] = "week",
+) -> list[Summary]:
+    """Aggregate the durations of many incidents, in one pass.
+
+    ``incidents`` is read once and nothing of an incident is kept but its
+    durations (as floats), so a generator over a whole store works: memory
+    grows with the number of groups times the number of values, not with the
+    snapshots. Incidents in every state count, dismissed ones included; filter
+    the iterable to leave some out.
+
+    Args:
+        incidents: The snapshots, e.g. ``flow.list()`` or a generator.
+        by: ``None`` for one summary of everything; ``"severity"`` for one per
+            severity that occurs (P1 first); ``"period"`` for one per period
+            that occurs, oldest first.
+        period: With ``by="period"``: ``"day"``, ``"week"`` (ISO weeks,
+            Monday to Sunday) or ``"month"``, of ``declared_at`` in UTC.
+
+    Returns:
+        The summaries. With ``by=None`` there is always exactly one, with
+        ``count`` 0 for no incidents; grouped, a group without incidents has
+        no summary.
+
+    Raises:
+        ValidationError: ``by``, ``period`` or a snapshot's ``declared_at``
+            (naive) is not acceptable.
+
+    """
+    if by not in (None, "severity", "period"):
+        raise ValidationError("by", f"{by!r} is not a grouping; use 'severity', 'period' or None")
+    if period not in PERIODS:
+        raise ValidationError("period", f"{period!r} is not a period; use one of {list(PERIODS)}")
+
+    if by is None:
+        everything = _Group()
+        for inc in incidents:
+            everything.add(inc)
+        return [everything.summary(None, None, None)]
+
+    if by == "severity":
+        per_severity: dict[Severity, _Group] = {}
+        for inc in incidents:
+            group = per_severity.get(inc.severity)
+            if group is None:
+                group = per_severity[inc.severity] = _Group()
+            group.add(inc)
+        return [
+            per_severity[severity].summary(severity, None, None)
+            for severity in Severity
+            if severity in per_severity
+        ]
+
+    # Groups are keyed by the ordinal of the period's first day: cheap, and sorts by time.
+    start_of = _PERIOD_START[period]
+    per_period: dict[int, _Group] = {}
+    for inc in incidents:
+        key = start_of(_utc_date(inc))
+        group = per_period.get(key)
+        if group is None:
+            group = per_period[key] = _Group()
+        group.add(inc)
+    summaries = []
+    for key in sorted(per_period):
+        first_day = date.fromordinal(key)
+        label = _period_label(period, first_day)
+        summaries.append(per_period[key].summary(None, label, first_day))
+    return summaries
+
+
+def _utc_date(inc: Incident) -> date:
+    at = inc.declared_at
+    if at.tzinfo is not UTC:
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValidationError(
+                "declared_at", f"{inc.id} has a naive declared_at; snapshots hold aware UTC times"
+            )
+        at = at.astimezone(UTC)
+    return at.date()
+
+
+def _week_start(day: date) -> int:
+    return day.toordinal() - day.weekday()
+
+
+def _month_start(day: date) -> int:
+    return day.toordinal() - day.day + 1
+
+
+_PERIOD_START = {"day": date.toordinal, "week": _week_start, "month": _month_start}
+
+
+def _period_label(period: str, first_day: date) -> str:
+    if period == "day":
+        return first_day.isoformat()
+    if period == "week":
+        year, week, _ = first_day.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{first_day:%Y-%m}"
+
+
+# -- Prometheus text exposition ---------------------------------------------------
+
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+#: Labels the exposition sets itself; a constant label may not reuse them.
+_RESERVED_LABELS = frozenset({"severity", "state", "period", "quantile", "le"})
+
+
+def to_prometheus(summaries: Iterable[Summary], *, labels: Mapping[str, str] | None = None) -> str:
+    """The summaries in the Prometheus text exposition format (version 0.0.4).
+
+    Each duration becomes a summary-type metric in seconds with ``quantile``
+    0.5 and 0.9 samples (``NaN`` when no incident has the duration) plus
+    ``_sum`` and ``_count``; MTTA and MTTR become gauges; the incidents in each
+    severity and state become the ``incidentflow_incidents`` gauge (a gauge,
+    not a ``_total`` counter: the count of a state goes down as incidents move
+    on). A summary's group becomes a ``severity`` or ``period`` label. Serve
+    the text with the content type ``text/plain; version=0.0.4``.
+
+    Args:
+        summaries: What :func:`summarize` returned; summaries of different
+            groupings may be mixed, but no two may have the same group.
+        labels: Constant labels added to every sample, e.g.
+            ``{"service": "checkout"}``. Values may hold any text; they are
+            escaped.
+
+    Returns:
+        The exposition text, ending with a newline.
+
+    Raises:
+        ValidationError: A label name is not a valid Prometheus label name or
+            is one the exposition sets itself, or two summaries share a group.
+
+    """
+    constant = _constant_labels(labels or {})
+    groups: list[tuple[Summary, str]] = []
+    seen: set[str] = set()
+    for summary in summaries:
+        group = _labels(constant, _group_labels(summary))
+        if group in seen:
+            raise ValidationError(
+                "summaries",
+                f"two summaries share the labels {{{group}}}; pass one summarize() result "
+                "or summaries of different groupings",
+            )
+        seen.add(group)
+        groups.append((summary, group))
+
+    out: list[str] = []
+    name = "incidentflow_incidents"
+    _family(out, name, "gauge", "Incidents by current severity and state.")
+    for summary, _ in groups:
+        base = {**constant, **_group_labels(summary)}
+        for (severity, state), n in summary.counts.items():
+            sample = {**base, "severity": severity.value, "state": state.value}
+            out.append(f"{name}{{{_labels(sample)}}} {n}")
+
+    for metric in METRICS:
+        name = f"incidentflow_{metric}_seconds"
+        _family(out, name, "summary", _HELP[metric])
+        for summary, group in groups:
+            stats: Stats = getattr(summary, metric)
+            for q, q_label in _QUANTILES:
+                value = getattr(stats, "median" if q == 0.5 else "p90")
+                quantile = _labels({"quantile": q_label})
+                sample_labels = f"{group},{quantile}" if group else quantile
+                out.append(f"{name}{{{sample_labels}}} {_seconds(value)}")
+            suffix = f"{{{group}}}" if group else ""
+            out.append(f"{name}_sum{suffix} {_number(stats.total.total_seconds())}")
+            out.append(f"{name}_count{suffix} {stats.count}")
+
+    for name, help_text, attribute in (
+        ("incidentflow_mtta_seconds", "Mean time to acknowledge.", "mtta"),
+        ("incidentflow_mttr_seconds", "Mean time to resolve.", "mttr"),
+    ):
+        _family(out, name, "gauge", help_text)
+        for summary, group in groups:
+            suffix = f"{{{group}}}" if group else ""
+            out.append(f"{name}{suffix} {_seconds(getattr(summary, attribute))}")
+    return "\n".join(out) + "\n"
+
+
+def _constant_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    checked = {}
+    for name, value in labels.items():
+        if not isinstance(name, str) or not _LABEL_NAME.match(name) or name.startswith("__"):
+            raise ValidationError(
+                "labels",
+                f"{name!r} is not a Prometheus label name; use letters, digits and underscores, "
+                "not starting with a digit or '__'",
+            )
+        if name in _RESERVED_LABELS:
+            raise ValidationError(
+                "labels", f"{name!r} is set by the exposition itself; choose another label name"
+            )
+        if not isinstance(value, str):
+            raise ValidationError("labels", f"the value of {name!r} must be text (str)")
+        checked[name] = value
+    return checked
+
+
+def _group_labels(summary: Summary) -> dict[str, str]:
+    group = {}
+    if summary.severity is not None:
+        group["severity"] = summary.severity.value
+    if summary.period is not None:
+        group["period"] = summary.period
+    return group
+
+
+def _family(out: list[str], name: str, kind: str, help_text: str) -> None:
+    help_text = help_text.replace("\\", "\\\\").replace("\n", "\\n")
+    out.append(f"# HELP {name} {help_text}")
+    out.append(f"# TYPE {name} {kind}")
+
+
+def _labels(*label_sets: Mapping[str, str]) -> str:
+    merged: dict[str, str] = {}
+    for label_set in label_sets:
+        merged.update(label_set)
+    return ",".join(f'{name}="{_escape_label_value(value)}"' for name, value in merged.items())
+
+
+def _escape_label_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _seconds(span: timedelta | None) -> str:
+    return "NaN" if span is None else _number(span.total_seconds())
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
