@@ -12,6 +12,7 @@ from typing import Any
 
 from . import _events as ev
 from . import _validate as v
+from ._deadlines import DEADLINE_KINDS
 from ._model import State
 from .exceptions import ValidationError
 
@@ -125,6 +126,11 @@ BUILDERS: dict[str, Builder] = {
     ),
     "draft_postmortem": lambda now, **fields: _draft(require_one=True, **fields),
     "complete_postmortem": lambda now, **fields: _draft(require_one=False, **fields),
+    "record_breach": lambda now, kind, subject, due_at: ev.DeadlineBreached(
+        kind=v.one_of("kind", kind, DEADLINE_KINDS),
+        subject=v.optional_text("subject", subject, max_len=v.NAME_MAX),
+        due_at=v.aware("due_at", due_at),
+    ),
     "update_kb": lambda now, symptom, early_signs, root_cause=None, fix=None: ev.KbUpdated(
         slug="",  # decide uses the incident's slug
         symptom=v.text("symptom", symptom),

@@ -386,6 +386,9 @@ def decide(
             ]
         case ev.PostmortemCompleted() | ev.PostmortemDrafted() if command == "complete_postmortem":
             return _complete(inc, payload, policy, now)
+        case ev.DeadlineBreached(key=key):
+            if key in inc.breaches:
+                raise TransitionRejected(inc.id, command, [f"the breach {key} is already recorded"])
         case ev.KbUpdated():
             # resolved and postmortem are reached only through mark_fixed's guards
             assert inc.root_cause is not None
@@ -533,6 +536,7 @@ _EVOLVERS: dict[type[ev.EventData], Callable[[Incident, ev.Event], dict[str, Any
         )
     },
     ev.ActionItemCompleted: _action_item_completed,
+    ev.DeadlineBreached: lambda inc, e: {"breaches": inc.breaches.appended(_d(e).key)},
     ev.PostmortemDrafted: _postmortem_drafted,
     ev.PostmortemCompleted: _postmortem_completed,
     ev.KbUpdated: lambda inc, e: {

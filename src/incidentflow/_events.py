@@ -20,6 +20,7 @@ __all__ = [
     "CommanderAssigned",
     "Contained",
     "ContainmentRecorded",
+    "DeadlineBreached",
     "Declared",
     "DeployRecorded",
     "DetectionRecorded",
@@ -279,6 +280,21 @@ class KbUpdated(EventData):
     root_cause: str
     fix: str
     early_signs: str
+
+
+@attrs.frozen
+class DeadlineBreached(EventData):
+    """A response, post-mortem or action-item deadline passed unmet."""
+
+    TYPE: ClassVar[str] = "deadline_breached"
+    kind: str
+    subject: str
+    due_at: datetime
+
+    @property
+    def key(self) -> str:
+        """Identifies the deadline, so each breach is recorded once."""
+        return f"{self.kind}:{self.subject}:{self.due_at.isoformat()}"
 
 
 @attrs.frozen

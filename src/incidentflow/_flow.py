@@ -14,7 +14,17 @@ from loguru import logger
 from . import _events as ev
 from . import _validate as v
 from ._commands import build
+from ._deadlines import Deadline, deadlines
 from ._decide import check_state, decide, evolve, guard_reasons, incident_id_for, replay
+from ._delivery import (
+    Deliverer,
+    DeliveryReport,
+    Dispatcher,
+    RetryPolicy,
+    Route,
+    Router,
+    default_worker_name,
+)
 from ._model import Incident, Severity, State
 from ._policy import Guard, Policy
 from .exceptions import (
@@ -24,9 +34,10 @@ from .exceptions import (
     IdempotencyConflict,
     IncidentFlowError,
     InvalidTransition,
+    TransitionRejected,
     ValidationError,
 )
-from .notifiers._base import Notification, Notifier
+from .notifiers._base import Notifier
 from .stores._base import Commit, IdempotencyRecord, IncidentQuery, OutboxItem, Store
 
 __all__ = ["Clock", "IncidentFlow", "Verdict"]
@@ -85,6 +96,9 @@ class IncidentFlow:
         clock: Clock | None = None,
         policy: Policy | None = None,
         notifiers: Iterable[Notifier] = (),
+        routes: Sequence[Route] | None = None,
+        retry: RetryPolicy | None = None,
+        deliver_inline: bool = True,
         incidents_dir: str | Path | None = None,
         knowledge_dir: str | Path | None = None,
     ) -> None:
@@ -101,6 +115,13 @@ class IncidentFlow:
                 raise ConfigError(
                     "notifiers", f"expected a Notifier, got {type(notifier).__name__}"
                 )
+        self.router = Router(self.notifiers, routes)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigError("retry", f"expected a RetryPolicy, got {type(retry).__name__}")
+        self.retry = retry or RetryPolicy()
+        self.deliver_inline = v.boolean("deliver_inline", deliver_inline)
+        self._dispatchers: set[Dispatcher] = set()
+        self._worker = default_worker_name()
         self.incidents_dir = Path(incidents_dir) if incidents_dir is not None else None
         self.knowledge_dir = Path(knowledge_dir) if knowledge_dir is not None else None
 
@@ -691,6 +712,47 @@ class IncidentFlow:
             "add_note", incident_id, actor, (idempotency_key, expected_version), {"text": text}
         )
 
+    # -- SLA clocks ---------------------------------------------------------
+
+    def deadlines(self, incident_id: str) -> Sequence[Deadline]:
+        """The incident's deadlines (response, post-mortem, action items), due order."""
+        return deadlines(self.get(incident_id), self.policy)
+
+    def check_deadlines(
+        self, now: datetime | None = None, *, actor: str = "incidentflow"
+    ) -> Sequence[ev.Event]:
+        """Record a ``deadline_breached`` event for every deadline newly passed unmet.
+
+        Each breach is recorded once, however often this runs and from however
+        many processes: a second recording of the same deadline is refused, and
+        a lost race is retried on the fresh snapshot. The events are notified
+        through the routing like any other. Returns the events recorded.
+        """
+        checked_at = self.now() if now is None else v.aware("now", now)
+        actor = v.actor(actor)
+        recorded: list[ev.Event] = []
+        open_states = [s for s in State if not s.is_terminal]
+        for incident in self.store.list(IncidentQuery(states=frozenset(open_states))):
+            for deadline in deadlines(incident, self.policy):
+                if deadline.breached or not deadline.is_overdue(checked_at):
+                    continue
+                event = self._record_breach(incident.id, deadline, actor)
+                if event is not None:
+                    recorded.append(event)
+        return recorded
+
+    def _record_breach(self, incident_id: str, deadline: Deadline, actor: str) -> ev.Event | None:
+        args = {"kind": deadline.kind, "subject": deadline.subject, "due_at": deadline.due_at}
+        for _ in range(5):
+            try:
+                after = self._run("record_breach", incident_id, actor, (None, None), args)
+            except ConcurrencyConflict:
+                continue  # another writer moved the incident on: decide again
+            except (TransitionRejected, InvalidTransition):
+                return None  # already recorded by another process, or closed meanwhile
+            return self.store.history(incident_id, after=after.version - 1)[0]
+        return None
+
     # -- the pipeline ---------------------------------------------------------
 
     def _run(
@@ -743,7 +805,7 @@ class IncidentFlow:
         for event in events:
             snapshot = evolve(snapshot, event)
         assert snapshot is not None
-        outbox = tuple(OutboxItem.for_event(e) for e in events) if self.notifiers else ()
+        outbox = self.router.outbox(events, snapshot)
         record = (
             IdempotencyRecord(key, fingerprint, incident_id, snapshot.version)
             if key is not None
@@ -759,19 +821,61 @@ class IncidentFlow:
                 self.render(snapshot.id)
             except (OSError, IncidentFlowError):
                 logger.exception("could not write the files of {}", snapshot.id)
-        if outbox:
-            self._notify(snapshot, outbox)
+        if not outbox:
+            return
+        if self._dispatchers:
+            for dispatcher in tuple(self._dispatchers):
+                dispatcher.wake()
+        elif self.deliver_inline:
+            try:
+                self._deliverer().run(
+                    self._worker, limit=100, max_in_flight=1, known={snapshot.id: snapshot}
+                )
+            except Exception:
+                # The command is committed; its notifications wait in the outbox.
+                logger.exception("inline delivery after {} failed", snapshot.id)
 
-    def _notify(self, snapshot: Incident, outbox: Sequence[OutboxItem]) -> None:
-        for item in outbox:
-            notification = Notification(item.id, item.event, snapshot)
-            for notifier in self.notifiers:
-                try:
-                    notifier.notify(notification)
-                except Exception:
-                    # A notifier never fails a committed command; the error is logged.
-                    logger.exception("notifier {} failed on {}", notifier.name, item.id)
-        self.store.mark_delivered(item.id for item in outbox)
+    # -- delivery -----------------------------------------------------------
+
+    def _deliverer(self) -> Deliverer:
+        return Deliverer(self.store, self.router, self.retry, self.now)
+
+    def deliver_pending(self, *, limit: int = 1000, max_in_flight: int = 8) -> DeliveryReport:
+        """Deliver due notifications from the outbox now, up to ``limit`` of them.
+
+        For scripts and cron jobs; long-running hosts use :meth:`dispatcher`.
+        Failures are recorded on the items (attempts, next retry, error) and
+        never raised.
+        """
+        return self._deliverer().run(
+            self._worker,
+            limit=v.positive_int("limit", limit),
+            max_in_flight=v.positive_int("max_in_flight", max_in_flight),
+        )
+
+    def dispatcher(self, *, max_in_flight: int = 8, interval: float = 1.0) -> Dispatcher:
+        """A :class:`Dispatcher` delivering this flow's outbox in a background thread.
+
+        While one runs, commands no longer deliver inline: they return at once
+        and the dispatcher is woken. Start it with ``start()`` or a ``with`` block.
+        """
+        return Dispatcher(self, max_in_flight=max_in_flight, interval=interval)
+
+    def dead_letters(self, limit: int = 100) -> Sequence[OutboxItem]:
+        """Notifications that gave up after their last attempt, oldest first."""
+        return self.store.dead_letters(v.positive_int("limit", limit))
+
+    def redrive(self, ids: Iterable[str] | None = None) -> int:
+        """Put dead letters back in line (all of them without ``ids``); returns how many."""
+        if ids is None:
+            ids = [item.id for item in self.store.dead_letters(limit=1_000_000)]
+        return self.store.redrive(list(ids))
+
+    def _attach(self, dispatcher: Dispatcher) -> None:
+        self._dispatchers.add(dispatcher)
+
+    def _detach(self, dispatcher: Dispatcher) -> None:
+        self._dispatchers.discard(dispatcher)
 
     # -- files --------------------------------------------------------------
 
@@ -796,7 +900,9 @@ class IncidentFlow:
         return self.incidents_dir / f"{safe_file_name(incident_id)}.md"
 
     def close(self) -> None:
-        """Close the store and the notifiers."""
+        """Stop dispatchers, then close the notifiers and the store."""
+        for dispatcher in tuple(self._dispatchers):
+            dispatcher.stop()
         for notifier in self.notifiers:
             notifier.close()
         self.store.close()

@@ -16,7 +16,7 @@ from transitions import Machine
 
 from ._model import State
 
-__all__ = ["COMMANDS", "Lifecycle", "lifecycle", "mermaid_diagram"]
+__all__ = ["COMMANDS", "SYSTEM_COMMANDS", "Lifecycle", "lifecycle", "mermaid_diagram"]
 
 _ALL = list(State)
 _NOT_TERMINAL = [s for s in State if not s.is_terminal]
@@ -53,8 +53,12 @@ _DEFINITION: list[tuple[str, Iterable[State], State | None]] = [
     ("record_detection", _NOT_TERMINAL, None),
     ("add_action_item", _NOT_TERMINAL, None),
     ("complete_action_item", _NOT_TERMINAL, None),
+    ("record_breach", _NOT_TERMINAL, None),
     ("add_note", _ALL, None),
 ]
+
+#: Commands the library runs itself (``check_deadlines``), not facade methods.
+SYSTEM_COMMANDS = frozenset({"record_breach"})
 
 #: Every command name, in definition order.
 COMMANDS: tuple[str, ...] = tuple(dict.fromkeys(["declare", *(c for c, _, _ in _DEFINITION)]))

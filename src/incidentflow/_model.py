@@ -338,6 +338,7 @@ class Incident:
         action_items: Follow-ups, numbered from 1.
         postmortem: The post-mortem, once drafted.
         kb_entry: The knowledge-base gotcha, once written.
+        breaches: The deadlines recorded as breached (see ``flow.deadlines``).
         reopen_count: How many times it was reopened.
         dismissal_reason: Why it was dismissed, if it was.
         duplicate_of: The incident it duplicates, if dismissed as a duplicate.
@@ -373,6 +374,7 @@ class Incident:
     action_items: Records[ActionItem] = attrs.field(factory=Records, converter=_as_records)
     postmortem: Postmortem | None = None
     kb_entry: KbEntry | None = None
+    breaches: Records[str] = attrs.field(factory=Records, converter=_as_records)
     reopen_count: int = 0
     dismissal_reason: str | None = None
     duplicate_of: str | None = None

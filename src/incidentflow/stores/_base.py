@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
@@ -16,21 +16,40 @@ __all__ = ["Commit", "IdempotencyRecord", "IncidentQuery", "OutboxItem", "Store"
 
 @attrs.frozen
 class OutboxItem:
-    """A notification waiting to be delivered, written with the events it announces.
+    """A notification waiting to be delivered to one notifier.
+
+    Written in the same transaction as the event it announces, so a committed
+    event is never lost and never announced before it is committed.
 
     Attributes:
-        id: Stable id receivers can use to drop duplicates: ``<incident id>:<seq>``.
+        id: ``<incident id>:<seq>:<notifier>`` (``<incident id>:<seq>`` without a notifier).
         event: The committed event to announce.
+        notifier: The name of the notifier it goes to (``""``: every notifier).
+        attempts: Failed delivery attempts so far.
+        next_attempt_at: Not to be tried before this time (``None``: at once).
+        last_error: What the last failed attempt said (never a secret).
+        dead: True once it gave up; it waits in the dead letters to be re-driven.
 
     """
 
     id: str
     event: Event
+    notifier: str = ""
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str = ""
+    dead: bool = False
 
     @classmethod
-    def for_event(cls, event: Event) -> OutboxItem:
-        """The outbox item announcing ``event``."""
-        return cls(id=f"{event.incident_id}:{event.seq}", event=event)
+    def for_event(cls, event: Event, notifier: str = "") -> OutboxItem:
+        """The outbox item announcing ``event`` to ``notifier``."""
+        suffix = f":{notifier}" if notifier else ""
+        return cls(id=f"{event.incident_id}:{event.seq}{suffix}", event=event, notifier=notifier)
+
+    @property
+    def notification_id(self) -> str:
+        """The id receivers see and drop duplicates by: ``<incident id>:<seq>``."""
+        return f"{self.event.incident_id}:{self.event.seq}"
 
 
 @attrs.frozen
@@ -161,11 +180,39 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def pending(self, limit: int = 100) -> Sequence[OutboxItem]:
-        """Outbox items not yet delivered, oldest first."""
+        """Outbox items not yet delivered and not dead, oldest first."""
 
     @abc.abstractmethod
     def mark_delivered(self, ids: Iterable[str]) -> None:
         """Remove delivered items from the outbox."""
+
+    def claim(
+        self, *, now: datetime, limit: int, lease: timedelta, worker: str
+    ) -> Sequence[OutboxItem]:
+        """Claim up to ``limit`` items that are due, for ``lease``, for one worker.
+
+        Only the head of each stream is claimable: the oldest undelivered,
+        not-dead item of one incident for one notifier, so each notifier hears
+        about an incident's events in order. An item is due when its
+        ``next_attempt_at`` has passed and no other worker holds an unexpired
+        claim on it. Claimed items are not handed out again until the lease
+        ends, so workers on several hosts share the work without doubling it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support delivery yet")
+
+    def mark_failed(
+        self, item_id: str, *, error: str, next_attempt_at: datetime, dead: bool
+    ) -> None:
+        """Record a failed attempt: count it, release the claim, and retry later or give up."""
+        raise NotImplementedError(f"{type(self).__name__} does not support delivery yet")
+
+    def dead_letters(self, limit: int = 100) -> Sequence[OutboxItem]:
+        """Items that gave up, oldest first."""
+        raise NotImplementedError(f"{type(self).__name__} does not support delivery yet")
+
+    def redrive(self, ids: Iterable[str]) -> int:
+        """Put dead items back in line with a fresh attempt count; returns how many."""
+        raise NotImplementedError(f"{type(self).__name__} does not support delivery yet")
 
     def exists(self, incident_id: str) -> bool:
         """True when an incident with this id exists."""

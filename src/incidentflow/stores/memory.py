@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+import attrs
 
 from .._events import Event
 from .._model import Incident
@@ -23,6 +26,7 @@ class MemoryStore(Store):
         self._snapshots: dict[str, Incident] = {}
         self._keys: dict[str, IdempotencyRecord] = {}
         self._outbox: dict[str, OutboxItem] = {}
+        self._claims: dict[str, datetime] = {}
 
     def append(self, commit: Commit) -> None:
         """Write a commit atomically (see :meth:`Store.append`)."""
@@ -67,15 +71,73 @@ class MemoryStore(Store):
         return self._keys.get(key)
 
     def pending(self, limit: int = 100) -> Sequence[OutboxItem]:
-        """Undelivered outbox items, oldest first."""
+        """Undelivered outbox items that are not dead, oldest first."""
         with self._lock:
-            return list(self._outbox.values())[:limit]
+            return [item for item in self._outbox.values() if not item.dead][:limit]
 
     def mark_delivered(self, ids: Iterable[str]) -> None:
         """Drop delivered items from the outbox."""
         with self._lock:
             for item_id in ids:
                 self._outbox.pop(item_id, None)
+                self._claims.pop(item_id, None)
+
+    def claim(
+        self, *, now: datetime, limit: int, lease: timedelta, worker: str
+    ) -> Sequence[OutboxItem]:
+        """Claim the due heads of the outbox's streams (see :meth:`Store.claim`)."""
+        claimed: list[OutboxItem] = []
+        heads: set[tuple[str, str]] = set()
+        with self._lock:
+            for item in self._outbox.values():
+                stream = (item.event.incident_id, item.notifier)
+                if item.dead or stream in heads:
+                    continue
+                heads.add(stream)
+                if item.next_attempt_at is not None and item.next_attempt_at > now:
+                    continue
+                held_until = self._claims.get(item.id)
+                if held_until is not None and held_until > now:
+                    continue
+                self._claims[item.id] = now + lease
+                claimed.append(item)
+                if len(claimed) >= limit:
+                    break
+        return claimed
+
+    def mark_failed(
+        self, item_id: str, *, error: str, next_attempt_at: datetime, dead: bool
+    ) -> None:
+        """Count a failed attempt and release the claim."""
+        with self._lock:
+            self._claims.pop(item_id, None)
+            item = self._outbox.get(item_id)
+            if item is not None:
+                self._outbox[item_id] = attrs.evolve(
+                    item,
+                    attempts=item.attempts + 1,
+                    last_error=error,
+                    next_attempt_at=next_attempt_at,
+                    dead=dead,
+                )
+
+    def dead_letters(self, limit: int = 100) -> Sequence[OutboxItem]:
+        """Items that gave up, oldest first."""
+        with self._lock:
+            return [item for item in self._outbox.values() if item.dead][:limit]
+
+    def redrive(self, ids: Iterable[str]) -> int:
+        """Put dead items back in line with a fresh attempt count."""
+        count = 0
+        with self._lock:
+            for item_id in ids:
+                item = self._outbox.get(item_id)
+                if item is not None and item.dead:
+                    self._outbox[item_id] = attrs.evolve(
+                        item, attempts=0, next_attempt_at=None, dead=False
+                    )
+                    count += 1
+        return count
 
     def exists(self, incident_id: str) -> bool:
         """True when an incident with this id exists."""

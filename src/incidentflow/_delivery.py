@@ -1,0 +1,399 @@
+"""Delivery from the outbox: routing, retries with backoff, dead letters, the Dispatcher.
+
+Commands only write outbox items, in the same transaction as their events.
+Delivery happens afterwards: inline right after the commit (the default for
+scripts), from ``IncidentFlow.deliver_pending()``, or from a ``Dispatcher``
+thread in long-running hosts. Each notifier hears about one incident's events
+in order; a failed attempt is retried with exponential backoff and jitter, and
+after ``max_attempts`` it becomes a dead letter that can be re-driven.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import attrs
+from loguru import logger
+
+from ._events import Event
+from ._model import Incident, Severity
+from .exceptions import ConfigError, IncidentFlowError
+from .notifiers._base import Notification, Notifier
+from .stores._base import OutboxItem, Store
+
+if TYPE_CHECKING:
+    from ._flow import IncidentFlow
+
+__all__ = ["DeliveryReport", "Dispatcher", "RetryPolicy", "Route", "Router"]
+
+#: Longest error text kept on an outbox item.
+_ERROR_MAX = 500
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How failed deliveries are retried.
+
+    The n-th retry waits ``first_delay * multiplier**(n-1)``, capped at
+    ``max_delay``, then spread by ±``jitter`` so that receivers coming back
+    are not hit by every sender at once. After ``max_attempts`` failed
+    attempts, or at once for a failure that says it is not worth retrying
+    (an HTTP 400, a rejected sender), the item becomes a dead letter.
+
+    >>> RetryPolicy(jitter=0).delay(3)
+    datetime.timedelta(seconds=20)
+    """
+
+    max_attempts: int = 8
+    first_delay: timedelta = timedelta(seconds=5)
+    multiplier: float = 2.0
+    max_delay: timedelta = timedelta(minutes=15)
+    jitter: float = 0.2
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise ConfigError("retry.max_attempts", "expected a whole number of at least 1")
+        if self.first_delay < timedelta(0) or self.max_delay < self.first_delay:
+            raise ConfigError("retry.first_delay", "expected 0 <= first_delay <= max_delay")
+        if self.multiplier < 1:
+            raise ConfigError("retry.multiplier", "expected a number of at least 1")
+        if not 0 <= self.jitter < 1:
+            raise ConfigError("retry.jitter", "expected a fraction from 0 up to 1")
+
+    def delay(self, attempts: int, rng: random.Random | None = None) -> timedelta:
+        """How long to wait after the ``attempts``-th failed attempt."""
+        base = min(
+            self.first_delay.total_seconds() * self.multiplier ** max(0, attempts - 1),
+            self.max_delay.total_seconds(),
+        )
+        if self.jitter:
+            base *= (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
+        return timedelta(seconds=base)
+
+
+def _severities(value: Iterable[Severity | str] | None) -> frozenset[Severity] | None:
+    if value is None:
+        return None
+    from ._validate import severity
+
+    if isinstance(value, (str, Severity)):
+        value = [value]
+    try:
+        return frozenset(severity(v, "routes.severities") for v in value)
+    except IncidentFlowError as exc:
+        raise ConfigError("routes.severities", str(exc).split(": ", 1)[-1]) from None
+
+
+def _event_types(value: Iterable[str] | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    from ._events import event_types
+
+    if isinstance(value, str):
+        value = [value]
+    known = event_types()
+    types = frozenset(value)
+    unknown = sorted(t for t in types if t not in known)
+    if unknown:
+        raise ConfigError(
+            "routes.events",
+            f"{unknown[0]!r} is not an event type; use one of {', '.join(sorted(known))}",
+        )
+    return types
+
+
+@attrs.frozen
+class Route:
+    """Send matching events to one notifier.
+
+    Attributes:
+        notifier: The notifier's ``name``.
+        severities: Only incidents of these severities (``None``: all).
+        events: Only these event types, e.g. ``{"declared", "resolved"}`` (``None``: all).
+
+    >>> Route("pager", severities={"P1"}, events={"declared"}).notifier
+    'pager'
+
+    """
+
+    notifier: str
+    severities: frozenset[Severity] | None = attrs.field(default=None, converter=_severities)
+    events: frozenset[str] | None = attrs.field(default=None, converter=_event_types)
+
+    def matches(self, event: Event, incident: Incident) -> bool:
+        """True when ``event`` on ``incident`` goes to this route's notifier."""
+        return (self.severities is None or incident.severity in self.severities) and (
+            self.events is None or event.type in self.events
+        )
+
+
+class Router:
+    """Which notifier hears which event: every notifier everything, or by routes."""
+
+    def __init__(self, notifiers: Sequence[Notifier], routes: Sequence[Route] | None) -> None:
+        names = [n.name for n in notifiers]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ConfigError(
+                "notifiers", f"two notifiers are named {duplicated[0]!r}; give each its own name"
+            )
+        self.notifiers: dict[str, Notifier] = dict(zip(names, notifiers, strict=True))
+        if routes is not None:
+            for route in routes:
+                if not isinstance(route, Route):
+                    raise ConfigError("routes", f"expected Route, got {type(route).__name__}")
+                if route.notifier not in self.notifiers:
+                    known = ", ".join(self.notifiers) or "none"
+                    raise ConfigError(
+                        "routes.notifier",
+                        f"no notifier is named {route.notifier!r} (notifiers: {known})",
+                    )
+        self.routes = None if routes is None else tuple(routes)
+
+    def outbox(self, events: Sequence[Event], incident: Incident) -> tuple[OutboxItem, ...]:
+        """The outbox items a commit's events produce."""
+        if not self.notifiers:
+            return ()
+        items: list[OutboxItem] = []
+        for event in events:
+            if self.routes is None:
+                targets: Iterable[str] = self.notifiers
+            else:
+                targets = dict.fromkeys(
+                    r.notifier for r in self.routes if r.matches(event, incident)
+                )
+            items.extend(OutboxItem.for_event(event, name) for name in targets)
+        return tuple(items)
+
+
+@attrs.frozen
+class DeliveryReport:
+    """What one delivery run did.
+
+    Attributes:
+        delivered: Notifications delivered.
+        retrying: Failed attempts that will be retried.
+        dead: Notifications that gave up and became dead letters.
+
+    """
+
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
+
+    def __add__(self, other: DeliveryReport) -> DeliveryReport:
+        return DeliveryReport(
+            self.delivered + other.delivered, self.retrying + other.retrying, self.dead + other.dead
+        )
+
+
+def default_worker_name() -> str:
+    """``host:pid``: names who holds a claim."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Deliverer:
+    """Delivers claimed outbox items and settles them in the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        router: Router,
+        retry: RetryPolicy,
+        now: Callable[[], datetime],
+        lease: timedelta = timedelta(minutes=1),
+    ) -> None:
+        self.store = store
+        self.router = router
+        self.retry = retry
+        self.now = now
+        self.lease = lease
+        self._rng = random.Random()
+
+    def claim(self, worker: str, limit: int) -> Sequence[OutboxItem]:
+        """Claim due items for ``worker``."""
+        return self.store.claim(now=self.now(), limit=limit, lease=self.lease, worker=worker)
+
+    def deliver(
+        self, item: OutboxItem, known: Mapping[str, Incident] | None = None
+    ) -> DeliveryReport:
+        """Deliver one claimed item and settle it; never raises for a notifier's failure."""
+        notifier = self.router.notifiers.get(item.notifier)
+        try:
+            if notifier is None:
+                raise LookupError(f"no notifier named {item.notifier!r} is configured")
+            incident = (known or {}).get(item.event.incident_id)
+            if incident is None or incident.version < item.event.seq:
+                incident = self.store.load(item.event.incident_id)
+            notifier.notify(Notification(item.notification_id, item.event, incident))
+        except Exception as exc:
+            return self._failed(item, exc)
+        self.store.mark_delivered([item.id])
+        return DeliveryReport(delivered=1)
+
+    def _failed(self, item: OutboxItem, exc: Exception) -> DeliveryReport:
+        attempts = item.attempts + 1
+        retryable = getattr(exc, "retryable", True)
+        dead = attempts >= self.retry.max_attempts or not retryable
+        error = f"{type(exc).__name__}: {exc}"[:_ERROR_MAX]
+        next_attempt_at = self.now() + self.retry.delay(attempts, self._rng)
+        logger.warning(
+            "delivery of {} to {} failed (attempt {}): {}{}",
+            item.notification_id,
+            item.notifier,
+            attempts,
+            error,
+            "; giving up, it is a dead letter now" if dead else f"; next try at {next_attempt_at}",
+        )
+        self.store.mark_failed(item.id, error=error, next_attempt_at=next_attempt_at, dead=dead)
+        return DeliveryReport(retrying=0 if dead else 1, dead=1 if dead else 0)
+
+    def run(
+        self,
+        worker: str,
+        *,
+        limit: int,
+        max_in_flight: int,
+        known: Mapping[str, Incident] | None = None,
+    ) -> DeliveryReport:
+        """Claim and deliver until nothing more is due or ``limit`` items were handled."""
+        report = DeliveryReport()
+        handled = 0
+        executor: ThreadPoolExecutor | None = None
+        try:
+            while handled < limit:
+                items = self.claim(worker, min(limit - handled, max(max_in_flight, 1) * 4))
+                if not items:
+                    break
+                handled += len(items)
+                if len(items) == 1 or max_in_flight <= 1:
+                    for item in items:
+                        report += self.deliver(item, known)
+                    continue
+                if executor is None:
+                    executor = ThreadPoolExecutor(max_in_flight, thread_name_prefix="incidentflow")
+                for result in executor.map(lambda i: self.deliver(i, known), items):
+                    report += result
+        finally:
+            if executor is not None:
+                executor.shutdown(wait=True)
+        return report
+
+
+class Dispatcher:
+    """Delivers notifications from the outbox in a background thread.
+
+    Keeps up to ``max_in_flight`` deliveries running at once, polls the store
+    every ``interval`` seconds for retries and other processes' commits, and is
+    woken at once by commits of the flow it serves. Several dispatchers, in one
+    process or on several hosts sharing a store, split the work through claims.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`::
+
+        with flow.dispatcher(max_in_flight=16):
+            ...  # commands return at once; notifications go out behind them
+    """
+
+    def __init__(
+        self,
+        flow: IncidentFlow,
+        *,
+        max_in_flight: int = 8,
+        interval: float = 1.0,
+        worker: str | None = None,
+    ) -> None:
+        if not isinstance(max_in_flight, int) or max_in_flight < 1:
+            raise ConfigError("max_in_flight", "expected a whole number of at least 1")
+        if not isinstance(interval, (int, float)) or interval <= 0:
+            raise ConfigError("interval", "expected a positive number of seconds")
+        self.flow = flow
+        self.max_in_flight = max_in_flight
+        self.interval = float(interval)
+        self.worker = worker or f"{default_worker_name()}:{id(self):x}"
+        self.delivered = 0
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._in_flight: set[Future[DeliveryReport]] = set()
+        self._slots = threading.Condition()
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> Dispatcher:
+        """Start the background thread (once)."""
+        if self.running:
+            return self
+        self._stopping.clear()
+        self._thread = threading.Thread(
+            target=self._loop, name="incidentflow-dispatcher", daemon=True
+        )
+        self._thread.start()
+        self.flow._attach(self)
+        return self
+
+    def wake(self) -> None:
+        """Look for work now instead of at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Finish the deliveries under way, then stop. Undelivered items stay in the outbox."""
+        self.flow._detach(self)
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def __enter__(self) -> Dispatcher:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _loop(self) -> None:
+        deliverer = self.flow._deliverer()
+        with ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="incidentflow") as pool:
+            while not self._stopping.is_set():
+                free = self._free_slots()
+                items: Sequence[OutboxItem] = ()
+                if free:
+                    try:
+                        items = deliverer.claim(self.worker, free)
+                    except Exception:
+                        logger.exception("the dispatcher could not claim outbox items")
+                for item in items:
+                    future = pool.submit(deliverer.deliver, item)
+                    with self._slots:
+                        self._in_flight.add(future)
+                    future.add_done_callback(self._done)
+                if items and len(items) == free:
+                    continue  # more may be due: claim again once a slot frees up
+                self._wake.wait(self.interval)
+                self._wake.clear()
+
+    def _free_slots(self) -> int:
+        with self._slots:
+            while len(self._in_flight) >= self.max_in_flight and not self._stopping.is_set():
+                self._slots.wait(0.1)
+            return self.max_in_flight - len(self._in_flight)
+
+    def _done(self, future: Future[DeliveryReport]) -> None:
+        error = future.exception()
+        with self._slots:
+            self._in_flight.discard(future)
+            if error is None:
+                self.delivered += future.result().delivered
+            self._slots.notify_all()
+        if error is not None:
+            logger.opt(exception=error).error("a delivery crashed")
+        self._wake.set()  # a stream's next item may be claimable now
