@@ -139,6 +139,19 @@ OFFSETS: tuple[tzinfo, ...] = (
     timezone(timedelta(hours=14)),
     timezone(timedelta(hours=-12)),
 )
+EDGE_TIMES = (
+    datetime.min.replace(tzinfo=timezone(timedelta(hours=14))),
+    datetime.max.replace(tzinfo=timezone(timedelta(hours=-12))),
+    datetime.min.replace(tzinfo=UTC),
+    datetime.max.replace(tzinfo=UTC),
+)
+RESPONSE_TIMES = (
+    timedelta(0),
+    timedelta(minutes=4),
+    timedelta(minutes=20),
+    timedelta(hours=1, minutes=30),
+    timedelta(days=3),
+)
 NAMES = ("alice", "bob", "carol", "dave", "Zoë", "李雷")
 GOOD_TEXTS = (
     "Checkout returns 500",
@@ -188,25 +201,31 @@ POSTMORTEM_TEXTS = (
     "李雷 missed the alert",
 )
 
+one_line = st.sampled_from([t for t in GOOD_TEXTS if "\n" not in t])
 good_text = st.one_of(
     st.sampled_from(GOOD_TEXTS),
     st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=30).filter(
         str.strip
     ),
 )
-texts = st.one_of(good_text, st.text(max_size=20), st.sampled_from(BAD_TEXTS))
+# Each generated argument is valid about three times in four.
+texts = st.one_of(good_text, good_text, st.text(max_size=20), st.sampled_from(BAD_TEXTS))
 names = st.sampled_from(NAMES)
-any_names = st.one_of(names, names, st.sampled_from(BAD_NAMES))
+any_names = st.one_of(names, names, names, st.sampled_from(BAD_NAMES))
 severities = st.sampled_from(
     ["P1", "P2", "P3", "P4", "p2", " P3 ", *Severity, "P5", "", None, "P0", 1, "critical"]
 )
+recent = st.builds(
+    Ago,
+    st.timedeltas(min_value=timedelta(hours=-1), max_value=timedelta(hours=3)),
+    st.one_of(st.sampled_from(OFFSETS), st.sampled_from(OFFSETS), st.none()),
+)
 times = st.one_of(
     st.none(),
-    st.builds(
-        Ago,
-        st.timedeltas(min_value=timedelta(hours=-1), max_value=timedelta(hours=3)),
-        st.one_of(st.sampled_from(OFFSETS), st.none()),
-    ),
+    st.none(),
+    recent,
+    recent,
+    st.sampled_from(EDGE_TIMES),
     st.datetimes(timezones=st.sampled_from((*OFFSETS, _NoOffset()))),
     st.datetimes(),
     st.sampled_from(["2026-01-01T00:00:00Z", 0, date(2026, 1, 1)]),
@@ -252,10 +271,14 @@ def _resolve(value: object, now: datetime) -> Any:
 
 
 def _participants(history: Sequence[Event]) -> set[str]:
-    """Everyone who took part before the end of ``history``: actors, commanders, users, owners."""
+    """Everyone who took part in ``history``: actors, commanders, users, action-item owners.
+
+    The post-mortem's own authors are left out: writing it is not taking part in the response.
+    """
     people = set()
     for event in history:
-        people.add(event.actor)
+        if event.type not in ("postmortem_drafted", "postmortem_completed"):
+            people.add(event.actor)
         for field in ("commander", "user", "owner"):
             value = getattr(event.data, field, None)
             if isinstance(value, str):
@@ -265,9 +288,7 @@ def _participants(history: Sequence[Event]) -> set[str]:
 
 def _is_utc(when: object) -> bool:
     return (
-        isinstance(when, datetime)
-        and when.tzinfo is not None
-        and when.utcoffset() == timedelta(0)
+        isinstance(when, datetime) and when.tzinfo is not None and when.utcoffset() == timedelta(0)
     )
 
 
@@ -282,10 +303,12 @@ class IncidentMachine(RuleBasedStateMachine):
         self.clock = FrozenClock(datetime(2026, 11, 27, 14, 0, tzinfo=UTC))
         self.policy = Policy()
         self.ids: list[str] = []
+        self._seen: dict[str, tuple[Incident, tuple[Event, ...]]] | None = None
 
     # -- the call wrapper: invariants 9 and 10 -----------------------------
 
     def _world(self) -> dict[str, tuple[Incident, tuple[Event, ...]]]:
+        """Every incident in the store: its snapshot and its history."""
         assert self.flow is not None
         ids = set(self.ids) | {inc.id for inc in self.flow.list()}
         return {i: (self.flow.get(i), tuple(self.flow.history(i))) for i in sorted(ids)}
@@ -301,10 +324,12 @@ class IncidentMachine(RuleBasedStateMachine):
             current = self.flow.get(target).version if target in self.ids else 1
             kwargs["expected_version"] = current + kwargs["expected_version"].offset
         before = self._world()
+        self._seen = None
         try:
             result = getattr(self.flow, command)(*args, **kwargs)
         except IncidentFlowError:
-            assert self._world() == before, f"a refused {command} changed the store"
+            self._seen = self._world()
+            assert self._seen == before, f"a refused {command} changed the store"
             return None
         assert isinstance(result, Incident)
         if "idempotency_key" not in kwargs:  # an idempotent replay returns the first result
@@ -317,6 +342,7 @@ class IncidentMachine(RuleBasedStateMachine):
     # -- set-up ---------------------------------------------------------------
 
     @initialize(
+        target=incidents,
         start=st.datetimes(
             min_value=datetime(2000, 1, 1),
             max_value=datetime(2090, 12, 31),
@@ -325,6 +351,9 @@ class IncidentMachine(RuleBasedStateMachine):
         blame_check=st.sampled_from(list(BlameCheck)),
         confirmer_must_differ=st.booleans(),
         postmortem_severities=st.sets(st.sampled_from(Severity)),
+        title=one_line,
+        severity=st.sampled_from(Severity),
+        commander=names,
     )
     def open_flow(
         self,
@@ -332,8 +361,11 @@ class IncidentMachine(RuleBasedStateMachine):
         blame_check: BlameCheck,
         confirmer_must_differ: bool,
         postmortem_severities: set[Severity],
-    ) -> None:
-        """An in-memory flow on a frozen clock under a policy drawn for this run."""
+        title: str,
+        severity: Severity,
+        commander: str,
+    ) -> object:
+        """An in-memory flow on a frozen clock, under a policy drawn per run, with one incident."""
         self.clock = FrozenClock(start)
         self.policy = Policy(
             blame_check=blame_check,
@@ -342,6 +374,26 @@ class IncidentMachine(RuleBasedStateMachine):
             watch_window=WATCH_WINDOW,
         )
         self.flow = IncidentFlow.in_memory(clock=self.clock, policy=self.policy)
+        return self._declare(title, severity=severity, commander=commander, actor=commander)
+
+    def _declare(self, title: object, **kwargs: Any) -> object:
+        inc = self._call("declare", title, **kwargs)
+        if inc is None or inc.id in self.ids:
+            return multiple()
+        self.ids.append(inc.id)
+        return inc.id
+
+    @precondition(lambda self: len(self.ids) < MAX_INCIDENTS)
+    @rule(
+        target=incidents,
+        title=one_line,
+        severity=st.sampled_from(["P1", "p2", " P3 ", "P4", *Severity]),
+        commander=names,
+        actor=names,
+    )
+    def declare_valid(self, title: str, severity: object, commander: str, actor: str) -> object:
+        """Valid declarations, including a repeated title, each create a new incident."""
+        return self._declare(title, severity=severity, commander=commander, actor=actor)
 
     # -- time -----------------------------------------------------------------
 
@@ -356,10 +408,13 @@ class IncidentMachine(RuleBasedStateMachine):
         """The command (with valid arguments) that moves ``inc`` along the main path."""
 
         def text(label: str) -> str:
-            return data.draw(st.sampled_from(GOOD_TEXTS), label=label)
+            # Fixed per step rather than drawn: fewer draws make failures shrink much faster.
+            return GOOD_TEXTS[(inc.version + len(label)) % len(GOOD_TEXTS)]
 
         state = inc.state
         if state is State.DECLARED:
+            # Responders take a while to acknowledge, so later times can be backdated.
+            self.clock.advance(data.draw(st.sampled_from(RESPONSE_TIMES), label="response"))
             return "start_triage", {}
         if state is State.TRIAGING:
             missing = [q for q in self.policy.required_triage_answers if q not in inc.triage]
@@ -397,7 +452,7 @@ class IncidentMachine(RuleBasedStateMachine):
                 or (self.policy.confirmer_must_differ and confirmation.user == inc.commander)
             ):
                 others = [n for n in NAMES if n != inc.commander]
-                return "confirm_by_user", {"user": data.draw(st.sampled_from(others))}
+                return "confirm_by_user", {"user": data.draw(st.sampled_from(others), label="user")}
             self.clock.advance(data.draw(clock_steps, label="wait"))
             return "resolve", {}
         if state is State.RESOLVED:
@@ -416,24 +471,76 @@ class IncidentMachine(RuleBasedStateMachine):
                 }
         return "update_kb", {"symptom": text("symptom"), "early_signs": text("early signs")}
 
+    def _detour(self, inc: Incident, data: st.DataObject) -> tuple[str, dict[str, Any]]:
+        """A valid step off the main path: dismiss, reopen, a negative answer, a late deploy..."""
+        now = self._now()
+        others = [n for n in NAMES if n != inc.commander]
+        kinds = ["assign_commander", "reclassify", "record_detection", "add_note"]
+        if inc.state in (State.DECLARED, State.TRIAGING):
+            kinds.append("dismiss")
+        if inc.state is State.RCA and inc.deploys:
+            kinds += ["record_deploy"] * 3
+        if inc.state is State.FIXED:
+            kinds += ["confirm_by_user", "confirm_by_user"]
+        if inc.state in (State.FIXED, State.RESOLVED):
+            kinds += ["reopen", "draft_postmortem"]
+        if inc.action_items:
+            kinds.append("complete_action_item")
+        kind = data.draw(st.sampled_from(kinds), label="detour")
+        if kind == "assign_commander":
+            return kind, {"commander": data.draw(st.sampled_from(others), label="commander")}
+        if kind == "reclassify":
+            return kind, {"severity": data.draw(st.sampled_from(Severity)), "reason": "scope"}
+        if kind == "record_detection":
+            return kind, {"method": "alert", "first_occurred_at": now - timedelta(days=1)}
+        if kind == "add_note":
+            return kind, {"text": "Customer support informed"}
+        if kind == "dismiss":
+            return kind, {"reason": "false alarm"}
+        if kind == "record_deploy":
+            # A deploy logged late: its time lies between the declaration and now.
+            after = data.draw(st.timedeltas(timedelta(0), timedelta(hours=1)), label="logged late")
+            return kind, {"deployed_at": min(now, inc.declared_at + after), "ref": "hotfix"}
+        if kind == "confirm_by_user":
+            user = data.draw(st.sampled_from([inc.commander, *others]), label="user")
+            return kind, {"user": user, "positive": data.draw(st.booleans(), label="positive")}
+        if kind == "reopen":
+            return kind, {
+                "reason": "it came back",
+                "to": data.draw(st.sampled_from(["rca", "triaging"])),
+            }
+        if kind == "draft_postmortem":
+            return kind, {"summary": "Checkout failed for 20 minutes"}
+        numbers = [a.number for a in inc.action_items]
+        return kind, {"number": data.draw(st.sampled_from(numbers), label="number")}
+
     def _drive(self, incident: str, steps: int, data: st.DataObject) -> None:
         assert self.flow is not None
         for _ in range(steps):
             inc = self.flow.get(incident)
             if inc.state.is_terminal:
                 return
-            command, kwargs = self._next_step(inc, data)
+            odds = 6 if inc.state in (State.RCA, State.FIXED, State.RESOLVED) else 15
+            if data.draw(st.integers(1, odds), label="roll") == 1:
+                command, kwargs = self._detour(inc, data)
+            else:
+                command, kwargs = self._next_step(inc, data)
             actor = data.draw(names, label="actor")
             self._call(command, incident, actor=actor, **kwargs)
 
-    @rule(incident=incidents, steps=st.integers(1, 12), data=st.data())
+    @rule(incident=incidents, steps=st.integers(1, 20), data=st.data())
     def drive(self, incident: str, steps: int, data: st.DataObject) -> None:
-        """Valid inputs for the next step of the main path move incidents deep into the lifecycle."""
+        """Valid inputs for the next step of the path move incidents deep into the lifecycle."""
         self._drive(incident, steps, data)
 
-    @rule(incident=incidents, steps=st.integers(1, 12), data=st.data())
+    @rule(incident=incidents, steps=st.integers(1, 20), data=st.data())
     def drive_again(self, incident: str, steps: int, data: st.DataObject) -> None:
         """A second entry to the happy path, to weight rule choice toward deep states."""
+        self._drive(incident, steps, data)
+
+    @rule(incident=incidents, steps=st.integers(1, 20), data=st.data())
+    def drive_on(self, incident: str, steps: int, data: st.DataObject) -> None:
+        """A third entry to the happy path, to weight rule choice toward deep states."""
         self._drive(incident, steps, data)
 
     # -- every command, with generated inputs ----------------------------------
@@ -465,27 +572,14 @@ class IncidentMachine(RuleBasedStateMachine):
     ) -> object:
         """Declaring takes any input and either creates one incident or changes nothing."""
         opts = {k: v for k, v in opts.items() if k != "expected_version"}
-        inc = self._call(
-            "declare",
-            title,
-            severity=severity,
-            commander=commander,
-            actor=actor,
-            slug=slug,
-            **opts,
+        return self._declare(
+            title, severity=severity, commander=commander, actor=actor, slug=slug, **opts
         )
-        if inc is None or inc.id in self.ids:
-            return multiple()
-        self.ids.append(inc.id)
-        return inc.id
-
-    def _command(self, command: str, incident: object, *args: Any, **kwargs: Any) -> None:
-        self._call(command, incident, *args, **kwargs)
 
     @rule(incident=incident_ids, actor=any_names, opts=options)
     def start_triage(self, incident: object, actor: object, opts: dict[str, Any]) -> None:
         """Starting triage is accepted only from declared."""
-        self._command("start_triage", incident, actor=actor, **opts)
+        self._call("start_triage", incident, actor=actor, **opts)
 
     @rule(
         incident=incident_ids,
@@ -498,7 +592,7 @@ class IncidentMachine(RuleBasedStateMachine):
         self, incident: object, source: object, content: object, actor: object, opts: dict
     ) -> None:
         """Evidence of any shape is recorded or refused without a trace."""
-        self._command("add_evidence", incident, source=source, content=content, actor=actor, **opts)
+        self._call("add_evidence", incident, source=source, content=content, actor=actor, **opts)
 
     @rule(
         incident=incident_ids,
@@ -513,7 +607,7 @@ class IncidentMachine(RuleBasedStateMachine):
         self, incident: object, question: object, answer: object, actor: object, opts: dict
     ) -> None:
         """Triage answers of any shape are recorded or refused without a trace."""
-        self._command("answer_triage", incident, question, answer, actor=actor, **opts)
+        self._call("answer_triage", incident, question, answer, actor=actor, **opts)
 
     @rule(incident=incident_ids, description=texts, taken_at=times, actor=any_names, opts=options)
     def record_containment(
@@ -521,31 +615,31 @@ class IncidentMachine(RuleBasedStateMachine):
     ) -> None:
         """Containment actions at any time, aware or naive, are recorded or refused cleanly."""
         taken_at = _resolve(taken_at, self._now())
-        self._command(
+        self._call(
             "record_containment", incident, description, taken_at=taken_at, actor=actor, **opts
         )
 
     @rule(incident=incident_ids, actor=any_names, opts=options)
     def contain(self, incident: object, actor: object, opts: dict) -> None:
         """Containing is refused until evidence, triage answers and a containment action exist."""
-        self._command("contain", incident, actor=actor, **opts)
+        self._call("contain", incident, actor=actor, **opts)
 
     @rule(incident=incident_ids, actor=any_names, opts=options)
     def start_rca(self, incident: object, actor: object, opts: dict) -> None:
         """Root-cause analysis starts only from contained."""
-        self._command("start_rca", incident, actor=actor, **opts)
+        self._call("start_rca", incident, actor=actor, **opts)
 
     @rule(incident=incident_ids, answer=texts, actor=any_names, opts=options)
     def add_why(self, incident: object, answer: object, actor: object, opts: dict) -> None:
         """The 5-Whys chain grows by valid answers, at most five."""
-        self._command("add_why", incident, answer, actor=actor, **opts)
+        self._call("add_why", incident, answer, actor=actor, **opts)
 
     @rule(incident=incident_ids, statement=texts, gap=texts, actor=any_names, opts=options)
     def set_root_cause(
         self, incident: object, statement: object, gap: object, actor: object, opts: dict
     ) -> None:
         """A root cause needs a statement and a process gap."""
-        self._command("set_root_cause", incident, statement, process_gap=gap, actor=actor, **opts)
+        self._call("set_root_cause", incident, statement, process_gap=gap, actor=actor, **opts)
 
     @rule(
         incident=incident_ids,
@@ -565,7 +659,7 @@ class IncidentMachine(RuleBasedStateMachine):
         opts: dict,
     ) -> None:
         """A fix is recorded with its test and a real bool for staging, or refused cleanly."""
-        self._command(
+        self._call(
             "record_fix",
             incident,
             description,
@@ -587,14 +681,12 @@ class IncidentMachine(RuleBasedStateMachine):
     ) -> None:
         """Deploys at any time, aware or naive, are recorded or refused cleanly."""
         deployed_at = _resolve(deployed_at, self._now())
-        self._command(
-            "record_deploy", incident, deployed_at=deployed_at, ref=ref, actor=actor, **opts
-        )
+        self._call("record_deploy", incident, deployed_at=deployed_at, ref=ref, actor=actor, **opts)
 
     @rule(incident=incident_ids, actor=any_names, opts=options)
     def mark_fixed(self, incident: object, actor: object, opts: dict) -> None:
         """Marking fixed needs the whys, a root cause, a verified fix and a deploy."""
-        self._command("mark_fixed", incident, actor=actor, **opts)
+        self._call("mark_fixed", incident, actor=actor, **opts)
 
     @rule(
         incident=incident_ids,
@@ -624,7 +716,7 @@ class IncidentMachine(RuleBasedStateMachine):
             user = other
         elif who == "commander":
             user = self.flow.get(incident).commander if incident in self.ids else other
-        self._command(
+        self._call(
             "confirm_by_user",
             incident,
             user=user,
@@ -636,8 +728,8 @@ class IncidentMachine(RuleBasedStateMachine):
 
     @rule(incident=incident_ids, actor=any_names, opts=options)
     def resolve(self, incident: object, actor: object, opts: dict) -> None:
-        """Resolving is refused without a good confirmation after the deploy and the watch window."""
-        self._command("resolve", incident, actor=actor, **opts)
+        """Resolving is refused without confirmation after the deploy and a full watch window."""
+        self._call("resolve", incident, actor=actor, **opts)
 
     @rule(
         incident=incident_ids,
@@ -659,7 +751,7 @@ class IncidentMachine(RuleBasedStateMachine):
         opts: dict,
     ) -> None:
         """Post-mortem drafts of any shape are recorded or refused cleanly."""
-        self._command(
+        self._call(
             "draft_postmortem",
             incident,
             summary=summary,
@@ -690,7 +782,7 @@ class IncidentMachine(RuleBasedStateMachine):
         opts: dict,
     ) -> None:
         """Completing the post-mortem needs every section and an action item, and no blame."""
-        self._command(
+        self._call(
             "complete_postmortem",
             incident,
             summary=summary,
@@ -720,7 +812,7 @@ class IncidentMachine(RuleBasedStateMachine):
     ) -> None:
         """Action items need a description, an owner and a due date not before the declaration."""
         due = _resolve(due, self._now())
-        self._command(
+        self._call(
             "add_action_item", incident, description, owner=owner, due=due, actor=actor, **opts
         )
 
@@ -734,7 +826,7 @@ class IncidentMachine(RuleBasedStateMachine):
         self, incident: object, number: object, actor: object, opts: dict
     ) -> None:
         """Only an existing, open action item can be completed."""
-        self._command("complete_action_item", incident, number, actor=actor, **opts)
+        self._call("complete_action_item", incident, number, actor=actor, **opts)
 
     @rule(
         incident=incident_ids,
@@ -755,8 +847,8 @@ class IncidentMachine(RuleBasedStateMachine):
         actor: object,
         opts: dict,
     ) -> None:
-        """The knowledge base is updated only after the post-mortem, or resolution when none is due."""
-        self._command(
+        """The KB is updated only after the post-mortem, or after resolution when none is due."""
+        self._call(
             "update_kb",
             incident,
             symptom=symptom,
@@ -774,9 +866,11 @@ class IncidentMachine(RuleBasedStateMachine):
         actor=any_names,
         opts=options,
     )
-    def reopen(self, incident: object, reason: object, to: object, actor: object, opts: dict) -> None:
+    def reopen(
+        self, incident: object, reason: object, to: object, actor: object, opts: dict
+    ) -> None:
         """Reopening a fixed or resolved incident needs a reason and goes to triaging or rca."""
-        self._command("reopen", incident, reason=reason, to=to, actor=actor, **opts)
+        self._call("reopen", incident, reason=reason, to=to, actor=actor, **opts)
 
     @rule(
         incident=incident_ids,
@@ -789,7 +883,7 @@ class IncidentMachine(RuleBasedStateMachine):
         self, incident: object, reason: object, duplicate_of: object, actor: object, opts: dict
     ) -> None:
         """Dismissing needs a reason and is allowed only before containment."""
-        self._command(
+        self._call(
             "dismiss", incident, reason=reason, duplicate_of=duplicate_of, actor=actor, **opts
         )
 
@@ -798,18 +892,20 @@ class IncidentMachine(RuleBasedStateMachine):
         self, incident: object, severity: object, reason: object, actor: object, opts: dict
     ) -> None:
         """Reclassifying to a valid, different severity with a reason is recorded."""
-        self._command("reclassify", incident, severity, reason=reason, actor=actor, **opts)
+        self._call("reclassify", incident, severity, reason=reason, actor=actor, **opts)
 
     @rule(incident=incident_ids, commander=any_names, actor=any_names, opts=options)
     def assign_commander(
         self, incident: object, commander: object, actor: object, opts: dict
     ) -> None:
         """The commander can be handed to another named person."""
-        self._command("assign_commander", incident, commander, actor=actor, **opts)
+        self._call("assign_commander", incident, commander, actor=actor, **opts)
 
     @rule(
         incident=incident_ids,
-        method=st.sampled_from(["alert", "user_report", "other", "pager", "", None, ["alert"]]),
+        method=st.sampled_from(
+            ["alert", "user_report", "other", "alert", "pager", None, ["alert"]]
+        ),
         first_occurred_at=times,
         detected_at=times,
         actor=any_names,
@@ -826,7 +922,7 @@ class IncidentMachine(RuleBasedStateMachine):
     ) -> None:
         """Detection times in any form are recorded or refused cleanly."""
         now = self._now()
-        self._command(
+        self._call(
             "record_detection",
             incident,
             method=method,
@@ -839,7 +935,7 @@ class IncidentMachine(RuleBasedStateMachine):
     @rule(incident=incident_ids, text=texts, actor=any_names, opts=options)
     def add_note(self, incident: object, text: object, actor: object, opts: dict) -> None:
         """Notes are accepted in every state, terminal ones included."""
-        self._command("add_note", incident, text, actor=actor, **opts)
+        self._call("add_note", incident, text, actor=actor, **opts)
 
     @rule(incident=incident_ids, command=st.sampled_from([*COMMANDS, "declare", "fly", ""]))
     def ask_can(self, incident: object, command: str) -> None:
@@ -859,12 +955,13 @@ class IncidentMachine(RuleBasedStateMachine):
     def _incidents(self) -> Iterator[tuple[Incident, tuple[Event, ...]]]:
         if self.flow is None:
             return
-        for snapshot, history in self._world().values():
-            yield snapshot, history
+        if self._seen is None:  # read the store once per step, not once per invariant
+            self._seen = self._world()
+        yield from self._seen.values()
 
     @invariant()
     def contain_before_rca(self) -> None:
-        """Rule 1: every rca_started follows a containment action, so diagnosis never precedes it."""
+        """Rule 1: every rca_started follows a containment action: contain, then diagnose."""
         for inc, history in self._incidents():
             contained = False
             for event in history:
@@ -877,37 +974,40 @@ class IncidentMachine(RuleBasedStateMachine):
 
     @invariant()
     def resolved_only_after_confirmation_and_watch(self) -> None:
-        """Rule 2: resolving needs a positive confirmation by a non-commander after the watch window."""
+        """Rule 2: resolving needs a positive confirmation by a non-commander and a full watch."""
         for inc, history in self._incidents():
             commander = ""
-            segment: list[Event] = []
+            since_reopen: list[Event] = []
             for event in history:
-                data = event.data
+                data: Any = event.data
                 if event.type in ("declared", "commander_assigned"):
-                    commander = data.commander  # type: ignore[attr-defined]
+                    commander = data.commander
                 if event.type == "reopened":
-                    segment = []
+                    since_reopen = []
                     continue
                 if event.type == "resolved":
-                    confirmations = [e for e in segment if e.type == "user_confirmed"]
-                    deploys = [e.data.deployed_at for e in segment if e.type == "deploy_recorded"]  # type: ignore[attr-defined]
                     where = f"{inc.id} resolved at seq {event.seq}"
-                    assert confirmations, f"{where} without a user confirmation"
-                    last = confirmations[-1]
-                    assert last.data.positive, f"{where} after a negative confirmation"  # type: ignore[attr-defined]
-                    if self.policy.confirmer_must_differ:
-                        assert last.data.user != commander, f"{where}: confirmed by commander"  # type: ignore[attr-defined]
+                    answers = [e for e in since_reopen if e.type == "user_confirmed"]
+                    deploys: list[Any] = [
+                        e.data for e in since_reopen if e.type == "deploy_recorded"
+                    ]
+                    assert answers, f"{where} without a user confirmation"
                     assert deploys, f"{where} without a deploy"
-                    assert last.at >= max(deploys), f"{where}: confirmation before the deploy"
-                    assert event.at >= max(deploys) + self.policy.watch_window, (
-                        f"{where} at {event.at} inside the watch window of the deploy at "
-                        f"{max(deploys)}"
+                    answer: Any = answers[-1].data
+                    latest_deploy = max(d.deployed_at for d in deploys)
+                    assert answer.positive, f"{where} after a negative confirmation"
+                    if self.policy.confirmer_must_differ:
+                        assert answer.user != commander, f"{where}: confirmed by the commander"
+                    assert answers[-1].at >= latest_deploy, f"{where}: confirmed before the deploy"
+                    assert event.at >= latest_deploy + self.policy.watch_window, (
+                        f"{where} at {event.at:%H:%M}, inside the watch window of the "
+                        f"latest deploy at {latest_deploy:%H:%M}"
                     )
-                segment.append(event)
+                since_reopen.append(event)
 
     @invariant()
     def postmortem_before_kb_when_severe(self) -> None:
-        """Rule 3: an incident of a post-mortem severity reaches kb_updated only with one completed."""
+        """Rule 3: an incident of a post-mortem severity is kb_updated only with one completed."""
         for inc, history in self._incidents():
             if inc.state is State.KB_UPDATED and inc.severity in self.policy.postmortem_severities:
                 assert any(e.type == "postmortem_completed" for e in history), inc.id
@@ -924,7 +1024,7 @@ class IncidentMachine(RuleBasedStateMachine):
 
     @invariant()
     def no_blame_in_postmortems(self) -> None:
-        """Rule 5: blame in a completed post-mortem is rejected, or warned about, as the policy says."""
+        """Rule 5: blame in a completed post-mortem is rejected or warned about, as policy says."""
         if self.policy.blame_check is BlameCheck.OFF:
             return
         for inc, history in self._incidents():
@@ -957,7 +1057,6 @@ class IncidentMachine(RuleBasedStateMachine):
     @invariant()
     def replay_gives_snapshot(self) -> None:
         """Replaying the history gives exactly the stored snapshot, and verify() agrees."""
-        assert self.flow is not None or not self.ids
         for inc, history in self._incidents():
             assert replay(history) == inc, inc.id
             assert self.flow is not None
@@ -984,8 +1083,8 @@ class IncidentMachine(RuleBasedStateMachine):
 
 
 IncidentMachine.TestCase.settings = settings(
-    max_examples=150,
-    stateful_step_count=40,
+    max_examples=300,
+    stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )

@@ -15,6 +15,7 @@ import incidentflow
 
 PUBLIC_MODULES = [
     "incidentflow",
+    "incidentflow.collectors",
     "incidentflow.events",
     "incidentflow.exceptions",
     "incidentflow.metrics",
@@ -32,6 +33,9 @@ def public_names(module: types.ModuleType) -> set[str]:
     packages for annotations (``Iterable``, ``datetime``).
     """
     names = set()
+    # Names a module provides lazily (module __getattr__) count once loaded.
+    for name in getattr(module, "__all__", ()):
+        getattr(module, name)
     for name, value in vars(module).items():
         if name.startswith("_") or isinstance(value, types.ModuleType) or name == "annotations":
             continue

@@ -9,7 +9,9 @@ False
 
 from loguru import logger as _logger
 
+from ._deadlines import Deadline
 from ._decide import replay
+from ._delivery import DeliveryReport, Dispatcher, RetryPolicy, Route
 from ._events import Event, EventData
 from ._flow import Clock, IncidentFlow, Verdict
 from ._model import (
@@ -60,8 +62,11 @@ __all__ = [
     "ConfigError",
     "Confirmation",
     "ContainmentAction",
+    "Deadline",
+    "DeliveryReport",
     "Deploy",
     "Detection",
+    "Dispatcher",
     "DuplicateIncident",
     "Event",
     "EventData",
@@ -79,7 +84,9 @@ __all__ = [
     "Policy",
     "Postmortem",
     "Records",
+    "RetryPolicy",
     "RootCause",
+    "Route",
     "Severity",
     "State",
     "StoreError",

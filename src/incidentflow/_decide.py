@@ -126,24 +126,8 @@ def _postmortem_texts(pm: Postmortem) -> list[str]:
 
 
 def participants(inc: Incident) -> set[str]:
-    """Every person named on the incident, for the blame check."""
-    people = {inc.commander, inc.declared_by}
-    for records in (
-        inc.evidence,
-        inc.triage_answers,
-        inc.containment,
-        inc.whys,
-        inc.deploys,
-        inc.notes,
-    ):
-        people.update(r.actor for r in records)
-    people.update(a.owner for a in inc.action_items)
-    for record in (inc.root_cause, inc.fix, inc.detection):
-        if record is not None:
-            people.add(record.actor)
-    if inc.confirmation is not None:
-        people.update((inc.confirmation.user, inc.confirmation.actor))
-    return people
+    """Every person who took part in the incident, for the blame check."""
+    return set(inc.people)
 
 
 def _blame(inc: Incident, pm: Postmortem) -> list[str]:
@@ -573,11 +557,26 @@ _replace = _compile_replace()
 def evolve(inc: Incident | None, event: ev.Event) -> Incident:
     """The snapshot after ``event``. ``inc`` is ``None`` only for the declaration."""
     if inc is None:
-        return attrs.evolve(_declared(None, event), version=event.seq)
+        inc = _declared(None, event)
+        return _replace(inc, {"version": event.seq, "people": _joined(inc.people, event)})
     changes = _EVOLVERS[type(event.data)](inc, event)
     changes["version"] = event.seq
     changes["updated_at"] = event.at
+    people = _joined(inc.people, event)
+    if people is not inc.people:
+        changes["people"] = people
     return _replace(inc, changes)
+
+
+_NAMED_FIELDS = ("commander", "user", "owner")
+
+
+def _joined(people: Records[str], event: ev.Event) -> Records[str]:
+    """``people`` with the event's actor and any person its data names."""
+    for name in (event.actor, *(getattr(event.data, f, None) for f in _NAMED_FIELDS)):
+        if name and name not in people:
+            people = people.appended(name)
+    return people
 
 
 def fold(events: Iterable[ev.Event], inc: Incident | None = None) -> Incident | None:

@@ -58,13 +58,23 @@ class RetryPolicy:
     jitter: float = 0.2
 
     def __attrs_post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+        def number(value: object) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+        if not isinstance(self.max_attempts, int) or isinstance(self.max_attempts, bool):
             raise ConfigError("retry.max_attempts", "expected a whole number of at least 1")
-        if self.first_delay < timedelta(0) or self.max_delay < self.first_delay:
-            raise ConfigError("retry.first_delay", "expected 0 <= first_delay <= max_delay")
-        if self.multiplier < 1:
+        if self.max_attempts < 1:
+            raise ConfigError("retry.max_attempts", "expected a whole number of at least 1")
+        for key in ("first_delay", "max_delay"):
+            if not isinstance(getattr(self, key), timedelta):
+                raise ConfigError(f"retry.{key}", "expected a timedelta")
+        if self.first_delay < timedelta(0):
+            raise ConfigError("retry.first_delay", "expected a delay of zero or more")
+        if self.max_delay < self.first_delay:
+            raise ConfigError("retry.first_delay", "expected at most max_delay")
+        if not number(self.multiplier) or self.multiplier < 1:
             raise ConfigError("retry.multiplier", "expected a number of at least 1")
-        if not 0 <= self.jitter < 1:
+        if not number(self.jitter) or not 0 <= self.jitter < 1:
             raise ConfigError("retry.jitter", "expected a fraction from 0 up to 1")
 
     def delay(self, attempts: int, rng: random.Random | None = None) -> timedelta:
@@ -217,9 +227,13 @@ class Deliverer:
         self.lease = lease
         self._rng = random.Random()
 
-    def claim(self, worker: str, limit: int) -> Sequence[OutboxItem]:
-        """Claim due items for ``worker``."""
-        return self.store.claim(now=self.now(), limit=limit, lease=self.lease, worker=worker)
+    def claim(
+        self, worker: str, limit: int, incident_id: str | None = None
+    ) -> Sequence[OutboxItem]:
+        """Claim due items for ``worker`` (only ``incident_id``'s, when given)."""
+        return self.store.claim(
+            now=self.now(), limit=limit, lease=self.lease, worker=worker, incident_id=incident_id
+        )
 
     def deliver(
         self, item: OutboxItem, known: Mapping[str, Incident] | None = None
@@ -243,7 +257,12 @@ class Deliverer:
         retryable = getattr(exc, "retryable", True)
         dead = attempts >= self.retry.max_attempts or not retryable
         error = f"{type(exc).__name__}: {exc}"[:_ERROR_MAX]
-        next_attempt_at = self.now() + self.retry.delay(attempts, self._rng)
+        delay = self.retry.delay(attempts, self._rng)
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, (int, float)) and retry_after > 0:
+            # The receiver said how long to wait (HTTP Retry-After): never sooner.
+            delay = max(delay, timedelta(seconds=retry_after))
+        next_attempt_at = self.now() + delay
         logger.warning(
             "delivery of {} to {} failed (attempt {}): {}{}",
             item.notification_id,
@@ -262,6 +281,7 @@ class Deliverer:
         limit: int,
         max_in_flight: int,
         known: Mapping[str, Incident] | None = None,
+        incident_id: str | None = None,
     ) -> DeliveryReport:
         """Claim and deliver until nothing more is due or ``limit`` items were handled."""
         report = DeliveryReport()
@@ -269,7 +289,8 @@ class Deliverer:
         executor: ThreadPoolExecutor | None = None
         try:
             while handled < limit:
-                items = self.claim(worker, min(limit - handled, max(max_in_flight, 1) * 4))
+                batch = min(limit - handled, max(max_in_flight, 1) * 4)
+                items = self.claim(worker, batch, incident_id)
                 if not items:
                     break
                 handled += len(items)

@@ -828,8 +828,14 @@ class IncidentFlow:
                 dispatcher.wake()
         elif self.deliver_inline:
             try:
+                # Only this incident's streams: another incident's backlog of
+                # retries must not hold up the command.
                 self._deliverer().run(
-                    self._worker, limit=100, max_in_flight=1, known={snapshot.id: snapshot}
+                    self._worker,
+                    limit=100,
+                    max_in_flight=1,
+                    known={snapshot.id: snapshot},
+                    incident_id=snapshot.id,
                 )
             except Exception:
                 # The command is committed; its notifications wait in the outbox.

@@ -339,6 +339,8 @@ class Incident:
         postmortem: The post-mortem, once drafted.
         kb_entry: The knowledge-base gotcha, once written.
         breaches: The deadlines recorded as breached (see ``flow.deadlines``).
+        people: Everyone who took part: every actor, commander, confirming user
+            and action-item owner, in order of appearance (for the blame check).
         reopen_count: How many times it was reopened.
         dismissal_reason: Why it was dismissed, if it was.
         duplicate_of: The incident it duplicates, if dismissed as a duplicate.
@@ -375,6 +377,7 @@ class Incident:
     postmortem: Postmortem | None = None
     kb_entry: KbEntry | None = None
     breaches: Records[str] = attrs.field(factory=Records, converter=_as_records)
+    people: Records[str] = attrs.field(factory=Records, converter=_as_records)
     reopen_count: int = 0
     dismissal_reason: str | None = None
     duplicate_of: str | None = None
@@ -386,8 +389,8 @@ class Incident:
 
     @property
     def last_deploy(self) -> Deploy | None:
-        """The most recent deploy of the fix, if any."""
-        return self.deploys[-1] if self.deploys else None
+        """The latest deploy of the fix by deploy time (one may be logged late), if any."""
+        return max(self.deploys, key=lambda d: d.deployed_at, default=None)
 
     @property
     def is_open(self) -> bool:

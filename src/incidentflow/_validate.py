@@ -143,7 +143,10 @@ def aware(field: str, value: object) -> datetime:
             field,
             "is a naive datetime; pass an aware one, e.g. datetime.now(timezone.utc)",
         )
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(field, f"{value.isoformat()} is out of range in UTC") from None
 
 
 def day(field: str, value: object) -> date:

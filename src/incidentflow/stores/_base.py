@@ -187,9 +187,18 @@ class Store(abc.ABC):
         """Remove delivered items from the outbox."""
 
     def claim(
-        self, *, now: datetime, limit: int, lease: timedelta, worker: str
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        worker: str,
+        incident_id: str | None = None,
     ) -> Sequence[OutboxItem]:
         """Claim up to ``limit`` items that are due, for ``lease``, for one worker.
+
+        With ``incident_id``, only that incident's streams are looked at (inline
+        delivery after a command uses this).
 
         Only the head of each stream is claimable: the oldest undelivered,
         not-dead item of one incident for one notifier, so each notifier hears

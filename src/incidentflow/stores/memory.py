@@ -83,7 +83,13 @@ class MemoryStore(Store):
                 self._claims.pop(item_id, None)
 
     def claim(
-        self, *, now: datetime, limit: int, lease: timedelta, worker: str
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        worker: str,
+        incident_id: str | None = None,
     ) -> Sequence[OutboxItem]:
         """Claim the due heads of the outbox's streams (see :meth:`Store.claim`)."""
         claimed: list[OutboxItem] = []
@@ -91,6 +97,8 @@ class MemoryStore(Store):
         with self._lock:
             for item in self._outbox.values():
                 stream = (item.event.incident_id, item.notifier)
+                if incident_id is not None and stream[0] != incident_id:
+                    continue
                 if item.dead or stream in heads:
                     continue
                 heads.add(stream)

@@ -1,0 +1,333 @@
+"""Redaction: secrets in collected output are replaced before anything is stored.
+
+Each rule finds one kind of secret and replaces only the secret itself with
+``[REDACTED:<kind>]``, keeping the words around it (the key, the user and host
+of a URL, the authentication scheme) so the evidence still reads. The rules run
+from the most recognisable shapes (private key blocks, JWTs, vendor tokens) to
+the most general (key=value pairs, high-entropy strings after "secret" words),
+and :func:`redact` repeats them until nothing changes, so redacting twice gives
+what redacting once gives.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+
+from ..exceptions import ValidationError
+
+#: Redaction never loops more than this many times over a text.
+_MAX_PASSES = 5
+
+_PLACEHOLDER = re.compile(r"\[REDACTED:[a-z_]+\]")
+
+
+def _mark(kind: str) -> str:
+    return f"[REDACTED:{kind}]"
+
+
+def _is_placeholder(value: str) -> bool:
+    return value.startswith("[REDACTED:")
+
+
+# -- rules ------------------------------------------------------------------------
+#
+# A rule is (pattern, replace): ``replace(match)`` returns the replacement text, or
+# None to leave the match as it is. Each rule must never match its own output.
+
+_Replace = Callable[["re.Match[str]"], str | None]
+
+
+def _whole(kind: str) -> _Replace:
+    return lambda _match: _mark(kind)
+
+
+def _group(name: str, kind: str) -> _Replace:
+    """Replace only the named group, keeping the rest of the match."""
+
+    def replace(match: re.Match[str]) -> str | None:
+        value = match[name]
+        if not value or _is_placeholder(value):
+            return None
+        whole, start = match[0], match.start()
+        return whole[: match.start(name) - start] + _mark(kind) + whole[match.end(name) - start :]
+
+    return replace
+
+
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----"
+    # Up to the matching END line; a block cut short (by the output cap) runs to the end.
+    r"(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----|[\s\S]*\Z)"
+)
+_JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*")
+_GITHUB = re.compile(r"(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{20,})")
+_SLACK = re.compile(r"(?:xox[abposr]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,})")
+_SLACK_WEBHOOK = re.compile(
+    r"(?P<keep>hooks\.slack\.com/(?:services|workflows|triggers)/)(?P<secret>[A-Za-z0-9/_-]+)"
+)
+_AWS_KEY_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])")
+_URL_PASSWORD = re.compile(
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]{0,30}://)(?P<user>[^\s:/?#@\"'<>]*)"
+    r":(?P<secret>[^\s/@\"'<>]+)@"
+)
+_AUTHORIZATION = re.compile(
+    r"(?i)(?<![A-Za-z0-9_-])(?P<key>[\"']?(?:proxy-)?authorization[\"']?[ \t]*[:=][ \t]*[\"']?)"
+    r"(?:(?P<scheme>bearer|basic|token|digest|negotiate|ntlm|apikey|aws4-hmac-sha256)[ \t]+)?"
+    # Inside quotes the value ends at the quote; otherwise at the end of the line.
+    r"(?P<value>(?<=[\"'])[^\r\n\"']+|(?<![\"'])[^\r\n]+)"
+)
+_COOKIE = re.compile(
+    r"(?i)(?<![A-Za-z0-9_-])(?P<key>[\"']?(?:set-)?cookie[\"']?[ \t]*:[ \t]*[\"']?)"
+    r"(?P<secret>[^\r\n\"']+)"
+)
+_TOKEN_CHARS = r"A-Za-z0-9\-._~+/"
+_BEARER = re.compile(
+    rf"(?i)(?<![A-Za-z0-9])(?P<key>bearer[ \t]+)"
+    rf"(?P<secret>[{_TOKEN_CHARS}]+=*)(?![{_TOKEN_CHARS}=])"
+)
+
+# The last segment of a key that holds a secret: DB_PASSWORD, x-api-key, clientSecret.
+_SECRET_WORD = (
+    r"(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|private[_-]?key|access[_-]?key)"
+)
+_SECRET_KEY = rf"(?:[A-Za-z0-9_.-]*{_SECRET_WORD}|(?:[A-Za-z0-9_.-]*[_.-])?pass)(?![A-Za-z0-9])"
+# A quoted value (its closing quote may have been cut off) or a bare word.
+_VALUE = (
+    r"(?P<value>\"(?:[^\"\\\r\n]|\\.)*\"?|'(?:[^'\\\r\n]|\\.)*'?"
+    r"|(?!\[REDACTED:)[^\s\"',;&<][^\s\"',;&<]*)"
+)
+_KEY_VALUE = re.compile(
+    rf"(?i)(?<![A-Za-z0-9_.-])(?P<key>[\"']?(?P<name>{_SECRET_KEY})[\"']?)"
+    rf"(?P<sep>[ \t]*[:=][ \t]*){_VALUE}"
+)
+_FLAG_VALUE = re.compile(rf"(?i)(?<!\S)(?P<key>--?(?P<name>{_SECRET_KEY}))(?P<sep>[ \t]+){_VALUE}")
+_XML_VALUE = re.compile(rf"(?i)<(?P<name>{_SECRET_KEY})>(?P<value>[^<]+)</(?P=name)>")
+
+# Values that are not secrets themselves: empty, masked, or a reference to one.
+_NOT_A_SECRET = re.compile(
+    r"(?i)(?:|\*+|x{3,}|null|none|nil|undefined|true|false|redacted|<[^>]*>"
+    r"|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|\{\{.*\}\}|%s)\Z"
+)
+
+
+_KIND_WORD = re.compile(
+    r"passw(?:or)?d|passphrase|pwd|pass|private[_-]?key|secret|token|api[_-]?key|access[_-]?key"
+)
+_KIND_OF_WORD = {
+    "pass": "password",
+    "pwd": "password",
+    "priv": "private_key",
+    "secr": "secret",
+    "toke": "token",
+    "api": "api_key",
+    "acce": "access_key",
+}
+
+
+def _key_kind(name: str) -> str:
+    """The kind of secret a key holds, from its last secret word: ``db_password`` → password."""
+    name = name.lower()
+    if "secret" in name and "access" in name:
+        return "aws_secret_access_key"
+    words = _KIND_WORD.findall(name)
+    if not words:
+        return "secret"
+    last = words[-1]
+    return _KIND_OF_WORD.get(last[:4], _KIND_OF_WORD.get(last[:3], "secret"))
+
+
+def _key_value(match: re.Match[str]) -> str | None:
+    value = match["value"]
+    quote = value[0] if value[:1] in ("'", '"') else ""
+    closed = bool(quote) and len(value) > 1 and value.endswith(quote)
+    inner = value[len(quote) : len(value) - closed]
+    if _is_placeholder(inner) or _NOT_A_SECRET.match(inner.strip()):
+        return None
+    kind = _key_kind(match["name"])
+    return match["key"] + match["sep"] + quote + _mark(kind) + (quote if closed else "")
+
+
+def _xml_value(match: re.Match[str]) -> str | None:
+    value = match["value"]
+    if _is_placeholder(value) or _NOT_A_SECRET.match(value.strip()):
+        return None
+    name = match["name"]
+    return f"<{name}>{_mark(_key_kind(name))}</{name}>"
+
+
+_CREDENTIAL = re.compile(r"[^\s\"']+")
+
+
+def _authorization(match: re.Match[str]) -> str | None:
+    value = match["value"]
+    if _is_placeholder(value) or _NOT_A_SECRET.match(value.strip()):
+        return None
+    scheme = match["scheme"]
+    rest = ""
+    if scheme and scheme.lower() in ("bearer", "basic", "token", "apikey"):
+        # One credential follows these schemes; the rest of the line is kept.
+        credential = _CREDENTIAL.match(value)
+        if credential is None:
+            return None
+        rest = value[credential.end() :]
+        if _NOT_A_SECRET.match(credential[0]):
+            return None
+    head = match[0][: match.start("value") - match.start()]
+    return head + _mark("authorization") + rest
+
+
+def _bearer(match: re.Match[str]) -> str | None:
+    token = match["secret"]
+    # "the bearer of bad news" is prose: a token has a digit or is long.
+    if not (len(token) >= 8 and (any(c.isdigit() for c in token) or len(token) >= 20)):
+        return None
+    return match["key"] + _mark("bearer")
+
+
+_RULES: tuple[tuple[re.Pattern[str], _Replace], ...] = (
+    (_PRIVATE_KEY, _whole("private_key")),
+    (_JWT, _whole("jwt")),
+    (_GITHUB, _whole("github_token")),
+    (_SLACK, _whole("slack_token")),
+    (_SLACK_WEBHOOK, _group("secret", "slack_webhook")),
+    (_AWS_KEY_ID, _whole("aws_access_key_id")),
+    (_URL_PASSWORD, _group("secret", "url_password")),
+    (_AUTHORIZATION, _authorization),
+    (_COOKIE, _group("secret", "cookie")),
+    (_BEARER, _bearer),
+    (_XML_VALUE, _xml_value),
+    (_KEY_VALUE, _key_value),
+    (_FLAG_VALUE, _key_value),
+)
+
+# -- high-entropy strings near a secret word ----------------------------------------
+
+_TRIGGER = re.compile(
+    r"(?i)secret|token|passw(?:or)?d|api[_ -]?key|credential|private[_ ]key|aws"
+    r"|\[REDACTED:aws_access_key_id\]"
+)
+_CANDIDATE = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
+_CANDIDATE_START = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]")
+#: How far after a secret word a high-entropy string is still taken for its value.
+_WINDOW = 80
+
+
+def _high_entropy(value: str) -> bool:
+    """A random-looking string: letters and digits, and ≥ 3 bits of entropy a character."""
+    if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
+        return False
+    counts = Counter(value)
+    entropy = -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+    return entropy >= 3.0
+
+
+def _redact_high_entropy(text: str) -> tuple[str, int]:
+    placeholders = [m.span() for m in _PLACEHOLDER.finditer(text)]
+    starts = [a for a, _ in placeholders]
+    spans: list[tuple[int, int, str]] = []
+    for trigger in _TRIGGER.finditer(text):
+        start = trigger.end()
+        if not trigger[0].startswith("["):
+            i = bisect.bisect_right(starts, trigger.start()) - 1
+            if i >= 0 and placeholders[i][1] >= start:
+                continue  # a word inside a placeholder ("[REDACTED:secret]") is no trigger
+        limit = min(len(text), start + _WINDOW)
+        newline = text.find("\n", start, limit)
+        limit = limit if newline == -1 else newline
+        # Candidates start in the window but are matched whole, however long.
+        for begin in _CANDIDATE_START.finditer(text, start, limit):
+            found = _CANDIDATE.match(text, begin.start())
+            if found is None or (spans and found.start() < spans[-1][1]):
+                continue
+            # Forty characters right after an access key id are its secret key, however plain.
+            aws_pair = trigger[0].startswith("[") and len(found[0]) == 40
+            if aws_pair or _high_entropy(found[0]):
+                aws = "aws" in trigger[0].lower() and len(found[0]) == 40
+                spans.append((*found.span(), "aws_secret_access_key" if aws else "secret"))
+    if not spans:
+        return text, 0
+    parts, last = [], 0
+    for a, b, kind in spans:
+        parts += [text[last:a], _mark(kind)]
+        last = b
+    parts.append(text[last:])
+    return "".join(parts), len(spans)
+
+
+def _substitute(pattern: re.Pattern[str], replace: _Replace, text: str) -> tuple[str, int]:
+    """Like ``pattern.sub``, but a match left alone does not hide the matches inside it."""
+    parts: list[str] = []
+    count = done = pos = 0
+    while (match := pattern.search(text, pos)) is not None:
+        replaced = replace(match)
+        if replaced is None:
+            pos = match.start() + 1
+            continue
+        parts += [text[done : match.start()], replaced]
+        count += 1
+        done = pos = max(match.end(), match.start() + 1)
+    if not count:
+        return text, 0
+    parts.append(text[done:])
+    return "".join(parts), count
+
+
+def _one_pass(text: str) -> tuple[str, int]:
+    total = 0
+    for pattern, replace in _RULES:
+        text, count = _substitute(pattern, replace, text)
+        total += count
+    text, count = _redact_high_entropy(text)
+    return text, total + count
+
+
+def redact(text: str) -> tuple[str, int]:
+    """Replace the secrets in ``text`` with ``[REDACTED:<kind>]`` markers.
+
+    Collected output always goes through this function before it is stored;
+    call it yourself on evidence you paste by hand. Only the secret is
+    replaced: keys, user names, hosts and authentication schemes stay, so the
+    evidence still says what it was.
+
+    Recognised: PEM private key blocks; JWTs; GitHub (``ghp_``, ``gho_``,
+    ``github_pat_`` ...) and Slack (``xoxb-`` ...) tokens and Slack webhook URLs;
+    AWS access key ids (``AKIA...``); passwords in URLs
+    (``scheme://user:password@host``); ``Authorization`` and ``Cookie`` header
+    values; bearer tokens; ``password``/``passwd``/``pwd``/``secret``/``token``/
+    ``api_key`` style values written as ``key=value``, ``key: value``,
+    ``"key": "value"``, ``--key value`` or ``<key>value</key>``; and random-looking
+    strings shortly after a word such as "secret", "token" or "aws".
+
+    Redaction is a safety net, not a guarantee: a secret in a shape none of the
+    rules knows passes through.
+
+    Args:
+        text: Any text: command output, a log excerpt, a pasted note.
+
+    Returns:
+        The redacted text and how many secrets were replaced. Redacting the
+        result again changes nothing.
+
+    Raises:
+        ValidationError: ``text`` is not a string.
+
+    Example:
+        >>> redact("connecting to postgres://app:hunter2@db:5432/shop")
+        ('connecting to postgres://app:[REDACTED:url_password]@db:5432/shop', 1)
+        >>> redact('{"user": "bob", "password": "s3cr3t!"}')
+        ('{"user": "bob", "password": "[REDACTED:password]"}', 1)
+
+    """
+    if not isinstance(text, str):
+        raise ValidationError("text", f"expected text (str), got {type(text).__name__}")
+    total = 0
+    for _ in range(_MAX_PASSES):
+        text, count = _one_pass(text)
+        if not count:
+            break
+        total += count
+    return text, total
