@@ -37,6 +37,7 @@ from ._policy import BlameCheck, CommandRequest, Guard, Policy, find_blame
 from .exceptions import (
     ConcurrencyConflict,
     ConfigError,
+    DeliveryError,
     DuplicateIncident,
     IdempotencyConflict,
     IncidentFlowError,
@@ -63,6 +64,7 @@ __all__ = [
     "Confirmation",
     "ContainmentAction",
     "Deadline",
+    "DeliveryError",
     "DeliveryReport",
     "Deploy",
     "Detection",

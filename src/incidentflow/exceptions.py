@@ -12,6 +12,7 @@ The tree::
     ├── IdempotencyConflict           an idempotency key reused with another payload
     ├── StoreError                    the storage backend failed; the original is ``__cause__``
     ├── ConfigError                   a policy or configuration value is wrong; ``.key`` names it
+    ├── DeliveryError                 a notifier could not deliver; ``.retryable``, ``.status``
     └── Unauthorized                  the actor may not run this command
 
 Every message names the incident, field or state involved and says what would
@@ -25,6 +26,7 @@ from collections.abc import Iterable
 __all__ = [
     "ConcurrencyConflict",
     "ConfigError",
+    "DeliveryError",
     "DuplicateIncident",
     "IdempotencyConflict",
     "IncidentFlowError",
@@ -160,6 +162,50 @@ class ConfigError(IncidentFlowError):
     def __init__(self, key: str, message: str) -> None:
         self.key = key
         super().__init__(f"{key}: {message}")
+
+
+class DeliveryError(IncidentFlowError):
+    """A notifier could not deliver a notification.
+
+    The delivery engine retries a retryable failure later and dead-letters one
+    that is not. The message names the notifier, the notification and what
+    went wrong; it never holds a secret (credentials in URLs, passwords,
+    signing secrets are masked), and the driver's exception is not chained as
+    ``__cause__`` because its traceback carries them.
+
+    >>> error = DeliveryError("paging", "INC-2026-11-27-db:3", "answered 503", retryable=True)
+    >>> str(error), error.retryable
+    ('paging could not deliver INC-2026-11-27-db:3: answered 503', True)
+
+    Attributes:
+        notifier: The name of the notifier that failed.
+        notification_id: The notification it could not deliver.
+        retryable: True when a later attempt may succeed (timeouts, refused
+            connections, HTTP 5xx, 408 and 429, SMTP 4xx); False when only a
+            change of configuration will help (other HTTP 4xx, a redirect, a
+            rejected sender, wrong credentials, an untrusted certificate).
+        status: The HTTP status or SMTP reply code, when the receiver answered.
+        retry_after: Seconds the receiver asked to wait before the next attempt
+            (HTTP ``Retry-After``), when it said.
+
+    """
+
+    def __init__(
+        self,
+        notifier: str,
+        notification_id: str,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.notifier = notifier
+        self.notification_id = notification_id
+        self.retryable = retryable
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(f"{notifier} could not deliver {notification_id}: {message}")
 
 
 class Unauthorized(IncidentFlowError):

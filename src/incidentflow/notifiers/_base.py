@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import abc
+from typing import Self
 
 import attrs
 
 from .._events import Event
 from .._model import Incident
+from ..exceptions import DeliveryError
 
-__all__ = ["Notification", "Notifier"]
+__all__ = ["DeliveryError", "Notification", "Notifier"]
 
 
 @attrs.frozen
@@ -19,7 +21,9 @@ class Notification:
     Attributes:
         id: Stable id (``<incident id>:<seq>``); receivers drop duplicates by it.
         event: The committed event.
-        incident: The incident's snapshot after the command that produced the event.
+        incident: The incident as it stands when the notification is delivered:
+            right after the event's command when delivered inline, possibly
+            later when it waited in the outbox. ``event`` is always exact.
 
     """
 
@@ -44,3 +48,9 @@ class Notifier(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for notifiers without resources
         """Release connections."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
