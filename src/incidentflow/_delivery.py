@@ -239,6 +239,19 @@ class Deliverer:
         self, item: OutboxItem, known: Mapping[str, Incident] | None = None
     ) -> DeliveryReport:
         """Deliver one claimed item and settle it; never raises for a notifier's failure."""
+        report = self.attempt(item, known)
+        if report.delivered:
+            self.store.mark_delivered([item.id])
+        return report
+
+    def attempt(
+        self, item: OutboxItem, known: Mapping[str, Incident] | None = None
+    ) -> DeliveryReport:
+        """Try one claimed item; settle a failure at once.
+
+        A success is left to the caller to mark delivered, so that successes
+        can be settled in batches.
+        """
         notifier = self.router.notifiers.get(item.notifier)
         try:
             if notifier is None:
@@ -249,7 +262,6 @@ class Deliverer:
             notifier.notify(Notification(item.notification_id, item.event, incident))
         except Exception as exc:
             return self._failed(item, exc)
-        self.store.mark_delivered([item.id])
         return DeliveryReport(delivered=1)
 
     def _failed(self, item: OutboxItem, exc: Exception) -> DeliveryReport:
@@ -295,12 +307,17 @@ class Deliverer:
                     break
                 handled += len(items)
                 if len(items) == 1 or max_in_flight <= 1:
-                    for item in items:
-                        report += self.deliver(item, known)
-                    continue
-                if executor is None:
-                    executor = ThreadPoolExecutor(max_in_flight, thread_name_prefix="incidentflow")
-                for result in executor.map(lambda i: self.deliver(i, known), items):
+                    results = [self.attempt(item, known) for item in items]
+                else:
+                    if executor is None:
+                        executor = ThreadPoolExecutor(
+                            max_in_flight, thread_name_prefix="incidentflow"
+                        )
+                    results = list(executor.map(lambda i: self.attempt(i, known), items))
+                delivered = [i.id for i, r in zip(items, results, strict=True) if r.delivered]
+                if delivered:
+                    self.store.mark_delivered(delivered)
+                for result in results:
                     report += result
         finally:
             if executor is not None:
@@ -328,6 +345,7 @@ class Dispatcher:
         *,
         max_in_flight: int = 8,
         interval: float = 1.0,
+        batch_window: float = 0.01,
         worker: str | None = None,
     ) -> None:
         if not isinstance(max_in_flight, int) or max_in_flight < 1:
@@ -337,13 +355,17 @@ class Dispatcher:
         self.flow = flow
         self.max_in_flight = max_in_flight
         self.interval = float(interval)
+        if not isinstance(batch_window, (int, float)) or not 0 <= batch_window <= interval:
+            raise ConfigError("batch_window", "expected seconds from 0 up to interval")
+        self.batch_window = float(batch_window)
         self.worker = worker or f"{default_worker_name()}:{id(self):x}"
         self.delivered = 0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._in_flight: set[Future[DeliveryReport]] = set()
+        self._in_flight: dict[Future[DeliveryReport], str] = {}
         self._slots = threading.Condition()
+        self._settled: list[str] = []
 
     @property
     def running(self) -> bool:
@@ -387,20 +409,32 @@ class Dispatcher:
             while not self._stopping.is_set():
                 free = self._free_slots()
                 items: Sequence[OutboxItem] = ()
-                if free:
-                    try:
+                try:
+                    # Successes are marked in one write, before claiming: a stream's
+                    # next item becomes claimable only once its head is settled.
+                    self._settle(deliverer)
+                    if free:
                         items = deliverer.claim(self.worker, free)
-                    except Exception:
-                        logger.exception("the dispatcher could not claim outbox items")
+                except Exception:
+                    logger.exception("the dispatcher could not settle or claim outbox items")
                 for item in items:
-                    future = pool.submit(deliverer.deliver, item)
+                    future = pool.submit(deliverer.attempt, item)
                     with self._slots:
-                        self._in_flight.add(future)
+                        self._in_flight[future] = item.id
                     future.add_done_callback(self._done)
                 if items and len(items) == free:
                     continue  # more may be due: claim again once a slot frees up
                 self._wake.wait(self.interval)
                 self._wake.clear()
+                # Let a burst of commits gather before the next claim.
+                self._stopping.wait(self.batch_window)
+        self._settle(deliverer)
+
+    def _settle(self, deliverer: Deliverer) -> None:
+        with self._slots:
+            settled, self._settled = self._settled, []
+        if settled:
+            deliverer.store.mark_delivered(settled)
 
     def _free_slots(self) -> int:
         with self._slots:
@@ -411,9 +445,10 @@ class Dispatcher:
     def _done(self, future: Future[DeliveryReport]) -> None:
         error = future.exception()
         with self._slots:
-            self._in_flight.discard(future)
-            if error is None:
-                self.delivered += future.result().delivered
+            item_id = self._in_flight.pop(future)
+            if error is None and future.result().delivered:
+                self.delivered += 1
+                self._settled.append(item_id)
             self._slots.notify_all()
         if error is not None:
             logger.opt(exception=error).error("a delivery crashed")

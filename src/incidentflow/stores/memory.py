@@ -26,6 +26,8 @@ class MemoryStore(Store):
         self._snapshots: dict[str, Incident] = {}
         self._keys: dict[str, IdempotencyRecord] = {}
         self._outbox: dict[str, OutboxItem] = {}
+        # Undelivered item ids per (incident, notifier) stream, oldest first.
+        self._streams: dict[tuple[str, str], list[str]] = {}
         self._claims: dict[str, datetime] = {}
 
     def append(self, commit: Commit) -> None:
@@ -44,6 +46,7 @@ class MemoryStore(Store):
             self._snapshots[commit.incident_id] = commit.snapshot
             for item in commit.outbox:
                 self._outbox[item.id] = item
+                self._streams.setdefault(_stream(item), []).append(item.id)
             if commit.idempotency is not None:
                 self._keys[commit.idempotency.key] = commit.idempotency
 
@@ -79,8 +82,13 @@ class MemoryStore(Store):
         """Drop delivered items from the outbox."""
         with self._lock:
             for item_id in ids:
-                self._outbox.pop(item_id, None)
+                item = self._outbox.pop(item_id, None)
                 self._claims.pop(item_id, None)
+                if item is not None:
+                    stream = self._streams[_stream(item)]
+                    stream.remove(item_id)
+                    if not stream:
+                        del self._streams[_stream(item)]
 
     def claim(
         self,
@@ -93,22 +101,20 @@ class MemoryStore(Store):
     ) -> Sequence[OutboxItem]:
         """Claim the due heads of the outbox's streams (see :meth:`Store.claim`)."""
         claimed: list[OutboxItem] = []
-        heads: set[tuple[str, str]] = set()
         with self._lock:
-            for item in self._outbox.values():
-                stream = (item.event.incident_id, item.notifier)
+            for stream, item_ids in self._streams.items():
                 if incident_id is not None and stream[0] != incident_id:
                     continue
-                if item.dead or stream in heads:
+                head = next((self._outbox[i] for i in item_ids if not self._outbox[i].dead), None)
+                if head is None:
                     continue
-                heads.add(stream)
-                if item.next_attempt_at is not None and item.next_attempt_at > now:
+                if head.next_attempt_at is not None and head.next_attempt_at > now:
                     continue
-                held_until = self._claims.get(item.id)
+                held_until = self._claims.get(head.id)
                 if held_until is not None and held_until > now:
                     continue
-                self._claims[item.id] = now + lease
-                claimed.append(item)
+                self._claims[head.id] = now + lease
+                claimed.append(head)
                 if len(claimed) >= limit:
                     break
         return claimed
@@ -150,3 +156,7 @@ class MemoryStore(Store):
     def exists(self, incident_id: str) -> bool:
         """True when an incident with this id exists."""
         return incident_id in self._snapshots
+
+
+def _stream(item: OutboxItem) -> tuple[str, str]:
+    return (item.event.incident_id, item.notifier)
