@@ -11,11 +11,9 @@ after ``max_attempts`` it becomes a dead letter that can be re-driven.
 from __future__ import annotations
 
 import os
-import random
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -29,6 +27,9 @@ from .notifiers._base import Notification, Notifier
 from .stores._base import OutboxItem, Store
 
 if TYPE_CHECKING:
+    import random
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from ._flow import IncidentFlow
 
 __all__ = ["DeliveryReport", "Dispatcher", "RetryPolicy", "Route", "Router"]
@@ -84,7 +85,11 @@ class RetryPolicy:
             self.max_delay.total_seconds(),
         )
         if self.jitter:
-            base *= (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
+            if rng is None:
+                import random
+
+                rng = random.Random()
+            base *= rng.uniform(1 - self.jitter, 1 + self.jitter)
         return timedelta(seconds=base)
 
 
@@ -225,6 +230,8 @@ class Deliverer:
         self.retry = retry
         self.now = now
         self.lease = lease
+        import random  # here, not at import: import incidentflow stays light
+
         self._rng = random.Random()
 
     def claim(
@@ -310,6 +317,8 @@ class Deliverer:
                     results = [self.attempt(item, known) for item in items]
                 else:
                     if executor is None:
+                        from concurrent.futures import ThreadPoolExecutor
+
                         executor = ThreadPoolExecutor(
                             max_in_flight, thread_name_prefix="incidentflow"
                         )
@@ -404,6 +413,8 @@ class Dispatcher:
         self.stop()
 
     def _loop(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         deliverer = self.flow._deliverer()
         with ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="incidentflow") as pool:
             while not self._stopping.is_set():

@@ -140,6 +140,14 @@ class Records(Sequence[T], Generic[T]):
     def __iter__(self) -> Iterator[T]:
         return islice(self._items, self._len)
 
+    def __contains__(self, value: object) -> bool:
+        try:
+            # list.index finds the first occurrence at C speed; later ones are
+            # beyond this view only if the first is too.
+            return self._items.index(value) < self._len  # type: ignore[arg-type]
+        except ValueError:
+            return False
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Records):
             return self._len == other._len and all(a == b for a, b in zip(self, other, strict=True))
