@@ -571,9 +571,24 @@ def evolve(inc: Incident | None, event: ev.Event) -> Incident:
 _NAMED_FIELDS = ("commander", "user", "owner")
 
 
+_NAMED_BY_TYPE: dict[type[ev.EventData], tuple[str, ...]] = {}
+
+
+def _named_fields(data_type: type[ev.EventData]) -> tuple[str, ...]:
+    """The fields of an event type that name a person."""
+    found = _NAMED_BY_TYPE.get(data_type)
+    if found is None:
+        names = attrs.fields_dict(data_type)
+        found = _NAMED_BY_TYPE[data_type] = tuple(f for f in _NAMED_FIELDS if f in names)
+    return found
+
+
 def _joined(people: Records[str], event: ev.Event) -> Records[str]:
     """``people`` with the event's actor and any person its data names."""
-    for name in (event.actor, *(getattr(event.data, f, None) for f in _NAMED_FIELDS)):
+    if event.actor not in people:
+        people = people.appended(event.actor)
+    for field in _named_fields(type(event.data)):
+        name = getattr(event.data, field)
         if name and name not in people:
             people = people.appended(name)
     return people
