@@ -259,14 +259,22 @@ class Deliverer:
         A success is left to the caller to mark delivered, so that successes
         can be settled in batches.
         """
-        notifier = self.router.notifiers.get(item.notifier)
+        # Items written before routing existed name no notifier: they go to all.
+        targets = (
+            list(self.router.notifiers.values())
+            if item.notifier == ""
+            else [self.router.notifiers.get(item.notifier)]
+        )
         try:
-            if notifier is None:
+            if None in targets:
                 raise LookupError(f"no notifier named {item.notifier!r} is configured")
             incident = (known or {}).get(item.event.incident_id)
             if incident is None or incident.version < item.event.seq:
                 incident = self.store.load(item.event.incident_id)
-            notifier.notify(Notification(item.notification_id, item.event, incident))
+            notification = Notification(item.notification_id, item.event, incident)
+            for notifier in targets:
+                assert notifier is not None
+                notifier.notify(notification)
         except Exception as exc:
             return self._failed(item, exc)
         return DeliveryReport(delivered=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,7 @@ class IncidentFlow:
         routes: Sequence[Route] | None = None,
         retry: RetryPolicy | None = None,
         deliver_inline: bool = True,
+        delivery_lease: timedelta = timedelta(minutes=1),
         incidents_dir: str | Path | None = None,
         knowledge_dir: str | Path | None = None,
     ) -> None:
@@ -120,6 +121,9 @@ class IncidentFlow:
             raise ConfigError("retry", f"expected a RetryPolicy, got {type(retry).__name__}")
         self.retry = retry or RetryPolicy()
         self.deliver_inline = v.boolean("deliver_inline", deliver_inline)
+        if not isinstance(delivery_lease, timedelta) or delivery_lease <= timedelta(0):
+            raise ConfigError("delivery_lease", "expected a positive timedelta")
+        self.delivery_lease = delivery_lease
         self._dispatchers: set[Dispatcher] = set()
         self._worker = default_worker_name()
         self.incidents_dir = Path(incidents_dir) if incidents_dir is not None else None
@@ -844,7 +848,7 @@ class IncidentFlow:
     # -- delivery -----------------------------------------------------------
 
     def _deliverer(self) -> Deliverer:
-        return Deliverer(self.store, self.router, self.retry, self.now)
+        return Deliverer(self.store, self.router, self.retry, self.now, self.delivery_lease)
 
     def deliver_pending(self, *, limit: int = 1000, max_in_flight: int = 8) -> DeliveryReport:
         """Deliver due notifications from the outbox now, up to ``limit`` of them.

@@ -6,17 +6,38 @@ spawn and forkserver children import the function they run.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+import socket
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from incidentflow import ConcurrencyConflict, IncidentFlow
+from incidentflow._delivery import Deliverer
 from incidentflow._events import NoteAdded
+from incidentflow.notifiers import Notification, Notifier
 from incidentflow.stores import JsonlStore, SQLiteStore, Store
 from incidentflow.testing.contract import next_commit
 
 #: Every kind of backend the reliability tests run on.
-KINDS = ("sqlite", "jsonl")
+KINDS = ("sqlite", "jsonl", "postgres")
+
+#: The environment variable holding the DSN of the PostgreSQL server the tests may use.
+POSTGRES_VARIABLE = "INCIDENTFLOW_TEST_POSTGRES_DSN"
+
+HOW_TO_ENABLE_POSTGRES = (
+    f"set {POSTGRES_VARIABLE} to the DSN of a PostgreSQL database where the tests may create "
+    f'schemas: export {POSTGRES_VARIABLE}="$(bash .ci/postgres.sh)" starts the local server '
+    "and makes one (or e.g. postgresql:///incidentflow_test); pip install -e '.[dev]' for psycopg"
+)
+
+# The answer of postgres_dsn() in this process, per (DSN, CI): None when usable.
+_postgres_problems: dict[tuple[str, str], str | None] = {}
+# The schemas this process opened, dropped after each test by drop_postgres_schemas().
+_postgres_schemas: set[str] = set()
 
 
 def open_kind(kind: str, location: Path) -> Store:
@@ -25,7 +46,85 @@ def open_kind(kind: str, location: Path) -> Store:
         return SQLiteStore(location / "incidents.db")
     if kind == "jsonl":
         return JsonlStore(location / "incidents")
+    if kind == "postgres":
+        from incidentflow.stores.postgres import PostgresStore
+
+        dsn = postgres_dsn()
+        schema = postgres_schema(location)
+        _postgres_schemas.add(schema)
+        return PostgresStore(dsn, schema=schema)
     raise ValueError(kind)
+
+
+def postgres_dsn() -> str:
+    """The test server's DSN. Without a usable one: skip, or fail when CI=true.
+
+    Under CI the PostgreSQL tests must run, so a missing variable, driver or
+    server is a failure there, never a silent skip.
+    """
+    dsn = os.environ.get(POSTGRES_VARIABLE, "").strip()
+    ci = os.environ.get("CI", "").strip().lower()
+    key = (dsn, ci)
+    if key not in _postgres_problems:
+        _postgres_problems[key] = _postgres_problem(dsn)
+    problem = _postgres_problems[key]
+    if problem is None:
+        return dsn
+    import pytest
+
+    if ci in ("1", "true", "yes"):
+        pytest.fail(f"PostgreSQL is required in CI (CI={ci}): {problem}; {HOW_TO_ENABLE_POSTGRES}")
+    pytest.skip(f"PostgreSQL tests skipped: {problem}; to run them, {HOW_TO_ENABLE_POSTGRES}")
+    raise AssertionError("unreachable: pytest.skip raises")
+
+
+def _postgres_problem(dsn: str) -> str | None:
+    if not dsn:
+        return f"{POSTGRES_VARIABLE} is not set"
+    try:
+        import psycopg
+        import psycopg_pool  # noqa: F401 - the store needs it too
+    except ImportError as exc:
+        return f"the PostgreSQL driver is not installed ({exc})"
+    try:
+        with psycopg.connect(dsn, connect_timeout=5, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"the server at {POSTGRES_VARIABLE} cannot be reached ({first})"
+    return None
+
+
+def postgres_schema(location: Path) -> str:
+    """The throwaway schema of the test whose files are at ``location``.
+
+    Derived from the machine and the folder, so worker processes opening the
+    same location find the same schema, and two test runs never share one.
+    """
+    seed = f"{socket.gethostname()}:{location.resolve()}"
+    return "test_" + hashlib.sha256(seed.encode()).hexdigest()[:24]
+
+
+def drop_postgres_schemas() -> None:
+    """Drop the schemas this process's tests opened (nothing to do if none)."""
+    if not _postgres_schemas:
+        return
+    import psycopg
+
+    schemas = sorted(_postgres_schemas)
+    _postgres_schemas.clear()
+    with psycopg.connect(postgres_dsn(), autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '20s'")
+        for schema in schemas:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def postgres_connection(**kwargs: Any) -> Any:
+    """A plain psycopg connection to the test server (autocommit unless told otherwise)."""
+    import psycopg
+
+    kwargs.setdefault("autocommit", True)
+    return psycopg.connect(postgres_dsn(), **kwargs)
 
 
 def add_notes(kind: str, location: Path, incident_id: str, worker: int, count: int) -> None:
@@ -85,4 +184,67 @@ def declare_one(kind: str, location: Path, worker: int) -> None:
     IncidentFlow(store).declare(
         f"Incident from worker {worker}", severity="P3", commander="carol", actor="carol"
     )
+    store.close()
+
+
+def open_at_once(location: Path, start: Any, worker: int) -> None:
+    """Wait for ``start``, then open a store on a schema that may not exist yet, and declare."""
+    start.wait(30)
+    store = open_kind("postgres", location)
+    IncidentFlow(store).declare(
+        f"Incident {worker}", severity="P3", commander="carol", actor="carol"
+    )
+    store.close()
+
+
+# -- delivery ------------------------------------------------------------------------------
+
+
+class FileReceiver(Notifier):
+    """A receiver that appends each notification's id to a file (fsync'd), then takes a while."""
+
+    name = "receiver"
+
+    def __init__(self, log: Path, delay: float = 0.0) -> None:
+        self.log = log
+        self.delay = delay
+
+    def notify(self, notification: Notification) -> None:
+        """Log the notification id durably, then sleep ``delay`` seconds."""
+        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{notification.id}\n".encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        time.sleep(self.delay)
+
+
+def deliver_everything(
+    kind: str, location: Path, log: Path, worker: str, lease: float, delay: float
+) -> None:
+    """A delivery loop (one item at a time) until the outbox is empty.
+
+    Uses Deliverer directly: IncidentFlow does not let its caller set the claim lease.
+    """
+    store = open_kind(kind, location)
+    flow = IncidentFlow(store, notifiers=[FileReceiver(log, delay)])
+    deliverer = Deliverer(store, flow.router, flow.retry, flow.now, lease=timedelta(seconds=lease))
+    deadline = time.monotonic() + 120
+    while store.pending(limit=1) and time.monotonic() < deadline:
+        deliverer.run(worker, limit=1000, max_in_flight=1)
+        time.sleep(0.02)  # items another worker still holds come free when its lease ends
+    store.close()
+
+
+def claim_everything(kind: str, location: Path, start: Any, worker: int) -> None:
+    """Wait for ``start``, then claim (never deliver) until nothing is left; log the ids."""
+    store = open_kind(kind, location)
+    claimed: list[str] = []
+    start.wait(30)
+    while batch := store.claim(
+        now=datetime.now(UTC), limit=3, lease=timedelta(hours=1), worker=f"worker-{worker}"
+    ):
+        claimed.extend(item.id for item in batch)
+    (location / f"claimed-{worker}.log").write_text("".join(f"{i}\n" for i in claimed))
     store.close()

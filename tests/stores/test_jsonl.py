@@ -5,19 +5,25 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from incidentflow import IncidentFlow, IncidentNotFound, ValidationError
+from incidentflow import IncidentFlow, IncidentNotFound, StoreError, ValidationError
 from incidentflow._decide import replay
 from incidentflow._events import NoteAdded
-from incidentflow.stores import IncidentQuery, JsonlStore, Store
+from incidentflow.stores import IncidentQuery, JsonlStore, OutboxItem, Store
+from incidentflow.stores import jsonl as jsonl_module
 from incidentflow.testing import FrozenClock, StoreContract
 from incidentflow.testing.contract import (
     CHECKOUT,
+    LEASE,
     START,
+    announced,
     declare_commit,
+    item_id,
     next_commit,
     with_notes,
     write,
@@ -53,7 +59,8 @@ class TestLayout:
         values = [json.loads(line) for line in lines]
         assert [v["seq"] for v in values] == [1, 2, 3]
         assert [v["type"] for v in values] == ["declared", "note_added", "note_added"]
-        assert json.loads((folder / ".incidentflow" / "format.json").read_text())["format"] == 1
+        marker = json.loads((folder / ".incidentflow" / "format.json").read_text())
+        assert marker["format"] == jsonl_module.FORMAT_VERSION
 
     def test_history_beside_the_markdown_file(self, folder: Path) -> None:
         """With the incidents folder as the store, INC-….jsonl sits beside INC-….md."""
@@ -203,3 +210,80 @@ class TestPaths:
         with pytest.raises(StoreError):
             store.append(declare_commit())
         assert target.read_text(encoding="utf-8") == ""
+
+
+def outbox_folder(folder: Path) -> Path:
+    return folder / ".incidentflow" / "outbox"
+
+
+class TestOutbox:
+    def test_delivery_state_sits_beside_the_commits_outbox_file(
+        self, store: JsonlStore, folder: Path
+    ) -> None:
+        """Claims and failures go to <record>.state; both files go once all is delivered."""
+        announced(store, 1, notifiers=("pager", "slack"))
+        (record,) = outbox_folder(folder).glob("*.json")
+        before = record.read_bytes()
+        store.claim(now=START, limit=10, lease=LEASE, worker="worker-1")
+        state_file = record.with_suffix(".state")
+        state = json.loads(state_file.read_text(encoding="utf-8"))["items"]
+        assert state[item_id(1)]["claimed_by"] == "worker-1"
+        retry_at = START + timedelta(minutes=1)
+        store.mark_failed(item_id(1), error="HTTP 500", next_attempt_at=retry_at, dead=False)
+        state = json.loads(state_file.read_text(encoding="utf-8"))["items"]
+        assert state[item_id(1)]["attempts"] == 1
+        assert "claimed_by" not in state[item_id(1)]
+        assert record.read_bytes() == before  # the record itself is never rewritten
+        store.mark_delivered([item_id(1, "slack")])
+        assert record.exists()
+        store.mark_delivered([item_id(1)])
+        assert sorted(outbox_folder(folder).iterdir()) == []
+
+    def test_format_1_folder_is_upgraded_and_its_outbox_delivered(self, folder: Path) -> None:
+        """A folder of format 1 (items without a notifier, no state files) opens and delivers."""
+        old = JsonlStore(folder)
+        commit = declare_commit(outbox=True)
+        old.append(commit)
+        (record,) = outbox_folder(folder).glob("*.json")
+        value = json.loads(record.read_text(encoding="utf-8"))
+        value["items"] = [{"id": i["id"], "event": i["event"]} for i in value["items"]]
+        record.write_text(json.dumps(value), encoding="utf-8")
+        marker = folder / ".incidentflow" / "format.json"
+        marker.write_text('{"format": 1}', encoding="utf-8")
+
+        store = JsonlStore(folder)
+        assert json.loads(marker.read_text())["format"] == jsonl_module.FORMAT_VERSION
+        assert store.load(CHECKOUT) == commit.snapshot
+        assert store.pending() == [OutboxItem(f"{CHECKOUT}:1", commit.events[0])]
+        (claimed,) = store.claim(now=START, limit=10, lease=LEASE, worker="worker-1")
+        assert (claimed.id, claimed.notifier) == (f"{CHECKOUT}:1", "")
+
+    def test_state_left_without_its_record_is_swept(self, store: JsonlStore, folder: Path) -> None:
+        """A state file whose record is gone (a crash between the two deletes) is removed."""
+        announced(store, 1)
+        orphan = outbox_folder(folder) / "00000000000000000001-gone.state"
+        orphan.write_text('{"format": 2, "items": {}}', encoding="utf-8")
+        assert [i.id for i in store.claim(now=START, limit=10, lease=LEASE, worker="w")] == [
+            item_id(1)
+        ]
+        assert not orphan.exists()
+
+    def test_damaged_state_file_names_itself(self, store: JsonlStore, folder: Path) -> None:
+        """A state file that is not JSON gives a StoreError naming it and how to reset it."""
+        announced(store, 1)
+        store.claim(now=START, limit=10, lease=LEASE, worker="w")
+        (state_file,) = outbox_folder(folder).glob("*.state")
+        state_file.write_text("{not json", encoding="utf-8")
+        with pytest.raises(StoreError, match="delete the file") as caught:
+            store.claim(now=START + LEASE, limit=10, lease=LEASE, worker="w")
+        assert state_file.name in str(caught.value)
+
+    def test_claims_with_many_commits_waiting(self, store: JsonlStore) -> None:
+        """200 waiting commits: each claim reads them all, and still takes a few milliseconds."""
+        for n in range(20):
+            announced(store, 10, f"INC-2026-11-27-many-{n}")
+        started = time.perf_counter()
+        claimed = store.claim(now=START, limit=100, lease=LEASE, worker="w")
+        took = time.perf_counter() - started
+        assert len(claimed) == 20
+        assert took < 0.5, took

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
 from .._decide import evolve
@@ -23,7 +23,14 @@ from .._model import Incident, State
 from ..exceptions import ConcurrencyConflict, IdempotencyConflict, StoreError
 from ._base import Commit, IdempotencyRecord
 
-__all__ = ["SnapshotCache", "check_commit", "checkpoint_due", "fold_onto", "micros"]
+__all__ = [
+    "SnapshotCache",
+    "check_commit",
+    "checkpoint_due",
+    "fold_onto",
+    "from_micros",
+    "micros",
+]
 
 #: Events that may pile up after a checkpoint before it is rewritten, at least.
 CHECKPOINT_MIN_TAIL = 16
@@ -86,6 +93,11 @@ def micros(moment: datetime) -> int:
     """An aware datetime as whole microseconds since the Unix epoch (sortable, exact)."""
     since = moment - _EPOCH
     return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    """The aware UTC datetime :func:`micros` gave ``value`` for."""
+    return _EPOCH + timedelta(microseconds=value)
 
 
 class SnapshotCache(Generic[_P]):

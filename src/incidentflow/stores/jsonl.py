@@ -7,7 +7,8 @@ Layout of ``DIR``::
     DIR/.incidentflow/locks/         one lock file per incident (fcntl.flock)
     DIR/.incidentflow/index/         per incident: the columns list() filters on  (rebuildable)
     DIR/.incidentflow/snapshots/     per incident: a checkpoint snapshot           (rebuildable)
-    DIR/.incidentflow/outbox/        undelivered notifications, one file per commit
+    DIR/.incidentflow/outbox/        undelivered notifications, one file per commit,
+                                     and beside it <name>.state: their delivery state
     DIR/.incidentflow/keys/          idempotency records, one file per key
 
 How a commit stays atomic: all its events are written with one ``write`` and
@@ -22,6 +23,24 @@ The outbox items and the idempotency record of a commit are written to their
 own files *before* the history (and made durable), tagged with the commit's id
 and the byte offset where the commit starts. They count only if the history
 holds that commit at that offset, so they appear exactly when the events do.
+
+Delivery: a commit's outbox file is never rewritten once written. What
+happens to its items afterwards (claims with their holder and expiry, failed
+attempts, the last error, the next attempt time, dead letters, deliveries) is
+kept in ``<name>.state`` beside it, replaced whole (write a temporary file, then
+rename) under the exclusive lock ``.incidentflow/outbox.lock``; ``claim``,
+``mark_delivered``, ``mark_failed``, ``redrive``, ``pending`` and
+``dead_letters`` all run under that lock, so processes never hand out one item
+twice while its lease holds. Once every item of a commit is delivered, both
+files are deleted. The state is not fsync'd: after a power cut an item may be
+delivered again (delivery is at least once anyway) or retried once more.
+
+The cost, which is why this store suits one host and modest traffic: each
+``claim`` lists the outbox folder and reads every waiting commit's state to find
+each stream's head, about 7 µs per waiting commit once this process has parsed
+its file (the first claim in a process parses each, about 0.1 ms apiece), plus
+one state file written. Thousands of waiting commits make claims take
+milliseconds; SQLite or PostgreSQL keep claims O(log n).
 
 The index and the checkpoints are caches: each records the history's size it
 was built from and is rebuilt from the history when that does not match.
@@ -40,9 +59,11 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 from loguru import logger
 
 from .._events import Event
@@ -57,16 +78,29 @@ from ..exceptions import (
     ValidationError,
 )
 from ._base import Commit, IdempotencyRecord, IncidentQuery, OutboxItem, Store
-from ._snapshots import SnapshotCache, check_commit, checkpoint_due, fold_onto, micros
+from ._snapshots import (
+    SnapshotCache,
+    check_commit,
+    checkpoint_due,
+    fold_onto,
+    from_micros,
+    micros,
+)
 
 __all__ = ["FORMAT_VERSION", "JsonlStore"]
 
-#: The layout version this release writes; a folder with a newer one is refused.
-FORMAT_VERSION = 1
+#: The layout version this release writes; a folder with a newer one is refused, an
+#: older one is upgraded (2 added the outbox's delivery state files).
+FORMAT_VERSION = 2
+
+# The version of the index entries and checkpoints (caches, rebuilt when it differs).
+_CACHE_FORMAT = 1
 
 _META = ".incidentflow"
 _SUBFOLDERS = ("locks", "index", "snapshots", "outbox", "keys")
 _SUFFIX = ".jsonl"
+_STATE_SUFFIX = ".state"
+_NOT_SET: Any = object()
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 _READ_CHUNK = 1 << 16
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -111,6 +145,7 @@ class JsonlStore(Store):
         self._lock = threading.RLock()
         self._cache: SnapshotCache[_Position] = SnapshotCache(cache_size)
         self._committed_tokens: set[str] = set()
+        self._outbox_cache: dict[str, list[OutboxItem]] = {}
         self._prepare()
 
     def __repr__(self) -> str:
@@ -160,6 +195,15 @@ class JsonlStore(Store):
                 raise StoreError(
                     f"{folder}: the folder is read-only; the store needs to write there"
                 )
+        if found < FORMAT_VERSION:
+            # Every older layout is readable as it is: upgrading only says so.
+            try:
+                self._write_atomic(marker, _dumps({"format": FORMAT_VERSION}), durable=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"{marker}: cannot upgrade the folder to format {FORMAT_VERSION}: "
+                    f"{exc.strerror}; check that the folder is writable"
+                ) from exc
 
     def _history_path(self, incident_id: str) -> Path:
         if not isinstance(incident_id, str) or not _SAFE_ID.match(incident_id):
@@ -278,7 +322,7 @@ class JsonlStore(Store):
         try:
             value = json.loads(path.read_text(encoding="utf-8"))
             offset = value["offset"]
-            if value["format"] != FORMAT_VERSION or not 0 < offset <= size:
+            if value["format"] != _CACHE_FORMAT or not 0 < offset <= size:
                 return None
             snapshot = incident_from_dict(value["snapshot"])
         except (OSError, ValueError, KeyError, TypeError, StoreError):
@@ -400,7 +444,7 @@ class JsonlStore(Store):
 
     def _write_index(self, snapshot: Incident, end: int) -> None:
         entry = {
-            "format": FORMAT_VERSION,
+            "format": _CACHE_FORMAT,
             "offset": end,
             "version": snapshot.version,
             "state": snapshot.state.value,
@@ -415,7 +459,7 @@ class JsonlStore(Store):
 
     def _write_checkpoint(self, snapshot: Incident, end: int) -> None:
         value = {
-            "format": FORMAT_VERSION,
+            "format": _CACHE_FORMAT,
             "offset": end,
             "version": snapshot.version,
             "snapshot": incident_to_dict(snapshot),
@@ -436,7 +480,7 @@ class JsonlStore(Store):
         }
         try:
             if commit.outbox:
-                items = [{"id": i.id, "event": event_to_dict(i.event)} for i in commit.outbox]
+                items = [_outbox_value(item) for item in commit.outbox]
                 path = self._meta / "outbox" / f"{time.time_ns():020d}-{token}.json"
                 self._write_atomic(path, _dumps({**claim, "items": items}), durable=True)
                 written.append(path)
@@ -534,39 +578,115 @@ class JsonlStore(Store):
                     f"{self._key_path(key)}: not an idempotency record ({exc})"
                 ) from exc
 
-    def _outbox_files(self) -> list[Path]:
+    # -- the outbox: one file per commit, and its delivery state beside it --------------
+
+    @contextlib.contextmanager
+    def _outbox_lock(self) -> Iterator[None]:
+        with self._lock, self._flock(self._meta / "outbox.lock", shared=False):
+            yield
+
+    def _outbox(self, incident_id: str | None = None) -> Iterator[_OutboxFile]:
+        """The outbox files of committed commits, oldest first, with their delivery state.
+
+        Only ``incident_id``'s, when given. Outbox lock held by the caller. A
+        file whose commit never reached the history is deleted: its writer has
+        finished (it held the incident's lock).
+        """
         folder = self._meta / "outbox"
         try:
-            names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+            listed = [n for n in os.listdir(folder) if not n.startswith(".")]
         except OSError as exc:
             raise StoreError(f"{folder}: cannot list: {exc.strerror}") from exc
-        return [folder / n for n in names if not n.startswith(".")]
+        names = sorted(n for n in listed if n.endswith(".json"))
+        with_state = {n for n in listed if n.endswith(_STATE_SUFFIX)}
+        for stale in self._outbox_cache.keys() - set(names):
+            del self._outbox_cache[stale]
+        for name in names:
+            path = folder / name
+            items = self._outbox_cache.get(name)
+            if items is None:
+                items = self._outbox_items(path)
+                if items is None:
+                    continue
+                self._outbox_cache[name] = items  # a committed outbox file never changes
+            if incident_id is not None and items and items[0].event.incident_id != incident_id:
+                continue
+            has_state = _state_path(path).name in with_state
+            yield _OutboxFile(path, items, self._read_state(path) if has_state else {})
+
+    def _outbox_items(self, path: Path) -> list[OutboxItem] | None:
+        """The items of one outbox file, or None when its commit is not in the history."""
+        claim = self._read_json(path)
+        if claim is None:
+            return None
+        try:
+            with self._incident_lock(claim["incident_id"], shared=True):
+                committed = self._holds(claim)
+            if not committed:
+                path.unlink(missing_ok=True)
+                _state_path(path).unlink(missing_ok=True)
+                return None
+            return [_outbox_item(item) for item in claim["items"]]
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            raise StoreError(f"{path}: not an outbox record ({exc})") from exc
+        except StoreError as exc:
+            raise StoreError(f"{path}: {exc}") from exc
+
+    def _read_state(self, path: Path) -> dict[str, dict[str, Any]]:
+        state_path = _state_path(path)
+        value = self._read_json(state_path)
+        if value is None:
+            return {}
+        items = value.get("items")
+        if not isinstance(items, dict):
+            raise StoreError(f"{state_path}: not an outbox delivery state; delete it to reset")
+        return items
+
+    def _write_state(self, outbox_file: _OutboxFile) -> None:
+        """Save one file's delivery state; delete both once every item is delivered."""
+        path = outbox_file.path
+        state_path = _state_path(path)
+        try:
+            if all(outbox_file.state(i.id).get("delivered") for i in outbox_file.items):
+                path.unlink(missing_ok=True)  # first: a state file alone is swept away
+                state_path.unlink(missing_ok=True)
+                self._outbox_cache.pop(path.name, None)
+            else:
+                value = {"format": FORMAT_VERSION, "items": outbox_file.states}
+                self._write_atomic(state_path, _dumps(value), durable=False)
+        except OSError as exc:
+            raise StoreError(f"{state_path}: cannot update: {exc.strerror or exc}") from exc
+
+    def _sweep_states(self) -> None:
+        """Delete delivery states left without their outbox file (a crash while deleting)."""
+        folder = self._meta / "outbox"
+        try:
+            names = set(os.listdir(folder))
+        except OSError as exc:
+            raise StoreError(f"{folder}: cannot list: {exc.strerror}") from exc
+        orphans = [
+            name
+            for name in names
+            if name.endswith(_STATE_SUFFIX)
+            and not name.startswith(".")
+            and f"{name[: -len(_STATE_SUFFIX)]}.json" not in names
+        ]
+        for name in orphans:
+            with contextlib.suppress(OSError):
+                (folder / name).unlink()
 
     def pending(self, limit: int = 100) -> Sequence[OutboxItem]:
-        """Undelivered outbox items of committed commands, oldest first."""
+        """Undelivered outbox items of committed commands that are not dead, oldest first."""
         found: list[OutboxItem] = []
-        with self._lock, self._flock(self._meta / "outbox.lock", shared=False):
-            for path in self._outbox_files():
+        with self._outbox_lock():
+            for outbox_file in self._outbox():
+                for item in outbox_file.items:
+                    state = outbox_file.state(item.id)
+                    current = _with_state(item, state)
+                    if not state.get("delivered") and not current.dead:
+                        found.append(current)
                 if len(found) >= limit:
                     break
-                claim = self._read_json(path)
-                if claim is None:
-                    continue
-                try:
-                    with self._incident_lock(claim["incident_id"], shared=True):
-                        committed = self._holds(claim)
-                    if not committed:
-                        # Its writer finished without committing (it held the lock we waited for).
-                        path.unlink(missing_ok=True)
-                        continue
-                    found.extend(
-                        OutboxItem(item["id"], event_from_dict(item["event"]))
-                        for item in claim["items"]
-                    )
-                except (KeyError, TypeError, ValueError, OSError) as exc:
-                    raise StoreError(f"{path}: not an outbox record ({exc})") from exc
-                except StoreError as exc:
-                    raise StoreError(f"{path}: {exc}") from exc
         return found[:limit]
 
     def mark_delivered(self, ids: Iterable[str]) -> None:
@@ -574,22 +694,127 @@ class JsonlStore(Store):
         delivered = set(ids)
         if not delivered:
             return
-        with self._lock, self._flock(self._meta / "outbox.lock", shared=False):
-            for path in self._outbox_files():
-                claim = self._read_json(path)
-                if claim is None:
+        with self._outbox_lock():
+            for outbox_file in self._outbox():
+                found = delivered.intersection(i.id for i in outbox_file.items)
+                if not found:
                     continue
-                items = claim.get("items", [])
-                left = [item for item in items if item.get("id") not in delivered]
-                if len(left) == len(items):
+                for item_id in found:
+                    outbox_file.states[item_id] = {"delivered": True}
+                self._write_state(outbox_file)
+                delivered -= found
+                if not delivered:
+                    break
+
+    def claim(
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        worker: str,
+        incident_id: str | None = None,
+    ) -> Sequence[OutboxItem]:
+        """Claim the due heads of the outbox's streams (see :meth:`Store.claim`).
+
+        Reads every outbox file's delivery state (only ``incident_id``'s, when
+        given) under the outbox lock, then writes the claims of the files it
+        takes items from.
+        """
+        if limit <= 0:
+            return []
+        at = micros(now)
+        heads: dict[tuple[str, str], tuple[int, int, _OutboxFile, OutboxItem]] = {}
+        with self._outbox_lock():
+            self._sweep_states()
+            position = 0
+            for outbox_file in self._outbox(incident_id):
+                for item in outbox_file.items:
+                    position += 1
+                    state = outbox_file.state(item.id)
+                    if state.get("delivered") or _with_state(item, state).dead:
+                        continue
+                    stream = (item.event.incident_id, item.notifier)
+                    head = heads.get(stream)
+                    if head is None or item.event.seq < head[0]:
+                        heads[stream] = (item.event.seq, position, outbox_file, item)
+            due = sorted(
+                (head for head in heads.values() if _ready_at(head[3], head[2]) <= at),
+                key=lambda head: head[1],
+            )[:limit]
+            until = micros(now + lease)
+            touched: dict[Path, _OutboxFile] = {}
+            claimed = []
+            for _, _, outbox_file, item in due:
+                state = outbox_file.states.setdefault(item.id, {})
+                state.update(claimed_by=worker, claimed_until=until)
+                touched[outbox_file.path] = outbox_file
+                claimed.append(_with_state(item, state))
+            for outbox_file in touched.values():
+                self._write_state(outbox_file)
+        return claimed
+
+    def mark_failed(
+        self, item_id: str, *, error: str, next_attempt_at: datetime, dead: bool
+    ) -> None:
+        """Count a failed attempt, release the claim, and retry later or give up."""
+        with self._outbox_lock():
+            for outbox_file in self._outbox():
+                item = outbox_file.find(item_id)
+                if item is None:
                     continue
-                try:
-                    if left:
-                        self._write_atomic(path, _dumps({**claim, "items": left}), durable=False)
-                    else:
-                        path.unlink(missing_ok=True)
-                except OSError as exc:
-                    raise StoreError(f"{path}: cannot update: {exc.strerror}") from exc
+                state = outbox_file.state(item_id)
+                if state.get("delivered") or _with_state(item, state).dead:
+                    return  # a worker whose lease ran out may report late
+                outbox_file.states[item_id] = {
+                    "attempts": int(state.get("attempts", item.attempts)) + 1,
+                    "next_attempt_at": micros(next_attempt_at),
+                    "last_error": error,
+                    "dead": bool(dead),
+                }
+                self._write_state(outbox_file)
+                return
+
+    def dead_letters(self, limit: int = 100) -> Sequence[OutboxItem]:
+        """Items that gave up, oldest first."""
+        found: list[OutboxItem] = []
+        with self._outbox_lock():
+            for outbox_file in self._outbox():
+                for item in outbox_file.items:
+                    state = outbox_file.state(item.id)
+                    current = _with_state(item, state)
+                    if current.dead and not state.get("delivered"):
+                        found.append(current)
+                if len(found) >= limit:
+                    break
+        return found[:limit]
+
+    def redrive(self, ids: Iterable[str]) -> int:
+        """Put dead items back in line with a fresh attempt count; returns how many."""
+        wanted = set(ids)
+        count = 0
+        if not wanted:
+            return 0
+        with self._outbox_lock():
+            for outbox_file in self._outbox():
+                changed = False
+                for item in outbox_file.items:
+                    if item.id not in wanted:
+                        continue
+                    state = outbox_file.state(item.id)
+                    current = _with_state(item, state)
+                    if current.dead and not state.get("delivered"):
+                        outbox_file.states[item.id] = {
+                            "attempts": 0,
+                            "next_attempt_at": None,
+                            "last_error": current.last_error,
+                            "dead": False,
+                        }
+                        changed = True
+                        count += 1
+                if changed:
+                    self._write_state(outbox_file)
+        return count
 
     # -- list -------------------------------------------------------------------------
 
@@ -630,7 +855,7 @@ class JsonlStore(Store):
         path = self._meta / "index" / f"{incident_id}.json"
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
-            if entry["format"] == FORMAT_VERSION and entry["offset"] == info.st_size:
+            if entry["format"] == _CACHE_FORMAT and entry["offset"] == info.st_size:
                 entry["id"] = incident_id
                 return dict(entry)
         except (OSError, ValueError, KeyError, TypeError):
@@ -765,3 +990,80 @@ def _entry_matches(query: IncidentQuery, entry: dict[str, Any]) -> bool:
         and (query.declared_before is None or entry["declared_at"] < micros(query.declared_before))
         and (query.text is None or query.text.casefold() in str(entry["title"]).casefold())
     )
+
+
+class _OutboxFile:
+    """One commit's outbox items and their delivery state, by item id."""
+
+    def __init__(
+        self, path: Path, items: list[OutboxItem], states: dict[str, dict[str, Any]]
+    ) -> None:
+        self.path = path
+        self.items = items
+        self.states = states
+
+    def state(self, item_id: str) -> dict[str, Any]:
+        found = self.states.get(item_id)
+        return found if isinstance(found, dict) else {}
+
+    def find(self, item_id: str) -> OutboxItem | None:
+        return next((item for item in self.items if item.id == item_id), None)
+
+
+def _state_path(path: Path) -> Path:
+    return path.with_name(path.name[: -len(".json")] + _STATE_SUFFIX)
+
+
+def _outbox_item(value: dict[str, Any]) -> OutboxItem:
+    """An item as written in an outbox file (format 1 items have only id and event)."""
+    retry_at = value.get("next_attempt_at")
+    return OutboxItem(
+        value["id"],
+        event_from_dict(value["event"]),
+        str(value.get("notifier", "")),
+        int(value.get("attempts", 0)),
+        None if retry_at is None else from_micros(int(retry_at)),
+        str(value.get("last_error", "")),
+        bool(value.get("dead", False)),
+    )
+
+
+def _outbox_value(item: OutboxItem) -> dict[str, Any]:
+    value: dict[str, Any] = {"id": item.id, "notifier": item.notifier}
+    if item.attempts:
+        value["attempts"] = item.attempts
+    if item.next_attempt_at is not None:
+        value["next_attempt_at"] = micros(item.next_attempt_at)
+    if item.last_error:
+        value["last_error"] = item.last_error
+    if item.dead:
+        value["dead"] = True
+    value["event"] = event_to_dict(item.event)
+    return value
+
+
+def _with_state(item: OutboxItem, state: dict[str, Any]) -> OutboxItem:
+    """The item as its delivery state has it (the file's own fields where the state is silent)."""
+    if not state:
+        return item
+    retry_at = state.get("next_attempt_at", _NOT_SET)
+    return attrs.evolve(
+        item,
+        attempts=int(state.get("attempts", item.attempts)),
+        next_attempt_at=(
+            item.next_attempt_at
+            if retry_at is _NOT_SET
+            else None
+            if retry_at is None
+            else from_micros(int(retry_at))
+        ),
+        last_error=str(state.get("last_error", item.last_error)),
+        dead=bool(state.get("dead", item.dead)),
+    )
+
+
+def _ready_at(item: OutboxItem, outbox_file: _OutboxFile) -> int:
+    """When an item may next be claimed, in µs: after its next attempt time and its claim."""
+    state = outbox_file.state(item.id)
+    retry_at = _with_state(item, state).next_attempt_at
+    return max(0 if retry_at is None else micros(retry_at), int(state.get("claimed_until") or 0))

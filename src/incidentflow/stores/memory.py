@@ -101,6 +101,8 @@ class MemoryStore(Store):
     ) -> Sequence[OutboxItem]:
         """Claim the due heads of the outbox's streams (see :meth:`Store.claim`)."""
         claimed: list[OutboxItem] = []
+        if limit < 1:
+            return claimed
         with self._lock:
             for stream, item_ids in self._streams.items():
                 if incident_id is not None and stream[0] != incident_id:

@@ -11,7 +11,7 @@ and a write that still finds it locked is retried with a jittered backoff.
 Optimistic concurrency is a versioned ``UPDATE`` of the incident row, backed by
 ``UNIQUE (incident_id, seq)`` on the events.
 
-Layout (schema version 1)::
+Layout (schema version 2)::
 
     events(incident_id, seq, type, at, actor, data JSON, idempotency_key, schema_version)
                                    UNIQUE (incident_id, seq)
@@ -19,9 +19,23 @@ Layout (schema version 1)::
               declared_at µs, updated_at µs)            small row, indexed for list()
     snapshots(incident_id, version, body JSON)          checkpoint: each time the history
                                                         doubles, and on every change of state
-    outbox(position, id, incident_id, seq)              undelivered notifications
+    outbox(position, id, incident_id, seq, notifier,    undelivered notifications and
+           attempts, next_attempt_at µs, last_error,    their delivery state (version 2)
+           dead, claimed_by, claimed_until µs,
+           ready_at µs, head)
     idempotency_keys(key, fingerprint, incident_id, version)
     schema_version(version, migrated_at)                forward migrations
+
+The outbox is a set of streams, one per (incident, notifier), each delivered in
+seq order: only a stream's head (its oldest row that is not dead) may be
+claimed. Two derived columns keep claiming O(log n) however long the backlog:
+``head`` marks each stream's head (kept up to date by every write to the
+outbox), and ``ready_at`` is when the row may next be claimed (0 for a new row,
+else the later of its next attempt and the end of its claim). A claim then
+reads the partial index ``outbox_due_heads (ready_at, position) WHERE head = 1``
+from its start and stops after ``limit`` rows (``outbox_incident_heads`` for
+one incident's streams). Commands without notifiers write no outbox rows and
+pay nothing for any of this.
 
 The full snapshot lives apart from the small indexed row (updating a row rewrites
 all of it) and is rewritten only at checkpoints; a load folds the events after
@@ -42,7 +56,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -58,12 +72,19 @@ from ..exceptions import (
     StoreError,
 )
 from ._base import Commit, IdempotencyRecord, IncidentQuery, OutboxItem, Store
-from ._snapshots import SnapshotCache, check_commit, checkpoint_due, fold_onto, micros
+from ._snapshots import (
+    SnapshotCache,
+    check_commit,
+    checkpoint_due,
+    fold_onto,
+    from_micros,
+    micros,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 #: The schema this release writes. Databases at an older version are migrated forward.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: ``PRAGMA application_id`` of an incidentflow database ("IFLW"): tells ours from foreign files.
 APPLICATION_ID = 0x49464C57
@@ -123,11 +144,62 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             version INTEGER NOT NULL
         )""",
     ),
+    (
+        # Delivery state. Rows of version 1 go to every notifier (notifier '').
+        "ALTER TABLE outbox ADD COLUMN notifier TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE outbox ADD COLUMN next_attempt_at INTEGER",
+        "ALTER TABLE outbox ADD COLUMN last_error TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE outbox ADD COLUMN dead INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE outbox ADD COLUMN claimed_by TEXT",
+        "ALTER TABLE outbox ADD COLUMN claimed_until INTEGER",
+        "ALTER TABLE outbox ADD COLUMN ready_at INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE outbox ADD COLUMN head INTEGER NOT NULL DEFAULT 0",
+        """UPDATE outbox SET head = 1 WHERE position IN (
+            SELECT position FROM (
+                SELECT position, row_number() OVER (
+                    PARTITION BY incident_id, notifier ORDER BY seq
+                ) AS n FROM outbox
+            ) WHERE n = 1
+        )""",
+        "CREATE INDEX outbox_streams ON outbox (incident_id, notifier, seq) WHERE dead = 0",
+        "CREATE INDEX outbox_due_heads ON outbox (ready_at, position) WHERE head = 1",
+        "CREATE INDEX outbox_incident_heads ON outbox (incident_id, ready_at) WHERE head = 1",
+        "CREATE INDEX outbox_dead ON outbox (position) WHERE dead = 1",
+    ),
 )
 
 _EVENT_COLUMNS = "incident_id, seq, type, at, actor, data, idempotency_key, schema_version"
 _INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _SELECT_VERSION = "SELECT version FROM incidents WHERE id = ?"
+
+# A new row is its stream's head when the stream has no older live row.
+_INSERT_OUTBOX = (
+    "INSERT OR REPLACE INTO outbox (id, incident_id, seq, notifier, attempts, "
+    "next_attempt_at, last_error, dead, ready_at, head) "
+    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8 = 0 AND NOT EXISTS ("
+    "SELECT 1 FROM outbox WHERE incident_id = ?2 AND notifier = ?4 AND dead = 0 AND seq < ?3)"
+)
+_OUTBOX_ITEM = (
+    "SELECT o.id, o.notifier, o.attempts, o.next_attempt_at, o.last_error, o.dead, "
+    "e.incident_id, e.seq, e.type, e.at, e.actor, e.data, e.idempotency_key, e.schema_version "
+    "FROM outbox o JOIN events e ON e.incident_id = o.incident_id AND e.seq = o.seq "
+)
+#: The due heads, oldest-ready first; reads nothing but the partial index outbox_due_heads.
+_DUE_HEADS = (
+    "SELECT position FROM outbox WHERE head = 1 AND ready_at <= ? "
+    "ORDER BY ready_at, position LIMIT ?"
+)
+#: One incident's due heads (inline delivery after a command), from outbox_incident_heads.
+_DUE_HEADS_OF_INCIDENT = (
+    "SELECT position FROM outbox WHERE head = 1 AND incident_id = ? AND ready_at <= ? "
+    "ORDER BY ready_at, position LIMIT ?"
+)
+# The stream's oldest live row becomes its head (a no-op when it already is).
+_PROMOTE = (
+    "UPDATE outbox SET head = 1 WHERE position = (SELECT position FROM outbox "
+    "WHERE incident_id = ? AND notifier = ? AND dead = 0 ORDER BY seq LIMIT 1) AND head = 0"
+)
 
 # How many times this process is a forked child: a store made before a fork reconnects.
 _forks = [0]
@@ -439,8 +511,8 @@ class SQLiteStore(Store):
             )
         if commit.outbox:
             conn.executemany(
-                "INSERT OR REPLACE INTO outbox (id, incident_id, seq) VALUES (?, ?, ?)",
-                [(item.id, item.event.incident_id, item.event.seq) for item in commit.outbox],
+                _INSERT_OUTBOX,
+                [_outbox_row(item) for item in sorted(commit.outbox, key=lambda i: i.event.seq)],
             )
         if commit.idempotency is not None:
             self._keep_key(conn, commit)
@@ -465,11 +537,158 @@ class SQLiteStore(Store):
                 commit.incident_id, commit.expected_version, commit.expected_version + 1
             ) from None
 
+    # -- delivery ----------------------------------------------------------------
+
     def mark_delivered(self, ids: Iterable[str]) -> None:
         """Remove delivered items from the outbox; unknown ids are ignored."""
-        delivered = [(item_id,) for item_id in ids]
-        if delivered:
-            self._write(lambda conn: conn.executemany("DELETE FROM outbox WHERE id = ?", delivered))
+        delivered = list(dict.fromkeys(ids))
+        if not delivered:
+            return
+
+        def work(conn: sqlite3.Connection) -> None:
+            streams = set()
+            for item_id in delivered:
+                row = conn.execute(
+                    "DELETE FROM outbox WHERE id = ? RETURNING incident_id, notifier", (item_id,)
+                ).fetchone()
+                if row is not None:
+                    streams.add((row[0], row[1]))
+            for stream in streams:
+                conn.execute(_PROMOTE, stream)
+
+        self._write(work)
+
+    def claim(
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        worker: str,
+        incident_id: str | None = None,
+    ) -> Sequence[OutboxItem]:
+        """Claim the due heads of the outbox's streams (see :meth:`Store.claim`).
+
+        One ``BEGIN IMMEDIATE`` transaction picks and marks the rows, so two
+        processes claiming at once never get the same row while its lease holds.
+        """
+        if limit <= 0:
+            return []
+        at = micros(now)
+        until = micros(now + lease)
+        params: tuple[Any, ...]
+        if incident_id is None:
+            search, params = _DUE_HEADS, (at, limit)
+        else:
+            search, params = _DUE_HEADS_OF_INCIDENT, (incident_id, at, limit)
+
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            positions = [r[0] for r in conn.execute(search, params).fetchall()]
+            if not positions:
+                return []
+            conn.executemany(
+                "UPDATE outbox SET claimed_by = ?, claimed_until = ?, ready_at = ? "
+                "WHERE position = ?",
+                [(worker, until, until, position) for position in positions],
+            )
+            marks = ", ".join("?" * len(positions))
+            return conn.execute(
+                f"{_OUTBOX_ITEM} WHERE o.position IN ({marks}) ORDER BY o.position",
+                positions,
+            ).fetchall()
+
+        return [self._outbox_item(row) for row in self._write(work)]
+
+    def mark_failed(
+        self, item_id: str, *, error: str, next_attempt_at: datetime, dead: bool
+    ) -> None:
+        """Count a failed attempt, release the claim, and retry later or give up.
+
+        An item that is already dead stays so (a worker whose lease ran out may
+        report late).
+        """
+        retry_at = micros(next_attempt_at)
+
+        def work(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, "
+                "next_attempt_at = ?, dead = ?, ready_at = ?, claimed_by = NULL, "
+                "claimed_until = NULL, head = head AND NOT ? WHERE id = ? AND dead = 0 "
+                "RETURNING incident_id, notifier",
+                (error, retry_at, int(dead), retry_at, int(dead), item_id),
+            ).fetchone()
+            if row is not None and dead:
+                conn.execute(_PROMOTE, (row[0], row[1]))  # the stream goes on past it
+
+        self._write(work)
+
+    def dead_letters(self, limit: int = 100) -> Sequence[OutboxItem]:
+        """Items that gave up, oldest first."""
+        rows = self._read(
+            lambda conn: conn.execute(
+                f"{_OUTBOX_ITEM} WHERE o.dead = 1 ORDER BY o.position LIMIT ?", (limit,)
+            ).fetchall()
+        )
+        return [self._outbox_item(row) for row in rows]
+
+    def redrive(self, ids: Iterable[str]) -> int:
+        """Put dead items back in line with a fresh attempt count; returns how many."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return 0
+
+        def work(conn: sqlite3.Connection) -> int:
+            count = 0
+            for item_id in wanted:
+                row = conn.execute(
+                    "SELECT incident_id, notifier, seq FROM outbox WHERE id = ? AND dead = 1",
+                    (item_id,),
+                ).fetchone()
+                if row is None:
+                    continue
+                incident_id, notifier, seq = row
+                # Back in line at its place: a younger head steps back behind it.
+                conn.execute(
+                    "UPDATE outbox SET head = 0 WHERE position = (SELECT position FROM outbox "
+                    "WHERE incident_id = ? AND notifier = ? AND dead = 0 ORDER BY seq LIMIT 1) "
+                    "AND seq > ?",
+                    (incident_id, notifier, seq),
+                )
+                conn.execute(
+                    "UPDATE outbox SET attempts = 0, next_attempt_at = NULL, dead = 0, "
+                    "ready_at = 0, claimed_by = NULL, claimed_until = NULL, head = 0 "
+                    "WHERE id = ?",
+                    (item_id,),
+                )
+                conn.execute(_PROMOTE, (incident_id, notifier))
+                count += 1
+            return count
+
+        return self._write(work)
+
+    def _outbox_item(self, row: Sequence[Any]) -> OutboxItem:
+        item_id, notifier, attempts, next_attempt_at, last_error, dead = row[:6]
+        return OutboxItem(
+            item_id,
+            self._event(row[6:]),
+            notifier,
+            attempts,
+            None if next_attempt_at is None else from_micros(next_attempt_at),
+            last_error,
+            bool(dead),
+        )
+
+    def explain_claim(self, incident_id: str | None = None) -> Sequence[str]:
+        """The SQLite query plan of the search :meth:`claim` runs, one line per step."""
+        params: tuple[Any, ...]
+        if incident_id is None:
+            search, params = _DUE_HEADS, (0, 1)
+        else:
+            search, params = _DUE_HEADS_OF_INCIDENT, (incident_id, 0, 1)
+        rows = self._read(
+            lambda conn: conn.execute(f"EXPLAIN QUERY PLAN {search}", params).fetchall()
+        )
+        return [str(row[-1]) for row in rows]
 
     # -- reading -----------------------------------------------------------------
 
@@ -595,17 +814,13 @@ class SQLiteStore(Store):
         return None if row is None else IdempotencyRecord(*row)
 
     def pending(self, limit: int = 100) -> Sequence[OutboxItem]:
-        """Undelivered outbox items, oldest first."""
+        """Undelivered outbox items that are not dead, oldest first."""
         rows = self._read(
             lambda conn: conn.execute(
-                "SELECT o.id, e.incident_id, e.seq, e.type, e.at, e.actor, e.data, "
-                "e.idempotency_key, e.schema_version FROM outbox o JOIN events e "
-                "ON e.incident_id = o.incident_id AND e.seq = o.seq "
-                "ORDER BY o.position LIMIT ?",
-                (limit,),
+                f"{_OUTBOX_ITEM} WHERE o.dead = 0 ORDER BY o.position LIMIT ?", (limit,)
             ).fetchall()
         )
-        return [OutboxItem(row[0], self._event(row[1:])) for row in rows]
+        return [self._outbox_item(row) for row in rows]
 
     def exists(self, incident_id: str) -> bool:
         """True when an incident with this id exists."""
@@ -673,6 +888,21 @@ def _columns(incident: Incident, changing: Incident | None = None) -> dict[str, 
     if incident.updated_at != changing.updated_at:
         columns["updated_at"] = micros(incident.updated_at)
     return columns
+
+
+def _outbox_row(item: OutboxItem) -> tuple[Any, ...]:
+    retry_at = None if item.next_attempt_at is None else micros(item.next_attempt_at)
+    return (
+        item.id,
+        item.event.incident_id,
+        item.event.seq,
+        item.notifier,
+        item.attempts,
+        retry_at,
+        item.last_error,
+        int(item.dead),
+        retry_at or 0,
+    )
 
 
 def _event_row(event: Event) -> tuple[Any, ...]:
