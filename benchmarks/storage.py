@@ -10,7 +10,11 @@ Run with ``python benchmarks/storage.py`` (``--quick`` for a smaller run). Print
    incident with 10 events. Target ≤ 1.2×.
 3. SQLite with 100,000 incidents: ``list(open_only=True, severity="P1")``.
    Target ≤ 20 ms, with the query plan showing the index it uses.
-4. PostgreSQL: not measured yet (see ``postgres_vs_raw`` below).
+4. PostgreSQL (with ``--postgres DSN`` or ``$INCIDENTFLOW_TEST_POSTGRES_DSN``): one
+   durable ``add_evidence`` against raw psycopg doing the same work (a versioned
+   UPDATE of one JSONB snapshot row plus one INSERT of an event, in one
+   transaction, same server and ``synchronous_commit``). Target ≤ 1.25×. Section 2
+   then covers PostgreSQL too.
 
 fsync time on a shared disk is noisy, so each comparison interleaves batches of
 the two sides and reports the median of the ratios of neighbouring batches.
@@ -21,6 +25,7 @@ the batch size); the 2,000-event incident keeps growing from 2,000.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -29,9 +34,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from incidentflow import IncidentFlow
 from incidentflow._decide import evolve
@@ -271,13 +277,151 @@ def _row(event: Event) -> tuple[object, ...]:
 # -- 4. PostgreSQL -----------------------------------------------------------------------
 
 
-def postgres_vs_raw() -> None:
-    """Not yet: PostgresStore against raw psycopg (versioned UPDATE + INSERT), target ≤ 1.25×.
+@contextlib.contextmanager
+def postgres_schema(dsn: str, name: str) -> Iterator[str]:
+    """A throwaway schema on the server at ``dsn``, dropped afterwards."""
+    import psycopg
 
-    When ``incidentflow.stores.postgres`` exists, build it from
-    ``$INCIDENTFLOW_TEST_POSTGRES`` and compare as in :func:`sqlite_vs_raw`.
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+def postgres_vs_raw(dsn: str, batches: int, per_batch: int) -> float:
+    """PostgresStore against raw psycopg doing the same work; target ≤ 1.25×.
+
+    Raw psycopg: one transaction with a versioned UPDATE of one JSONB snapshot
+    row and an INSERT of the event (JSON text prepared beforehand, as for
+    SQLite), with the same server and ``synchronous_commit``. The
+    straightforward way takes four round trips (BEGIN, UPDATE, INSERT, COMMIT);
+    in pipeline mode, one or two. IncidentFlow reads the incident's version (one
+    round trip) and commits with one statement (one).
+
+    Both sides run on the same connection, borrowed from the store's pool: on a
+    shared virtual machine one server process may answer in 20 µs and another in
+    100 µs, which would swamp the difference being measured.
     """
-    print("4. PostgreSQL: skipped (PostgresStore is not written yet)")
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    from incidentflow.stores.postgres import PostgresStore
+
+    with postgres_schema(dsn, f"bench_{os.getpid()}") as schema:
+        store = PostgresStore(dsn, schema=schema)
+        flow = flow_on(store)
+        incident_id = incident_with(flow, 10, "Checkout returns 500")
+        snapshot_json = incident_to_json(flow.get(incident_id))
+        event_json = event_to_json(flow.history(incident_id)[-1])
+
+        pool = store._pool
+        raw = pool.getconn()  # for the setup only; each command borrows it again
+        raw.execute(
+            f'CREATE TABLE "{schema}".raw_snapshots (id text PRIMARY KEY, version integer, '
+            "body jsonb)"
+        )
+        raw.execute(
+            f'CREATE TABLE "{schema}".raw_events (incident_id text, seq integer, type text, '
+            "at timestamptz, actor text, data jsonb, UNIQUE (incident_id, seq))"
+        )
+        raw.execute(
+            f'INSERT INTO "{schema}".raw_snapshots VALUES (%s, 0, %s)',
+            (incident_id, Jsonb(snapshot_json, dumps=str)),
+        )
+        update = (
+            f'UPDATE "{schema}".raw_snapshots SET version = %s, body = %s '
+            "WHERE id = %s AND version = %s"
+        )
+        insert = f'INSERT INTO "{schema}".raw_events VALUES (%s, %s, %s, %s, %s, %s)'
+        pool.putconn(raw)
+        raw_version = [0]
+
+        def raw_statements(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+            version = raw_version[0]
+            updated = conn.execute(
+                update, (version + 1, Jsonb(snapshot_json, dumps=str), incident_id, version)
+            )
+            event = Jsonb(event_json, dumps=str)
+            conn.execute(insert, (incident_id, version + 1, "evidence_added", START, "bob", event))
+            return updated
+
+        def raw_command() -> None:
+            with pool.connection() as conn, conn.transaction():
+                assert raw_statements(conn).rowcount == 1
+            raw_version[0] += 1
+
+        def raw_pipelined() -> None:
+            with pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
+                updated = raw_statements(conn)
+                pipeline.sync()
+                assert updated.rowcount == 1
+            raw_version[0] += 1
+
+        current = [incident_id]
+
+        def fresh_incident() -> None:
+            current[0] = incident_with(flow, 10, f"Checkout returns 500 again {len(current)}")
+            current.append("")
+
+        def flow_command() -> None:
+            flow.add_evidence(current[0], source="journalctl", content="log line", actor="bob")
+
+        for _ in range(WARM_UP // 2):
+            raw_command()
+            raw_pipelined()
+            flow_command()
+        raw = pool.getconn()
+        (setting,) = raw.execute("SHOW synchronous_commit").fetchone() or ("?",)
+        server = raw.info.server_version
+        pool.putconn(raw)
+        print(
+            f"4. PostgreSQL {server // 10000}.{server % 10000}, one durable add_evidence "
+            f"(synchronous_commit={setting})"
+        )
+        name = "IncidentFlow + PostgresStore"
+        times, ratio = interleaved(
+            {"raw psycopg": raw_command, name: flow_command},
+            batches=batches,
+            per_batch=per_batch,
+            setup={name: fresh_incident},
+        )
+        piped, piped_ratio = interleaved(
+            {"raw psycopg, pipelined": raw_pipelined, name: flow_command},
+            batches=batches,
+            per_batch=per_batch,
+            setup={name: fresh_incident},
+        )
+        times["raw psycopg, pipelined"] = piped["raw psycopg, pipelined"]
+        for label, seconds in times.items():
+            print(f"   {label:<30} {seconds * 1e6:8.0f} µs per command (median of {batches})")
+        print(f"   ratio {ratio:.2f}× against raw psycopg (median of batch-pair ratios; ≤ 1.25×)")
+        print(f"   ratio {piped_ratio:.2f}× against raw psycopg in pipeline mode")
+        store.close()
+    return ratio
+
+
+def postgres_long_vs_short(dsn: str, batches: int, per_batch: int) -> float:
+    from incidentflow.stores.postgres import PostgresStore
+
+    with postgres_schema(dsn, f"bench_long_{os.getpid()}") as schema:
+        return long_vs_short("postgres", PostgresStore(dsn, schema=schema), batches, per_batch)
+
+
+def postgres_dsn(given: str | None) -> str | None:
+    """The server to measure, or None (and why) when there is none or no driver."""
+    dsn = given or os.environ.get("INCIDENTFLOW_TEST_POSTGRES_DSN")
+    if not dsn:
+        return None
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        print("   (PostgreSQL: psycopg is missing; pip install -e '.[postgres]')")
+        return None
+    return dsn
 
 
 def fsync_latency(folder: Path, count: int = 50) -> float:
@@ -296,6 +440,12 @@ def fsync_latency(folder: Path, count: int = 50) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
+    parser.add_argument(
+        "--postgres",
+        metavar="DSN",
+        help="PostgreSQL server for sections 2 and 4 (default: $INCIDENTFLOW_TEST_POSTGRES_DSN); "
+        "the benchmark works in throwaway schemas",
+    )
     options = parser.parse_args()
     batches, per_batch = (10, 20) if options.quick else (40, 25)
     count = 20_000 if options.quick else 100_000
@@ -307,8 +457,17 @@ def main() -> int:
         long_vs_short("memory", MemoryStore(), batches, per_batch)
         long_vs_short("sqlite", SQLiteStore(root / "long.db"), batches, per_batch)
         long_vs_short("jsonl", JsonlStore(root / "jsonl"), batches, per_batch)
+        dsn = postgres_dsn(options.postgres)
+        if dsn:
+            postgres_long_vs_short(dsn, batches, per_batch)
         many_incidents(root, count)
-        postgres_vs_raw()
+        if dsn:
+            postgres_vs_raw(dsn, batches, per_batch)
+        else:
+            print(
+                "4. PostgreSQL: skipped; give a server with --postgres DSN or "
+                "INCIDENTFLOW_TEST_POSTGRES_DSN (bash .ci/postgres.sh prints one)"
+            )
     fsync = fsync_latency(Path(tempfile.gettempdir()))
     print(
         json.dumps(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -111,12 +111,11 @@ class TestBuiltIn:
             open_store(None)
         assert caught.value.key == "INCIDENTFLOW_URL"
 
-    @pytest.mark.skipif(
-        importlib.util.find_spec("incidentflow.stores.postgres") is not None,
-        reason="the PostgreSQL store is installed; its own tests cover it",
-    )
-    def test_postgres_needs_the_extra(self) -> None:
-        """postgresql:// without the postgres module says which extra to install."""
+    def test_postgres_needs_the_extra(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """postgresql:// without psycopg installed says which extra to install."""
+        monkeypatch.setitem(sys.modules, "psycopg", None)
+        monkeypatch.setitem(sys.modules, "psycopg_pool", None)
+        monkeypatch.delitem(sys.modules, "incidentflow.stores.postgres", raising=False)
         with pytest.raises(ConfigError, match=r"incidentflow\[postgres\]"):
             open_store("postgresql://user@localhost/incidents")
 

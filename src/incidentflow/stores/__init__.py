@@ -16,6 +16,7 @@ from .memory import MemoryStore
 if typing.TYPE_CHECKING:
     from ._url import open_store
     from .jsonl import JsonlStore
+    from .postgres import PostgresStore
     from .sqlite import SQLiteStore
 
 __all__ = [
@@ -25,12 +26,18 @@ __all__ = [
     "JsonlStore",
     "MemoryStore",
     "OutboxItem",
+    "PostgresStore",
     "SQLiteStore",
     "Store",
     "open_store",
 ]
 
-_LAZY = {"JsonlStore": ".jsonl", "SQLiteStore": ".sqlite", "open_store": "._url"}
+_LAZY = {
+    "JsonlStore": ".jsonl",
+    "PostgresStore": ".postgres",
+    "SQLiteStore": ".sqlite",
+    "open_store": "._url",
+}
 
 
 def __getattr__(name: str) -> typing.Any:
