@@ -7,9 +7,9 @@ imported on first use, so ``import incidentflow`` does not load ``sqlite3``.
 
 from __future__ import annotations
 
-import importlib
 import typing
 
+from .._lazy import lazy_attributes as _lazy_attributes
 from ._base import Commit, IdempotencyRecord, IncidentQuery, OutboxItem, Store
 from .memory import MemoryStore
 
@@ -40,14 +40,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> typing.Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy_attributes(__name__, globals(), _LAZY)
