@@ -411,9 +411,17 @@ class SQLiteStore(Store):
             conn = self._connection()
             return self._retrying(lambda: work(conn))
 
-    def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    def _write(self, work: Callable[[sqlite3.Connection], _T], *, durable: bool = True) -> _T:
+        """Run ``work`` in one write transaction.
+
+        ``durable=False`` is for delivery bookkeeping (claims, delivered marks):
+        it commits without waiting for the disk. A power cut can lose such a
+        mark, which only means a notification is delivered again, as
+        at-least-once delivery allows; the next durable commit syncs it anyway.
+        """
         with self._lock:
             conn = self._connection()
+            relaxed = not durable and self.synchronous == "FULL"
 
             def attempt() -> _T:
                 conn.execute("BEGIN IMMEDIATE")
@@ -425,7 +433,13 @@ class SQLiteStore(Store):
                     raise
                 return result
 
-            return self._retrying(attempt)
+            if not relaxed:
+                return self._retrying(attempt)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                return self._retrying(attempt)
+            finally:
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
 
     # -- writing -----------------------------------------------------------------
 
@@ -556,7 +570,7 @@ class SQLiteStore(Store):
             for stream in streams:
                 conn.execute(_PROMOTE, stream)
 
-        self._write(work)
+        self._write(work, durable=False)
 
     def claim(
         self,
@@ -597,7 +611,7 @@ class SQLiteStore(Store):
                 positions,
             ).fetchall()
 
-        return [self._outbox_item(row) for row in self._write(work)]
+        return [self._outbox_item(row) for row in self._write(work, durable=False)]
 
     def mark_failed(
         self, item_id: str, *, error: str, next_attempt_at: datetime, dead: bool
@@ -620,7 +634,7 @@ class SQLiteStore(Store):
             if row is not None and dead:
                 conn.execute(_PROMOTE, (row[0], row[1]))  # the stream goes on past it
 
-        self._write(work)
+        self._write(work, durable=False)
 
     def dead_letters(self, limit: int = 100) -> Sequence[OutboxItem]:
         """Items that gave up, oldest first."""
