@@ -11,7 +11,7 @@ from loguru import logger as _logger
 
 from ._deadlines import Deadline
 from ._decide import replay
-from ._delivery import DeliveryReport, Dispatcher, RetryPolicy, Route
+from ._delivery import DeliveryReport, Dispatcher, RetryPolicy, Route, routes_from_toml
 from ._events import Event, EventData
 from ._flow import Clock, IncidentFlow, Verdict
 from ._model import (
@@ -101,4 +101,5 @@ __all__ = [
     "__version__",
     "find_blame",
     "replay",
+    "routes_from_toml",
 ]

@@ -15,6 +15,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
     from ._flow import IncidentFlow
 
-__all__ = ["DeliveryReport", "Dispatcher", "RetryPolicy", "Route", "Router"]
+__all__ = ["DeliveryReport", "Dispatcher", "RetryPolicy", "Route", "Router", "routes_from_toml"]
 
 #: Longest error text kept on an outbox item.
 _ERROR_MAX = 500
@@ -147,6 +148,58 @@ class Route:
         return (self.severities is None or incident.severity in self.severities) and (
             self.events is None or event.type in self.events
         )
+
+
+_ROUTE_KEYS = ("notifier", "severities", "events")
+
+
+def routes_from_toml(source: str | os.PathLike[str], *, text: str | None = None) -> list[Route]:
+    """Routes from the ``[[routes]]`` tables of a TOML file (or of ``text``).
+
+    >>> routes_from_toml("inline", text='''
+    ... [[routes]]
+    ... notifier = "pager"
+    ... severities = ["P1"]
+    ... events = ["declared", "deadline_breached"]
+    ... ''')[0].notifier
+    'pager'
+    """
+    import tomllib
+
+    name = str(source)
+    try:
+        content = text if text is not None else Path(source).read_text(encoding="utf-8")
+        data = tomllib.loads(content)
+    except OSError as exc:
+        raise ConfigError(name, f"cannot read the file: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(name, f"not valid TOML: {exc}") from None
+    tables = data.get("routes", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"{name}: routes", "expected [[routes]] tables")
+    routes = []
+    for number, table in enumerate(tables, start=1):
+        where = f"{name}: routes[{number}]"
+        for key in table:
+            if key not in _ROUTE_KEYS:
+                raise ConfigError(
+                    f"{where}.{key}", f"unknown key; a route takes {', '.join(_ROUTE_KEYS)}"
+                )
+        notifier = table.get("notifier")
+        if not isinstance(notifier, str) or not notifier:
+            raise ConfigError(f"{where}.notifier", "expected the name of a notifier")
+        for key in ("severities", "events"):
+            value = table.get(key)
+            if value is not None and (
+                not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+            ):
+                raise ConfigError(f"{where}.{key}", "expected a list of strings")
+        try:
+            routes.append(Route(notifier, table.get("severities"), table.get("events")))
+        except ConfigError as exc:
+            key = exc.key.split(".")[-1]
+            raise ConfigError(f"{where}.{key}", str(exc).split(": ", 1)[-1]) from None
+    return routes
 
 
 class Router:
