@@ -822,7 +822,7 @@ class IncidentFlow:
     def _after_commit(self, snapshot: Incident, outbox: Sequence[OutboxItem]) -> None:
         if self.incidents_dir is not None or self.knowledge_dir is not None:
             try:
-                self.render(snapshot.id)
+                self._write_files(snapshot)
             except (OSError, IncidentFlowError):
                 logger.exception("could not write the files of {}", snapshot.id)
         if not outbox:
@@ -894,11 +894,14 @@ class IncidentFlow:
 
         Returns the paths written. Does nothing for folders that are not set.
         """
+        return self._write_files(self.get(incident_id))
+
+    def _write_files(self, incident: Incident) -> Sequence[Path]:
+        # After a commit the snapshot is at hand: no need to read it back.
         from .render.files import write_files
 
-        incident = self.get(incident_id)
         needs_history = incident.postmortem is not None or incident.resolved_at is not None
-        history = self.history(incident_id) if needs_history else ()
+        history = self.history(incident.id) if needs_history else ()
         return write_files(incident, history, self.incidents_dir, self.knowledge_dir)
 
     def incident_path(self, incident_id: str) -> Path | None:
