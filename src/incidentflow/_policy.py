@@ -203,53 +203,14 @@ class Policy:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "policy") -> Policy:
-        """Build a policy from :meth:`to_dict`'s shape; unknown keys are refused."""
-        known = set(cls().to_dict())
-        for key in data:
-            if key not in known:
-                raise ConfigError(
-                    f"{source}: {key}", f"unknown key; accepted keys are {', '.join(sorted(known))}"
-                )
-        kwargs: dict[str, Any] = {}
-        try:
-            if "response_minutes" in data:
-                if not isinstance(data["response_minutes"], Mapping):
-                    raise ConfigError(
-                        "response_minutes", "expected a table of severity = minutes, e.g. P1 = 5"
-                    )
-                kwargs["response_targets"] = {
-                    k: timedelta(minutes=_number(f"response_minutes.{k}", v))
-                    for k, v in dict(data["response_minutes"]).items()
-                }
-            if "required_triage_answers" in data:
-                kwargs["required_triage_answers"] = _str_list(
-                    "required_triage_answers", data["required_triage_answers"]
-                )
-            if "watch_window_minutes" in data:
-                kwargs["watch_window"] = timedelta(
-                    minutes=_number("watch_window_minutes", data["watch_window_minutes"])
-                )
-            if "confirmer_must_differ" in data:
-                value = data["confirmer_must_differ"]
-                if not isinstance(value, bool):
-                    raise ConfigError("confirmer_must_differ", "expected true or false")
-                kwargs["confirmer_must_differ"] = value
-            if "postmortem_severities" in data:
-                kwargs["postmortem_severities"] = _str_list(
-                    "postmortem_severities", data["postmortem_severities"]
-                )
-            if "blame_check" in data:
-                kwargs["blame_check"] = data["blame_check"]
-            if "postmortem_due_hours" in data:
-                kwargs["postmortem_due"] = timedelta(
-                    hours=_number("postmortem_due_hours", data["postmortem_due_hours"])
-                )
-            return cls(**kwargs)
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: {exc.key}", str(exc).split(": ", 1)[-1]) from None
-        except (ValidationError, TypeError, ValueError, AttributeError) as exc:
-            # a severity that is not one, a table where a mapping belongs
-            raise ConfigError(source, str(exc)) from None
+        """Build a policy from :meth:`to_dict`'s shape; keys left out keep their defaults.
+
+        An unknown key or a wrong value raises ConfigError keyed
+        ``"<source>: <key>"``, saying what the key accepts.
+        """
+        from ._config import policy_from_table
+
+        return policy_from_table(data, source=source)
 
     def to_toml(self) -> str:
         """The policy as a TOML document."""
@@ -260,31 +221,13 @@ class Policy:
     @classmethod
     def from_toml(cls, path: str | Path) -> Policy:
         """Load a policy from a TOML file (the whole file, or its ``[policy]`` table)."""
-        import tomllib
+        from ._config import policy_from_table, read_toml
 
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(str(path), f"cannot read the file: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(str(path), f"not valid TOML: {exc}") from None
-        table = data.get("policy", data)
-        if not isinstance(table, dict):
-            raise ConfigError(f"{path}: policy", "expected a table")
-        return cls.from_dict(table, source=str(path))
-
-
-def _number(key: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigError(key, f"expected a number of zero or more, got {value!r}")
-    return float(value)
-
-
-def _str_list(key: str, value: object) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(key, "expected a list of strings")
-    return value
+        data = read_toml(path)
+        if "policy" not in data:
+            return policy_from_table(data, source=str(path))
+        return policy_from_table(data["policy"], source=str(path), prefix=("policy",))
 
 
 _FAILURE_VERBS = (
