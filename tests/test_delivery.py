@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from delivery_worker import broken_flow, logged_flow
 from helpers import COMMANDER, START, declare, drive_to
 from incidentflow import ConfigError, IncidentFlow, State, ValidationError
 from incidentflow._delivery import DeliveryReport, RetryPolicy, Route
@@ -801,3 +805,183 @@ class TestDispatcher:
         assert set(counts) == set(everything)
         assert set(counts.values()) == {1}
         assert per_incident(slow.received) == per_incident(everything)
+
+
+class ProcessLog:
+    """What the dispatcher processes' notifier wrote: ``start``/``done`` lines per delivery."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def lines(self, kind: str) -> list[tuple[str, int]]:
+        """(notification id, pid) of every ``kind`` line, in the order written."""
+        if not self.path.exists():
+            return []
+        found = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == kind:
+                found.append((parts[1], int(parts[2])))
+        return found
+
+    def done(self) -> list[str]:
+        """The ids of the finished deliveries, in order."""
+        return [notification_id for notification_id, _ in self.lines("done")]
+
+
+@pytest.fixture
+def process_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProcessLog:
+    """The environment delivery_worker.logged_flow reads: a SQLite file and a log."""
+    monkeypatch.setenv("DELIVERY_TEST_STORE", f"sqlite:///{tmp_path / 'incidents.db'}")
+    monkeypatch.setenv("DELIVERY_TEST_LOG", str(tmp_path / "deliveries.log"))
+    monkeypatch.setenv("DELIVERY_TEST_DELAY", "0")
+    return ProcessLog(tmp_path / "deliveries.log")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_store(
+    request: pytest.FixtureRequest, process_log: ProcessLog, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Each store several processes share: SQLite, and PostgreSQL when a server is named."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    dsn = os.environ.get("INCIDENTFLOW_TEST_POSTGRES_DSN", "").strip()
+    if not dsn or "://" not in dsn:
+        pytest.skip("set INCIDENTFLOW_TEST_POSTGRES_DSN to a postgresql:// URL to run this")
+    psycopg = pytest.importorskip("psycopg")
+    schema = f"test_process_{os.getpid()}_{time.monotonic_ns()}"
+    joiner = "&" if "?" in dsn else "?"
+    monkeypatch.setenv("DELIVERY_TEST_STORE", f"{dsn}{joiner}schema={schema}&max_size=4")
+    try:
+        yield "postgres"
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def storm(flow: IncidentFlow, incidents: int, notes: int) -> list[str]:
+    """Declare ``incidents`` incidents and add ``notes`` notes to each; their ids."""
+    declared = declare_many(flow, incidents)
+    for n in range(notes):
+        for incident_id in declared:
+            flow.add_note(incident_id, f"alert fired again ({n})", actor=COMMANDER)
+    return declared
+
+
+class TestDispatcherProcess:
+    def test_delivers_from_a_child_process_in_order(
+        self, process_log: ProcessLog, shared_store: str
+    ) -> None:
+        """Every event is delivered once, by the child, in order per incident; none inline."""
+        flow = logged_flow()
+        with flow.dispatcher(max_in_flight=4, interval=0.05, process=logged_flow) as dispatcher:
+            assert dispatcher.running
+            assert dispatcher.pid not in (None, os.getpid())
+            incidents = storm(flow, 6, 3)
+            everything = event_ids(flow, *incidents)
+            wait_until(lambda: len(process_log.done()) >= len(everything), timeout=30)
+        assert not dispatcher.running
+        assert Counter(process_log.done()) == Counter(everything)
+        assert per_incident(process_log.done()) == per_incident(everything)
+        assert {pid for _, pid in process_log.lines("done")} == {dispatcher.pid}
+        assert dispatcher.delivered == len(everything)
+        assert flow.store.pending() == []
+        flow.close()
+
+    def test_commands_deliver_inline_again_after_stop(self, process_log: ProcessLog) -> None:
+        """Once the process stopped, the flow delivers inline, in this process."""
+        flow = logged_flow()
+        with flow.dispatcher(interval=0.05, process=logged_flow):
+            pass
+        inc = declare(flow)
+        assert process_log.lines("done") == [(f"{inc.id}:1", os.getpid())]
+        flow.close()
+
+    def test_stop_finishes_what_it_claimed_and_leaves_the_rest(
+        self, process_log: ProcessLog, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """stop() lets the child finish its claimed deliveries; the rest stays deliverable."""
+        monkeypatch.setenv("DELIVERY_TEST_DELAY", "0.2")
+        flow = logged_flow()
+        dispatcher = flow.dispatcher(max_in_flight=2, interval=0.05, process=logged_flow).start()
+        incidents = declare_many(flow, 12)
+        wait_until(lambda: len(process_log.lines("start")) >= 2, timeout=30)
+        dispatcher.stop()
+        assert not dispatcher.running
+        started = [i for i, _ in process_log.lines("start")]
+        assert sorted(process_log.done()) == sorted(started)  # nothing was cut off
+        assert 2 <= dispatcher.delivered == len(started) < 12
+        # No claim outlives the process: what is left is deliverable at once.
+        monkeypatch.setenv("DELIVERY_TEST_DELAY", "0")
+        assert flow.deliver_pending() == DeliveryReport(delivered=12 - len(started))
+        assert sorted(process_log.done()) == sorted(f"{i}:1" for i in incidents)
+        flow.close()
+
+    def test_a_killed_process_is_taken_over_once_its_leases_end(
+        self, process_log: ProcessLog, shared_store: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """kill -9 mid-delivery loses nothing: the next dispatcher delivers it all, in order."""
+        monkeypatch.setenv("DELIVERY_TEST_DELAY", "0.1")
+        monkeypatch.setenv("DELIVERY_TEST_LEASE", "1")
+        flow = logged_flow()
+        first = flow.dispatcher(max_in_flight=2, interval=0.05, process=logged_flow).start()
+        incidents = storm(flow, 4, 2)
+        everything = event_ids(flow, *incidents)
+        wait_until(lambda: len(process_log.lines("start")) >= 3, timeout=30)
+        assert first.pid is not None
+        os.kill(first.pid, signal.SIGKILL)
+        wait_until(lambda: not first.running)
+        first.stop()
+        killed = first.pid
+        second = flow.dispatcher(max_in_flight=2, interval=0.05, process=logged_flow).start()
+        try:
+            wait_until(lambda: set(process_log.done()) >= set(everything), timeout=30)
+        finally:
+            second.stop()
+        done = process_log.done()
+        assert set(done) == set(everything)
+        # At least once: what the killed process delivered without marking it, or
+        # had under way, arrives again; nothing else does.
+        touched = {i for i, pid in process_log.lines("start") if pid == killed}
+        assert {i for i, n in Counter(done).items() if n > 1} <= touched
+        assert {pid for _, pid in process_log.lines("done")} <= {killed, second.pid}
+        assert per_incident(list(dict.fromkeys(done))) == per_incident(everything)
+        assert flow.store.pending() == []
+        flow.close()
+
+    def test_a_failing_factory_is_reported_at_start(self, process_log: ProcessLog) -> None:
+        """start() raises ConfigError with the factory's own error; nothing stays attached."""
+        flow = logged_flow()
+        with pytest.raises(ConfigError, match="DELIVERY_TEST_URL is not set"):
+            flow.dispatcher(process=broken_flow).start()
+        with pytest.raises(ConfigError, match="not an IncidentFlow"):
+            flow.dispatcher(process="delivery_worker:not_a_flow").start()
+        with pytest.raises(ConfigError, match="No module named"):
+            flow.dispatcher(process="no_such_module:make_flow").start()
+        inc = declare(flow)  # still delivered inline: no dispatcher is attached
+        assert process_log.done() == [f"{inc.id}:1"]
+        flow.close()
+
+    @pytest.mark.parametrize(
+        ("factory", "problem"),
+        [
+            (lambda: None, "top level of a module"),
+            ("no colon", "package.module:function"),
+            (42, "expected a flow factory"),
+        ],
+    )
+    def test_a_factory_another_process_cannot_find(
+        self, process_log: ProcessLog, factory: object, problem: str
+    ) -> None:
+        """A lambda, a malformed reference or a non-function is refused at once."""
+        flow = logged_flow()
+        with pytest.raises(ConfigError, match=problem):
+            flow.dispatcher(process=factory)  # type: ignore[call-overload]
+        flow.close()
+
+    def test_memory_store_is_refused(self, clock: FrozenClock) -> None:
+        """A MemoryStore cannot be shared with another process."""
+        flow = IncidentFlow.in_memory(clock=clock)
+        with pytest.raises(ConfigError, match="MemoryStore lives in one process"):
+            flow.dispatcher(process=logged_flow)

@@ -21,6 +21,7 @@ PUBLIC_MODULES = [
     "incidentflow.metrics",
     "incidentflow.notifiers",
     "incidentflow.render",
+    "incidentflow.serialization",
     "incidentflow.stores",
     "incidentflow.testing",
 ]

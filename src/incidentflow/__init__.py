@@ -7,6 +7,8 @@
 False
 """
 
+import typing as _typing
+
 from loguru import logger as _logger
 
 from ._deadlines import Deadline
@@ -14,6 +16,7 @@ from ._decide import replay
 from ._delivery import DeliveryReport, Dispatcher, RetryPolicy, Route, routes_from_toml
 from ._events import Event, EventData
 from ._flow import Clock, IncidentFlow, Verdict
+from ._lazy import lazy_attributes as _lazy_attributes
 from ._model import (
     ActionItem,
     Confirmation,
@@ -34,6 +37,7 @@ from ._model import (
     Why,
 )
 from ._policy import BlameCheck, CommandRequest, Guard, Policy, find_blame
+from ._similar import SimilarIncident
 from .exceptions import (
     ConcurrencyConflict,
     ConfigError,
@@ -48,6 +52,20 @@ from .exceptions import (
     Unauthorized,
     ValidationError,
 )
+from .stores._base import IncidentSummary
+
+if _typing.TYPE_CHECKING:
+    from ._config import (
+        Config,
+        EmailNotifierSpec,
+        LogNotifierSpec,
+        NotifierSpec,
+        SlackNotifierSpec,
+        WebhookNotifierSpec,
+        default_config_toml,
+        load_config,
+    )
+    from ._worker import DispatcherProcess
 
 # A library does not log into its host's handlers unless the host asks for it.
 _logger.disable("incidentflow")
@@ -60,6 +78,7 @@ __all__ = [
     "Clock",
     "CommandRequest",
     "ConcurrencyConflict",
+    "Config",
     "ConfigError",
     "Confirmation",
     "ContainmentAction",
@@ -69,7 +88,9 @@ __all__ = [
     "Deploy",
     "Detection",
     "Dispatcher",
+    "DispatcherProcess",
     "DuplicateIncident",
+    "EmailNotifierSpec",
     "Event",
     "EventData",
     "Evidence",
@@ -80,9 +101,12 @@ __all__ = [
     "IncidentFlow",
     "IncidentFlowError",
     "IncidentNotFound",
+    "IncidentSummary",
     "InvalidTransition",
     "KbEntry",
+    "LogNotifierSpec",
     "Note",
+    "NotifierSpec",
     "Policy",
     "Postmortem",
     "Records",
@@ -90,6 +114,8 @@ __all__ = [
     "RootCause",
     "Route",
     "Severity",
+    "SimilarIncident",
+    "SlackNotifierSpec",
     "State",
     "StoreError",
     "TransitionRejected",
@@ -97,9 +123,32 @@ __all__ = [
     "Unauthorized",
     "ValidationError",
     "Verdict",
+    "WebhookNotifierSpec",
     "Why",
     "__version__",
+    "default_config_toml",
     "find_blame",
+    "load_config",
     "replay",
     "routes_from_toml",
 ]
+
+# The configuration and DispatcherProcess load on first use: ``import incidentflow`` stays light.
+__getattr__, __dir__ = _lazy_attributes(
+    __name__,
+    globals(),
+    dict.fromkeys(
+        [
+            "Config",
+            "EmailNotifierSpec",
+            "LogNotifierSpec",
+            "NotifierSpec",
+            "SlackNotifierSpec",
+            "WebhookNotifierSpec",
+            "default_config_toml",
+            "load_config",
+        ],
+        "._config",
+    )
+    | {"DispatcherProcess": "._worker"},
+)

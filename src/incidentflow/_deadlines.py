@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import attrs
 
@@ -69,7 +69,11 @@ def deadlines(incident: Incident, policy: Policy) -> list[Deadline]:
             )
         )
     for item in incident.action_items:
-        end_of_day = datetime.combine(item.due + timedelta(days=1), time(0), tzinfo=UTC)
+        end_of_day = (
+            datetime.combine(item.due + timedelta(days=1), time(0), tzinfo=UTC)
+            if item.due < date.max
+            else datetime.max.replace(tzinfo=UTC)  # the last day there is never ends
+        )
         found.append(Deadline("action_item", str(item.number), end_of_day, item.done_at))
     breached = set(incident.breaches)
     found = [attrs.evolve(d, breached=d.key in breached) for d in found]

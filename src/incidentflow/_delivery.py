@@ -11,8 +11,10 @@ after ``max_attempts`` it becomes a dead letter that can be re-driven.
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,7 +31,7 @@ from .stores._base import OutboxItem, Store
 
 if TYPE_CHECKING:
     import random
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
     from ._flow import IncidentFlow
 
@@ -37,6 +39,8 @@ __all__ = ["DeliveryReport", "Dispatcher", "RetryPolicy", "Route", "Router", "ro
 
 #: Longest error text kept on an outbox item.
 _ERROR_MAX = 500
+#: How many incidents' latest snapshots a dispatcher keeps for its deliveries.
+_KNOWN_MAX = 4096
 
 
 @attrs.frozen(kw_only=True)
@@ -145,8 +149,12 @@ class Route:
 
     def matches(self, event: Event, incident: Incident) -> bool:
         """True when ``event`` on ``incident`` goes to this route's notifier."""
-        return (self.severities is None or incident.severity in self.severities) and (
-            self.events is None or event.type in self.events
+        return self.accepts(incident.severity, event.type)
+
+    def accepts(self, severity: Severity, event_type: str) -> bool:
+        """True when an event of ``event_type`` on an incident of ``severity`` goes here."""
+        return (self.severities is None or severity in self.severities) and (
+            self.events is None or event_type in self.events
         )
 
 
@@ -224,6 +232,23 @@ class Router:
                         f"no notifier is named {route.notifier!r} (notifiers: {known})",
                     )
         self.routes = None if routes is None else tuple(routes)
+        # (severity, event type) -> (notifier, item id suffix) pairs: routing is decided
+        # once per kind of event, not on every command.
+        self._targets: dict[tuple[Severity, str], tuple[tuple[str, str], ...]] = {}
+
+    def _suffixed(self, severity: Severity, event_type: str) -> tuple[tuple[str, str], ...]:
+        key = (severity, event_type)
+        found = self._targets.get(key)
+        if found is None:
+            if self.routes is None:
+                names: Iterable[str] = self.notifiers
+            else:
+                names = dict.fromkeys(
+                    r.notifier for r in self.routes if r.accepts(severity, event_type)
+                )
+            found = tuple((name, f":{name}" if name else "") for name in names)
+            self._targets[key] = found
+        return found
 
     def outbox(self, events: Sequence[Event], incident: Incident) -> tuple[OutboxItem, ...]:
         """The outbox items a commit's events produce."""
@@ -231,13 +256,9 @@ class Router:
             return ()
         items: list[OutboxItem] = []
         for event in events:
-            if self.routes is None:
-                targets: Iterable[str] = self.notifiers
-            else:
-                targets = dict.fromkeys(
-                    r.notifier for r in self.routes if r.matches(event, incident)
-                )
-            items.extend(OutboxItem.for_event(event, name) for name in targets)
+            stem = f"{event.incident_id}:{event.seq}"
+            for name, suffix in self._suffixed(incident.severity, event.data.TYPE):
+                items.append(OutboxItem(stem + suffix, event, name))
         return tuple(items)
 
 
@@ -293,6 +314,14 @@ class Deliverer:
         """Claim due items for ``worker`` (only ``incident_id``'s, when given)."""
         return self.store.claim(
             now=self.now(), limit=limit, lease=self.lease, worker=worker, incident_id=incident_id
+        )
+
+    def settle_and_claim(
+        self, worker: str, delivered: Sequence[str], limit: int
+    ) -> Sequence[OutboxItem]:
+        """Mark ``delivered`` items delivered and claim up to ``limit`` due ones."""
+        return self.store.settle_and_claim(
+            delivered, now=self.now(), limit=limit, lease=self.lease, worker=worker
         )
 
     def deliver(
@@ -407,6 +436,12 @@ class Dispatcher:
 
         with flow.dispatcher(max_in_flight=16):
             ...  # commands return at once; notifications go out behind them
+
+    Each round marks the deliveries that succeeded and claims the next due
+    items in one store call, for half the slots or more at a time; up to
+    ``max_in_flight`` claimed items wait beside the ones in flight, so a
+    backlog costs one store write per several deliveries while every slot
+    stays busy.
     """
 
     def __init__(
@@ -433,9 +468,14 @@ class Dispatcher:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._in_flight: dict[Future[DeliveryReport], str] = {}
+        # Claimed items wait here for one of the delivery threads; None stops one.
+        self._queue: queue.SimpleQueue[OutboxItem | None] = queue.SimpleQueue()
+        self._busy = 0  # items claimed and not yet settled
         self._slots = threading.Condition()
         self._settled: list[str] = []
+        # The latest snapshot of each incident this flow committed: a delivery
+        # that finds its incident here does not read it back from the store.
+        self._known: dict[str, Incident] = {}
 
     @property
     def running(self) -> bool:
@@ -443,23 +483,40 @@ class Dispatcher:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> Dispatcher:
-        """Start the background thread (once)."""
+        """Start the background thread and its delivery threads (once)."""
         if self.running:
             return self
         self._stopping.clear()
+        deliverer = self.flow._deliverer()
+        # Started now, not on the first burst: a storm of commands does not also
+        # pay for starting threads.
+        workers = [
+            threading.Thread(
+                target=self._deliver, args=(deliverer,), name=f"incidentflow-delivery-{n}"
+            )
+            for n in range(self.max_in_flight)
+        ]
+        for worker in workers:
+            worker.daemon = True
+            worker.start()
         self._thread = threading.Thread(
-            target=self._loop, name="incidentflow-dispatcher", daemon=True
+            target=self._loop, args=(deliverer, workers), name="incidentflow-dispatcher"
         )
+        self._thread.daemon = True
         self._thread.start()
         self.flow._attach(self)
         return self
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll."""
-        self._wake.set()
+        if not self._wake.is_set():  # a commit storm sets it once, not once per commit
+            self._wake.set()
 
     def stop(self, timeout: float | None = 30.0) -> None:
-        """Finish the deliveries under way, then stop. Undelivered items stay in the outbox."""
+        """Finish the deliveries under way and those already claimed, then stop.
+
+        Everything else stays in the outbox, free to claim.
+        """
         self.flow._detach(self)
         self._stopping.set()
         self._wake.set()
@@ -473,55 +530,96 @@ class Dispatcher:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _loop(self) -> None:
-        from concurrent.futures import ThreadPoolExecutor
+    def _committed(self, snapshot: Incident) -> None:
+        """The flow committed ``snapshot`` with outbox items: keep it at hand, and wake."""
+        held = self._known.get(snapshot.id)
+        if held is None or held.version < snapshot.version:
+            self._known[snapshot.id] = snapshot
+        self.wake()
 
-        deliverer = self.flow._deliverer()
-        with ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="incidentflow") as pool:
-            while not self._stopping.is_set():
-                free = self._free_slots()
-                items: Sequence[OutboxItem] = ()
-                try:
-                    # Successes are marked in one write, before claiming: a stream's
-                    # next item becomes claimable only once its head is settled.
-                    self._settle(deliverer)
-                    if free:
-                        items = deliverer.claim(self.worker, free)
-                except Exception:
-                    logger.exception("the dispatcher could not settle or claim outbox items")
-                for item in items:
-                    future = pool.submit(deliverer.attempt, item)
-                    with self._slots:
-                        self._in_flight[future] = item.id
-                    future.add_done_callback(self._done)
-                if items and len(items) == free:
-                    continue  # more may be due: claim again once a slot frees up
-                self._wake.wait(self.interval)
-                self._wake.clear()
-                # Let a burst of commits gather before the next claim.
-                self._stopping.wait(self.batch_window)
+    def _loop(self, deliverer: Deliverer, workers: Sequence[threading.Thread]) -> None:
+        while not self._stopping.is_set():
+            free = self._room()
+            if self._stopping.is_set():
+                break
+            with self._slots:
+                settled, self._settled = self._settled, []
+            items: Sequence[OutboxItem] = ()
+            try:
+                # Successes are marked before claiming: a stream's next item
+                # becomes claimable only once its head is settled.
+                items = deliverer.settle_and_claim(self.worker, settled, free)
+            except Exception:
+                logger.exception("the dispatcher could not settle or claim outbox items")
+                with self._slots:
+                    self._settled[:0] = settled  # marked with the next round's
+            if len(self._known) > _KNOWN_MAX:
+                self._known.clear()
+            with self._slots:
+                self._busy += len(items)
+            for item in items:
+                self._queue.put(item)
+            if items and len(items) == free:
+                continue  # more may be due: claim again once slots free up
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            # Let a burst of commits gather before the next claim.
+            self._stopping.wait(self.batch_window)
+        # The claimed items are delivered before the delivery threads stop.
+        for _ in workers:
+            self._queue.put(None)
+        for worker in workers:
+            worker.join()
         self._settle(deliverer)
+
+    def _deliver(self, deliverer: Deliverer) -> None:
+        """A delivery thread: attempt claimed items until told to stop."""
+        while (item := self._queue.get()) is not None:
+            try:
+                report = deliverer.attempt(item, self._known)
+            except Exception:
+                logger.exception("a delivery crashed")
+                report = DeliveryReport()
+            with self._slots:
+                self._busy -= 1
+                if report.delivered:
+                    self.delivered += 1
+                    self._settled.append(item.id)
+                self._slots.notify_all()
+            self.wake()  # a stream's next item may be claimable now
 
     def _settle(self, deliverer: Deliverer) -> None:
         with self._slots:
             settled, self._settled = self._settled, []
         if settled:
-            deliverer.store.mark_delivered(settled)
+            try:
+                deliverer.store.mark_delivered(settled)
+            except Exception:
+                # Still claimed: they are delivered again once the lease ends.
+                logger.exception("the dispatcher could not mark {} deliveries", len(settled))
 
-    def _free_slots(self) -> int:
-        with self._slots:
-            while len(self._in_flight) >= self.max_in_flight and not self._stopping.is_set():
-                self._slots.wait(0.1)
-            return self.max_in_flight - len(self._in_flight)
+    def _room(self) -> int:
+        """How many items to claim next: at least half a round's worth, unless threads idle.
 
-    def _done(self, future: Future[DeliveryReport]) -> None:
-        error = future.exception()
+        Up to ``2 * max_in_flight`` claimed items are held, so the delivery
+        threads always find the next one waiting while the dispatcher settles
+        and claims in batches. A delivery thread left without work waits at
+        most ``batch_window`` for a batch to gather.
+        """
+        held = 2 * self.max_in_flight
+        batch = max(1, self.max_in_flight // 2)
         with self._slots:
-            item_id = self._in_flight.pop(future)
-            if error is None and future.result().delivered:
-                self.delivered += 1
-                self._settled.append(item_id)
-            self._slots.notify_all()
-        if error is not None:
-            logger.opt(exception=error).error("a delivery crashed")
-        self._wake.set()  # a stream's next item may be claimable now
+            gather_until: float | None = None
+            while not self._stopping.is_set():
+                if held - self._busy >= batch:
+                    break
+                if self._busy >= self.max_in_flight:
+                    self._slots.wait(0.1)  # every thread busy: wait for a settled delivery
+                    continue
+                now = time.monotonic()
+                if gather_until is None:
+                    gather_until = now + self.batch_window
+                if now >= gather_until:
+                    break
+                self._slots.wait(gather_until - now)
+            return held - self._busy

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import attrs
 from loguru import logger
@@ -27,6 +27,7 @@ from ._delivery import (
 )
 from ._model import Incident, Severity, State
 from ._policy import Guard, Policy
+from ._similar import MAX_RESULTS, SearchText, SimilarIncident
 from .exceptions import (
     ConcurrencyConflict,
     ConfigError,
@@ -38,7 +39,18 @@ from .exceptions import (
     ValidationError,
 )
 from .notifiers._base import Notifier
-from .stores._base import Commit, IdempotencyRecord, IncidentQuery, OutboxItem, Store
+from .stores._base import (
+    Commit,
+    IdempotencyRecord,
+    IncidentQuery,
+    IncidentSummary,
+    OutboxItem,
+    Store,
+)
+
+if TYPE_CHECKING:
+    from ._metrics import Milestones, Summary
+    from ._worker import DispatcherProcess, FlowFactory
 
 __all__ = ["Clock", "IncidentFlow", "Verdict"]
 
@@ -124,7 +136,7 @@ class IncidentFlow:
         if not isinstance(delivery_lease, timedelta) or delivery_lease <= timedelta(0):
             raise ConfigError("delivery_lease", "expected a positive timedelta")
         self.delivery_lease = delivery_lease
-        self._dispatchers: set[Dispatcher] = set()
+        self._dispatchers: set[Dispatcher | DispatcherProcess] = set()
         self._worker = default_worker_name()
         self.incidents_dir = Path(incidents_dir) if incidents_dir is not None else None
         self.knowledge_dir = Path(knowledge_dir) if knowledge_dir is not None else None
@@ -167,6 +179,20 @@ class IncidentFlow:
             store.close()
             raise
 
+    @classmethod
+    def from_config(cls, path: str | Path | None = None, **overrides: Any) -> IncidentFlow:
+        """The flow a configuration file describes: ``load_config(path).open_flow(**overrides)``.
+
+        Without ``path``, the file named by ``INCIDENTFLOW_CONFIG``, else the
+        nearest ``incidentflow.toml`` or ``pyproject.toml`` with a
+        ``[tool.incidentflow]`` table, else the defaults. Keywords win over the
+        file, and ``INCIDENTFLOW_URL`` over its ``store`` (see
+        :func:`~incidentflow.load_config` and :meth:`~incidentflow.Config.open_flow`).
+        """
+        from ._config import load_config
+
+        return load_config(path).open_flow(**overrides)
+
     def add_guard(self, command: str, guard: Guard) -> None:
         """Add a custom guard to ``command`` (see :meth:`Policy.with_guard`)."""
         self.policy = self.policy.with_guard(command, guard)
@@ -205,27 +231,152 @@ class IncidentFlow:
         offset: int = 0,
     ) -> Sequence[Incident]:
         """Incidents matching every given filter, newest first, paged."""
+        return self.store.list(
+            _query(
+                state=state,
+                severity=severity,
+                open_only=open_only,
+                commander=commander,
+                declared_after=declared_after,
+                declared_before=declared_before,
+                text=text,
+                newest_first=newest_first,
+                limit=limit,
+                offset=offset,
+            )
+        )
+
+    def summaries(
+        self,
+        *,
+        state: State | str | Iterable[State | str] | None = None,
+        severity: Severity | str | Iterable[Severity | str] | None = None,
+        open_only: bool = False,
+        commander: str | None = None,
+        declared_after: datetime | None = None,
+        declared_before: datetime | None = None,
+        text: str | None = None,
+        newest_first: bool = True,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> Sequence[IncidentSummary]:
+        """What :meth:`list` finds, as one-line summaries: cheaper for a table of many.
+
+        Takes the same filters. SQLite reads the summaries from its indexed
+        columns without building a single snapshot.
+        """
+        return self.store.summaries(
+            _query(
+                state=state,
+                severity=severity,
+                open_only=open_only,
+                commander=commander,
+                declared_after=declared_after,
+                declared_before=declared_before,
+                text=text,
+                newest_first=newest_first,
+                limit=limit,
+                offset=offset,
+            )
+        )
+
+    def verify(self, incident_id: str) -> bool:
+        """True when replaying the history gives exactly the stored snapshot."""
+        return replay(self.history(incident_id)) == self.get(incident_id)
+
+    def similar(
+        self, incident_id: str | None = None, *, text: str | None = None, limit: int = 5
+    ) -> Sequence[SimilarIncident]:
+        """Past incidents most like this one, with their KB gotchas, best first.
+
+        The query is the incident's own searchable text: its title, its triage
+        answer to ``symptom``, its root cause and its KB gotcha. ``text`` adds
+        words to it (an error message, a log line); without ``incident_id`` it
+        is the whole query, so a responder can search before declaring. The
+        incident itself is never in the answer; closed and dismissed incidents
+        are. The store ranks: SQLite with FTS5, PostgreSQL with its full-text
+        search, the other stores in memory (see :class:`SimilarIncident`).
+
+        Raises:
+            ValidationError: Neither ``incident_id`` nor ``text`` is given, or
+                ``limit`` is not a whole number from 1 to 100.
+            IncidentNotFound: No incident has that id.
+
+        >>> flow = IncidentFlow.in_memory()
+        >>> old = flow.declare("Gateway timeout", severity="P2", commander="bob", actor="bob")
+        >>> new = flow.declare("Cart gateway timeout", severity="P1", commander="al", actor="al")
+        >>> for found in flow.similar(new.id):
+        ...     print(found.title, found.matched)
+        Gateway timeout ('title',)
+
+        """
+        limit = v.positive_int("limit", limit)
+        if limit > MAX_RESULTS:
+            raise ValidationError(
+                "limit", f"is {limit:,}; at most {MAX_RESULTS} similar incidents are returned"
+            )
+        parts = []
+        if incident_id is not None:
+            parts.append(SearchText.of(self.get(incident_id)).query)
+        if text is not None:
+            parts.append(v.text("text", text))
+        if not parts:
+            raise ValidationError(
+                "incident_id", "give the incident to compare, text= to search for, or both"
+            )
+        return self.store.search("\n".join(parts), exclude=incident_id, limit=limit)
+
+    def milestones(
+        self,
+        *,
+        severity: Severity | str | Iterable[Severity | str] | None = None,
+        declared_after: datetime | None = None,
+        declared_before: datetime | None = None,
+    ) -> Iterator[Milestones]:
+        """When each matching incident reached each milestone, oldest first.
+
+        What :meth:`metrics` aggregates, read without building whole snapshots
+        where the store can (see :meth:`Store.milestones
+        <incidentflow.stores.Store.milestones>`).
+        """
         query = IncidentQuery(
-            states=_states(state),
             severities=_severities(severity),
-            open_only=v.boolean("open_only", open_only),
-            commander=None if commander is None else v.name("commander", commander),
             declared_after=None
             if declared_after is None
             else v.aware("declared_after", declared_after),
             declared_before=None
             if declared_before is None
             else v.aware("declared_before", declared_before),
-            text=None if text is None else v.name("text", text),
-            newest_first=v.boolean("newest_first", newest_first),
-            limit=None if limit is None else v.positive_int("limit", limit),
-            offset=_offset(offset),
+            newest_first=False,
         )
-        return self.store.list(query)
+        return iter(self.store.milestones(query))
 
-    def verify(self, incident_id: str) -> bool:
-        """True when replaying the history gives exactly the stored snapshot."""
-        return replay(self.history(incident_id)) == self.get(incident_id)
+    def metrics(
+        self,
+        *,
+        by: Literal["severity", "period"] | None = None,
+        period: Literal["day", "week", "month"] = "week",
+        severity: Severity | str | Iterable[Severity | str] | None = None,
+        declared_after: datetime | None = None,
+        declared_before: datetime | None = None,
+    ) -> Sequence[Summary]:
+        """MTTx figures over the matching incidents: see :func:`incidentflow.metrics.summarize`.
+
+        Reads only the :meth:`milestones` the figures need, not whole snapshots,
+        so it stays quick on a store of a hundred thousand incidents.
+
+        >>> flow = IncidentFlow.in_memory()
+        >>> _ = flow.declare("Search is slow", severity="P3", commander="carol", actor="carol")
+        >>> [summary] = flow.metrics()
+        >>> summary.count, summary.mtta
+        (1, None)
+        """
+        from ._metrics import summarize
+
+        found = self.milestones(
+            severity=severity, declared_after=declared_after, declared_before=declared_before
+        )
+        return summarize(found, by=by, period=period)
 
     def can(self, incident_id: str, command: str, *, actor: str = "", **args: Any) -> Verdict:
         """Whether ``command`` would be accepted now, with every reason if not.
@@ -829,7 +980,7 @@ class IncidentFlow:
             return
         if self._dispatchers:
             for dispatcher in tuple(self._dispatchers):
-                dispatcher.wake()
+                dispatcher._committed(snapshot)
         elif self.deliver_inline:
             try:
                 # Only this incident's streams: another incident's backlog of
@@ -863,13 +1014,40 @@ class IncidentFlow:
             max_in_flight=v.positive_int("max_in_flight", max_in_flight),
         )
 
-    def dispatcher(self, *, max_in_flight: int = 8, interval: float = 1.0) -> Dispatcher:
+    @overload
+    def dispatcher(
+        self, *, max_in_flight: int = 8, interval: float = 1.0, process: None = None
+    ) -> Dispatcher: ...
+
+    @overload
+    def dispatcher(
+        self, *, max_in_flight: int = 8, interval: float = 1.0, process: str | FlowFactory
+    ) -> DispatcherProcess: ...
+
+    def dispatcher(
+        self,
+        *,
+        max_in_flight: int = 8,
+        interval: float = 1.0,
+        process: str | FlowFactory | None = None,
+    ) -> Dispatcher | DispatcherProcess:
         """A :class:`Dispatcher` delivering this flow's outbox in a background thread.
 
         While one runs, commands no longer deliver inline: they return at once
         and the dispatcher is woken. Start it with ``start()`` or a ``with`` block.
+
+        With ``process``, the deliveries run in a child process instead, so their
+        CPU work does not compete with the commands for this interpreter. Pass a
+        function defined at module level (or ``"package.module:function"``) that
+        builds the flow to deliver with: the same store and notifiers as this one.
+        The child calls it once, inherits the environment, and stops when this
+        process stops it or exits. Not for a ``MemoryStore``.
         """
-        return Dispatcher(self, max_in_flight=max_in_flight, interval=interval)
+        if process is None:
+            return Dispatcher(self, max_in_flight=max_in_flight, interval=interval)
+        from ._worker import DispatcherProcess
+
+        return DispatcherProcess(self, process, max_in_flight=max_in_flight, interval=interval)
 
     def dead_letters(self, limit: int = 100) -> Sequence[OutboxItem]:
         """Notifications that gave up after their last attempt, oldest first."""
@@ -881,10 +1059,10 @@ class IncidentFlow:
             ids = [item.id for item in self.store.dead_letters(limit=1_000_000)]
         return self.store.redrive(list(ids))
 
-    def _attach(self, dispatcher: Dispatcher) -> None:
+    def _attach(self, dispatcher: Dispatcher | DispatcherProcess) -> None:
         self._dispatchers.add(dispatcher)
 
-    def _detach(self, dispatcher: Dispatcher) -> None:
+    def _detach(self, dispatcher: Dispatcher | DispatcherProcess) -> None:
         self._dispatchers.discard(dispatcher)
 
     # -- files --------------------------------------------------------------
@@ -925,6 +1103,38 @@ class IncidentFlow:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _query(
+    *,
+    state: State | str | Iterable[State | str] | None,
+    severity: Severity | str | Iterable[Severity | str] | None,
+    open_only: bool,
+    commander: str | None,
+    declared_after: datetime | None,
+    declared_before: datetime | None,
+    text: str | None,
+    newest_first: bool,
+    limit: int | None,
+    offset: int,
+) -> IncidentQuery:
+    """The checked query of :meth:`IncidentFlow.list` and :meth:`IncidentFlow.summaries`."""
+    return IncidentQuery(
+        states=_states(state),
+        severities=_severities(severity),
+        open_only=v.boolean("open_only", open_only),
+        commander=None if commander is None else v.name("commander", commander),
+        declared_after=None
+        if declared_after is None
+        else v.aware("declared_after", declared_after),
+        declared_before=None
+        if declared_before is None
+        else v.aware("declared_before", declared_before),
+        text=None if text is None else v.name("text", text),
+        newest_first=v.boolean("newest_first", newest_first),
+        limit=None if limit is None else v.positive_int("limit", limit),
+        offset=_offset(offset),
+    )
 
 
 def _options(key: object, expected: object) -> tuple[str | None, int | None]:

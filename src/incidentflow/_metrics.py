@@ -6,7 +6,7 @@ import math
 import re
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from typing import Literal
 
@@ -19,9 +19,11 @@ __all__ = [
     "METRICS",
     "PERIODS",
     "IncidentTimes",
+    "Milestones",
     "Stats",
     "Summary",
     "incident_times",
+    "milestones",
     "percentile",
     "summarize",
     "to_prometheus",
@@ -53,6 +55,61 @@ _HELP = {
 
 #: The quantiles each summary reports, as Prometheus ``quantile`` labels.
 _QUANTILES = ((0.5, "0.5"), (0.9, "0.9"))
+
+
+@attrs.frozen(slots=True)
+class Milestones:
+    """When one incident reached each milestone: all the metrics need of it.
+
+    Stores can produce these without building whole snapshots (SQLite reads
+    them in one query), which is what makes metrics over a big store cheap;
+    :func:`milestones` takes them from a snapshot.
+
+    Attributes:
+        incident_id: The incident.
+        severity: Its current severity.
+        state: Its current state.
+        declared_at: When it was declared (aware UTC).
+        first_occurred_at: When the issue first occurred, if recorded.
+        detected_at: When it was detected, if recorded.
+        acknowledged_at: When triage started.
+        contained_at: When it was declared contained.
+        fixed_at: When it was marked fixed.
+        resolved_at: When it was resolved.
+        postmortem_completed_at: When its post-mortem was completed.
+
+    """
+
+    incident_id: str
+    severity: Severity
+    state: State
+    declared_at: datetime
+    first_occurred_at: datetime | None = None
+    detected_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    contained_at: datetime | None = None
+    fixed_at: datetime | None = None
+    resolved_at: datetime | None = None
+    postmortem_completed_at: datetime | None = None
+
+
+def milestones(incident: Incident) -> Milestones:
+    """The milestones of one snapshot."""
+    detection = incident.detection
+    postmortem = incident.postmortem
+    return Milestones(
+        incident.id,
+        incident.severity,
+        incident.state,
+        incident.declared_at,
+        None if detection is None else detection.first_occurred_at,
+        None if detection is None else detection.detected_at,
+        incident.acknowledged_at,
+        incident.contained_at,
+        incident.fixed_at,
+        incident.resolved_at,
+        None if postmortem is None else postmortem.completed_at,
+    )
 
 
 @attrs.frozen
@@ -188,7 +245,9 @@ def incident_times(incident: Incident) -> IncidentTimes:
     return IncidentTimes(incident.id, incident.severity, *_spans(incident))
 
 
-def _spans(inc: Incident) -> tuple[timedelta | None, ...]:
+def _spans(inc: Incident | Milestones) -> tuple[timedelta | None, ...]:
+    if isinstance(inc, Milestones):
+        return _milestone_spans(inc)
     declared = inc.declared_at
     detect = declare = None
     if (detection := inc.detection) is not None and detection.detected_at is not None:
@@ -207,6 +266,23 @@ def _spans(inc: Incident) -> tuple[timedelta | None, ...]:
         None
         if resolved is None or postmortem is None or postmortem.completed_at is None
         else postmortem.completed_at - resolved,
+    )
+
+
+def _milestone_spans(m: Milestones) -> tuple[timedelta | None, ...]:
+    declared = m.declared_at
+    detected = m.detected_at
+    resolved = m.resolved_at
+    return (
+        None if detected is None or m.first_occurred_at is None else detected - m.first_occurred_at,
+        None if detected is None else declared - detected,
+        None if m.acknowledged_at is None else m.acknowledged_at - declared,
+        None if m.contained_at is None else m.contained_at - declared,
+        None if m.fixed_at is None else m.fixed_at - declared,
+        None if resolved is None else resolved - declared,
+        None
+        if resolved is None or m.postmortem_completed_at is None
+        else m.postmortem_completed_at - resolved,
     )
 
 
@@ -277,7 +353,7 @@ class _Group:
         # array('d') keeps 8 bytes a value where a list of floats needs 32.
         self.values: tuple[array[float], ...] = tuple(array("d") for _ in METRICS)
 
-    def add(self, inc: Incident) -> None:
+    def add(self, inc: Incident | Milestones) -> None:
         key = (inc.severity, inc.state)
         self.counts[key] = self.counts.get(key, 0) + 1
         for values, span in zip(self.values, _spans(inc), strict=True):
@@ -305,7 +381,7 @@ def _count_order(item: tuple[tuple[Severity, State], int]) -> tuple[int, int]:
 
 
 def summarize(
-    incidents: Iterable[Incident],
+    incidents: Iterable[Incident | Milestones],
     *,
     by: Literal["severity", "period"] | None = None,
     period: Literal["day", "week", "month"] = "week",
@@ -319,7 +395,8 @@ def summarize(
     the iterable to leave some out.
 
     Args:
-        incidents: The snapshots, e.g. ``flow.list()`` or a generator.
+        incidents: The snapshots (e.g. ``flow.list()``, or a generator) or their
+            :class:`Milestones` (``flow.store.milestones(query)``).
         by: ``None`` for one summary of everything; ``"severity"`` for one per
             severity that occurs (P1 first); ``"period"`` for one per period
             that occurs, oldest first.
@@ -377,15 +454,19 @@ def summarize(
     return summaries
 
 
-def _utc_date(inc: Incident) -> date:
+def _utc_date(inc: Incident | Milestones) -> date:
     at = inc.declared_at
     if at.tzinfo is not UTC:
         if at.tzinfo is None or at.utcoffset() is None:
             raise ValidationError(
-                "declared_at", f"{inc.id} has a naive declared_at; snapshots hold aware UTC times"
+                "declared_at", f"{_id(inc)} has a naive declared_at; snapshots hold aware UTC times"
             )
         at = at.astimezone(UTC)
     return at.date()
+
+
+def _id(inc: Incident | Milestones) -> str:
+    return inc.incident_id if isinstance(inc, Milestones) else inc.id
 
 
 def _week_start(day: date) -> int:

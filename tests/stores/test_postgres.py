@@ -101,11 +101,12 @@ class TestSetup:
             "incidents",
             "outbox",
             "schema_version",
+            "search",
             "snapshots",
         ]
         assert store.schema_version() == postgres_module().SCHEMA_VERSION
-        versions = query(f'SELECT version FROM "{schema}".schema_version')
-        assert versions == [(1,)]
+        versions = query(f'SELECT version FROM "{schema}".schema_version ORDER BY version')
+        assert versions == [(v,) for v in range(1, postgres_module().SCHEMA_VERSION + 1)]
 
     def test_event_data_and_snapshots_are_jsonb(self, store: Any, schema: str) -> None:
         """Event payloads and snapshots are JSONB, queryable with PostgreSQL's operators."""
@@ -411,7 +412,8 @@ class TestConcurrency:
         for worker in workers:
             worker.join(timeout=60)
             assert worker.exitcode == 0
-        assert query(f'SELECT version FROM "{schema}".schema_version') == [(1,)]
+        versions = query(f'SELECT version FROM "{schema}".schema_version ORDER BY version')
+        assert versions == [(v,) for v in range(1, postgres_module().SCHEMA_VERSION + 1)]
         store = open_kind("postgres", tmp_path)
         assert len(store.list(IncidentQuery())) == 8
         store.close()

@@ -291,7 +291,7 @@ class TestOutbox:
         monkeypatch.undo()
 
         store = SQLiteStore(path)
-        assert store.schema_version() == 2
+        assert store.schema_version() == sqlite_module.SCHEMA_VERSION
         assert store.load(CHECKOUT) == snapshot
         waiting = store.pending()
         assert [(i.id, i.notifier, i.attempts, i.dead) for i in waiting] == [
@@ -369,3 +369,62 @@ class TestOutbox:
             "SELECT notifier, seq FROM outbox WHERE head = 1 ORDER BY notifier"
         ).fetchall()
         assert rows == [("pager", 1), ("slack", 2)]
+
+    def test_a_command_names_its_notifiers_on_its_event_row(self, store: SQLiteStore) -> None:
+        """A commit writes no outbox row; delivery's next write gives its items their rows."""
+        announced(store, 2, notifiers=("pager", "slack"))
+        notify = store._conn.execute("SELECT seq, notify FROM events ORDER BY seq").fetchall()
+        assert notify == [(1, '["pager","slack"]'), (2, '["pager","slack"]')]
+        assert store._conn.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
+        expected = [item_id(1), item_id(1, "slack"), item_id(2), item_id(2, "slack")]
+        assert [i.id for i in store.pending()] == expected  # listed all the same
+        assert [i.id for i in store.pending(limit=3)] == expected[:3]
+        assert sorted(i.id for i in store.claim(now=START, limit=9, lease=LEASE, worker="w")) == [
+            item_id(1),
+            item_id(1, "slack"),
+        ]
+        rows = store._conn.execute("SELECT id FROM outbox ORDER BY position").fetchall()
+        assert [r[0] for r in rows] == expected
+        assert [i.id for i in store.pending()] == expected
+        with_notes(store, 1, "INC-2026-11-27-quiet")  # no notifiers: nothing to announce
+        silent = store._conn.execute("SELECT count(*) FROM events WHERE notify IS NULL")
+        assert silent.fetchone() == (2,)
+
+    def test_items_written_as_rows_queue_behind_announced_ones(self, store: SQLiteStore) -> None:
+        """A commit whose items carry delivery state is written as rows, after older items."""
+        snapshot = announced(store, 1)
+        carried = next_commit(snapshot, NoteAdded("carried"), notifiers=("pager",))
+        (item,) = carried.outbox
+        store.append(attrs.evolve(carried, outbox=(attrs.evolve(item, attempts=2),)))
+        assert [(i.id, i.attempts) for i in store.pending()] == [(item_id(1), 0), (item_id(2), 2)]
+        assert [i.id for i in store.claim(now=START, limit=9, lease=LEASE, worker="w")] == [
+            item_id(1)
+        ]
+
+    def test_version_3_database_keeps_its_waiting_rows(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Rows written before schema 4 go on first; later commands' items follow them."""
+        monkeypatch.setattr(sqlite_module, "_MIGRATIONS", sqlite_module._MIGRATIONS[:3])
+        monkeypatch.setattr(sqlite_module, "SCHEMA_VERSION", 3)
+        old = SQLiteStore(path)
+        snapshot = with_notes(old, 2)
+        old.close()
+        with contextlib.closing(raw(path)) as conn:  # what schema 3 wrote for announced events
+            conn.executemany(
+                sqlite_module._INSERT_OUTBOX,
+                [(item_id(seq), CHECKOUT, seq, "pager", 0, None, "", 0, 0) for seq in (1, 2, 3)],
+            )
+        monkeypatch.undo()
+
+        store = SQLiteStore(path)
+        assert store.schema_version() == sqlite_module.SCHEMA_VERSION
+        store.append(next_commit(snapshot, NoteAdded("after the upgrade"), notifiers=("pager",)))
+        expected = [item_id(seq) for seq in (1, 2, 3, 4)]
+        assert [i.id for i in store.pending()] == expected
+        delivered = []
+        while batch := store.claim(now=START, limit=9, lease=LEASE, worker="w"):
+            delivered.extend(i.id for i in batch)
+            store.mark_delivered([i.id for i in batch])
+        assert delivered == expected
+        store.close()

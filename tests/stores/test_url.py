@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,6 @@ import pytest
 
 from incidentflow import ConfigError
 from incidentflow.stores import JsonlStore, MemoryStore, SQLiteStore, Store, open_store
-from incidentflow.stores import _url as url_module
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +34,8 @@ def plugins(monkeypatch: pytest.MonkeyPatch, *points: FakeEntryPoint) -> None:
         assert group == "incidentflow.stores"
         return list(points)
 
-    monkeypatch.setattr(url_module, "entry_points", entry_points)
+    # The store URL module reads entry points only when a scheme is not built in.
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
 
 
 class TestBuiltIn:

@@ -9,6 +9,7 @@ delivery engine retries.
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import ssl
 import time
@@ -81,7 +82,12 @@ class HttpPoster:
         self._secrets = sorted({*url_secrets(url), *static_secrets}, key=len, reverse=True)
         if "user-agent" not in given:
             static["User-Agent"] = _user_agent()
-        self._url = Secret(urlunsplit(parts._replace(fragment="")))
+        target: httpx.URL | str = urlunsplit(parts._replace(fragment=""))
+        # Parsed once, as httpx would on every request; a URL it refuses stays text
+        # and fails at delivery with the reason, as before.
+        with contextlib.suppress(Exception):
+            target = self._httpx.URL(target)
+        self._url = Secret(target)
         self._headers = Secret(static)
         self._extensions = {"timeout": self._httpx.Timeout(timeout).as_dict()}
         self._transport: httpx.BaseTransport = transport or self._httpx.HTTPTransport()

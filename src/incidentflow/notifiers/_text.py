@@ -80,7 +80,9 @@ def summary(notification: Notification) -> str:
         case ev.Reopened():
             return f"{actor} reopened the incident ({d.to_state.value}): {one_line(d.reason)}"
         case ev.Dismissed():
-            duplicate = f" as a duplicate of {d.duplicate_of}" if d.duplicate_of else ""
+            duplicate = (
+                f" as a duplicate of {one_line(d.duplicate_of, 80)}" if d.duplicate_of else ""
+            )
             return f"{actor} dismissed the incident{duplicate}: {one_line(d.reason)}"
         case ev.Reclassified():
             return (

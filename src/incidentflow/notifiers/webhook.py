@@ -210,7 +210,12 @@ class WebhookNotifier(Notifier):
         self.name = check_name(name)
         self.timeout = check_timeout(timeout)
         self.incident_url = check_incident_url(incident_url)
-        self._secret = Secret(_check_secret(secret)) if secret is not None else None
+        # The HMAC keyed once; each signature starts from a copy of it.
+        self._secret = (
+            Secret(hmac.new(_check_secret(secret), digestmod=hashlib.sha256))
+            if secret is not None
+            else None
+        )
         self._header_names = tuple(_check_headers(headers))
         self._http = HttpPoster(
             url, notifier=name, timeout=self.timeout, headers=headers, transport=transport
@@ -251,7 +256,9 @@ class WebhookNotifier(Notifier):
             "X-Incidentflow-Timestamp": str(timestamp),
         }
         if self._secret is not None:
-            headers["X-Incidentflow-Signature"] = _sign(self._secret.reveal(), timestamp, body)
+            signer = self._secret.reveal().copy()
+            signer.update(f"{timestamp}.".encode() + body)
+            headers["X-Incidentflow-Signature"] = f"sha256={signer.hexdigest()}"
         self._http.post(notification.id, body, headers)
 
     def close(self) -> None:

@@ -10,7 +10,14 @@ from __future__ import annotations
 import typing
 
 from .._lazy import lazy_attributes as _lazy_attributes
-from ._base import Commit, IdempotencyRecord, IncidentQuery, OutboxItem, Store
+from ._base import (
+    Commit,
+    IdempotencyRecord,
+    IncidentQuery,
+    IncidentSummary,
+    OutboxItem,
+    Store,
+)
 from .memory import MemoryStore
 
 if typing.TYPE_CHECKING:
@@ -23,6 +30,7 @@ __all__ = [
     "Commit",
     "IdempotencyRecord",
     "IncidentQuery",
+    "IncidentSummary",
     "JsonlStore",
     "MemoryStore",
     "OutboxItem",

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import attrs
 
 from .._events import Event
 from .._model import Incident, Severity, State
+from .._similar import SearchDocument, SimilarIncident, query_terms, rank
 
-__all__ = ["Commit", "IdempotencyRecord", "IncidentQuery", "OutboxItem", "Store"]
+if TYPE_CHECKING:
+    from .._metrics import Milestones
+
+__all__ = [
+    "Commit",
+    "IdempotencyRecord",
+    "IncidentQuery",
+    "IncidentSummary",
+    "OutboxItem",
+    "Store",
+]
 
 
 @attrs.frozen
@@ -90,6 +102,46 @@ class Commit:
     snapshot: Incident
     outbox: tuple[OutboxItem, ...] = ()
     idempotency: IdempotencyRecord | None = None
+
+
+@attrs.frozen
+class IncidentSummary:
+    """One line of a listing: what a table of incidents shows, without the snapshot.
+
+    Attributes:
+        id: The incident's id.
+        title: What is broken, in a line.
+        severity: Its current severity.
+        state: Where it stands in the lifecycle.
+        commander: The incident commander.
+        declared_at: When it was declared (aware UTC).
+        updated_at: When its last event was recorded.
+        version: The number of events in its history.
+
+    """
+
+    id: str
+    title: str
+    severity: Severity
+    state: State
+    commander: str
+    declared_at: datetime
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, incident: Incident) -> IncidentSummary:
+        """The summary of a snapshot."""
+        return cls(
+            incident.id,
+            incident.title,
+            incident.severity,
+            incident.state,
+            incident.commander,
+            incident.declared_at,
+            incident.updated_at,
+            incident.version,
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -174,6 +226,10 @@ class Store(abc.ABC):
     def list(self, query: IncidentQuery) -> Sequence[Incident]:
         """Snapshots matching ``query``, ordered and paged."""
 
+    def summaries(self, query: IncidentQuery) -> Sequence[IncidentSummary]:
+        """What :meth:`list` returns, as summaries; backends with columns override it."""
+        return [IncidentSummary.of(incident) for incident in self.list(query)]
+
     @abc.abstractmethod
     def idempotency(self, key: str) -> IdempotencyRecord | None:
         """The record kept for an idempotency key, if any."""
@@ -209,6 +265,27 @@ class Store(abc.ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} does not support delivery yet")
 
+    def settle_and_claim(
+        self,
+        delivered: Iterable[str],
+        *,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        worker: str,
+    ) -> Sequence[OutboxItem]:
+        """Mark ``delivered`` items delivered, then :meth:`claim` up to ``limit`` more.
+
+        A dispatcher's round: backends that can do both in one transaction or
+        round trip override this; the default makes the two calls.
+        """
+        settled = list(delivered)
+        if settled:
+            self.mark_delivered(settled)
+        if limit < 1:
+            return []
+        return self.claim(now=now, limit=limit, lease=lease, worker=worker)
+
     def mark_failed(
         self, item_id: str, *, error: str, next_attempt_at: datetime, dead: bool
     ) -> None:
@@ -223,6 +300,16 @@ class Store(abc.ABC):
         """Put dead items back in line with a fresh attempt count; returns how many."""
         raise NotImplementedError(f"{type(self).__name__} does not support delivery yet")
 
+    def milestones(self, query: IncidentQuery) -> Iterator[Milestones]:
+        """The milestones of the incidents matching ``query``, for metrics.
+
+        The default takes them from :meth:`list`'s snapshots; a backend that can
+        read them without building snapshots overrides it.
+        """
+        from .._metrics import milestones
+
+        return (milestones(incident) for incident in self.list(query))
+
     def exists(self, incident_id: str) -> bool:
         """True when an incident with this id exists."""
         from ..exceptions import IncidentNotFound
@@ -232,6 +319,36 @@ class Store(abc.ABC):
         except IncidentNotFound:
             return False
         return True
+
+    def search(
+        self, text: str, *, exclude: str | None = None, limit: int = 5
+    ) -> Sequence[SimilarIncident]:
+        """Incidents whose title, symptom, root cause or KB gotcha share words with ``text``.
+
+        Best first, at most ``limit``; ``exclude`` leaves one incident out (the
+        one being compared). Incidents in every state are searched, closed and
+        dismissed ones included. The query is ``text``'s words, lower-cased,
+        without English stop words and one-letter words, at most 64; text
+        without any gives an empty answer. Backends rank in ``_search``: the
+        default ranks every snapshot in memory (BM25F), SQLite and PostgreSQL
+        use their full-text indexes.
+        """
+        terms = query_terms(text)
+        if not terms or limit < 1:
+            return ()
+        return self._search(terms, exclude=exclude, limit=limit)
+
+    def _search(
+        self, terms: tuple[str, ...], *, exclude: str | None, limit: int
+    ) -> Sequence[SimilarIncident]:
+        """Rank every incident against ``terms``: the simple ranking in memory.
+
+        BM25F over the snapshots :meth:`list` returns (see
+        :func:`~incidentflow._similar.rank`). Stores with a full-text index
+        override it.
+        """
+        documents = (SearchDocument.of(incident) for incident in self.list(IncidentQuery()))
+        return rank(documents, terms, exclude=exclude, limit=limit)
 
     def close(self) -> None:  # noqa: B027 - optional for backends without resources
         """Release connections and file handles."""

@@ -29,13 +29,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qsl, unquote
 
 from ..exceptions import ConfigError
 from ._base import Store
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = ["DEFAULT_PATH", "ENTRY_POINT_GROUP", "ENVIRONMENT_VARIABLE", "open_store"]
 
@@ -158,6 +160,10 @@ _BUILTIN: dict[str, Callable[[str, str, str], Store]] = {
 
 
 def _plugins() -> dict[str, EntryPoint]:
+    # Imported here: reading the installed distributions costs milliseconds, and
+    # only a scheme that is not built in needs it.
+    from importlib.metadata import entry_points
+
     found: dict[str, EntryPoint] = {}
     for point in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(point.name.lower(), point)

@@ -46,7 +46,12 @@ class MemoryStore(Store):
             self._snapshots[commit.incident_id] = commit.snapshot
             for item in commit.outbox:
                 self._outbox[item.id] = item
-                self._streams.setdefault(_stream(item), []).append(item.id)
+                stream = (item.event.incident_id, item.notifier)
+                waiting = self._streams.get(stream)
+                if waiting is None:
+                    self._streams[stream] = [item.id]
+                else:
+                    waiting.append(item.id)
             if commit.idempotency is not None:
                 self._keys[commit.idempotency.key] = commit.idempotency
 

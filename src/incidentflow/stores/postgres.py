@@ -22,7 +22,7 @@ Each command is one transaction written by one statement (two, in one simple
 query, when it has notifications to queue): one round trip to the server,
 whatever it writes.
 
-Layout, in its own schema (``incidentflow`` unless told otherwise; schema version 1)::
+Layout, in its own schema (``incidentflow`` unless told otherwise; schema version 2)::
 
     events(position, incident_id, seq, type, at timestamptz, actor, data JSONB,
            idempotency_key, schema_version)        UNIQUE (incident_id, seq)
@@ -33,6 +33,9 @@ Layout, in its own schema (``incidentflow`` unless told otherwise; schema versio
     outbox(position, id, incident_id, seq, notifier, attempts, next_attempt_at,
            last_error, dead, claimed_by, claimed_until, ready_at, head)
     idempotency_keys(key, fingerprint, incident_id, version)
+    search(incident_id, title, symptom, root_cause, gotcha, gotcha_slug,
+           <field>_lexemes, document tsvector)      what similar() searches (version 2),
+                                                    GIN-indexed, written only on change
     schema_version(version, migrated_at)            forward migrations
 
 Migrations run when a store opens, in one transaction under an advisory lock,
@@ -72,7 +75,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import psycopg
@@ -82,8 +85,17 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .._events import Event
-from .._model import Incident, State
+from .._model import Incident, Severity, State
 from .._serialization import converter, event_from_dict, incident_from_dict, incident_to_dict
+from .._similar import (
+    FIELD_WEIGHTS,
+    FIELDS,
+    SearchDocument,
+    SearchText,
+    SimilarIncident,
+    indexed,
+    search_text_changed,
+)
 from ..exceptions import (
     ConcurrencyConflict,
     ConfigError,
@@ -97,7 +109,7 @@ from ._snapshots import SnapshotCache, check_commit, check_key_unused, checkpoin
 __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresStore"]
 
 #: The schema this release writes. Schemas at an older version are migrated forward.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: The PostgreSQL schema (namespace) holding the tables unless told otherwise.
 DEFAULT_SCHEMA = "incidentflow"
@@ -120,8 +132,87 @@ _ESCAPED_MARK = _MARK + "1"
 
 _T = TypeVar("_T")
 
+# -- similar incidents (schema version 2) ----------------------------------------------
+
+#: The text search configuration of the index and the queries. 'english' stems
+#: ("timeouts" finds "timeout", "failed" finds "failing") and drops English stop
+#: words, as SQLite's porter tokenizer and the in-memory ranking do. It parses the
+#: words of incidentflow._similar.indexed, so hosts and paths ("db-7.prod",
+#: "/var/lib") are split into words as queries are. Changing it is a migration.
+SEARCH_CONFIG = "english"
+
+_SEARCH_TEXT = ("title", "symptom", "root_cause", "gotcha", "gotcha_slug")
+_SEARCH_LEXEMES = tuple(f"{name}_lexemes" for name in FIELDS)
+_SEARCH_COLUMNS = ", ".join((*_SEARCH_TEXT, *_SEARCH_LEXEMES))
+_SEARCH_VALUES = ", ".join(
+    (
+        *(f"%(search_{name})s" for name in _SEARCH_TEXT),
+        *(f"to_tsvector('{SEARCH_CONFIG}', %(search_{name}_words)s)" for name in FIELDS),
+    )
+)
+#: ts_rank_cd's weights of the labels D, C, B, A: the gotcha is C, the root cause B,
+#: the title and symptom A, in the proportions of FIELD_WEIGHTS.
+_RANK_WEIGHTS = [0.1, *(weight / FIELD_WEIGHTS[0] for weight in FIELD_WEIGHTS[3:1:-1]), 1.0]
+_FILL_SEARCH = (
+    f"INSERT INTO {{s}}.search (incident_id, {_SEARCH_COLUMNS}) "
+    f"VALUES (%(search_incident_id)s, {_SEARCH_VALUES})"
+)
+#: The query is an OR of each term's plainto_tsquery, all parameters: nothing in the
+#: terms is ever read as tsquery syntax. Stop words are left out before they reach
+#: plainto_tsquery (which would send a NOTICE for each).
+_SEARCH = (
+    "WITH q AS (SELECT {s}.tsquery_any(plainto_tsquery(%(config)s::regconfig, t)) AS query "
+    "FROM unnest(%(terms)s::text[]) AS t WHERE to_tsvector(%(config)s::regconfig, t) <> '') "
+    "SELECT x.incident_id, i.severity, i.state, i.declared_at, x.title, x.symptom, "
+    "x.root_cause, x.gotcha_slug, ts_rank_cd(%(weights)s::float4[], x.document, q.query) "
+    "AS score, "
+    + ", ".join(f"x.{name} @@ q.query" for name in _SEARCH_LEXEMES)
+    + " FROM q JOIN {s}.search x ON x.document @@ q.query "
+    "JOIN {s}.incidents i ON i.id = x.incident_id "
+    "WHERE x.incident_id IS DISTINCT FROM %(exclude)s::text "
+    "ORDER BY score DESC, i.declared_at DESC, x.incident_id DESC LIMIT %(limit)s"
+)
+
+
+def _search_params(text: SearchText) -> dict[str, Any]:
+    """The searchable text as the ``search_*`` parameters of the statements writing it."""
+    params: dict[str, Any] = {
+        f"search_{name}": None if value is None else _to_column(value)
+        for name, value in zip(_SEARCH_TEXT, text, strict=True)
+    }
+    params.update(
+        (f"search_{name}_words", indexed(value))
+        for name, value in zip(FIELDS, text.fields, strict=True)
+    )
+    return params
+
+
+def _fill_search(store: PostgresStore, conn: psycopg.Connection[Any]) -> None:
+    """Migration 2: the searchable text of every incident, from its current snapshot."""
+    schema = store._sql.schema
+    rows = conn.execute(f"SELECT id, version FROM {schema}.incidents ORDER BY id").fetchall()
+    found = [(str(incident_id), int(version)) for incident_id, version in rows]
+    for start in range(0, len(found), 500):
+        snapshots = store._snapshots_of(conn, found[start : start + 500])
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                _FILL_SEARCH.format(s=schema),
+                [
+                    {"search_incident_id": incident.id, **_search_params(SearchText.of(incident))}
+                    for incident in snapshots
+                ],
+            )
+
+
+#: A step of a migration: a statement (``{s}`` is the schema), or a function for
+#: what SQL alone cannot do.
+_Step: TypeAlias = "str | Callable[[PostgresStore, psycopg.Connection[Any]], None]"
+
+#: The first schema with the search table.
+_SEARCH_SCHEMA = 2
+
 # Migration N takes a schema from version N-1 to N; all run in one transaction.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+_MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
     (
         """CREATE TABLE {s}.schema_version (
             version integer PRIMARY KEY,
@@ -188,6 +279,31 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             incident_id text NOT NULL,
             version integer NOT NULL
         )""",
+    ),
+    (
+        # Similar incidents (see incidentflow._similar): each incident's searchable
+        # text, the lexemes of each field's words, all of them weighted in one
+        # GIN-indexed document, and an OR of tsqueries so that queries are made of
+        # parameters alone.
+        """CREATE TABLE {s}.search (
+            incident_id text PRIMARY KEY,
+            title text NOT NULL,
+            symptom text NOT NULL,
+            root_cause text NOT NULL,
+            gotcha text NOT NULL,
+            gotcha_slug text,
+            title_lexemes tsvector NOT NULL,
+            symptom_lexemes tsvector NOT NULL,
+            root_cause_lexemes tsvector NOT NULL,
+            gotcha_lexemes tsvector NOT NULL,
+            document tsvector GENERATED ALWAYS AS (
+                setweight(title_lexemes, 'A') || setweight(symptom_lexemes, 'A')
+                || setweight(root_cause_lexemes, 'B') || setweight(gotcha_lexemes, 'C')
+            ) STORED
+        )""",
+        "CREATE INDEX search_document ON {s}.search USING gin (document)",
+        "CREATE AGGREGATE {s}.tsquery_any (tsquery) (SFUNC = tsquery_or, STYPE = tsquery)",
+        _fill_search,
     ),
 )
 
@@ -270,6 +386,8 @@ class PostgresStore(Store):
         self._cache: SnapshotCache[int] = SnapshotCache(cache_size)
         self._closed = False
         self._pid = os.getpid()
+        # A store pinned to an older schema (as tests of migrations do) keeps no search rows.
+        self._searchable = SCHEMA_VERSION >= _SEARCH_SCHEMA
         self._prepare()
         self._pool = self._open_pool()
 
@@ -356,7 +474,10 @@ class PostgresStore(Store):
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._sql.schema}")
             for target in range(current + 1, SCHEMA_VERSION + 1):
                 for statement in _MIGRATIONS[target - 1]:
-                    conn.execute(statement.format(s=self._sql.schema))
+                    if isinstance(statement, str):
+                        conn.execute(statement.format(s=self._sql.schema))
+                    else:
+                        statement(self, conn)
                 conn.execute(
                     f"INSERT INTO {self._sql.schema}.schema_version (version) VALUES (%s)",
                     (target,),
@@ -494,7 +615,13 @@ class PostgresStore(Store):
             )
         if commit.outbox:
             params.update(_outbox_columns(commit.outbox))
-        sql = self._sql.commit(columns, body is not None, record is not None, bool(commit.outbox))
+        # Most commands change no searchable text: they skip the search row entirely.
+        search = self._searchable and (previous is None or search_text_changed(previous, snapshot))
+        if search:
+            params.update(_search_params(SearchText.of(snapshot)))
+        sql = self._sql.commit(
+            columns, body is not None, record is not None, bool(commit.outbox), search
+        )
         try:
             if commit.outbox:
                 # Two statements in one simple query: one transaction, one round trip,
@@ -580,6 +707,33 @@ class PostgresStore(Store):
                 (delivered, delivered, delivered),
             ),
         )
+
+    def settle_and_claim(
+        self,
+        delivered: Iterable[str],
+        *,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        worker: str,
+    ) -> Sequence[OutboxItem]:
+        """Mark ``delivered`` and claim the next due heads, in one transaction."""
+        settled = list(dict.fromkeys(delivered))
+        if limit <= 0:
+            self.mark_delivered(settled)
+            return []
+        until = now + lease
+        due = (now, limit, _to_column(worker), until, until)
+
+        def work(conn: psycopg.Connection[Any]) -> list[OutboxItem]:
+            if settled:
+                psycopg.ClientCursor(conn).execute(
+                    f"{self._sql.lock_streams}; {self._sql.delete_outbox}",
+                    (settled, settled, settled),
+                )
+            return self._items(conn.execute(self._sql.claim, due))
+
+        return self._write("cannot settle and claim outbox items", work)
 
     def mark_failed(
         self, item_id: str, *, error: str, next_attempt_at: datetime, dead: bool
@@ -774,6 +928,47 @@ class PostgresStore(Store):
                 current[incident_id] = snapshot
         return [current[incident_id] for incident_id, _ in found]
 
+    def _search(
+        self, terms: tuple[str, ...], *, exclude: str | None, limit: int
+    ) -> Sequence[SimilarIncident]:
+        """Rank with ``ts_rank_cd`` over the GIN-indexed tsvectors (see :meth:`Store.search`).
+
+        The query ORs each term's ``plainto_tsquery`` in the ``english``
+        configuration (:data:`SEARCH_CONFIG`); the fields that matched are
+        those whose own tsvector matches it.
+        """
+        if not self._searchable:
+            return super()._search(terms, exclude=exclude, limit=limit)
+        params = {
+            "config": SEARCH_CONFIG,
+            "terms": list(terms),
+            "weights": _RANK_WEIGHTS,
+            "exclude": exclude,
+            "limit": limit,
+        }
+        sql = _SEARCH.format(s=self._sql.schema)
+        rows = self._read(
+            "cannot search for similar incidents",
+            lambda conn: conn.execute(sql, params).fetchall(),
+        )
+        found = []
+        for row in rows:
+            incident_id, severity, state, declared_at, title, symptom, root_cause, slug = row[:8]
+            score, hits = row[8], row[9:]
+            text = SearchText(
+                _from_column(title),
+                _from_column(symptom),
+                _from_column(root_cause),
+                "",
+                None if slug is None else _from_column(slug),
+            )
+            document = SearchDocument(
+                incident_id, Severity(severity), State(state), declared_at.astimezone(UTC), text
+            )
+            matched = [name for name, hit in zip(FIELDS, hits, strict=True) if hit]
+            found.append(document.found(float(score), matched))
+        return found
+
     def explain_list(self, query: IncidentQuery) -> Sequence[str]:
         """PostgreSQL's plan for :meth:`list` with ``query``, one line per step."""
         sql, params = self._sql.list(query)
@@ -909,12 +1104,21 @@ class _Statements:
         )
 
     @functools.cache  # noqa: B019 - a few statements, each prepared once per connection
-    def commit(self, columns: tuple[str, ...], checkpoint: bool, key: bool, outbox: bool) -> str:
+    def commit(
+        self,
+        columns: tuple[str, ...],
+        checkpoint: bool,
+        key: bool,
+        outbox: bool,
+        search: bool = False,
+    ) -> str:
         """The statement writing a commit; ``columns`` empty means a new incident.
 
         Every insert reads ``changed``, the incident row written: when the
         versioned UPDATE finds the incident at another version it changes no
-        row, nothing else is written, and the statement returns 0.
+        row, nothing else is written, and the statement returns 0. With
+        ``search``, the incident's search row is written unless it already
+        holds that text.
         """
         s = self.schema
         if columns:
@@ -942,6 +1146,17 @@ class _Statements:
                 "SELECT c.id, %(version)s, %(body)s FROM changed c "
                 "ON CONFLICT (incident_id) DO UPDATE SET version = excluded.version, "
                 "body = excluded.body)"
+            )
+        if search:
+            parts.append(
+                f"searched AS (INSERT INTO {s}.search (incident_id, {_SEARCH_COLUMNS}) "
+                f"SELECT c.id, {_SEARCH_VALUES} FROM changed c WHERE NOT EXISTS ("
+                f"SELECT 1 FROM {s}.search x WHERE x.incident_id = c.id AND "
+                f"({', '.join(_SEARCH_TEXT)}) IS NOT DISTINCT FROM "
+                f"({', '.join(f'%(search_{name})s' for name in _SEARCH_TEXT)})) "
+                "ON CONFLICT (incident_id) DO UPDATE SET "
+                + ", ".join(f"{name} = excluded.{name}" for name in _SEARCH_COLUMNS.split(", "))
+                + ")"
             )
         if key:
             parts.append(

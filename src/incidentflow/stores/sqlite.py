@@ -11,10 +11,11 @@ and a write that still finds it locked is retried with a jittered backoff.
 Optimistic concurrency is a versioned ``UPDATE`` of the incident row, backed by
 ``UNIQUE (incident_id, seq)`` on the events.
 
-Layout (schema version 2)::
+Layout (schema version 4)::
 
-    events(incident_id, seq, type, at, actor, data JSON, idempotency_key, schema_version)
-                                   UNIQUE (incident_id, seq)
+    events(incident_id, seq, type, at, actor, data JSON, idempotency_key, schema_version,
+           notify JSON)            UNIQUE (incident_id, seq); notify: the notifiers that
+                                   announce the event (version 4)
     incidents(id, version, state, severity, is_open, commander, title,
               declared_at µs, updated_at µs)            small row, indexed for list()
     snapshots(incident_id, version, body JSON)          checkpoint: each time the history
@@ -23,7 +24,13 @@ Layout (schema version 2)::
            attempts, next_attempt_at µs, last_error,    their delivery state (version 2)
            dead, claimed_by, claimed_until µs,
            ready_at µs, head)
+    outbox_cursor(position)                             the last event given its outbox rows
     idempotency_keys(key, fingerprint, incident_id, version)
+    search_text(id, incident_id, title, symptom,        what similar() searches (version 3),
+                root_cause, gotcha, gotcha_slug)        written only when it changes
+    search_index FTS5(title, symptom, root_cause,       its words, porter-stemmed, under
+                      gotcha)                           search_text's id; bm25() ranks
+    search_state(index_stale)                           rebuild search_index on next open
     schema_version(version, migrated_at)                forward migrations
 
 The outbox is a set of streams, one per (incident, notifier), each delivered in
@@ -34,8 +41,16 @@ outbox), and ``ready_at`` is when the row may next be claimed (0 for a new row,
 else the later of its next attempt and the end of its claim). A claim then
 reads the partial index ``outbox_due_heads (ready_at, position) WHERE head = 1``
 from its start and stops after ``limit`` rows (``outbox_incident_heads`` for
-one incident's streams). Commands without notifiers write no outbox rows and
-pay nothing for any of this.
+one incident's streams).
+
+A command writes no outbox row itself: the notifiers its routing picked are
+named in its events' ``notify`` column, in the same row and transaction as the
+event, so an announcement is committed exactly when its event is. Delivery's
+next write (a claim, a delivered mark) gives the events after
+``outbox_cursor`` their outbox rows, in commit order, and moves the cursor on:
+the rows and their index entries are written by delivery, in batches and
+without waiting for the disk, not by each command. Commands without notifiers
+leave ``notify`` empty and pay nothing for any of this.
 
 The full snapshot lives apart from the small indexed row (updating a row rewrites
 all of it) and is rewritten only at checkpoints; a load folds the events after
@@ -55,14 +70,24 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 from .._events import Event
-from .._model import Incident, State
+from .._model import Incident, Severity, State
 from .._serialization import converter, event_from_dict, incident_from_json, incident_to_json
+from .._similar import (
+    FIELD_WEIGHTS,
+    FIELDS,
+    SearchDocument,
+    SearchText,
+    SimilarIncident,
+    indexed,
+    rank,
+    search_text_changed,
+)
 from ..exceptions import (
     ConcurrencyConflict,
     ConfigError,
@@ -71,7 +96,14 @@ from ..exceptions import (
     IncidentNotFound,
     StoreError,
 )
-from ._base import Commit, IdempotencyRecord, IncidentQuery, OutboxItem, Store
+from ._base import (
+    Commit,
+    IdempotencyRecord,
+    IncidentQuery,
+    IncidentSummary,
+    OutboxItem,
+    Store,
+)
 from ._snapshots import (
     SnapshotCache,
     check_commit,
@@ -81,18 +113,100 @@ from ._snapshots import (
     micros,
 )
 
+if TYPE_CHECKING:
+    from .._metrics import Milestones
+
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 #: The schema this release writes. Databases at an older version are migrated forward.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 #: ``PRAGMA application_id`` of an incidentflow database ("IFLW"): tells ours from foreign files.
 APPLICATION_ID = 0x49464C57
 
 _T = TypeVar("_T")
 
+# -- similar incidents: search_text rows and FTS5's index of them (schema version 3) ------
+
+_SEARCH_COLUMNS = "title, symptom, root_cause, gotcha"
+_INSERT_SEARCH_TEXT = (
+    f"INSERT INTO search_text (incident_id, {_SEARCH_COLUMNS}, gotcha_slug) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SELECT_SEARCH_TEXT = (
+    f"SELECT id, {_SEARCH_COLUMNS}, gotcha_slug FROM search_text WHERE incident_id = ?"
+)
+_UPDATE_SEARCH_TEXT = (
+    "UPDATE search_text SET title = ?, symptom = ?, root_cause = ?, gotcha = ?, "
+    "gotcha_slug = ? WHERE id = ?"
+)
+#: The index holds each search_text row's words (incidentflow._similar.indexed) under
+#: the row's id: it splits them exactly as queries are split, and stems them.
+_CREATE_SEARCH_INDEX = (
+    f"CREATE VIRTUAL TABLE search_index USING fts5({_SEARCH_COLUMNS}, "
+    "tokenize = 'porter unicode61 remove_diacritics 2')"
+)
+_INDEX = f"INSERT INTO search_index (rowid, {_SEARCH_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+_UNINDEX = "DELETE FROM search_index WHERE rowid = ?"
+#: The best matches, ties to the newest; bm25() weighs the columns as the other stores do.
+_SEARCH = (
+    f"SELECT t.id, -bm25(search_index, {', '.join(map(str, FIELD_WEIGHTS))}), t.incident_id, "
+    "i.severity, i.state, i.declared_at, t.title, t.symptom, t.root_cause, t.gotcha_slug "
+    "FROM search_index JOIN search_text t ON t.id = search_index.rowid "
+    "JOIN incidents i ON i.id = t.incident_id "
+    "WHERE search_index MATCH ?1 AND t.incident_id IS NOT ?2 "
+    "ORDER BY 2 DESC, i.declared_at DESC, t.incident_id DESC LIMIT ?3"
+)
+#: Which columns of the best matches matched: highlight() marks each hit, lengthening the text.
+_SEARCH_HITS = (
+    "SELECT rowid, "
+    + ", ".join(
+        f"length(highlight(search_index, {n}, ?1, '')) > length({name})"
+        for n, name in enumerate(_SEARCH_COLUMNS.split(", "))
+    )
+    + " FROM search_index WHERE search_index MATCH ?2 AND rowid IN ({marks})"
+)
+_SEARCH_DOCUMENTS = (
+    "SELECT t.incident_id, i.severity, i.state, i.declared_at, t.title, t.symptom, "
+    "t.root_cause, t.gotcha, t.gotcha_slug FROM search_text t "
+    "JOIN incidents i ON i.id = t.incident_id"
+)
+
+
+@functools.cache
+def _fts5_available() -> bool:
+    """True when this Python's sqlite3 has FTS5 and the tokenizer the search index uses."""
+    try:
+        with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+            conn.execute(
+                "CREATE VIRTUAL TABLE probe USING fts5(text, "
+                "tokenize = 'porter unicode61 remove_diacritics 2')"
+            )
+    except sqlite3.Error:
+        return False
+    return True
+
+
+def _fts_phrase(term: str) -> str:
+    # A quoted string is a phrase to FTS5: its operators and column filters mean nothing inside.
+    return '"' + term.replace('"', '""') + '"'
+
+
+def _fill_search_text(store: SQLiteStore, conn: sqlite3.Connection) -> None:
+    """Migration 3: the searchable text of every incident, from its current snapshot."""
+    for (incident_id,) in conn.execute("SELECT id FROM incidents").fetchall():
+        text = SearchText.of(store._load(conn, incident_id))
+        conn.execute(_INSERT_SEARCH_TEXT, (incident_id, *text))
+
+
+#: A step of a migration: a statement, or a function for what SQL alone cannot do.
+_Step: TypeAlias = "str | Callable[[SQLiteStore, sqlite3.Connection], None]"
+
+#: The first schema with the search tables.
+_SEARCH_SCHEMA = 3
+
 # Migration N takes a database from schema N-1 to N; each runs in one transaction.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+_MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
     (
         f"PRAGMA application_id = {APPLICATION_ID}",
         """CREATE TABLE schema_version (
@@ -167,6 +281,36 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX outbox_incident_heads ON outbox (incident_id, ready_at) WHERE head = 1",
         "CREATE INDEX outbox_dead ON outbox (position) WHERE dead = 1",
     ),
+    (
+        # Similar incidents: each incident's searchable text (see incidentflow._similar).
+        # FTS5's index of it is built when a store opens (_sync_search_index), so a
+        # Python without FTS5 migrates too; search_state says when it must be rebuilt.
+        """CREATE TABLE search_text (
+            id INTEGER PRIMARY KEY,
+            incident_id TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            symptom TEXT NOT NULL,
+            root_cause TEXT NOT NULL,
+            gotcha TEXT NOT NULL,
+            gotcha_slug TEXT
+        )""",
+        """CREATE TABLE search_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            index_stale INTEGER NOT NULL
+        )""",
+        "INSERT INTO search_state (id, index_stale) VALUES (1, 1)",
+        _fill_search_text,
+    ),
+    (
+        # Announced events: a command names the notifiers of each event on the event's
+        # own row; delivery turns them into outbox rows later (see _materialize).
+        "ALTER TABLE events ADD COLUMN notify TEXT",
+        """CREATE TABLE outbox_cursor (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            position INTEGER NOT NULL
+        )""",
+        "INSERT INTO outbox_cursor (id, position) SELECT 1, coalesce(max(position), 0) FROM events",
+    ),
 )
 
 _EVENT_COLUMNS = "incident_id, seq, type, at, actor, data, idempotency_key, schema_version"
@@ -199,6 +343,21 @@ _DUE_HEADS_OF_INCIDENT = (
 _PROMOTE = (
     "UPDATE outbox SET head = 1 WHERE position = (SELECT position FROM outbox "
     "WHERE incident_id = ? AND notifier = ? AND dead = 0 ORDER BY seq LIMIT 1) AND head = 0"
+)
+_EVENT_ROW_COLUMNS = tuple(_EVENT_COLUMNS.split(", "))
+#: An event row naming the notifiers that announce it (a JSON list) in ``notify``.
+_INSERT_ANNOUNCED_EVENT = (
+    f"INSERT INTO events ({_EVENT_COLUMNS}, notify) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: Announced events that have no outbox rows yet, in commit order.
+_UNMATERIALIZED = (
+    "SELECT incident_id, seq, notify FROM events "
+    "WHERE position > ? AND position <= ? AND notify IS NOT NULL ORDER BY position"
+)
+_UNMATERIALIZED_EVENTS = (
+    f"SELECT {_EVENT_COLUMNS}, notify FROM events "
+    "WHERE position > (SELECT position FROM outbox_cursor) AND notify IS NOT NULL "
+    "ORDER BY position LIMIT ?"
 )
 
 # How many times this process is a forked child: a store made before a fork reconnects.
@@ -250,6 +409,11 @@ def _contains_casefolded(title: object, text: object) -> bool:
 class SQLiteStore(Store):
     """Incidents in one SQLite file, shared safely by threads and processes.
 
+    Similar incidents (:meth:`search`) are ranked by an FTS5 index and its
+    ``bm25()``. If this Python's ``sqlite3`` lacks FTS5 (checked once per
+    process), the store keeps the searchable text all the same and ranks it
+    in memory; the next store opened with FTS5 rebuilds the index.
+
     Args:
         path: The database file; created with its folders if missing.
         synchronous: ``"FULL"`` (default): every commit survives a power cut.
@@ -286,6 +450,9 @@ class SQLiteStore(Store):
         self._cache: SnapshotCache[int] = SnapshotCache(cache_size)
         self._forks = _forks[0]
         self._closed = False
+        # A store pinned to an older schema (as tests of migrations do) keeps no search rows.
+        self._searchable = SCHEMA_VERSION >= _SEARCH_SCHEMA
+        self._fts = self._searchable and _fts5_available()
         self._conn = self._connect()
 
     def __repr__(self) -> str:
@@ -353,12 +520,36 @@ class SQLiteStore(Store):
             )
             if version < SCHEMA_VERSION:
                 self._migrate(conn)
+            if self._fts:
+                self._sync_search_index(conn)
         except sqlite3.Error as exc:
             if _is_busy(exc):
                 raise
             raise StoreError(
                 f"{self.path}: cannot use this file as an incidentflow database: {exc}{_hint(exc)}"
             ) from exc
+
+    def _sync_search_index(self, conn: sqlite3.Connection) -> None:
+        """Build FTS5's index of the searchable text if it is missing or stale.
+
+        It is stale after migration 3, and after a Python without FTS5 wrote
+        to this file (such a store keeps ``search_text`` alone up to date).
+        """
+        row = conn.execute("SELECT index_stale FROM search_state").fetchone()
+        if row is None or not row[0]:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT index_stale FROM search_state").fetchone()[0]:
+                conn.execute("DROP TABLE IF EXISTS search_index")
+                conn.execute(_CREATE_SEARCH_INDEX)
+                rows = conn.execute(f"SELECT id, {_SEARCH_COLUMNS} FROM search_text").fetchall()
+                conn.executemany(_INDEX, [(row[0], *map(indexed, row[1:])) for row in rows])
+                conn.execute("UPDATE search_state SET index_stale = 0")
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
 
     def _schema_version(self, conn: sqlite3.Connection) -> int:
         row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
@@ -372,7 +563,10 @@ class SQLiteStore(Store):
             now = datetime.now(UTC).isoformat()
             for target in range(current + 1, SCHEMA_VERSION + 1):
                 for statement in _MIGRATIONS[target - 1]:
-                    conn.execute(statement)
+                    if isinstance(statement, str):
+                        conn.execute(statement)
+                    else:
+                        statement(self, conn)
                 conn.execute("INSERT INTO schema_version VALUES (?, ?)", (target, now))
             conn.execute("COMMIT")
         except BaseException:
@@ -450,6 +644,9 @@ class SQLiteStore(Store):
             rows = [_event_row(event) for event in commit.events]
         except (TypeError, ValueError) as exc:
             raise self._fail(f"cannot serialise the events of {commit.incident_id}", exc) from exc
+        notify = _notify_columns(commit)
+        if notify is not None:
+            rows = [(*row, value) for row, value in zip(rows, notify, strict=True)]
         cached = self._cache.get(commit.incident_id)
         previous = None
         if cached is not None and cached[0].version == commit.expected_version:
@@ -503,15 +700,20 @@ class SQLiteStore(Store):
                 ).fetchone()
                 actual = 0 if row is None else int(row[0])
                 raise ConcurrencyConflict(commit.incident_id, commit.expected_version, actual)
+        announced = len(rows[0]) > len(_EVENT_ROW_COLUMNS)  # with notify: see _notify_columns
+        insert = _INSERT_ANNOUNCED_EVENT if announced else _INSERT_EVENT
         try:
             if len(rows) == 1:
-                conn.execute(_INSERT_EVENT, rows[0])
+                conn.execute(insert, rows[0])
             else:
-                conn.executemany(_INSERT_EVENT, rows)
+                conn.executemany(insert, rows)
         except sqlite3.IntegrityError:
             raise ConcurrencyConflict(
                 commit.incident_id, commit.expected_version, commit.expected_version + 1
             ) from None
+        # Most commands (evidence, notes, deploys) change no searchable text: no search I/O.
+        if self._searchable and (previous is None or search_text_changed(previous, snapshot)):
+            self._index_search(conn, commit)
         if previous is not None:
             state_before = previous.state
         if checkpoint_due(commit.expected_version, state_before, snapshot):
@@ -523,13 +725,40 @@ class SQLiteStore(Store):
                 "INSERT OR REPLACE INTO snapshots (incident_id, version, body) VALUES (?, ?, ?)",
                 (commit.incident_id, snapshot.version, body),
             )
-        if commit.outbox:
+        if commit.outbox and not announced:
+            # Items that are not fresh announcements: rows now, behind the older ones.
+            self._materialize(conn)
             conn.executemany(
                 _INSERT_OUTBOX,
                 [_outbox_row(item) for item in sorted(commit.outbox, key=lambda i: i.event.seq)],
             )
         if commit.idempotency is not None:
             self._keep_key(conn, commit)
+
+    def _index_search(self, conn: sqlite3.Connection, commit: Commit) -> None:
+        """Write the incident's searchable text and its index entry if they changed.
+
+        Called when the text may have changed: a new incident, a commit whose
+        snapshot before is not cached (the stored row then decides), or a
+        change of the title, symptom, root cause or gotcha.
+        """
+        text = SearchText.of(commit.snapshot)
+        old = None
+        if commit.expected_version > 0:
+            old = conn.execute(_SELECT_SEARCH_TEXT, (commit.incident_id,)).fetchone()
+        if old is None:
+            row_id = conn.execute(_INSERT_SEARCH_TEXT, (commit.incident_id, *text)).lastrowid
+        else:
+            row_id = old[0]
+            if SearchText(*old[1:]) == text:
+                return
+            if self._fts:
+                conn.execute(_UNINDEX, (row_id,))
+            conn.execute(_UPDATE_SEARCH_TEXT, (*text, row_id))
+        if self._fts:
+            conn.execute(_INDEX, (row_id, *map(indexed, text.fields)))
+        else:
+            conn.execute("UPDATE search_state SET index_stale = 1 WHERE index_stale = 0")
 
     def _keep_key(self, conn: sqlite3.Connection, commit: Commit) -> None:
         record = commit.idempotency
@@ -553,6 +782,37 @@ class SQLiteStore(Store):
 
     # -- delivery ----------------------------------------------------------------
 
+    def _materialize(self, conn: sqlite3.Connection) -> None:
+        """Give the events announced since the last call their outbox rows, in commit order.
+
+        Runs at the start of every delivery write, inside its transaction, so the
+        rows exist before anything is claimed, marked or re-driven; a command only
+        names its notifiers on its events' rows (``notify``).
+        """
+        (cursor,) = conn.execute("SELECT position FROM outbox_cursor").fetchone()
+        (last,) = conn.execute("SELECT max(position) FROM events").fetchone()
+        if last is None or last <= cursor:
+            return
+        rows = []
+        for incident_id, seq, notify in conn.execute(_UNMATERIALIZED, (cursor, last)):
+            for notifier in self._notifiers(notify, incident_id, seq):
+                item_id = _item_id(incident_id, seq, notifier)
+                rows.append((item_id, incident_id, seq, notifier, 0, None, "", 0, 0))
+        if rows:
+            conn.executemany(_INSERT_OUTBOX, rows)
+        conn.execute("UPDATE outbox_cursor SET position = ?", (last,))
+
+    def _notifiers(self, notify: str, incident_id: str, seq: int) -> list[str]:
+        try:
+            names = json.loads(notify)
+            if isinstance(names, list) and all(isinstance(name, str) for name in names):
+                return names
+        except ValueError:
+            pass
+        raise StoreError(
+            f"{self.path}: event {seq} of {incident_id} names its notifiers wrongly: {notify!r}"
+        )
+
     def mark_delivered(self, ids: Iterable[str]) -> None:
         """Remove delivered items from the outbox; unknown ids are ignored."""
         delivered = list(dict.fromkeys(ids))
@@ -560,17 +820,44 @@ class SQLiteStore(Store):
             return
 
         def work(conn: sqlite3.Connection) -> None:
-            streams = set()
-            for item_id in delivered:
-                row = conn.execute(
-                    "DELETE FROM outbox WHERE id = ? RETURNING incident_id, notifier", (item_id,)
-                ).fetchone()
-                if row is not None:
-                    streams.add((row[0], row[1]))
-            for stream in streams:
-                conn.execute(_PROMOTE, stream)
+            self._materialize(conn)
+            self._delete_delivered(conn, delivered)
 
         self._write(work, durable=False)
+
+    def _delete_delivered(self, conn: sqlite3.Connection, delivered: Sequence[str]) -> None:
+        streams = set()
+        for item_id in delivered:
+            row = conn.execute(
+                "DELETE FROM outbox WHERE id = ? RETURNING incident_id, notifier", (item_id,)
+            ).fetchone()
+            if row is not None:
+                streams.add((row[0], row[1]))
+        for stream in streams:
+            conn.execute(_PROMOTE, stream)
+
+    def settle_and_claim(
+        self,
+        delivered: Iterable[str],
+        *,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        worker: str,
+    ) -> Sequence[OutboxItem]:
+        """Mark ``delivered`` and claim the next due heads, in one write transaction."""
+        settled = list(dict.fromkeys(delivered))
+        if limit <= 0:
+            self.mark_delivered(settled)
+            return []
+
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            self._materialize(conn)
+            if settled:
+                self._delete_delivered(conn, settled)
+            return self._claim_rows(conn, _DUE_HEADS, (micros(now), limit), worker, now + lease)
+
+        return [self._outbox_item(row) for row in self._write(work, durable=False)]
 
     def claim(
         self,
@@ -589,7 +876,6 @@ class SQLiteStore(Store):
         if limit <= 0:
             return []
         at = micros(now)
-        until = micros(now + lease)
         params: tuple[Any, ...]
         if incident_id is None:
             search, params = _DUE_HEADS, (at, limit)
@@ -597,21 +883,31 @@ class SQLiteStore(Store):
             search, params = _DUE_HEADS_OF_INCIDENT, (incident_id, at, limit)
 
         def work(conn: sqlite3.Connection) -> list[Any]:
-            positions = [r[0] for r in conn.execute(search, params).fetchall()]
-            if not positions:
-                return []
-            conn.executemany(
-                "UPDATE outbox SET claimed_by = ?, claimed_until = ?, ready_at = ? "
-                "WHERE position = ?",
-                [(worker, until, until, position) for position in positions],
-            )
-            marks = ", ".join("?" * len(positions))
-            return conn.execute(
-                f"{_OUTBOX_ITEM} WHERE o.position IN ({marks}) ORDER BY o.position",
-                positions,
-            ).fetchall()
+            self._materialize(conn)
+            return self._claim_rows(conn, search, params, worker, now + lease)
 
         return [self._outbox_item(row) for row in self._write(work, durable=False)]
+
+    def _claim_rows(
+        self,
+        conn: sqlite3.Connection,
+        search: str,
+        params: tuple[Any, ...],
+        worker: str,
+        held_until: datetime,
+    ) -> list[Any]:
+        positions = [r[0] for r in conn.execute(search, params).fetchall()]
+        if not positions:
+            return []
+        until = micros(held_until)
+        conn.executemany(
+            "UPDATE outbox SET claimed_by = ?, claimed_until = ?, ready_at = ? WHERE position = ?",
+            [(worker, until, until, position) for position in positions],
+        )
+        marks = ", ".join("?" * len(positions))
+        return conn.execute(
+            f"{_OUTBOX_ITEM} WHERE o.position IN ({marks}) ORDER BY o.position", positions
+        ).fetchall()
 
     def mark_failed(
         self, item_id: str, *, error: str, next_attempt_at: datetime, dead: bool
@@ -624,6 +920,7 @@ class SQLiteStore(Store):
         retry_at = micros(next_attempt_at)
 
         def work(conn: sqlite3.Connection) -> None:
+            self._materialize(conn)
             row = conn.execute(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?, "
                 "next_attempt_at = ?, dead = ?, ready_at = ?, claimed_by = NULL, "
@@ -652,6 +949,7 @@ class SQLiteStore(Store):
             return 0
 
         def work(conn: sqlite3.Connection) -> int:
+            self._materialize(conn)
             count = 0
             for item_id in wanted:
                 row = conn.execute(
@@ -811,6 +1109,107 @@ class SQLiteStore(Store):
 
         return self._read(read)
 
+    def summaries(self, query: IncidentQuery) -> Sequence[IncidentSummary]:
+        """Summaries of matching incidents, read from the indexed columns alone."""
+        sql, params = _list_sql(query, _SUMMARY_COLUMNS)
+        rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
+        return [
+            IncidentSummary(
+                incident_id,
+                title,
+                Severity(severity),
+                State(state),
+                commander,
+                from_micros(declared),
+                from_micros(updated),
+                version,
+            )
+            for incident_id, title, severity, state, commander, declared, updated, version in rows
+        ]
+
+    def milestones(self, query: IncidentQuery) -> Iterator[Milestones]:
+        """The milestones of matching incidents, read off the stored JSON by SQLite.
+
+        No snapshot is built: one query returns the few times the metrics
+        need, extracted from each checkpoint by SQLite's JSON functions. An
+        incident whose checkpoint lags its history is loaded whole instead.
+        """
+        from .._metrics import Milestones, milestones
+
+        sql, params = _list_sql(query, _MILESTONE_COLUMNS)
+
+        def read(conn: sqlite3.Connection) -> tuple[list[Any], list[Milestones]]:
+            conn.execute("BEGIN")  # one read transaction: every row as of one moment
+            try:
+                rows = conn.execute(sql, params).fetchall()
+                lagging = [milestones(self._load(conn, r[0])) for r in rows if r[1] != r[5]]
+            finally:
+                _rollback(conn)
+            return rows, lagging
+
+        rows, lagging = self._read(read)
+        yield from lagging
+        # A hundred thousand rows go through this loop: look names up once.
+        severities, states, loads = _SEVERITIES, _STATES, json.loads
+        when = datetime.fromisoformat
+        for incident_id, version, severity, state, declared, checkpoint, times in rows:
+            if version != checkpoint:
+                continue
+            yield Milestones(
+                incident_id,
+                severities[severity],
+                states[state],
+                from_micros(declared),
+                *[None if at is None else when(at) for at in loads(times)],
+            )
+
+    def _search(
+        self, terms: tuple[str, ...], *, exclude: str | None, limit: int
+    ) -> Sequence[SimilarIncident]:
+        """Rank with FTS5's ``bm25()``, each term a quoted phrase, OR-ed (see :meth:`Store.search`).
+
+        Without FTS5 in this Python's sqlite3 (checked once per process), the
+        stored searchable text is ranked in memory instead, as the other
+        stores do (:func:`incidentflow._similar.rank`).
+        """
+        if not self._searchable:
+            return super()._search(terms, exclude=exclude, limit=limit)
+        if not self._fts:
+            return self._read(
+                lambda conn: rank(
+                    (_search_document(row) for row in conn.execute(_SEARCH_DOCUMENTS)),
+                    terms,
+                    exclude=exclude,
+                    limit=limit,
+                )
+            )
+        match = " OR ".join(_fts_phrase(term) for term in terms)
+
+        def read(conn: sqlite3.Connection) -> list[SimilarIncident]:
+            conn.execute("BEGIN")  # one read transaction: the hits of the rows ranked
+            try:
+                best = conn.execute(_SEARCH, (match, exclude, limit)).fetchall()
+                if not best:
+                    return []
+                marks = ", ".join("?" * len(best))
+                hits = {
+                    row[0]: row[1:]
+                    for row in conn.execute(
+                        _SEARCH_HITS.format(marks=marks), ("\x01", match, *(r[0] for r in best))
+                    )
+                }
+            finally:
+                _rollback(conn)  # nothing was written; this ends the read transaction
+            found = []
+            for row_id, score, *rest in best:
+                document = _search_document((*rest[:7], "", rest[7]))
+                columns = hits.get(row_id, ())
+                matched = [name for name, hit in zip(FIELDS, columns, strict=False) if hit]
+                found.append(document.found(float(score), matched))
+            return found
+
+        return self._read(read)
+
     def explain_list(self, query: IncidentQuery) -> Sequence[str]:
         """The SQLite query plan of :meth:`list` for ``query``, one line per step."""
         sql, params = _list_sql(query)
@@ -828,13 +1227,31 @@ class SQLiteStore(Store):
         return None if row is None else IdempotencyRecord(*row)
 
     def pending(self, limit: int = 100) -> Sequence[OutboxItem]:
-        """Undelivered outbox items that are not dead, oldest first."""
-        rows = self._read(
-            lambda conn: conn.execute(
-                f"{_OUTBOX_ITEM} WHERE o.dead = 0 ORDER BY o.position LIMIT ?", (limit,)
-            ).fetchall()
-        )
-        return [self._outbox_item(row) for row in rows]
+        """Undelivered outbox items that are not dead, oldest first.
+
+        Announced events without outbox rows yet (see :meth:`_materialize`) are
+        listed after the rows, as the items they will become.
+        """
+
+        def read(conn: sqlite3.Connection) -> list[OutboxItem]:
+            conn.execute("BEGIN")  # one read transaction: rows and announcements of one moment
+            try:
+                rows = conn.execute(
+                    f"{_OUTBOX_ITEM} WHERE o.dead = 0 ORDER BY o.position LIMIT ?", (limit,)
+                ).fetchall()
+                items = [self._outbox_item(row) for row in rows]
+                if len(items) < limit:
+                    announced = conn.execute(_UNMATERIALIZED_EVENTS, (limit - len(items),))
+                    for *event_row, notify in announced.fetchall():
+                        event = self._event(event_row)
+                        for notifier in self._notifiers(notify, event.incident_id, event.seq):
+                            item_id = _item_id(event.incident_id, event.seq, notifier)
+                            items.append(OutboxItem(item_id, event, notifier))
+            finally:
+                _rollback(conn)  # nothing was written; this ends the read transaction
+            return items[:limit]
+
+        return self._read(read)
 
     def exists(self, incident_id: str) -> bool:
         """True when an incident with this id exists."""
@@ -904,6 +1321,44 @@ def _columns(incident: Incident, changing: Incident | None = None) -> dict[str, 
     return columns
 
 
+def _notify_columns(commit: Commit) -> list[str | None] | None:
+    """Each event's ``notify`` column: the notifiers its outbox items go to, as JSON.
+
+    None when the commit has no outbox items, or items that are not fresh
+    announcements of its own events (attempts made, a different id): those
+    are written as outbox rows at once.
+    """
+    if not commit.outbox:
+        return None
+    first = commit.expected_version + 1
+    names: list[list[str]] = [[] for _ in commit.events]
+    for item in commit.outbox:
+        event = item.event
+        index = event.seq - first
+        if (
+            not 0 <= index < len(names)
+            or event.incident_id != commit.incident_id
+            or item.attempts
+            or item.dead
+            or item.next_attempt_at is not None
+            or item.last_error
+            or item.id != _item_id(commit.incident_id, event.seq, item.notifier)
+        ):
+            return None
+        names[index].append(item.notifier)
+    return [_notify_value(tuple(n)) if n else None for n in names]
+
+
+@functools.lru_cache(maxsize=256)
+def _notify_value(names: tuple[str, ...]) -> str:
+    return json.dumps(names, ensure_ascii=False, separators=(",", ":"))
+
+
+def _item_id(incident_id: str, seq: int, notifier: str) -> str:
+    """The id of an outbox item, as :meth:`OutboxItem.for_event` makes it."""
+    return f"{incident_id}:{seq}:{notifier}" if notifier else f"{incident_id}:{seq}"
+
+
 def _outbox_row(item: OutboxItem) -> tuple[Any, ...]:
     retry_at = None if item.next_attempt_at is None else micros(item.next_attempt_at)
     return (
@@ -916,6 +1371,14 @@ def _outbox_row(item: OutboxItem) -> tuple[Any, ...]:
         item.last_error,
         int(item.dead),
         retry_at or 0,
+    )
+
+
+def _search_document(row: Sequence[Any]) -> SearchDocument:
+    """A search_text row joined with its incident's severity, state and declaration time."""
+    incident_id, severity, state, declared_at, *text = row
+    return SearchDocument(
+        incident_id, Severity(severity), State(state), from_micros(declared_at), SearchText(*text)
     )
 
 
@@ -933,7 +1396,26 @@ def _event_row(event: Event) -> tuple[Any, ...]:
     )
 
 
-def _list_sql(query: IncidentQuery) -> tuple[str, tuple[Any, ...]]:
+_SUMMARY_COLUMNS = (
+    "id, title, severity, state, commander, declared_at, updated_at, version FROM incidents"
+)
+
+# What metrics need of an incident, with its checkpoint's version to tell if it lags.
+_MILESTONE_COLUMNS = (
+    "id, incidents.version, severity, state, declared_at, snapshots.version, json_extract(body, "
+    "'$.detection.first_occurred_at', '$.detection.detected_at', '$.acknowledged_at', "
+    "'$.contained_at', '$.fixed_at', '$.resolved_at', '$.postmortem.completed_at') "
+    "FROM incidents JOIN snapshots ON snapshots.incident_id = incidents.id"
+)
+
+
+_SEVERITIES = {s.value: s for s in Severity}
+_STATES = {s.value: s for s in State}
+
+
+def _list_sql(
+    query: IncidentQuery, columns: str = "id, version FROM incidents"
+) -> tuple[str, tuple[Any, ...]]:
     where: list[str] = []
     params: list[Any] = []
     if query.states is not None:
@@ -957,7 +1439,7 @@ def _list_sql(query: IncidentQuery) -> tuple[str, tuple[Any, ...]]:
         where.append("incidentflow_contains(title, ?)")
         params.append(query.text)
     order = "DESC" if query.newest_first else "ASC"
-    sql = "SELECT id, version FROM incidents"
+    sql = f"SELECT {columns}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY declared_at {order}, id {order} LIMIT ? OFFSET ?"
