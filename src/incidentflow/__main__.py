@@ -1,0 +1,6 @@
+"""``python -m incidentflow``: the same as the ``incidentflow`` command."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

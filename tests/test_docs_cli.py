@@ -1,0 +1,94 @@
+"""The terminal tutorial (docs/tutorial-cli.md) runs as written, in a real shell.
+
+Every ``$ `` line of its ``console`` blocks runs, in order, in one bash session
+in an empty folder, with the ``incidentflow`` of this environment first on the
+PATH. A line ending in ``# exits N`` must exit with N; every other line with 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TUTORIAL = Path(__file__).parent.parent / "docs" / "tutorial-cli.md"
+_BLOCK = re.compile(r"```console\n(.*?)```", re.DOTALL)
+_EXPECTED = re.compile(r"\s+#\s*exits\s+(\d+)\s*$")
+
+
+def tutorial_commands() -> list[tuple[str, int]]:
+    """Each command of the tutorial with the exit code it must give."""
+    commands = []
+    for block in _BLOCK.findall(TUTORIAL.read_text(encoding="utf-8")):
+        for line in block.splitlines():
+            if not line.startswith("$ "):
+                continue
+            command = line[2:]
+            expected = _EXPECTED.search(command)
+            if expected is not None:
+                command = command[: expected.start()]
+            commands.append((command, int(expected.group(1)) if expected else 0))
+    return commands
+
+
+def script(commands: list[tuple[str, int]]) -> str:
+    """A bash script running ``commands``, stopping at the first unexpected exit code."""
+    lines = []
+    for number, (command, expected) in enumerate(commands, start=1):
+        lines.append(command)
+        lines.append(
+            f'rc=$?; if [ "$rc" -ne {expected} ]; then '
+            f'echo "command {number} exited $rc, expected {expected}: {_quoted(command)}" >&2; '
+            "exit 99; fi"
+        )
+    lines.append('incidentflow --json show "$ID" > final.json')
+    return "\n".join(lines) + "\n"
+
+
+def _quoted(command: str) -> str:
+    return command.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "'")
+
+
+@pytest.fixture
+def environment() -> dict[str, str]:
+    """This environment's scripts first on the PATH; no store or config chosen by the host."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCIDENTFLOW_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+class TestTerminalTutorial:
+    """docs/tutorial-cli.md, end to end."""
+
+    def test_has_a_rejected_step(self) -> None:
+        """The tutorial shows at least one refused command and its exit code 1."""
+        assert any(expected == 1 for _, expected in tutorial_commands())
+        assert len(tutorial_commands()) > 20
+
+    def test_runs_as_written(self, tmp_path: Path, environment: dict[str, str]) -> None:
+        """Every command exits as the page says, and the incident ends in kb_updated."""
+        run = subprocess.run(
+            ["bash", "-c", script(tutorial_commands())],
+            cwd=tmp_path,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert run.returncode == 0, run.stderr
+        final = json.loads((tmp_path / "final.json").read_text(encoding="utf-8"))
+        incident = final["incident"]
+        assert incident["state"] == "kb_updated"
+        assert incident["postmortem"]["completed_at"] is not None
+        assert incident["confirmation"]["user"] == "bob"
+        assert incident["evidence"][0]["source"] == "grafana"
+        assert "Traceback" not in run.stderr
+        files = list((tmp_path / ".agent" / "incidents").glob("INC-*.md"))
+        assert len(files) == 1
+        assert "# Post-Mortem: Checkout returns 500" in files[0].read_text(encoding="utf-8")
+        assert list((tmp_path / ".agent" / "knowledge" / "gotchas").glob("*.md"))
