@@ -242,8 +242,15 @@ def gen_exception_tree() -> str:
     return "```text\n" + textwrap.dedent(tree).replace("``", "") + "\n```\n"
 
 
+def gen_webhook_schema() -> str:
+    from incidentflow.notifiers import WEBHOOK_SCHEMA
+
+    return "```json\n" + json.dumps(WEBHOOK_SCHEMA, indent=2, ensure_ascii=False) + "\n```\n"
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "exception-tree": gen_exception_tree,
+    "webhook-schema": gen_webhook_schema,
     "lifecycle-diagram": gen_lifecycle_diagram,
     "allowed-states": gen_allowed_states,
     "event-types": gen_event_types,
