@@ -166,7 +166,11 @@ def templates(path: Path, count: int) -> list[str]:
 
 
 def fill(path: Path, count: int, template_db: Path, slugs: list[str]) -> float:
-    """A store of ``count`` incidents copied from the templates; returns the seconds taken."""
+    """A store of ``count`` incidents copied from the templates; returns the seconds taken.
+
+    The rows of ``events``, ``incidents``, ``snapshots`` and ``milestones`` are
+    copied; the search index is not (nothing here searches).
+    """
     began = time.perf_counter()
     SQLiteStore(path, synchronous="NORMAL").close()  # the current schema, empty
     copies = -(-count // len(slugs))
@@ -199,6 +203,13 @@ def fill(path: Path, count: int, template_db: Path, slugs: list[str]) -> float:
         conn.execute(
             f"{clones} INSERT INTO snapshots SELECT replace(incident_id, :slug, {new}), version, "
             f"replace(body, :slug, {new}) FROM template.snapshots, k "
+            "WHERE incident_id LIKE '%-' || :slug",
+            {"copies": wanted, "slug": slug},
+        )
+        conn.execute(
+            f"{clones} INSERT INTO milestones SELECT replace(incident_id, :slug, {new}), "
+            "first_occurred_at, detected_at, acknowledged_at, contained_at, fixed_at, "
+            "resolved_at, postmortem_completed_at FROM template.milestones, k "
             "WHERE incident_id LIKE '%-' || :slug",
             {"copies": wanted, "slug": slug},
         )

@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import attrs
@@ -14,10 +15,11 @@ import pytest
 
 from incidentflow import ConcurrencyConflict, IdempotencyConflict, IncidentFlow, StoreError
 from incidentflow._events import NoteAdded
+from incidentflow._metrics import milestones
 from incidentflow._model import Severity
 from incidentflow.stores import IncidentQuery, SQLiteStore, Store
 from incidentflow.stores import sqlite as sqlite_module
-from incidentflow.testing import StoreContract
+from incidentflow.testing import FrozenClock, StoreContract
 from incidentflow.testing.contract import (
     CHECKOUT,
     LEASE,
@@ -428,3 +430,66 @@ class TestOutbox:
             store.mark_delivered([i.id for i in batch])
         assert delivered == expected
         store.close()
+
+
+class TestMilestones:
+    """The milestones table that metrics read instead of snapshots."""
+
+    def drive(self, flow: IncidentFlow, clock: FrozenClock) -> str:
+        """An incident with a detection, triage and containment, minutes apart."""
+        inc = flow.declare("Checkout returns 500", severity="P2", commander="alice", actor="a")
+        flow.record_detection(
+            inc.id,
+            method="alert",
+            actor="a",
+            first_occurred_at=inc.declared_at - timedelta(minutes=30),
+            detected_at=inc.declared_at - timedelta(minutes=4),
+        )
+        clock.advance(minutes=2)
+        flow.start_triage(inc.id, actor="a")
+        flow.add_evidence(inc.id, source="grafana", content="5xx at 40 %", actor="a")
+        for question in ("symptom", "started_at", "scope"):
+            flow.answer_triage(inc.id, question, "seen", actor="a")
+        flow.record_containment(inc.id, "rolled back", actor="a")
+        clock.advance(minutes=9)
+        flow.contain(inc.id, actor="a")
+        return inc.id
+
+    def test_version_4_database_is_backfilled(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A schema-4 file gets a milestones row for each incident that reached one."""
+        monkeypatch.setattr(sqlite_module, "_MIGRATIONS", sqlite_module._MIGRATIONS[:4])
+        monkeypatch.setattr(sqlite_module, "SCHEMA_VERSION", 4)
+        clock = FrozenClock(START)
+        with IncidentFlow(SQLiteStore(path), clock=clock) as old:
+            moved = self.drive(old, clock)
+            untouched = old.declare("Search is slow", severity="P4", commander="b", actor="b")
+            snapshots = [old.get(moved), old.get(untouched.id)]
+        monkeypatch.undo()
+
+        with IncidentFlow(SQLiteStore(path), clock=clock) as flow:
+            assert flow.store.schema_version() == 5  # type: ignore[attr-defined]
+            found = {m.incident_id: m for m in flow.milestones()}
+            assert found == {s.id: milestones(s) for s in snapshots}
+            assert found[moved].contained_at == START + timedelta(minutes=11)
+            [summary] = flow.metrics(severity="P2")
+            assert summary.time_to_contain.mean == timedelta(minutes=11)
+            assert summary.time_to_detect.mean == timedelta(minutes=26)
+            rows = flow.store._conn.execute("SELECT incident_id FROM milestones").fetchall()  # type: ignore[attr-defined]
+            assert rows == [(moved,)]  # an incident that reached none has no row
+
+    def test_a_writer_without_the_snapshot_cached_keeps_them(self, path: Path) -> None:
+        """A commit decided by another process (nothing cached here) still moves the row."""
+        clock = FrozenClock(START)
+        with (
+            IncidentFlow(SQLiteStore(path), clock=clock) as first,
+            IncidentFlow(SQLiteStore(path, cache_size=0), clock=clock) as second,
+        ):
+            inc = first.declare("Checkout returns 500", severity="P1", commander="al", actor="a")
+            clock.advance(minutes=3)
+            second.start_triage(inc.id, actor="b")  # the second store caches nothing
+            second.add_note(inc.id, "paged the DBA", actor="b")
+            [found] = first.milestones()
+            assert found == milestones(first.get(inc.id))
+            assert found.acknowledged_at == START + timedelta(minutes=3)

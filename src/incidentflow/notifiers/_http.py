@@ -13,7 +13,7 @@ import contextlib
 import email.utils
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -50,8 +50,8 @@ class HttpPoster:
     """POSTs bodies to one URL over a pool of connections; safe to share between threads.
 
     ``headers`` are sent with every request and are treated as secret (they may
-    hold an ``Authorization``). A ``user:password@`` in the URL becomes a Basic
-    ``Authorization`` header.
+    hold an ``Authorization``), as are ``secrets``, which are never sent. A
+    ``user:password@`` in the URL becomes a Basic ``Authorization`` header.
     """
 
     def __init__(
@@ -61,6 +61,7 @@ class HttpPoster:
         notifier: str,
         timeout: float,
         headers: Mapping[str, str] | None = None,
+        secrets: Iterable[str] = (),
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._httpx = require_httpx(notifier)
@@ -71,7 +72,9 @@ class HttpPoster:
         self._host = parts.hostname
         static = dict(headers or {})
         given = {name.lower() for name in static}
-        static_secrets = [value for value in static.values() if len(value) >= 3]
+        # Also masked wherever a receiver quotes them back: the header values and
+        # any other secret the notifier holds (a webhook's signing secret).
+        static_secrets = [value for value in (*static.values(), *secrets) if len(value) >= 3]
         if parts.username is not None or parts.password is not None:
             credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
             token = base64.b64encode(credentials.encode()).decode("ascii")

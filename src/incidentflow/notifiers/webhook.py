@@ -210,15 +210,18 @@ class WebhookNotifier(Notifier):
         self.name = check_name(name)
         self.timeout = check_timeout(timeout)
         self.incident_url = check_incident_url(incident_url)
+        key = _check_secret(secret) if secret is not None else None
         # The HMAC keyed once; each signature starts from a copy of it.
-        self._secret = (
-            Secret(hmac.new(_check_secret(secret), digestmod=hashlib.sha256))
-            if secret is not None
-            else None
-        )
+        self._secret = Secret(hmac.new(key, digestmod=hashlib.sha256)) if key is not None else None
         self._header_names = tuple(_check_headers(headers))
         self._http = HttpPoster(
-            url, notifier=name, timeout=self.timeout, headers=headers, transport=transport
+            url,
+            notifier=name,
+            timeout=self.timeout,
+            headers=headers,
+            # A receiver that quotes the key back in an error must not put it in a log.
+            secrets=() if key is None else (key.decode("utf-8", "replace"),),
+            transport=transport,
         )
 
     def payload(self, notification: Notification) -> dict[str, Any]:

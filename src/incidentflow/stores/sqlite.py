@@ -119,7 +119,7 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 #: The schema this release writes. Databases at an older version are migrated forward.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: ``PRAGMA application_id`` of an incidentflow database ("IFLW"): tells ours from foreign files.
 APPLICATION_ID = 0x49464C57
@@ -199,11 +199,31 @@ def _fill_search_text(store: SQLiteStore, conn: sqlite3.Connection) -> None:
         conn.execute(_INSERT_SEARCH_TEXT, (incident_id, *text))
 
 
+#: The milestone columns of ``incidents`` (microseconds since the epoch, UTC, or NULL).
+_MILESTONES = (
+    "first_occurred_at",
+    "detected_at",
+    "acknowledged_at",
+    "contained_at",
+    "fixed_at",
+    "resolved_at",
+    "postmortem_completed_at",
+)
+
+
+def _fill_milestones(store: SQLiteStore, conn: sqlite3.Connection) -> None:
+    """Migration 5: the milestones of every incident that has reached one."""
+    for (incident_id,) in conn.execute("SELECT id FROM incidents").fetchall():
+        _write_milestones(conn, store._load(conn, incident_id))
+
+
 #: A step of a migration: a statement, or a function for what SQL alone cannot do.
 _Step: TypeAlias = "str | Callable[[SQLiteStore, sqlite3.Connection], None]"
 
 #: The first schema with the search tables.
 _SEARCH_SCHEMA = 3
+#: The first schema with the milestones table.
+_MILESTONES_SCHEMA = 5
 
 # Migration N takes a database from schema N-1 to N; each runs in one transaction.
 _MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
@@ -310,6 +330,15 @@ _MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
             position INTEGER NOT NULL
         )""",
         "INSERT INTO outbox_cursor (id, position) SELECT 1, coalesce(max(position), 0) FROM events",
+    ),
+    (
+        # When each incident reached each milestone, for metrics without snapshots; a
+        # row exists once the incident has reached one (see _apply).
+        f"""CREATE TABLE milestones (
+            incident_id TEXT NOT NULL PRIMARY KEY,
+            {", ".join(f"{name} INTEGER" for name in _MILESTONES)}
+        ) WITHOUT ROWID""",
+        _fill_milestones,
     ),
 )
 
@@ -450,8 +479,10 @@ class SQLiteStore(Store):
         self._cache: SnapshotCache[int] = SnapshotCache(cache_size)
         self._forks = _forks[0]
         self._closed = False
-        # A store pinned to an older schema (as tests of migrations do) keeps no search rows.
+        # A store pinned to an older schema (as tests of migrations do) keeps no search
+        # or milestones rows.
         self._searchable = SCHEMA_VERSION >= _SEARCH_SCHEMA
+        self._timed = SCHEMA_VERSION >= _MILESTONES_SCHEMA
         self._fts = self._searchable and _fts5_available()
         self._conn = self._connect()
 
@@ -714,6 +745,8 @@ class SQLiteStore(Store):
         # Most commands (evidence, notes, deploys) change no searchable text: no search I/O.
         if self._searchable and (previous is None or search_text_changed(previous, snapshot)):
             self._index_search(conn, commit)
+        if self._timed:
+            _keep_milestones(conn, commit, previous)
         if previous is not None:
             state_before = previous.state
         if checkpoint_due(commit.expected_version, state_before, snapshot):
@@ -1128,39 +1161,25 @@ class SQLiteStore(Store):
         ]
 
     def milestones(self, query: IncidentQuery) -> Iterator[Milestones]:
-        """The milestones of matching incidents, read off the stored JSON by SQLite.
+        """The milestones of matching incidents, read from their rows' columns.
 
-        No snapshot is built: one query returns the few times the metrics
-        need, extracted from each checkpoint by SQLite's JSON functions. An
-        incident whose checkpoint lags its history is loaded whole instead.
+        No snapshot is built and no JSON read: a commit that moves a milestone
+        rewrites the incident's row of ``milestones``, so one query returns
+        everything the metrics need.
         """
-        from .._metrics import Milestones, milestones
+        from .._metrics import Milestones
 
         sql, params = _list_sql(query, _MILESTONE_COLUMNS)
-
-        def read(conn: sqlite3.Connection) -> tuple[list[Any], list[Milestones]]:
-            conn.execute("BEGIN")  # one read transaction: every row as of one moment
-            try:
-                rows = conn.execute(sql, params).fetchall()
-                lagging = [milestones(self._load(conn, r[0])) for r in rows if r[1] != r[5]]
-            finally:
-                _rollback(conn)
-            return rows, lagging
-
-        rows, lagging = self._read(read)
-        yield from lagging
+        rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
         # A hundred thousand rows go through this loop: look names up once.
-        severities, states, loads = _SEVERITIES, _STATES, json.loads
-        when = datetime.fromisoformat
-        for incident_id, version, severity, state, declared, checkpoint, times in rows:
-            if version != checkpoint:
-                continue
+        severities, states, when = _SEVERITIES, _STATES, from_micros
+        for incident_id, severity, state, declared, *times in rows:
             yield Milestones(
                 incident_id,
                 severities[severity],
                 states[state],
-                from_micros(declared),
-                *[None if at is None else when(at) for at in loads(times)],
+                when(declared),
+                *[None if at is None else when(at) for at in times],
             )
 
     def _search(
@@ -1321,6 +1340,64 @@ def _columns(incident: Incident, changing: Incident | None = None) -> dict[str, 
     return columns
 
 
+def _milestones_changed(incident: Incident, before: Incident | None) -> bool:
+    """Whether a commit moved any milestone (most commands move none)."""
+    if before is None:
+        return _milestone_values(incident) != _NO_MILESTONES
+    return (
+        incident.acknowledged_at != before.acknowledged_at
+        or incident.contained_at != before.contained_at
+        or incident.fixed_at != before.fixed_at
+        or incident.resolved_at != before.resolved_at
+        or incident.detection is not before.detection
+        or incident.postmortem is not before.postmortem
+    )
+
+
+def _keep_milestones(conn: sqlite3.Connection, commit: Commit, previous: Incident | None) -> None:
+    """Rewrite the incident's milestones row when the commit moved one (most move none)."""
+    snapshot = commit.snapshot
+    if commit.expected_version == 0 or previous is not None:
+        if _milestones_changed(snapshot, previous):
+            _write_milestones(conn, snapshot)
+        return
+    # The snapshot before is not cached: the stored row decides.
+    stored = conn.execute(_SELECT_MILESTONES, (commit.incident_id,)).fetchone()
+    if (stored or _NO_MILESTONES) != _milestone_values(snapshot):
+        _write_milestones(conn, snapshot)
+
+
+def _write_milestones(conn: sqlite3.Connection, incident: Incident) -> None:
+    values = _milestone_values(incident)
+    if values == _NO_MILESTONES:
+        conn.execute("DELETE FROM milestones WHERE incident_id = ?", (incident.id,))
+    else:
+        conn.execute(_REPLACE_MILESTONES, (incident.id, *values))
+
+
+def _milestone_values(incident: Incident) -> tuple[int | None, ...]:
+    """The milestone columns of an incident, in the order of ``_MILESTONES``."""
+    detection, postmortem = incident.detection, incident.postmortem
+    times = (
+        None if detection is None else detection.first_occurred_at,
+        None if detection is None else detection.detected_at,
+        incident.acknowledged_at,
+        incident.contained_at,
+        incident.fixed_at,
+        incident.resolved_at,
+        None if postmortem is None else postmortem.completed_at,
+    )
+    return tuple(None if at is None else micros(at) for at in times)
+
+
+_NO_MILESTONES: tuple[int | None, ...] = (None,) * len(_MILESTONES)
+_SELECT_MILESTONES = f"SELECT {', '.join(_MILESTONES)} FROM milestones WHERE incident_id = ?"
+_REPLACE_MILESTONES = (
+    f"INSERT OR REPLACE INTO milestones (incident_id, {', '.join(_MILESTONES)}) "
+    f"VALUES (?{', ?' * len(_MILESTONES)})"
+)
+
+
 def _notify_columns(commit: Commit) -> list[str | None] | None:
     """Each event's ``notify`` column: the notifiers its outbox items go to, as JSON.
 
@@ -1400,12 +1477,10 @@ _SUMMARY_COLUMNS = (
     "id, title, severity, state, commander, declared_at, updated_at, version FROM incidents"
 )
 
-# What metrics need of an incident, with its checkpoint's version to tell if it lags.
+# What metrics need of an incident.
 _MILESTONE_COLUMNS = (
-    "id, incidents.version, severity, state, declared_at, snapshots.version, json_extract(body, "
-    "'$.detection.first_occurred_at', '$.detection.detected_at', '$.acknowledged_at', "
-    "'$.contained_at', '$.fixed_at', '$.resolved_at', '$.postmortem.completed_at') "
-    "FROM incidents JOIN snapshots ON snapshots.incident_id = incidents.id"
+    f"id, severity, state, declared_at, {', '.join(_MILESTONES)} "
+    "FROM incidents LEFT JOIN milestones ON milestones.incident_id = incidents.id"
 )
 
 
