@@ -103,7 +103,14 @@ from ..exceptions import (
     IncidentNotFound,
     StoreError,
 )
-from ._base import Commit, IdempotencyRecord, IncidentQuery, OutboxItem, Store
+from ._base import (
+    Commit,
+    IdempotencyRecord,
+    IncidentQuery,
+    IncidentSummary,
+    OutboxItem,
+    Store,
+)
 from ._snapshots import SnapshotCache, check_commit, check_key_unused, checkpoint_due, fold_onto
 
 __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresStore"]
@@ -886,6 +893,28 @@ class PostgresStore(Store):
 
         return self._read("cannot list incidents", read)
 
+    def summaries(self, query: IncidentQuery) -> Sequence[IncidentSummary]:
+        """Summaries of matching incidents, read from the indexed columns alone."""
+        sql, params = self._sql.list(
+            query, "id, title, severity, state, commander, declared_at, updated_at, version"
+        )
+        rows = self._read(
+            "cannot list incidents", lambda conn: conn.execute(sql, params).fetchall()
+        )
+        return [
+            IncidentSummary(
+                str(incident_id),
+                _from_column(title),
+                Severity(severity),
+                State(state),
+                _from_column(commander),
+                declared.astimezone(UTC),
+                updated.astimezone(UTC),
+                int(version),
+            )
+            for incident_id, title, severity, state, commander, declared, updated, version in rows
+        ]
+
     def _snapshots_of(
         self, conn: psycopg.Connection[Any], found: Sequence[tuple[str, int]]
     ) -> Sequence[Incident]:
@@ -1186,7 +1215,9 @@ class _Statements:
             )
         return sql
 
-    def list(self, query: IncidentQuery) -> tuple[str, tuple[Any, ...]]:
+    def list(
+        self, query: IncidentQuery, columns: str = "id, version"
+    ) -> tuple[str, tuple[Any, ...]]:
         where: list[str] = []
         params: list[Any] = []
         if query.states is not None:
@@ -1211,7 +1242,7 @@ class _Statements:
             where.append("position(%s::bytea IN title_casefold) > 0")
             params.append(_casefold(query.text))
         order = "DESC" if query.newest_first else "ASC"
-        sql = f"SELECT id, version FROM {self.schema}.incidents"
+        sql = f"SELECT {columns} FROM {self.schema}.incidents"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY declared_at {order}, id {order} LIMIT %s OFFSET %s"

@@ -1086,6 +1086,8 @@ class StoreContract:
         assert store.load(CHECKOUT) == noted.snapshot
         assert tuple(store.history(CHECKOUT)) == declared.events + noted.events
         assert list(store.list(IncidentQuery(commander="Zoë 田中"))) == [noted.snapshot]
+        summaries = store.summaries(IncidentQuery(commander="Zoë 田中"))
+        assert list(summaries) == [IncidentSummary.of(noted.snapshot)]
 
     def test_one_megabyte_evidence_round_trips(self, store: Store) -> None:
         """A 1,000,000-character evidence item (multi-byte text) is stored whole."""
