@@ -626,11 +626,12 @@ class TestJsonOutput:
         assert isinstance(data[0]["score"], float)
 
     def test_triage_start_lists_similar(self, term: Terminal) -> None:
-        """``triage start`` adds the similar past incidents to the snapshot."""
+        """``triage start`` answers the snapshot and, beside it, the similar past incidents."""
         old = declared(term, "Payment gateway timeout", "P2")
         new = declared(term, "Checkout payment gateway timeout", "P1")
         data = ok(term("--json", "triage", "start", new)).json()
-        assert data["state"] == "triaging"
+        assert set(data) == {"incident", "similar"}
+        assert data["incident"]["state"] == "triaging"
         assert [m["incident_id"] for m in data["similar"]] == [old]
 
     @pytest.mark.parametrize(
@@ -851,6 +852,7 @@ class TestEvidenceCollect:
         monkeypatch.chdir(repo)
         data = ok(term("--json", "evidence", "collect", incident_id, "--git", ".")).json()
         assert len(data["collected"]) == 1
+        assert data["incident"]["evidence"][-1]["source"] == data["collected"][0]["source"]
         [item] = library.get(incident_id).evidence
         assert "Remove the currency default" in item.content
         assert "Dana" in item.content
@@ -1344,11 +1346,11 @@ class TestExportImport:
         """SQLite → export → import into JSONL gives identical histories and snapshots."""
         exported = term("export", "-o", "incidents.jsonl")
         ok(exported)
-        assert "exported 4 incident(s)" in exported.err
+        assert "exported 4 incident(s)" in exported.out
         target = Library(f"file://{tmp_path / 'jsonl'}")
 
         result = ok(term("--store", target.url, "import", "incidents.jsonl", bare=True))
-        assert result.out.startswith("imported 4, already present 0, conflicting 0")
+        assert result.out.startswith("imported 4, caught up 0, already present 0, conflicting 0")
         assert target.ids() == sorted(seeded)
         for incident_id in seeded:
             assert target.history(incident_id) == library.history(incident_id)
@@ -1356,7 +1358,13 @@ class TestExportImport:
         ok(term("--store", target.url, "verify", bare=True))
 
         again = ok(term("--store", target.url, "--json", "import", "incidents.jsonl", bare=True))
-        assert again.json() == {"imported": [], "present": seeded, "conflicts": []}
+        assert again.json() == {
+            "imported": [],
+            "present": seeded,
+            "conflicts": [],
+            "extended": [],
+            "unwritten": [],
+        }
         text = ok(term("--store", target.url, "import", "incidents.jsonl", bare=True)).out
         assert "already present 4" in text
 
@@ -1397,7 +1405,7 @@ class TestExportImport:
         result = term("--store", target.url, "import", "edited.jsonl", bare=True)
         assert result.code == EXIT_REJECTED
         assert "conflicting 1" in result.out
-        assert f"{seeded[1]}: a different history is stored under this id" in result.out
+        assert f"{seeded[1]}: another history is stored under this id; left as it is" in result.out
         assert target.history(seeded[1]) == stored
 
 
@@ -1585,7 +1593,7 @@ class TestInitAndConfig:
             encoding="utf-8",
         )
         text = ok(term("config", "show", bare=True)).out
-        assert text.startswith(f"# from {path}")
+        assert text.startswith(f"# configuration file: {path}")
         assert "PAGER_SIGNING_SECRET" in text
         assert 'actor = "alice"' in text
         data = ok(term("--json", "config", "show", bare=True)).json()
@@ -1598,7 +1606,11 @@ class TestInitAndConfig:
     def test_config_show_without_a_file(self, term: Terminal) -> None:
         """Without a file, ``config show`` says the defaults are in effect."""
         text = ok(term("config", "show", bare=True)).out
-        assert text.startswith("# from the defaults")
+        assert text.startswith("# configuration file: none found; the defaults apply")
+        assert (
+            "# store in effect: sqlite:///.agent/incidents/incidentflow.db (from the default)"
+            in text
+        )
         assert ok(term("--json", "config", "show", bare=True)).json()["source"] is None
 
     def test_config_option(self, term: Terminal, tmp_path: Path) -> None:
@@ -1638,7 +1650,7 @@ class TestInitAndConfig:
         stored = Library(sqlite_url(tmp_path / "from-env.db"))
         assert stored.history(incident_id)[0].actor == "env-config-actor"
         text = ok(term("config", "show", bare=True)).out
-        assert text.startswith(f"# from {tmp_path / 'elsewhere.toml'}")
+        assert text.startswith(f"# configuration file: {tmp_path / 'elsewhere.toml'}")
 
     def test_store_environment_variable(
         self, term: Terminal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -1661,7 +1673,7 @@ class TestInitAndConfig:
         )
         monkeypatch.chdir(deep)
         text = ok(term("config", "show", bare=True)).out
-        assert text.startswith(f"# from {project / 'pyproject.toml'}")
+        assert text.startswith(f"# configuration file: {project / 'pyproject.toml'}")
         incident_id = ok(term("declare", TITLE, "-s", "P2", "-c", "a", "-q", bare=True)).out.strip()
         stored = Library(sqlite_url(project / ".agent" / "incidents" / "incidentflow.db"))
         assert stored.history(incident_id)[0].actor == "py-actor"
@@ -1796,3 +1808,147 @@ class TestArbitraryText:
         incident_id = declared(term, "Arbitrary input target", "P3")
         ok(term("triage", "start", incident_id))
         return incident_id
+
+
+# -- what the review asked for -----------------------------------------------------------
+
+
+class TestExportOutput:
+    """``export -o`` never damages the store nor overwrites a file unasked."""
+
+    def test_refuses_the_store_itself(self, term: Terminal, tmp_path: Path) -> None:
+        """Writing the export over the SQLite file (or its WAL) is a usage error."""
+        declared(term)
+        for target in ("incidents.db", "incidents.db-wal"):
+            error = one_line_error(term("export", "-o", str(tmp_path / target)), EXIT_USAGE)
+            assert "part of the store" in error
+        assert ok(term("list")).out.count("INC-") == 1
+
+    def test_needs_force_to_overwrite(self, term: Terminal, tmp_path: Path) -> None:
+        """An existing file is kept unless --force; nothing temporary is left behind."""
+        declared(term)
+        target = tmp_path / "out.jsonl"
+        target.write_text("keep me", encoding="utf-8")
+        assert "--force" in one_line_error(term("export", "-o", str(target)), EXIT_USAGE)
+        assert target.read_text(encoding="utf-8") == "keep me"
+        ok(term("export", "-o", str(target), "--force"))
+        assert target.read_text(encoding="utf-8").startswith('{"format": "incidentflow-export"')
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []
+
+    def test_duplicate_ids_are_exported_once(self, term: Terminal) -> None:
+        """``export A A`` writes A's history once, so the file can be imported."""
+        incident_id = declared(term)
+        lines = ok(term("export", incident_id, incident_id)).out.splitlines()
+        assert len(lines) == 2  # the header and the one declaration
+
+
+class TestReadingNeedsNoSecrets:
+    """Commands that only read build no notifier, so they need none of its secrets."""
+
+    def test_list_without_the_webhook_secret(self, term: Terminal, tmp_path: Path) -> None:
+        """With a webhook whose secret variable is unset, reading works and writing says why not."""
+        (tmp_path / "incidentflow.toml").write_text(
+            '[notifiers.pager]\ntype = "webhook"\nurl = "https://hooks.example.com/x"\n'
+            'secret_env = "PAGER_SIGNING_SECRET"\n',
+            encoding="utf-8",
+        )
+        for command in (("list",), ("metrics",), ("export",), ("verify",)):
+            ok(term(*command))
+        error = one_line_error(term("declare", TITLE, "-s", "P1", "-c", "a"), EXIT_USAGE)
+        assert "PAGER_SIGNING_SECRET" in error
+
+
+class TestTwoStepCommands:
+    """``contain ACTION --done`` and ``fix DESCRIPTION --done`` say what was kept."""
+
+    def test_refused_done_keeps_the_action(self, term: Terminal, library: Library) -> None:
+        """The action is recorded, the refusal says so, and nothing else moved."""
+        incident_id = declared(term)
+        ok(term("triage", "start", incident_id))
+        outcome = term("contain", incident_id, "Rolled back", "--done")
+        assert outcome.code == EXIT_REJECTED
+        assert "the containment action was recorded (version 3)" in outcome.err
+        incident = library.get(incident_id)
+        assert [c.description for c in incident.containment] == ["Rolled back"]
+        assert incident.state is State.TRIAGING
+
+
+class TestConflictsAndDates:
+    """Options that contradict each other are refused; bare dates mean midnight UTC."""
+
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            ["deliver", "--dead", "--redrive"],
+            ["--json", "metrics", "--prometheus"],
+            ["metrics", "--since", "2026-02-01", "--until", "2026-01-01"],
+            ["init", "--path", "pyproject.toml"],
+        ],
+    )
+    def test_refused(self, term: Terminal, argv: list[str]) -> None:
+        """Each is a usage error with one line, and nothing runs."""
+        outcome = term(*argv)
+        assert outcome.code == EXIT_USAGE
+        assert "Traceback" not in outcome.err
+        assert not Path("pyproject.toml").exists()
+
+    def test_bare_date(self, term: Terminal) -> None:
+        """``--since 2026-01-01`` is the first moment of that day, UTC."""
+        declared(term)
+        assert ok(term("--json", "list", "--since", "2000-01-01")).json()
+        assert ok(term("--json", "list", "--until", "2000-01-01")).json() == []
+
+
+class TestWarnings:
+    """What the library only logs, the command line shows on standard error."""
+
+    def test_unwritable_incident_folder(self, term: Terminal, tmp_path: Path) -> None:
+        """The command succeeds and one warning line names the incident."""
+        (tmp_path / "afile").write_text("", encoding="utf-8")
+        (tmp_path / "incidentflow.toml").write_text(
+            'incidents_dir = "afile/sub"\n', encoding="utf-8"
+        )
+        outcome = term("declare", TITLE, "-s", "P3", "-c", "alice", "-q")
+        assert outcome.code == EXIT_OK
+        [line] = outcome.err_lines
+        assert line.startswith("incidentflow: warning: could not write the files of INC-")
+        assert "Traceback" not in outcome.err
+
+    def test_blame_warning_is_shown(self, term: Terminal, library: Library) -> None:
+        """A post-mortem that blames someone succeeds with a warning on standard error."""
+        incident = library.drive(State.RESOLVED, "P2")
+        ok(term("action", "add", incident.id, "Alert on restarts", "--owner", "bob",
+                "--due", "2099-01-01"))  # fmt: skip
+        outcome = term(
+            "postmortem", "complete", incident.id,
+            "--summary", f"{incident.commander} forgot to restart the service",
+            "--went-well", "fast rollback", "--went-poorly", "late alert",
+        )  # fmt: skip
+        assert outcome.code == EXIT_OK
+        assert library.get(incident.id).state is State.POSTMORTEM
+        assert any(line.startswith("incidentflow: warning: ") for line in outcome.err_lines)
+
+
+class TestInterrupts:
+    """Ctrl-C and a bare command answer as shells expect."""
+
+    def test_ctrl_c(self, term: Terminal, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An interrupt exits 130 with one line."""
+
+        def interrupted(*args: object, **kwargs: object) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(IncidentFlow, "summaries", interrupted)
+        assert one_line_error(term("list"), 130) == "interrupted"
+
+    def test_no_command_prints_the_help(self, term: Terminal) -> None:
+        """``incidentflow`` alone prints the usage, readable, and exits 2."""
+        outcome = term(bare=True)
+        assert outcome.code == EXIT_USAGE
+        assert outcome.out.startswith("Usage: incidentflow")
+        assert "\n  declare " in outcome.out
+
+    def test_plain_words_are_not_annotated(self, term: Terminal) -> None:
+        """Only library command names get the command line's name beside them."""
+        error = one_line_error(term("--actor", "a\nb", "declare", TITLE, "-s", "P1", "-c", "a"), 2)
+        assert "[incidentflow" not in error

@@ -262,8 +262,9 @@ class IncidentFlow:
     ) -> Sequence[IncidentSummary]:
         """What :meth:`list` finds, as one-line summaries: cheaper for a table of many.
 
-        Takes the same filters. SQLite reads the summaries from its indexed
-        columns without building a single snapshot.
+        Takes the same filters. SQLite and PostgreSQL read the summaries from
+        their indexed columns without building a single snapshot; the other
+        stores make them from :meth:`list`'s snapshots.
         """
         return self.store.summaries(
             _query(
@@ -281,8 +282,18 @@ class IncidentFlow:
         )
 
     def verify(self, incident_id: str) -> bool:
-        """True when replaying the history gives exactly the stored snapshot."""
-        return replay(self.history(incident_id)) == self.get(incident_id)
+        """True when replaying the history gives exactly the stored snapshot.
+
+        The snapshot is read first and compared with the replay of the events up
+        to its version: the two reads are separate, and a command committed
+        between them lengthens the history without making the incident corrupt.
+        A history shorter than the snapshot's version is a mismatch.
+        """
+        snapshot = self.get(incident_id)
+        history = self.history(incident_id)
+        if not 0 < snapshot.version <= len(history):
+            return False
+        return replay(history[: snapshot.version]) == snapshot
 
     def similar(
         self, incident_id: str | None = None, *, text: str | None = None, limit: int = 5
@@ -335,9 +346,10 @@ class IncidentFlow:
     ) -> Iterator[Milestones]:
         """When each matching incident reached each milestone, oldest first.
 
-        What :meth:`metrics` aggregates, read without building whole snapshots
-        where the store can (see :meth:`Store.milestones
-        <incidentflow.stores.Store.milestones>`).
+        What :meth:`metrics` aggregates. SQLite reads them from its milestones
+        table without building a single snapshot; the other stores, PostgreSQL
+        and JSONL included, take them from each matching incident's snapshot
+        (the default :meth:`Store.milestones <incidentflow.stores.Store.milestones>`).
         """
         query = IncidentQuery(
             severities=_severities(severity),
@@ -362,8 +374,9 @@ class IncidentFlow:
     ) -> Sequence[Summary]:
         """MTTx figures over the matching incidents: see :func:`incidentflow.metrics.summarize`.
 
-        Reads only the :meth:`milestones` the figures need, not whole snapshots,
-        so it stays quick on a store of a hundred thousand incidents.
+        Aggregates the :meth:`milestones`: on SQLite they come from one query
+        and no snapshot is built, so it stays quick on a store of a hundred
+        thousand incidents; the other stores load each matching snapshot first.
 
         >>> flow = IncidentFlow.in_memory()
         >>> _ = flow.declare("Search is slow", severity="P3", commander="carol", actor="carol")

@@ -98,17 +98,17 @@ def milestones(incident: Incident) -> Milestones:
     detection = incident.detection
     postmortem = incident.postmortem
     return Milestones(
-        incident.id,
-        incident.severity,
-        incident.state,
-        incident.declared_at,
-        None if detection is None else detection.first_occurred_at,
-        None if detection is None else detection.detected_at,
-        incident.acknowledged_at,
-        incident.contained_at,
-        incident.fixed_at,
-        incident.resolved_at,
-        None if postmortem is None else postmortem.completed_at,
+        incident_id=incident.id,
+        severity=incident.severity,
+        state=incident.state,
+        declared_at=incident.declared_at,
+        first_occurred_at=None if detection is None else detection.first_occurred_at,
+        detected_at=None if detection is None else detection.detected_at,
+        acknowledged_at=incident.acknowledged_at,
+        contained_at=incident.contained_at,
+        fixed_at=incident.fixed_at,
+        resolved_at=incident.resolved_at,
+        postmortem_completed_at=None if postmortem is None else postmortem.completed_at,
     )
 
 

@@ -3,29 +3,39 @@
 The format is JSON Lines: a header line ``{"format": "incidentflow-export",
 "version": 1, ...}``, then every event of every exported incident, each
 incident's events together and in order. Importing checks each history before
-writing anything of it (well-formed events, seq 1..n, a declaration first,
-an id that matches the declaration, a history that replays) and writes it in
-one commit, without notifications. An incident already stored with the same
-history is left as it is; one stored with another history is reported as a
-conflict and not touched.
+writing anything of it: well-formed events, seq 1..n, one declaration and only
+first, an id that matches the declaration, and every command replayed through
+the pure core under the importing flow's policy, so that a history is accepted
+only if the live flow would have written it. Each history is written in one
+commit, without notifications. An incident already stored with the same history
+is left as it is; one stored with the start of the imported history is brought
+up to date; one stored with another history is reported as a conflict and not
+touched.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING
 
 import attrs
+from loguru import logger
 
 from . import _events as ev
 from . import _validate as v
-from ._decide import evolve, incident_id_for, replay
-from ._lifecycle import lifecycle
-from ._model import Incident, State
+from ._decide import decide, evolve, incident_id_for, replay
+from ._model import Incident
 from ._policy import Policy
 from ._serialization import event_from_dict, event_to_dict, event_to_json
-from .exceptions import IncidentFlowError, ValidationError
+from .exceptions import (
+    ConcurrencyConflict,
+    DuplicateIncident,
+    IncidentFlowError,
+    InvalidTransition,
+    TransitionRejected,
+    ValidationError,
+)
 from .stores._base import Commit
 
 if TYPE_CHECKING:
@@ -35,6 +45,41 @@ if TYPE_CHECKING:
 EXPORT_FORMAT = "incidentflow-export"
 #: The export format version this release reads and writes.
 EXPORT_VERSION = 1
+
+#: The command that records each event type (its first event, for commands that
+#: record several: a negative ``confirm_by_user`` also records ``reopened``, and
+#: ``complete_postmortem`` with fields records ``postmortem_drafted`` first).
+COMMAND_OF: Mapping[type[ev.EventData], str] = {
+    ev.Declared: "declare",
+    ev.TriageStarted: "start_triage",
+    ev.EvidenceAdded: "add_evidence",
+    ev.TriageAnswered: "answer_triage",
+    ev.ContainmentRecorded: "record_containment",
+    ev.Contained: "contain",
+    ev.RcaStarted: "start_rca",
+    ev.WhyAdded: "add_why",
+    ev.RootCauseSet: "set_root_cause",
+    ev.FixRecorded: "record_fix",
+    ev.DeployRecorded: "record_deploy",
+    ev.MarkedFixed: "mark_fixed",
+    ev.UserConfirmed: "confirm_by_user",
+    ev.Resolved: "resolve",
+    ev.Reopened: "reopen",
+    ev.Dismissed: "dismiss",
+    ev.Reclassified: "reclassify",
+    ev.CommanderAssigned: "assign_commander",
+    ev.DetectionRecorded: "record_detection",
+    ev.NoteAdded: "add_note",
+    ev.ActionItemAdded: "add_action_item",
+    ev.ActionItemCompleted: "complete_action_item",
+    ev.PostmortemDrafted: "draft_postmortem",
+    ev.PostmortemCompleted: "complete_postmortem",
+    ev.KbUpdated: "update_kb",
+    ev.DeadlineBreached: "record_breach",
+}
+
+#: How often an import looks again at an incident that another writer changed meanwhile.
+_ATTEMPTS = 5
 
 
 @attrs.frozen
@@ -47,11 +92,28 @@ class History:
 
 @attrs.frozen
 class ImportOutcome:
-    """What an import did with each incident."""
+    """What an import did with each incident.
+
+    Attributes:
+        imported: Incidents that were not stored and now are.
+        present: Incidents stored with exactly the imported history, left as they were.
+        conflicts: Incidents stored with a history that is not the start of the
+            imported one; they were not touched.
+        extended: Incidents stored with the start of the imported history (the
+            source moved on since an earlier import): the missing events were
+            appended.
+        unwritten: Incidents imported or extended whose files (the Markdown
+            incident file, the KB gotcha) could not be written. Their histories
+            are stored all the same; the files are written again by the next
+            command on the incident or by ``flow.render``.
+
+    """
 
     imported: tuple[str, ...] = ()
     present: tuple[str, ...] = ()
     conflicts: tuple[str, ...] = ()
+    extended: tuple[str, ...] = ()
+    unwritten: tuple[str, ...] = ()
 
 
 def export_lines(flow: IncidentFlow, incident_ids: Iterable[str]) -> Iterator[str]:
@@ -68,8 +130,10 @@ def read_export(
 ) -> list[History]:
     """Every history of an export, checked; ValidationError names the line at fault.
 
-    ``policy`` says which severities need a post-mortem before closing (the
-    default policy's when not given), whatever the export's events claim.
+    Each history is replayed command by command through the pure core, as the
+    live flow would have decided it under ``policy`` (the default policy when
+    not given), at the time and by the actor its events record: a history the
+    live flow would have refused at any step is refused, with the unmet guards.
     """
     lines = _numbered(stream, name)
     first = next(lines, None)
@@ -106,20 +170,58 @@ def read_export(
 
 
 def import_histories(flow: IncidentFlow, histories: Iterable[History]) -> ImportOutcome:
-    """Write each history that is not stored yet; report those present or conflicting."""
-    imported: list[str] = []
-    present: list[str] = []
-    conflicts: list[str] = []
+    """Write each history that is new or has moved on; report the rest.
+
+    A history stored already is left as it is; one whose stored part is the
+    start of it gets the missing events appended in one commit; one stored
+    with another history is a conflict. Files that cannot be written do not
+    undo a commit: the incident is listed in ``unwritten`` and the import goes on.
+    """
+    found: dict[str, list[str]] = {
+        "imported": [],
+        "present": [],
+        "conflicts": [],
+        "extended": [],
+        "unwritten": [],
+    }
     for history in histories:
-        if flow.store.exists(history.incident_id):
-            stored = tuple(flow.store.history(history.incident_id))
-            (present if stored == history.events else conflicts).append(history.incident_id)
-            continue
-        snapshot = replay(history.events)
-        flow.store.append(Commit(history.incident_id, 0, history.events, snapshot))
-        flow.render(history.incident_id)
-        imported.append(history.incident_id)
-    return ImportOutcome(tuple(imported), tuple(present), tuple(conflicts))
+        outcome = _import_one(flow, history)
+        found[outcome].append(history.incident_id)
+        if outcome in ("imported", "extended") and not _rendered(flow, history.incident_id):
+            found["unwritten"].append(history.incident_id)
+    return ImportOutcome(**{key: tuple(ids) for key, ids in found.items()})
+
+
+def _import_one(flow: IncidentFlow, history: History) -> str:
+    """Store one history; which field of ImportOutcome lists it."""
+    incident_id, events = history.incident_id, history.events
+    attempts = 0
+    while True:
+        stored = tuple(flow.store.history(incident_id)) if flow.store.exists(incident_id) else ()
+        if stored == events:
+            return "present"
+        if stored != events[: len(stored)]:
+            return "conflicts"
+        commit = Commit(incident_id, len(stored), events[len(stored) :], replay(events))
+        try:
+            flow.store.append(commit)
+        except (ConcurrencyConflict, DuplicateIncident):
+            attempts += 1
+            if attempts == _ATTEMPTS:
+                raise
+            continue  # another writer changed it meanwhile: compare again
+        return "extended" if stored else "imported"
+
+
+def _rendered(flow: IncidentFlow, incident_id: str) -> bool:
+    """Write the incident's files as a command would; False when they could not be written."""
+    try:
+        flow.render(incident_id)
+    except (OSError, IncidentFlowError):
+        # As after any commit: the history is stored, the files can be written later.
+        logger.exception("could not write the files of {}", incident_id)
+        return False
+    return True
 
 
 def _numbered(stream: IO[bytes] | IO[str], name: str) -> Iterator[tuple[int, str]]:
@@ -187,8 +289,8 @@ _ONE_LINE = frozenset(
         "duplicate_of",
     }
 )
-#: Event fields that may be empty.
-_MAY_BE_EMPTY = frozenset({"ref", "comment"})
+#: Event fields that may be empty (a response or post-mortem breach has no subject).
+_MAY_BE_EMPTY = frozenset({"ref", "comment", "subject"})
 
 
 def _check_fields(where: str, data: ev.EventData) -> None:
@@ -233,52 +335,178 @@ def _checked(name: str, numbered: list[tuple[int, ev.Event]], policy: Policy) ->
             f"{name}:{first_line}",
             f"{incident_id}: the id does not match its declaration (expected {expected_id})",
         )
-    moves = {(source, dest) for source, _, dest in lifecycle().transitions()}
-    incident: Incident | None = None
     previous_at = first.at
-    for number, event in numbered:
-        where = f"{name}:{number}"
+    for number, event in numbered[1:]:
         if event.at < previous_at:
-            raise ValidationError(where, f"event {event.seq} is dated before the event before it")
+            raise ValidationError(
+                f"{name}:{number}", f"event {event.seq} is dated before the event before it"
+            )
         previous_at = event.at
-        before = incident
-        try:
-            incident = evolve(incident, event)
-        except (IncidentFlowError, ValueError, TypeError, AttributeError) as exc:
-            raise ValidationError(where, f"the history does not replay: {exc}") from None
-        if before is None:
-            continue
-        if before.state.is_terminal and not isinstance(event.data, ev.NoteAdded):
+        if isinstance(event.data, ev.Declared):
             raise ValidationError(
-                where, f"event {event.seq} ({event.type}) follows the closing of the incident"
+                f"{name}:{number}",
+                f"{incident_id}: event {event.seq} declares the incident again; only the "
+                "first event of a history is its declaration",
             )
-        if before.state is not incident.state and (before.state, incident.state) not in moves:
-            raise ValidationError(
-                where,
-                f"event {event.seq} ({event.type}) moves {before.state.value} → "
-                f"{incident.state.value}, which the lifecycle does not allow",
-            )
-    assert incident is not None
-    _check_closed(f"{name}:{numbered[-1][0]}", incident, policy)
+    incident: Incident | None = None
+    start = 0
+    while start < len(numbered):
+        incident, start = _replay_commit(name, numbered, start, incident, policy)
     return History(incident_id, tuple(event for _, event in numbered))
 
 
-def _check_closed(where: str, incident: Incident, policy: Policy) -> None:
-    """The process rules a closed incident must satisfy (DESIGN §1, rules 2-4)."""
-    if incident.state is not State.KB_UPDATED:
-        return
-    missing = []
-    if incident.confirmation is None or not incident.confirmation.positive:
-        missing.append("a positive user confirmation")
-    needs_postmortem = incident.postmortem_required or policy.needs_postmortem(incident.severity)
-    if needs_postmortem and (
-        incident.postmortem is None or incident.postmortem.completed_at is None
+def _replay_commit(
+    name: str,
+    numbered: Sequence[tuple[int, ev.Event]],
+    start: int,
+    incident: Incident | None,
+    policy: Policy,
+) -> tuple[Incident, int]:
+    """Decide the command that wrote the event at ``start`` as the live flow would.
+
+    Returns the incident after that command's events and where the next command's
+    events start. A ``postmortem_drafted`` followed at once, in the same commit,
+    by ``postmortem_completed`` was written either by ``complete_postmortem``
+    with fields or by ``draft_postmortem`` then ``complete_postmortem``: the
+    history is accepted if either is.
+    """
+    number, event = numbered[start]
+    data = event.data
+    command = COMMAND_OF.get(type(data))
+    if command is None:  # an event type this table does not know yet
+        raise ValidationError(
+            f"{name}:{number}", f"no command of this release records {event.type} events"
+        )
+    readings = [(command, _proposal(data))]
+    following = numbered[start + 1][1] if start + 1 < len(numbered) else None
+    if (
+        isinstance(data, ev.PostmortemDrafted)
+        and following is not None
+        and isinstance(following.data, ev.PostmortemCompleted)
+        and _same_commit(event, following)
     ):
-        missing.append("a completed post-mortem")
-    if not incident.action_items:
-        missing.append("an action item")
-    if missing:
+        readings.insert(0, ("complete_postmortem", data))
+    refusal: ValidationError | None = None
+    for reading_command, payload in readings:
+        try:
+            recorded = _decided(name, numbered, start, incident, reading_command, payload, policy)
+        except ValidationError as exc:
+            refusal = refusal or exc
+            continue
+        for line, written in numbered[start : start + recorded]:
+            try:
+                incident = evolve(incident, written)
+            except (IncidentFlowError, ValueError, TypeError, AttributeError, LookupError) as exc:
+                raise ValidationError(
+                    f"{name}:{line}", f"the history does not replay: {exc}"
+                ) from None
+        assert incident is not None
+        return incident, start + recorded
+    assert refusal is not None
+    raise refusal
+
+
+def _proposal(data: ev.EventData) -> ev.EventData:
+    """What the command that recorded ``data`` was given, before ``decide`` filled it in."""
+    match data:
+        case ev.Declared():
+            return attrs.evolve(data, postmortem_required=False)
+        case ev.ActionItemAdded():
+            return attrs.evolve(data, number=0)
+        case ev.Reclassified():
+            return attrs.evolve(data, previous=data.severity, postmortem_required=False)
+        case ev.KbUpdated():
+            return attrs.evolve(data, slug="")
+        case ev.PostmortemCompleted():
+            return ev.PostmortemDrafted()  # complete_postmortem without fields
+    return data
+
+
+def _same_commit(first: ev.Event, other: ev.Event) -> bool:
+    """Whether ``other`` can belong to the same command as ``first``."""
+    return (first.at, first.actor, first.idempotency_key) == (
+        other.at,
+        other.actor,
+        other.idempotency_key,
+    )
+
+
+def _decided(
+    name: str,
+    numbered: Sequence[tuple[int, ev.Event]],
+    start: int,
+    incident: Incident | None,
+    command: str,
+    payload: ev.EventData,
+    policy: Policy,
+) -> int:
+    """Check that ``command`` wrote the events from ``start``; how many it wrote.
+
+    The command is decided against ``incident`` as it stood before it, at the
+    time and by the actor its first event records, under ``policy``.
+    """
+    number, event = numbered[start]
+    where = f"{name}:{number}"
+    label = f"{event.incident_id}: event {event.seq} ({event.type})"
+    try:
+        expected = decide(incident, command, payload, policy, event.at, event.actor)
+    except InvalidTransition as exc:
         raise ValidationError(
             where,
-            f"{incident.id} closed without {', '.join(missing)}; the process does not allow that",
+            f"{label} cannot have happened: {command} is allowed only when the incident is "
+            f"{', '.join(exc.allowed_states) or 'never'}, and it was {exc.state}",
+        ) from None
+    except TransitionRejected as exc:
+        raise ValidationError(
+            where,
+            f"{label} breaks the process rules of this policy; {command} needs: "
+            + "; ".join(exc.reasons),
+        ) from None
+    except ValidationError as exc:
+        raise ValidationError(where, f"{label} was not accepted by {command}: {exc}") from None
+    except (ValueError, TypeError, AttributeError, LookupError) as exc:
+        raise ValidationError(where, f"{label} does not replay: {exc}") from None
+    for offset, wanted in enumerate(expected):
+        if start + offset >= len(numbered):
+            raise ValidationError(
+                where, f"{label}: {command} also records {wanted.TYPE}, which the history lacks"
+            )
+        line, written = numbered[start + offset]
+        if offset and not _same_commit(event, written):
+            raise ValidationError(
+                f"{name}:{line}",
+                f"{label}: {command} also records {wanted.TYPE} in the same commit, at the "
+                f"same time and by the same actor, but event {written.seq} is not that",
+            )
+        _check_written(f"{name}:{line}", written, wanted, command)
+    return len(expected)
+
+
+def _check_written(where: str, written: ev.Event, wanted: ev.EventData, command: str) -> None:
+    """``written`` records what ``command`` decided (``wanted``), up to the writer's policy."""
+    label = f"{written.incident_id}: event {written.seq} ({written.type})"
+    if type(written.data) is not type(wanted):
+        raise ValidationError(
+            where, f"{label}: {command} records {wanted.TYPE} here, not {written.type}"
+        )
+    differing = []
+    for field in attrs.fields(type(wanted)):
+        expected, actual = getattr(wanted, field.name), getattr(written.data, field.name)
+        if expected == actual or field.name == "blame_warnings":
+            continue  # the warnings follow the blame check of the policy that wrote them
+        if field.name == "postmortem_required":
+            if actual:
+                continue  # a stricter policy wrote it; it stays
+            severity = getattr(wanted, "severity", None)
+            raise ValidationError(
+                where,
+                f"{label} says no post-mortem is needed, but this policy requires one for "
+                f"{severity.value if severity else 'these'} incidents; the history was edited "
+                "or written under other postmortem_severities: import it under that policy",
+            )
+        differing.append(f"{field.name} (expected {expected!r})")
+    if differing:
+        raise ValidationError(
+            where,
+            f"{label} is not what {command} records here; check {', '.join(differing)}",
         )

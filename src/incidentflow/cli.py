@@ -21,6 +21,7 @@ imported here only, never by ``import incidentflow``.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import getpass
 import json
@@ -45,6 +46,7 @@ except ModuleNotFoundError:  # pragma: no cover - exercised by hand: depends on 
 import attrs
 
 from . import __version__
+from ._events import DeadlineBreached
 from ._model import Incident, Severity, State
 from .exceptions import (
     ConcurrencyConflict,
@@ -65,7 +67,16 @@ if TYPE_CHECKING:
     from ._flow import IncidentFlow
     from .stores import IncidentSummary
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_REJECTED", "EXIT_USAGE", "cli", "main"]
+__all__ = [
+    "EXIT_BROKEN_PIPE",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_REJECTED",
+    "EXIT_USAGE",
+    "cli",
+    "main",
+]
 
 #: The command did what it was asked.
 EXIT_OK = 0
@@ -75,6 +86,10 @@ EXIT_REJECTED = 1
 EXIT_USAGE = 2
 #: The store or the environment failed.
 EXIT_FAILED = 3
+#: Interrupted (Ctrl-C), as shells report SIGINT.
+EXIT_INTERRUPTED = 130
+#: The reader of standard output went away (``| head``), as shells report SIGPIPE.
+EXIT_BROKEN_PIPE = 141
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _T = TypeVar("_T")
@@ -123,7 +138,18 @@ class App:
 
     @property
     def flow(self) -> IncidentFlow:
-        """The flow on the chosen store, opened on first use."""
+        """The flow on the chosen store, with the configured notifiers, opened on first use."""
+        return self._open(notify=True)
+
+    @property
+    def reader(self) -> IncidentFlow:
+        """The same store for commands that only read: no notifier is built.
+
+        So reading needs none of the notifiers' secrets from the environment.
+        """
+        return self._open(notify=False)
+
+    def _open(self, *, notify: bool) -> IncidentFlow:
         if self._flow is None:
             overrides: dict[str, Any] = {}
             if self.store is not None:
@@ -131,23 +157,44 @@ class App:
             if not self.write_files:
                 overrides["incidents_dir"] = None
                 overrides["knowledge_dir"] = None
+            if not notify:
+                overrides["notifiers"] = []
             self._flow = self.config.open_flow(**overrides)
         return self._flow
 
     @property
     def actor(self) -> str:
         """Who runs the command: ``--actor``, ``INCIDENTFLOW_ACTOR``, the config, the login."""
+        return self.actor_and_source[0]
+
+    @property
+    def actor_and_source(self) -> tuple[str, str]:
+        """The actor, and where it came from."""
         if self.actor_option is not None:
-            return self.actor_option  # as given: the library refuses an empty one
-        for candidate in (os.environ.get("INCIDENTFLOW_ACTOR"), self.config.actor):
-            if candidate:
-                return candidate
+            return self.actor_option, "--actor"  # as given: the library refuses an empty one
+        if environment := os.environ.get("INCIDENTFLOW_ACTOR"):
+            return environment, "INCIDENTFLOW_ACTOR"
+        if self.config.actor:
+            return self.config.actor, "the configuration file"
         try:
-            return getpass.getuser()
+            return getpass.getuser(), "your login name"
         except (OSError, KeyError):
             raise click.UsageError(
                 "cannot tell who you are; pass --actor NAME or set INCIDENTFLOW_ACTOR"
             ) from None
+
+    def store_and_source(self) -> tuple[str, str]:
+        """The store URL in effect (password masked), and where it came from."""
+        from ._config import _mask_password
+
+        if self.store is not None:
+            return _mask_password(self.store), "--store"
+        if environment := os.environ.get("INCIDENTFLOW_URL"):
+            return _mask_password(environment), "INCIDENTFLOW_URL"
+        if self.config.store is not None:
+            return _mask_password(self.config.store), "the configuration file"
+        default = self.config.store_url(masked=True)
+        return default or "sqlite:///.agent/incidents/incidentflow.db", "the default"
 
     def close(self) -> None:
         """Close the store, if it was opened."""
@@ -193,13 +240,56 @@ class App:
 pass_app = click.make_pass_decorator(App)
 
 
+@contextlib.contextmanager
+def _library_warnings() -> Iterator[None]:
+    """Show the library's warnings (files not written, deliveries failed) on standard error.
+
+    The library logs them with loguru and, as a library should, keeps that
+    quiet by default; the command line is the application here, so it shows
+    them, one line each, while it runs.
+    """
+    from loguru import logger
+
+    with contextlib.suppress(ValueError):
+        logger.remove(0)  # loguru's default handler would add tracebacks
+    sink = logger.add(
+        sys.stderr,
+        level="WARNING",
+        format=_warning_line,
+        filter="incidentflow",
+        backtrace=False,
+        diagnose=False,
+    )
+    logger.enable("incidentflow")
+    try:
+        yield
+    finally:
+        logger.disable("incidentflow")
+        logger.remove(sink)
+
+
+def _warning_line(record: Any) -> str:
+    exception = record["exception"]
+    reason = "" if exception is None or exception.value is None else f": {exception.value}"
+    # The returned text is a format string: braces in the reason must stay literal.
+    return "incidentflow: warning: {message}" + reason.replace("{", "{{").replace("}", "}}") + "\n"
+
+
 # -- parameter types ----------------------------------------------------------
 
 
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _moment(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    """An ISO 8601 time with its UTC offset (``2026-11-27T09:30Z``), in UTC."""
+    """An ISO 8601 time with its UTC offset (``2026-11-27T09:30Z``), in UTC.
+
+    A bare date (``2026-11-27``) means its first moment, UTC.
+    """
     if value is None:
         return None
+    if _DATE_ONLY.fullmatch(value):
+        value = f"{value}T00:00Z"
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -310,7 +400,7 @@ def cli(
 # -- setting up ---------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(short_help="Write a commented incidentflow.toml.")
 @click.option(
     "--path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -324,6 +414,11 @@ def init(app: App, path: Path, force: bool) -> None:
     """Write a commented incidentflow.toml with the default policy."""
     from ._config import default_config_toml
 
+    if path.name == "pyproject.toml":
+        raise click.UsageError(
+            "init writes a whole file; to configure in pyproject.toml, copy what "
+            "'incidentflow init --path incidentflow.toml' writes under [tool.incidentflow]"
+        )
     if path.exists() and not force:
         raise click.UsageError(f"{path} exists; pass --force to overwrite it")
     try:
@@ -341,20 +436,34 @@ def config() -> None:
 @config.command("show")
 @pass_app
 def config_show(app: App) -> None:
-    """Print the configuration in effect (secrets masked) and where it came from."""
+    """Print the configuration in effect (secrets masked) and where each part came from."""
     cfg = app.config
     source = str(cfg.source) if cfg.source is not None else None
+    store, store_source = app.store_and_source()
+    actor, actor_source = app.actor_and_source
     text = cfg.to_toml(masked=True)
     app.emit(
-        {"source": source, "config": _toml_loads(text)},
-        lambda: f"# from {source or 'the defaults (no configuration file found)'}\n{text}",
+        {
+            "source": source,
+            "store": {"url": store, "from": store_source},
+            "actor": {"name": actor, "from": actor_source},
+            "config": _toml_loads(text),
+        },
+        lambda: "\n".join(
+            [
+                f"# configuration file: {source or 'none found; the defaults apply'}",
+                f"# store in effect: {store} (from {store_source})",
+                f"# actor in effect: {actor} (from {actor_source})",
+                text.rstrip(),
+            ]
+        ),
     )
 
 
 # -- declaring and reading ----------------------------------------------------
 
 
-@cli.command()
+@cli.command(short_help="Declare an incident.")
 @click.argument("title")
 @click.option(
     "-s",
@@ -395,7 +504,7 @@ def declare(
         click.echo(f"next: incidentflow triage start {incident.id}")
 
 
-@cli.command("list")
+@cli.command("list", short_help="List incidents, newest first.")
 @click.option("--open", "open_only", is_flag=True, help="Only incidents not yet closed.")
 @click.option("--state", "states", type=STATE, multiple=True, help="In this state (repeatable).")
 @click.option(
@@ -426,7 +535,7 @@ def list_incidents(
     limit: int | None,
 ) -> None:
     """List incidents, newest first."""
-    incidents = app.flow.summaries(
+    incidents = app.reader.summaries(
         state=states or None,
         severity=severities or None,
         open_only=open_only,
@@ -450,14 +559,14 @@ def list_incidents(
     )
 
 
-@cli.command()
+@cli.command(short_help="Show an incident and what its next step needs.")
 @_incident_argument
 @pass_app
 def show(app: App, incident_id: str) -> None:
     """Show an incident as its Markdown file, then what its next step needs."""
     from .render.markdown import render_incident
 
-    flow = app.flow
+    flow = app.reader
     incident = flow.get(incident_id)
     step = _NEXT_STEP.get(incident.state)
     if incident.state is State.RESOLVED:
@@ -491,14 +600,14 @@ def show(app: App, incident_id: str) -> None:
     app.emit({"incident": _incident_json(incident), "next": next_step}, text)
 
 
-@cli.command()
+@cli.command(short_help="Show an incident's history, event by event.")
 @_incident_argument
 @pass_app
 def timeline(app: App, incident_id: str) -> None:
     """Show every event of an incident's history, oldest first."""
     from .serialization import event_to_dict
 
-    history = app.flow.history(incident_id)
+    history = app.reader.history(incident_id)
     app.emit(
         [event_to_dict(e) for e in history],
         lambda: _table(
@@ -508,20 +617,20 @@ def timeline(app: App, incident_id: str) -> None:
     )
 
 
-@cli.command()
+@cli.command(short_help="Past incidents and KB gotchas like this one.")
 @_incident_argument
 @click.option("--limit", type=click.IntRange(min=1, max=100), default=5, show_default=True)
 @pass_app
 def similar(app: App, incident_id: str, limit: int) -> None:
     """Past incidents and KB gotchas like this one (by symptom, title, root cause)."""
-    found = app.flow.similar(incident_id, limit=limit)
+    found = app.reader.similar(incident_id, limit=limit)
     app.emit([_plain(match) for match in found], lambda: _similar_text(found))
 
 
 # -- triage -------------------------------------------------------------------
 
 
-@cli.group(cls=_Group)
+@cli.group(cls=_Group, short_help="Start triage and answer its checklist.")
 def triage() -> None:
     """Start triage and answer its checklist."""
 
@@ -534,7 +643,7 @@ def triage_start(app: App, incident_id: str) -> None:
     incident = app.flow.start_triage(incident_id, actor=app.actor)
     found = app.flow.similar(incident.id)
     if app.as_json:
-        app.emit({**_incident_json(incident), "similar": [_plain(m) for m in found]}, "")
+        app.emit({"incident": _incident_json(incident), "similar": [_plain(m) for m in found]}, "")
         return
     app.done(incident, "triage started")
     questions = ", ".join(app.flow.policy.required_triage_answers)
@@ -554,7 +663,7 @@ def triage_answer(app: App, incident_id: str, question: str, answer: str) -> Non
     app.done(incident, f"triage answer {question!r} recorded")
 
 
-@cli.group(cls=_Group)
+@cli.group(cls=_Group, short_help="Add evidence, or collect it with commands.")
 def evidence() -> None:
     """Add evidence by hand or collect it by running commands."""
 
@@ -648,7 +757,7 @@ def evidence_collect(
         collected.append((snapshot, item))
     last = collected[-1][0]
     app.emit(
-        {**_incident_json(last), "collected": [_plain(item) for _, item in collected]},
+        {"incident": _incident_json(last), "collected": [_plain(item) for _, item in collected]},
         lambda: "\n".join(
             [f"{last.id}: {len(collected)} evidence item(s) collected (version {last.version})"]
             + [f"  - {item.source}: {item.content.splitlines()[0]}" for _, item in collected]
@@ -659,7 +768,7 @@ def evidence_collect(
 # -- containment, root cause, fix ---------------------------------------------
 
 
-@cli.command()
+@cli.command(short_help="Record containment; --done declares it contained.")
 @_incident_argument
 @click.argument("action", required=False)
 @click.option(
@@ -686,13 +795,33 @@ def contain(app: App, incident_id: str, action: str | None, taken_at: datetime |
         if not done:
             app.done(incident, "containment action recorded")
             return
-    incident = app.flow.contain(incident_id, actor=app.actor)
+        with _kept_if_refused(incident, "the containment action"):
+            incident = app.flow.contain(incident_id, actor=app.actor)
+    else:
+        incident = app.flow.contain(incident_id, actor=app.actor)
     app.done(incident, "contained")
     if not app.as_json:
         click.echo(f"next: incidentflow rca start {incident.id}")
 
 
-@cli.group(cls=_Group)
+@contextlib.contextmanager
+def _kept_if_refused(recorded: Incident, what: str) -> Iterator[None]:
+    """Say that the first of two steps was kept when the second one is refused.
+
+    So nobody runs the whole line again and records the same thing twice.
+    """
+    try:
+        yield
+    except (TransitionRejected, InvalidTransition):
+        click.echo(
+            f"incidentflow: note: {what} was recorded (version {recorded.version}); "
+            "only --done was refused; after fixing what is listed below, run it with --done alone",
+            err=True,
+        )
+        raise
+
+
+@cli.group(cls=_Group, short_help="Root-cause analysis: start, why, root-cause.")
 def rca() -> None:
     """Root-cause analysis: start it, ask why, state the root cause."""
 
@@ -727,7 +856,7 @@ def rca_root_cause(app: App, incident_id: str, statement: str, process_gap: str)
     app.done(incident, "root cause set")
 
 
-@cli.command()
+@cli.command(short_help="Record the fix; --done marks the incident fixed.")
 @_incident_argument
 @click.argument("description", required=False)
 @click.option("--test", help="The test that would have caught it.")
@@ -761,7 +890,10 @@ def fix(
         if not done:
             app.done(incident, "fix recorded")
             return
-    incident = app.flow.mark_fixed(incident_id, actor=app.actor)
+        with _kept_if_refused(incident, "the fix"):
+            incident = app.flow.mark_fixed(incident_id, actor=app.actor)
+    else:
+        incident = app.flow.mark_fixed(incident_id, actor=app.actor)
     app.done(incident, "fixed")
     if not app.as_json:
         click.echo(f"next: incidentflow confirm {incident.id} --user NAME")
@@ -788,7 +920,7 @@ def deploy(app: App, incident_id: str, ref: str, deployed_at: datetime | None) -
 # -- confirmation and closing -------------------------------------------------
 
 
-@cli.command()
+@cli.command(short_help="Record a real user's answer.")
 @_incident_argument
 @click.option("--user", required=True, help="The user who checked (not the commander).")
 @click.option("--negative", is_flag=True, help="The problem persists: reopens to rca.")
@@ -802,7 +934,7 @@ def confirm(app: App, incident_id: str, user: str, negative: bool, comment: str)
     app.done(incident, "user reported the problem persists" if negative else "user confirmed")
 
 
-@cli.command()
+@cli.command(short_help="Resolve, after confirmation and watch window.")
 @_incident_argument
 @pass_app
 def resolve(app: App, incident_id: str) -> None:
@@ -822,7 +954,7 @@ def reopen(app: App, incident_id: str, reason: str, to_state: str) -> None:
     app.done(incident, "reopened")
 
 
-@cli.command()
+@cli.command(short_help="Dismiss a false alarm or a duplicate.")
 @_incident_argument
 @click.option("--reason", required=True, help="Why: a false alarm, a duplicate, ...")
 @click.option("--duplicate-of", metavar="ID", help="The incident this one duplicates.")
@@ -861,7 +993,7 @@ def _postmortem_root_cause(app: App, incident_id: str, given: str | None) -> str
     return incident.root_cause.statement
 
 
-@cli.group(cls=_Group)
+@cli.group(cls=_Group, short_help="Draft and complete the post-mortem.")
 def postmortem() -> None:
     """Write the post-mortem, field by field, then complete it."""
 
@@ -886,6 +1018,9 @@ def _postmortem_command(name: str, method: str, done: str, doc: str) -> None:
             went_poorly=went_poorly or None,
         )
         app.done(incident, done)
+        # The policy's blame check warns by default: a warning nobody sees is no check.
+        for warning in incident.postmortem.blame_warnings if incident.postmortem else ():
+            click.echo(f"incidentflow: warning: {warning}", err=True)
 
     command.__doc__ = doc
     postmortem.command(name)(_incident_argument(_postmortem_options(pass_app(command))))
@@ -905,7 +1040,7 @@ _postmortem_command(
 )
 
 
-@cli.group(cls=_Group)
+@cli.group(cls=_Group, short_help="Add action items and mark them done.")
 def action() -> None:
     """Follow-up action items, each with an owner and a due date."""
 
@@ -933,7 +1068,7 @@ def action_done(app: App, incident_id: str, number: int) -> None:
     app.done(incident, f"action item #{number} done")
 
 
-@cli.command()
+@cli.command(short_help="Write the KB gotcha and close the incident.")
 @_incident_argument
 @click.option("--symptom", required=True, help="What responders will see next time.")
 @click.option("--early-signs", required=True, help="How to spot it early.")
@@ -959,7 +1094,7 @@ def kb(
 # -- anytime records ----------------------------------------------------------
 
 
-@cli.command()
+@cli.command(short_help="Add a note (allowed in every state).")
 @_incident_argument
 @click.argument("text")
 @pass_app
@@ -979,7 +1114,7 @@ def reclassify(app: App, incident_id: str, severity: str, reason: str) -> None:
     app.done(incident, f"reclassified to {incident.severity.value}")
 
 
-@cli.command()
+@cli.command(short_help="Hand the incident to another commander.")
 @_incident_argument
 @click.argument("commander")
 @pass_app
@@ -989,7 +1124,7 @@ def assign(app: App, incident_id: str, commander: str) -> None:
     app.done(incident, f"commander is now {incident.commander}")
 
 
-@cli.command()
+@cli.command(short_help="Record when it began and how it was seen.")
 @_incident_argument
 @click.option("--method", type=click.Choice(["alert", "user_report", "other"]), required=True)
 @click.option(
@@ -1015,13 +1150,13 @@ def detect(
 # -- operations ---------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(short_help="List an incident's deadlines.")
 @_incident_argument
 @pass_app
 def deadlines(app: App, incident_id: str) -> None:
     """List an incident's deadlines: response, post-mortem, action items."""
-    found = app.flow.deadlines(incident_id)
-    now = app.flow.now()
+    found = app.reader.deadlines(incident_id)
+    now = app.reader.now()
     app.emit(
         [_plain(d) for d in found],
         lambda: _table(
@@ -1032,7 +1167,7 @@ def deadlines(app: App, incident_id: str) -> None:
     )
 
 
-@cli.command("check-deadlines")
+@cli.command("check-deadlines", short_help="Record every newly missed deadline.")
 @click.option(
     "--now", "at", metavar="TIME", callback=_moment, help="Check as of this time (default: now)."
 )
@@ -1045,15 +1180,16 @@ def check_deadlines(app: App, at: datetime | None) -> None:
         lambda: _table(
             ("INCIDENT", "KIND", "SUBJECT", "DUE (UTC)"),
             (
-                (e.incident_id, _field(e, "kind"), _field(e, "subject"), _when(_field(e, "due_at")))
+                (e.incident_id, breach.kind, breach.subject, _when(breach.due_at))
                 for e in events
+                if isinstance(breach := e.data, DeadlineBreached)
             ),
             empty="no new breaches",
         ),
     )
 
 
-@cli.command()
+@cli.command(short_help="Deliver pending notifications once.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
 @click.option(
     "--in-flight",
@@ -1065,6 +1201,8 @@ def check_deadlines(app: App, at: datetime | None) -> None:
 @pass_app
 def deliver(app: App, limit: int, in_flight: int | None, dead: bool, redrive: bool) -> None:
     """Deliver pending notifications from the outbox once, then stop."""
+    if dead and redrive:
+        raise click.UsageError("--dead lists dead letters and --redrive re-drives them; pick one")
     flow = app.flow
     if dead:
         letters = flow.dead_letters(limit)
@@ -1087,7 +1225,7 @@ def deliver(app: App, limit: int, in_flight: int | None, dead: bool, redrive: bo
     app.emit(_plain(report), lambda: _report_text(_plain(report)))
 
 
-@cli.command()
+@cli.command(short_help="MTTA, MTTR and each duration's figures.")
 @click.option("--by", type=click.Choice(["severity", "period"]), help="Group the figures.")
 @click.option("--period", type=click.Choice(["day", "week", "month"]), default="week",
               show_default=True)  # fmt: skip
@@ -1115,7 +1253,12 @@ def metrics(
     """Time to triage, contain, fix, resolve and post-mortem; MTTA and MTTR."""
     from .metrics import METRICS, summarize, to_prometheus
 
-    found = app.flow.milestones(
+    if prometheus and app.as_json:
+        raise click.UsageError("--prometheus prints the text exposition; it cannot be --json")
+    if since is not None and until is not None and since >= until:
+        raise click.BadParameter("must come before --until", param_hint="--since")
+
+    found = app.reader.milestones(
         severity=severities or None,
         declared_after=since,
         declared_before=until,
@@ -1155,7 +1298,7 @@ def metrics(
     app.emit([_summary_metrics_json(s) for s in summaries], text)
 
 
-@cli.command()
+@cli.command(short_help="The lifecycle or an incident as Mermaid.")
 @click.argument("incident_id", metavar="[ID]", required=False)
 @pass_app
 def diagram(app: App, incident_id: str | None) -> None:
@@ -1167,12 +1310,12 @@ def diagram(app: App, incident_id: str | None) -> None:
     else:
         from .render.gantt import incident_gantt
 
-        incident = app.flow.get(incident_id)
-        text = incident_gantt(incident, app.flow.history(incident.id))
+        incident = app.reader.get(incident_id)
+        text = incident_gantt(incident, app.reader.history(incident.id))
     app.emit({"mermaid": text}, text.rstrip())
 
 
-@cli.command()
+@cli.command(short_help="Export histories as JSON Lines.")
 @click.argument("incident_ids", metavar="[ID]...", nargs=-1)
 @click.option(
     "-o",
@@ -1181,52 +1324,94 @@ def diagram(app: App, incident_id: str | None) -> None:
     default=Path("-"),
     help="Write to this file (default: standard output).",
 )
+@click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 @pass_app
-def export(app: App, incident_ids: tuple[str, ...], output: Path) -> None:
+def export(app: App, incident_ids: tuple[str, ...], output: Path, force: bool) -> None:
     """Export histories as JSON Lines: a header, then every event in order."""
     from ._transfer import export_lines
 
-    flow = app.flow
-    ids = list(incident_ids) or [i.id for i in flow.summaries(newest_first=False)]
+    flow = app.reader
+    if str(output) != "-":
+        _check_output(app, output, force)
+    ids = list(dict.fromkeys(incident_ids))  # each history once, or the export is unreadable
     for incident_id in ids:
-        flow.get(incident_id)  # unknown ids fail before anything is written
+        if not flow.store.exists(incident_id):  # unknown ids fail before anything is written
+            raise IncidentNotFound(incident_id)
+    ids = ids or [i.id for i in flow.summaries(newest_first=False)]
     lines = export_lines(flow, app.progress(ids, "exporting"))
     if str(output) == "-":
         for line in lines:
             click.echo(line)
         return
     written = _write_lines(output, lines)
-    click.echo(f"exported {len(ids)} incident(s), {written} event(s) to {output}", err=True)
+    app.emit(
+        {"output": str(output), "incidents": len(ids), "events": written},
+        f"exported {len(ids)} incident(s), {written} event(s) to {output}",
+    )
 
 
-@cli.command("import")
+def _check_output(app: App, output: Path, force: bool) -> None:
+    """Refuse to overwrite a file without --force, and the store's own files ever."""
+    store = app.reader.store
+    target = output.resolve()
+    database = getattr(store, "path", None)  # SQLite: a file and its companions
+    folder = getattr(store, "directory", None)  # JSONL: a folder of histories
+    inside = folder is not None and Path(folder).resolve() in target.parents
+    if database is not None:
+        database = Path(database).resolve()
+        companions = {database.with_name(database.name + suffix) for suffix in _SIDECARS}
+        inside = inside or target in {database, *companions}
+    if inside:
+        raise click.BadParameter(
+            f"{output} is part of the store; write the export elsewhere", param_hint="--output"
+        )
+    if output.exists() and not force:
+        raise click.BadParameter(
+            f"{output} exists; pass --force to overwrite it", param_hint="--output"
+        )
+
+
+#: Files SQLite keeps beside a database.
+_SIDECARS = ("-wal", "-shm", "-journal")
+
+
+@cli.command("import", short_help="Import histories from an export.")
 @click.argument("source", type=click.File("rb"))
 @pass_app
 def import_(app: App, source: IO[bytes]) -> int:
     """Import histories exported by `incidentflow export` (no notifications are sent)."""
     from ._transfer import import_histories, read_export
 
-    histories = read_export(source, getattr(source, "name", "input"), app.flow.policy)
-    outcome = import_histories(app.flow, app.progress(histories, "importing"))
+    histories = read_export(source, getattr(source, "name", "input"), app.reader.policy)
+    outcome = import_histories(app.reader, app.progress(histories, "importing"))
     app.emit(
         _plain(outcome),
         lambda: "\n".join(
             [
-                f"imported {len(outcome.imported)}, already present {len(outcome.present)}, "
-                f"conflicting {len(outcome.conflicts)}"
+                f"imported {len(outcome.imported)}, caught up {len(outcome.extended)}, "
+                f"already present {len(outcome.present)}, conflicting {len(outcome.conflicts)}"
             ]
-            + [f"  - {i}: a different history is stored under this id" for i in outcome.conflicts]
+            + [
+                f"  - {i}: another history is stored under this id; left as it is"
+                for i in outcome.conflicts
+            ]
         ),
     )
+    for incident_id in outcome.unwritten:
+        click.echo(
+            f"incidentflow: warning: the files of {incident_id} could not be written; "
+            "the next command on it (or incidentflow show) writes them",
+            err=True,
+        )
     return EXIT_REJECTED if outcome.conflicts else EXIT_OK
 
 
-@cli.command()
+@cli.command(short_help="Check histories replay to their snapshots.")
 @click.argument("incident_ids", metavar="[ID]...", nargs=-1)
 @pass_app
 def verify(app: App, incident_ids: tuple[str, ...]) -> int:
     """Check that each history replays to its stored snapshot (all incidents by default)."""
-    flow = app.flow
+    flow = app.reader
     ids = list(incident_ids) or [i.id for i in flow.summaries(newest_first=False)]
     bad = [i for i in app.progress(ids, "verifying") if not flow.verify(i)]
     app.emit(
@@ -1247,7 +1432,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     app = App()
     try:
-        result = cli.main(args=args, prog_name="incidentflow", standalone_mode=False, obj=app)
+        with _library_warnings():
+            result = cli.main(args=args, prog_name="incidentflow", standalone_mode=False, obj=app)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        return EXIT_USAGE
     except click.UsageError as exc:
         where = exc.ctx.command_path if exc.ctx is not None else "incidentflow"
         message = f"{_one_line(exc.format_message())} (see '{where} --help')"
@@ -1257,21 +1446,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(f"incidentflow: error: {message}", "UsageError", message, app, args)
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.Abort:
-        click.echo("aborted", err=True)
-        return EXIT_USAGE
+    except click.Abort as exc:
+        # click turns Ctrl-C into Abort; 130 is what shells expect of an interrupt.
+        interrupted = isinstance(exc.__context__, KeyboardInterrupt)
+        click.echo("interrupted" if interrupted else "aborted", err=True)
+        return EXIT_INTERRUPTED if interrupted else EXIT_USAGE
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except SystemExit as exc:
+        # click exits 1 when the reader of standard output went away (``| head``):
+        # answer as a program killed by SIGPIPE would, which shells know.
+        return exc.code if isinstance(exc.code, int) and exc.code != 1 else EXIT_BROKEN_PIPE
     except _Exit as exc:
         return exc.code
     except IncidentFlowError as exc:
         return _report_error(exc, app.as_json or _json_requested(args))
-    except BrokenPipeError:
-        # The reader went away (``| head``): stop quietly, like other tools.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+    except OSError as exc:
+        click.echo(f"incidentflow: error: {_one_line(str(exc))}", err=True)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        return 130
     return result if isinstance(result, int) else EXIT_OK
 
 
@@ -1331,7 +1524,6 @@ _CLI_TERMS = {
     "add_evidence": "incidentflow evidence add",
     "answer_triage": "incidentflow triage answer",
     "record_containment": "incidentflow contain ID ACTION",
-    "contain": "incidentflow contain --done",
     "start_rca": "incidentflow rca start",
     "add_why": "incidentflow rca why",
     "set_root_cause": "incidentflow rca root-cause",
@@ -1344,12 +1536,19 @@ _CLI_TERMS = {
     "add_action_item": "incidentflow action add",
     "complete_action_item": "incidentflow action done",
     "update_kb": "incidentflow kb",
+    "record_detection": "incidentflow detect",
+    "assign_commander": "incidentflow assign",
+    "add_note": "incidentflow note",
 }
 _LIBRARY_COMMAND = re.compile(r"\b(" + "|".join(sorted(_CLI_TERMS, key=len, reverse=True)) + r")\b")
 
 
 def _in_cli_terms(message: str) -> str:
-    """A library message with its command names followed by the command line's."""
+    """A library message with its command names followed by the command line's.
+
+    Only names with an underscore are matched, so plain words ("contain") stay
+    as they are; square brackets keep the library's own parentheses readable.
+    """
     seen: set[str] = set()
 
     def annotate(match: re.Match[str]) -> str:
@@ -1357,7 +1556,7 @@ def _in_cli_terms(message: str) -> str:
         if name in seen:
             return name
         seen.add(name)
-        return f"{name} ({_CLI_TERMS[name]})"
+        return f"{name} [{_CLI_TERMS[name]}]"
 
     return _LIBRARY_COMMAND.sub(annotate, message)
 
@@ -1413,8 +1612,9 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]], *, empty: str =
 
 
 def _terminal_width() -> int:
+    """The terminal's width; when the output goes to a file or a pipe, no limit."""
     if not sys.stdout.isatty():
-        return 200
+        return sys.maxsize
     import shutil
 
     return shutil.get_terminal_size((120, 24)).columns
@@ -1458,10 +1658,6 @@ def _details(event: Event) -> str:
     return " ".join(parts)
 
 
-def _field(event: Event, name: str) -> Any:
-    return getattr(event.data, name)
-
-
 def _similar_text(found: Sequence[Any]) -> str:
     if not found:
         return "no similar past incidents"
@@ -1480,18 +1676,28 @@ def _report_text(report: Mapping[str, Any]) -> str:
 
 
 def _write_lines(path: Path, lines: Iterable[str]) -> int:
-    """Write lines to ``path`` via a temporary file: a failure leaves nothing half-written."""
-    temporary = path.with_name(f".{path.name}.partial")
+    """Write lines to ``path`` via a new temporary file: a failure leaves nothing behind.
+
+    Returns how many lines after the header were written (events).
+    """
+    import tempfile
+
     count = -1  # the header line is not an event
     try:
-        with temporary.open("w", encoding="utf-8") as out:
+        descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise _environment_failure(f"cannot write {path}: {exc.strerror}") from None
+    temporary = Path(name)
+    try:
+        with open(descriptor, "w", encoding="utf-8") as out:
             for line in lines:
                 out.write(line + "\n")
                 count += 1
         temporary.replace(path)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise _environment_failure(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        temporary.unlink(missing_ok=True)  # gone already when it was renamed
     return max(count, 0)
 
 
@@ -1511,9 +1717,7 @@ def _jsonable(value: object) -> object:
         return list(value)
     if attrs.has(type(value)):
         return _plain(value)
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
+    return str(value)  # paths and the like
 
 
 def _plain(value: object) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from multiprocessing.context import BaseContext
 from pathlib import Path
 
@@ -29,8 +29,8 @@ from store_workers import KINDS, open_kind
 
 from incidentflow import IncidentFlow, StoreError
 from incidentflow._decide import replay
-from incidentflow._events import EvidenceAdded, NoteAdded
-from incidentflow.stores import IncidentQuery, JsonlStore, SQLiteStore
+from incidentflow._events import Event, EvidenceAdded, NoteAdded
+from incidentflow.stores import IncidentQuery, JsonlStore, SQLiteStore, Store
 from incidentflow.stores import jsonl as jsonl_module
 from incidentflow.testing import FrozenClock
 from incidentflow.testing.contract import (
@@ -161,7 +161,7 @@ def test_kill_9_loses_nothing_committed(kind: str, tmp_path: Path, context: Base
 
         store = open_kind(kind, tmp_path)
         try:
-            history = store.history(incident_id)
+            history = settled_history(store, incident_id)
             versions = committed_versions(log)
             assert len(versions) > before, f"round {round_}: nothing was committed"
             assert [e.seq for e in history] == list(range(1, len(history) + 1))
@@ -175,6 +175,23 @@ def test_kill_9_loses_nothing_committed(kind: str, tmp_path: Path, context: Base
                 assert item.event == history[item.event.seq - 1]
         finally:
             store.close()
+
+
+def settled_history(store: Store, incident_id: str) -> Sequence[Event]:
+    """The history once no killed writer's commit is still landing.
+
+    PostgreSQL finishes a COMMIT that a client sent just before it was killed,
+    a moment later, on its own: read until the history and the snapshot agree.
+    """
+    deadline = time.monotonic() + 5
+    while True:
+        history = store.history(incident_id)
+        version = store.load(incident_id).version
+        if version == len(history) == len(store.history(incident_id)):
+            return history
+        if time.monotonic() > deadline:
+            return history  # the assertions below report what is wrong
+        time.sleep(0.05)
 
 
 def assert_batches_whole(history: object) -> None:

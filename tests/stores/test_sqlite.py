@@ -493,3 +493,63 @@ class TestMilestones:
             [found] = first.milestones()
             assert found == milestones(first.get(inc.id))
             assert found.acknowledged_at == START + timedelta(minutes=3)
+
+
+class TestMilestoneColumns:
+    """Each milestone time is stored in, and read back from, the column named after it."""
+
+    def test_every_time_lands_in_its_own_column(self, path: Path) -> None:
+        """A whole lifecycle's times, all different, come back in the fields they came from."""
+        from helpers import advance_to, declare
+        from incidentflow.stores._snapshots import micros
+
+        clock = FrozenClock(START)
+        with IncidentFlow(SQLiteStore(path), clock=clock) as flow:
+            inc = declare(flow, severity="P1")
+            flow.record_detection(
+                inc.id,
+                method="alert",
+                actor="a",
+                first_occurred_at=inc.declared_at - timedelta(minutes=30),
+                detected_at=inc.declared_at - timedelta(minutes=4),
+            )
+            snapshot = advance_to(flow, clock, inc.id, "kb_updated", via_postmortem=True)
+            assert snapshot.detection is not None
+            assert snapshot.postmortem is not None
+            times = {
+                "first_occurred_at": snapshot.detection.first_occurred_at,
+                "detected_at": snapshot.detection.detected_at,
+                "acknowledged_at": snapshot.acknowledged_at,
+                "contained_at": snapshot.contained_at,
+                "fixed_at": snapshot.fixed_at,
+                "resolved_at": snapshot.resolved_at,
+                "postmortem_completed_at": snapshot.postmortem.completed_at,
+            }
+            assert None not in times.values()
+            assert len(set(times.values())) == len(times)  # a swap would show
+
+            conn = raw(path)
+            conn.row_factory = sqlite3.Row
+            row = conn.execute("SELECT * FROM milestones WHERE incident_id = ?", (inc.id,))
+            stored = dict(row.fetchone())
+            conn.close()
+            assert {name: stored[name] for name in times} == {
+                name: micros(at) for name, at in times.items() if at is not None
+            }
+
+            [found] = flow.milestones()
+            assert found == milestones(snapshot)
+            assert {name: getattr(found, name) for name in times} == times
+
+    def test_columns_are_fields_of_milestones(self) -> None:
+        """Every column is a field of Milestones, which the rows are built from by name."""
+        from incidentflow._metrics import Milestones
+
+        fields = set(attrs.fields_dict(Milestones))
+        assert set(sqlite_module._MILESTONES) <= fields
+        assert fields - set(sqlite_module._MILESTONES) == {
+            "incident_id",
+            "severity",
+            "state",
+            "declared_at",
+        }

@@ -184,3 +184,88 @@ class TestPlugins:
         plugins(monkeypatch, Broken("broken", lambda url: MemoryStore()))
         with pytest.raises(ConfigError, match="fake_package"):
             open_store("broken://x")
+
+
+PASSWORD = "Hunter2"
+
+
+class TestPasswordsMasked:
+    """Every message that quotes a store URL masks its password."""
+
+    @pytest.mark.parametrize(
+        ("url", "shown"),
+        [
+            # not a store URL
+            ("postgresql//ops:Hunter2@db/incidents", "***@db/incidents"),
+            ("postgresql:/ops:Hunter2@db/incidents", "***@db/incidents"),
+            ("host=db password=Hunter2", "host=db password=***"),
+            # unknown scheme
+            ("postgresq://ops:Hunter2@db/incidents", "postgresq://ops:***@db/incidents"),
+            ("postgresq://ops:Hun/ter2@db/incidents", "postgresq://ops:***@db/incidents"),
+            ("postgresq://ops:Hunter2@[::1/incidents", "postgresq://ops:***@[::1/incidents"),
+            ("postgresq://db/incidents?password=Hunter2", "postgresq://db/incidents?password=***"),
+            # a memory store takes no path
+            ("memory://ops:Hunter2@somewhere", "memory://ops:***@somewhere"),
+            # sqlite: three slashes, unknown options, synchronous
+            ("sqlite://ops:Hunter2@db/incidents.db", "sqlite://ops:***@db/incidents.db"),
+            ("sqlite:///x.db?password=Hunter2", "sqlite:///x.db?password=***"),
+            ("sqlite:///ops:Hunter2@x.db?synchronous=off", "sqlite:///ops:***@x.db"),
+            # file: give a folder
+            ("file://ops:Hunter2@host/dir?x=1", "file://ops:***@host/dir?x=1"),
+        ],
+    )
+    def test_message_masks_the_password(self, url: str, shown: str) -> None:
+        """The message quotes the URL with user:***@host, never the password."""
+        with pytest.raises(ConfigError) as caught:
+            open_store(url)
+        assert PASSWORD not in str(caught.value)
+        assert shown in str(caught.value)
+
+    def test_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A mistyped INCIDENTFLOW_URL is masked the same way, and the message names it."""
+        monkeypatch.setenv("INCIDENTFLOW_URL", "postgresq://ops:Hunter2@db/incidents")
+        with pytest.raises(ConfigError) as caught:
+            open_store(None)
+        assert caught.value.key == "INCIDENTFLOW_URL"
+        assert "unknown store scheme 'postgresq'" in str(caught.value)
+        assert "'postgresq://ops:***@db/incidents'" in str(caught.value)
+        assert PASSWORD not in str(caught.value)
+
+    def test_configuration_masks_the_same_way(self) -> None:
+        """The configuration's old private name is the shared function."""
+        from incidentflow._config import _mask_password
+        from incidentflow._urls import mask_password
+
+        assert _mask_password is mask_password
+
+
+class TestMalformedPostgresURL:
+    """A URL urlsplit refuses is a ConfigError before any connection, without the password."""
+
+    @pytest.mark.parametrize(
+        ("url", "secret", "problem"),
+        [
+            ("postgresql://ops:Hunter2@[::1/incidents", PASSWORD, "matching brackets"),
+            ("postgresql://ops:Hunter2@::1]/incidents", PASSWORD, "matching brackets"),
+            ("postgres://ops:Hunter2@[db]/incidents", PASSWORD, "matching brackets"),
+            ("postgresql://ops:Hun[ter]2@db/incidents", "Hun[ter]2", "%5B and %5D"),
+            ("postgresql://ops:[secret]@db/incidents", "secret", "%5B and %5D"),
+            ("postgresql://ops:Hunter2@db\uff03x/incidents", PASSWORD, "characters a URL cannot"),
+        ],
+    )
+    def test_malformed_url(self, url: str, secret: str, problem: str) -> None:
+        """The message says what is wrong and gives an example; no traceback from urlsplit."""
+        pytest.importorskip("psycopg")
+        from incidentflow.stores.postgres import PostgresStore
+
+        for opening in (open_store, PostgresStore):
+            with pytest.raises(ConfigError) as caught:
+                opening(url)
+            message = str(caught.value)
+            assert caught.value.key == "dsn"
+            assert "malformed URL" in message
+            assert problem in message
+            assert "e.g. postgresql://" in message
+            assert "ops:***@" in message
+            assert secret not in message
+            assert caught.value.__cause__ is None

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qsl, unquote
 
+from .._urls import mask_password
 from ..exceptions import ConfigError
 from ._base import Store
 
@@ -73,14 +74,17 @@ def open_store(url: str | None = None) -> Store:
     scheme = scheme.lower()
     if not separator or not scheme:
         raise ConfigError(
-            key, f"{url!r} is not a store URL; use one of {_known()} (e.g. sqlite:///incidents.db)"
+            key,
+            f"{_shown(url)} is not a store URL; use one of {_known()} (e.g. sqlite:///incidents.db)",
         )
     builtin = _BUILTIN.get(scheme)
     if builtin is not None:
         return builtin(key, url, rest)
     plugin = _plugins().get(scheme)
     if plugin is None:
-        raise ConfigError(key, f"unknown store scheme {scheme!r} in {url!r}; known: {_known()}")
+        raise ConfigError(
+            key, f"unknown store scheme {scheme!r} in {_shown(url)}; known: {_known()}"
+        )
     try:
         opener = plugin.load()
     except Exception as exc:
@@ -99,7 +103,7 @@ def open_store(url: str | None = None) -> Store:
 
 def _memory(key: str, url: str, rest: str) -> Store:
     if rest.strip("/"):
-        raise ConfigError(key, f"{url!r}: a memory store takes no path; use memory://")
+        raise ConfigError(key, f"{_shown(url)}: a memory store takes no path; use memory://")
     from .memory import MemoryStore
 
     return MemoryStore()
@@ -110,17 +114,18 @@ def _sqlite(key: str, url: str, rest: str) -> Store:
     if not path_part.startswith("/") or not path_part[1:]:
         raise ConfigError(
             key,
-            f"{url!r}: give a file path after three slashes: sqlite:///relative/path.db "
+            f"{_shown(url)}: give a file path after three slashes: sqlite:///relative/path.db "
             "or sqlite:////absolute/path.db",
         )
     options = dict(parse_qsl(query, keep_blank_values=True))
     level = options.pop("synchronous", "FULL").upper()
     if options:
         raise ConfigError(
-            key, f"{url!r}: unknown option(s) {', '.join(sorted(options))}; known: synchronous"
+            key,
+            f"{_shown(url)}: unknown option(s) {', '.join(sorted(options))}; known: synchronous",
         )
     if level not in ("FULL", "NORMAL"):
-        raise ConfigError(key, f"{url!r}: synchronous must be FULL or NORMAL")
+        raise ConfigError(key, f"{_shown(url)}: synchronous must be FULL or NORMAL")
     from .sqlite import SQLiteStore
 
     synchronous: Literal["FULL", "NORMAL"] = "NORMAL" if level == "NORMAL" else "FULL"
@@ -130,7 +135,8 @@ def _sqlite(key: str, url: str, rest: str) -> Store:
 def _file(key: str, url: str, rest: str) -> Store:
     if not rest or "?" in rest:
         raise ConfigError(
-            key, f"{url!r}: give a folder: file://relative/dir or file:///absolute/dir"
+            key,
+            f"{_shown(url)}: give a folder: file://relative/dir or file:///absolute/dir",
         )
     from .jsonl import JsonlStore
 
@@ -168,6 +174,11 @@ def _plugins() -> dict[str, EntryPoint]:
     for point in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(point.name.lower(), point)
     return found
+
+
+def _shown(url: str) -> str:
+    """``url`` quoted for a message, its password masked: a mistyped URL is quoted back."""
+    return repr(mask_password(url))
 
 
 def _known() -> str:

@@ -96,6 +96,7 @@ from .._similar import (
     indexed,
     search_text_changed,
 )
+from .._urls import mask_password
 from ..exceptions import (
     ConcurrencyConflict,
     ConfigError,
@@ -1407,7 +1408,14 @@ def _parse_dsn(dsn: object) -> tuple[str, dict[str, str], dict[str, Any]]:
     conninfo = dsn
     password = ""
     if "://" in dsn:
-        parts = urlsplit(dsn)
+        try:
+            parts = urlsplit(dsn)
+        except ValueError:
+            # urlsplit's own message can quote the host part, password and all.
+            raise ConfigError(
+                "dsn",
+                f"malformed URL {mask_password(dsn)!r}: {_url_problem(dsn)}",
+            ) from None
         scheme = parts.scheme.lower()
         if scheme not in ("postgresql", "postgres"):
             raise ConfigError("dsn", f"expected a postgresql:// URL, got a {scheme}:// one")
@@ -1431,6 +1439,19 @@ def _parse_dsn(dsn: object) -> tuple[str, dict[str, str], dict[str, Any]]:
             "postgresql://user@host:port/dbname or 'host=... dbname=...'",
         ) from None
     return make_conninfo("", **params), options, params
+
+
+def _url_problem(dsn: str) -> str:
+    """Why urlsplit refuses ``dsn`` and what would do, in words that quote none of it."""
+    user_info, _, host = dsn.partition("://")[2].rpartition("@")
+    if "[" in host or "]" in host:
+        return "an IPv6 host goes between matching brackets; e.g. postgresql://user@[::1]/db"
+    if "[" in user_info or "]" in user_info:
+        return (
+            "write [ and ] in a user name or password as %5B and %5D; "
+            "e.g. postgresql://user:p%5B1%5D@host/db"
+        )
+    return "the host holds characters a URL cannot; e.g. postgresql://user@host/db"
 
 
 def _scrub(text: str, password: str) -> str:

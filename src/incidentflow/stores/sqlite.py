@@ -199,7 +199,8 @@ def _fill_search_text(store: SQLiteStore, conn: sqlite3.Connection) -> None:
         conn.execute(_INSERT_SEARCH_TEXT, (incident_id, *text))
 
 
-#: The milestone columns of ``incidents`` (microseconds since the epoch, UTC, or NULL).
+#: The columns of the ``milestones`` table, each named after its field of
+#: :class:`~incidentflow._metrics.Milestones` (microseconds since the epoch, UTC, or NULL).
 _MILESTONES = (
     "first_occurred_at",
     "detected_at",
@@ -1172,14 +1173,17 @@ class SQLiteStore(Store):
         sql, params = _list_sql(query, _MILESTONE_COLUMNS)
         rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
         # A hundred thousand rows go through this loop: look names up once.
-        severities, states, when = _SEVERITIES, _STATES, from_micros
+        severities, states, when, names = _SEVERITIES, _STATES, from_micros, _MILESTONES
         for incident_id, severity, state, declared, *times in rows:
             yield Milestones(
-                incident_id,
-                severities[severity],
-                states[state],
-                when(declared),
-                *[None if at is None else when(at) for at in times],
+                incident_id=incident_id,
+                severity=severities[severity],
+                state=states[state],
+                declared_at=when(declared),
+                **{
+                    name: None if at is None else when(at)
+                    for name, at in zip(names, times, strict=True)
+                },
             )
 
     def _search(
@@ -1376,17 +1380,11 @@ def _write_milestones(conn: sqlite3.Connection, incident: Incident) -> None:
 
 
 def _milestone_values(incident: Incident) -> tuple[int | None, ...]:
-    """The milestone columns of an incident, in the order of ``_MILESTONES``."""
-    detection, postmortem = incident.detection, incident.postmortem
-    times = (
-        None if detection is None else detection.first_occurred_at,
-        None if detection is None else detection.detected_at,
-        incident.acknowledged_at,
-        incident.contained_at,
-        incident.fixed_at,
-        incident.resolved_at,
-        None if postmortem is None else postmortem.completed_at,
-    )
+    """The incident's row of ``milestones``, in the order of ``_MILESTONES``."""
+    from .._metrics import milestones
+
+    reached = milestones(incident)
+    times: tuple[datetime | None, ...] = tuple(getattr(reached, name) for name in _MILESTONES)
     return tuple(None if at is None else micros(at) for at in times)
 
 
