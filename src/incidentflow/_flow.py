@@ -347,9 +347,10 @@ class IncidentFlow:
         """When each matching incident reached each milestone, oldest first.
 
         What :meth:`metrics` aggregates. SQLite reads them from its milestones
-        table without building a single snapshot; the other stores, PostgreSQL
-        and JSONL included, take them from each matching incident's snapshot
-        (the default :meth:`Store.milestones <incidentflow.stores.Store.milestones>`).
+        table and PostgreSQL from its stored checkpoints, in one query and
+        without building a single snapshot; the memory and JSONL stores take
+        them from each matching incident's snapshot (the default
+        :meth:`Store.milestones <incidentflow.stores.Store.milestones>`).
         """
         query = IncidentQuery(
             severities=_severities(severity),
@@ -374,9 +375,10 @@ class IncidentFlow:
     ) -> Sequence[Summary]:
         """MTTx figures over the matching incidents: see :func:`incidentflow.metrics.summarize`.
 
-        Aggregates the :meth:`milestones`: on SQLite they come from one query
-        and no snapshot is built, so it stays quick on a store of a hundred
-        thousand incidents; the other stores load each matching snapshot first.
+        Aggregates the :meth:`milestones`: on SQLite and PostgreSQL they come
+        from one query and no snapshot is built, so it stays quick on a store
+        of a hundred thousand incidents; the memory and JSONL stores load each
+        matching snapshot first.
 
         >>> flow = IncidentFlow.in_memory()
         >>> _ = flow.declare("Search is slow", severity="P3", commander="carol", actor="carol")

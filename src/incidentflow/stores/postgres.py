@@ -75,7 +75,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import psycopg
@@ -114,6 +114,9 @@ from ._base import (
 )
 from ._snapshots import SnapshotCache, check_commit, check_key_unused, checkpoint_due, fold_onto
 
+if TYPE_CHECKING:
+    from .._metrics import Milestones
+
 __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresStore"]
 
 #: The schema this release writes. Schemas at an older version are migrated forward.
@@ -150,6 +153,26 @@ _T = TypeVar("_T")
 SEARCH_CONFIG = "english"
 
 _SEARCH_TEXT = ("title", "symptom", "root_cause", "gotcha", "gotcha_slug")
+
+#: Where each milestone sits in a stored snapshot, in the order of the fields below.
+_MILESTONE_PATHS = (
+    "detection,first_occurred_at",
+    "detection,detected_at",
+    "acknowledged_at",
+    "contained_at",
+    "fixed_at",
+    "resolved_at",
+    "postmortem,completed_at",
+)
+_MILESTONE_FIELDS = (
+    "first_occurred_at",
+    "detected_at",
+    "acknowledged_at",
+    "contained_at",
+    "fixed_at",
+    "resolved_at",
+    "postmortem_completed_at",
+)
 _SEARCH_LEXEMES = tuple(f"{name}_lexemes" for name in FIELDS)
 _SEARCH_COLUMNS = ", ".join((*_SEARCH_TEXT, *_SEARCH_LEXEMES))
 _SEARCH_VALUES = ", ".join(
@@ -893,6 +916,55 @@ class PostgresStore(Store):
                 return self._snapshots_of(conn, found)
 
         return self._read("cannot list incidents", read)
+
+    def milestones(self, query: IncidentQuery) -> Iterator[Milestones]:
+        """The milestones of matching incidents, read from the checkpoints by the server.
+
+        No snapshot is built: one query returns, beside each incident's row,
+        the seven times the metrics need, extracted from its stored checkpoint
+        (``jsonb``). An incident whose checkpoint lags its history is loaded whole.
+        """
+        from .._metrics import Milestones, milestones
+
+        times = ", ".join(f"s.body #>> '{{{path}}}'" for path in _MILESTONE_PATHS)
+        sql, params = self._sql.list(
+            query,
+            "id, version, severity, state, declared_at, "
+            f"(SELECT ARRAY[s.version::text, {times}] FROM {self.schema}.snapshots s "
+            "WHERE s.incident_id = incidents.id)",
+        )
+
+        def read(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Milestones]]:
+            with conn.transaction():  # every row as of one moment
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                rows = conn.execute(sql, params).fetchall()
+                lagging = [
+                    milestones(self._load(conn, str(row[0])))
+                    for row in rows
+                    if row[5] is None or int(row[5][0]) != int(row[1])
+                ]
+            return rows, lagging
+
+        rows, lagging = self._read("cannot read the milestones", read)
+        yield from lagging
+        when = datetime.fromisoformat
+        for incident_id, version, severity, state, declared, stored in rows:
+            if stored is None or int(stored[0]) != int(version):
+                continue
+            found = dict(
+                zip(
+                    _MILESTONE_FIELDS,
+                    (None if t is None else when(t) for t in stored[1:]),
+                    strict=True,
+                )
+            )
+            yield Milestones(
+                incident_id=str(incident_id),
+                severity=Severity(severity),
+                state=State(state),
+                declared_at=declared.astimezone(UTC),
+                **found,
+            )
 
     def summaries(self, query: IncidentQuery) -> Sequence[IncidentSummary]:
         """Summaries of matching incidents, read from the indexed columns alone."""
