@@ -619,7 +619,13 @@ def timeline(app: App, incident_id: str) -> None:
 
 @cli.command(short_help="Past incidents and KB gotchas like this one.")
 @_incident_argument
-@click.option("--limit", type=click.IntRange(min=1, max=100), default=5, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1, max=100),
+    default=5,
+    show_default=True,
+    help="How many to show.",
+)
 @pass_app
 def similar(app: App, incident_id: str, limit: int) -> None:
     """Past incidents and KB gotchas like this one (by symptom, title, root cause)."""
@@ -693,16 +699,34 @@ def evidence_add(
 @evidence.command("collect")
 @_incident_argument
 @click.option("--git", "git_repo", metavar="REPO", help="git log of REPO (e.g. '.').")
-@click.option("--git-count", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option(
+    "--git-count",
+    type=click.IntRange(1, 1000),
+    default=20,
+    show_default=True,
+    help="Commits of git log to keep.",
+)
 @click.option("--docker-ps", is_flag=True, help="docker ps.")
 @click.option(
     "--docker-logs", "containers", metavar="CONTAINER", multiple=True, help="docker logs --tail."
 )
-@click.option("--tail", type=click.IntRange(1, 100_000), default=200, show_default=True)
+@click.option(
+    "--tail",
+    type=click.IntRange(1, 100_000),
+    default=200,
+    show_default=True,
+    help="Lines of each container's log.",
+)
 @click.option("--systemctl", "units", metavar="UNIT", multiple=True, help="systemctl status UNIT.")
 @click.option("--journalctl", "journal_units", metavar="UNIT", multiple=True,
               help="journalctl -u UNIT ('-' for the whole journal).")  # fmt: skip
-@click.option("--lines", type=click.IntRange(1, 100_000), default=200, show_default=True)
+@click.option(
+    "--lines",
+    type=click.IntRange(1, 100_000),
+    default=200,
+    show_default=True,
+    help="Lines of each journal.",
+)
 @click.option(
     "--run",
     "commands",
@@ -710,7 +734,13 @@ def evidence_add(
     multiple=True,
     help="Any command, split like a shell would but run without one.",
 )
-@click.option("--timeout", type=click.FloatRange(min=0.1, max=3600), default=30, show_default=True)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=30,
+    show_default=True,
+    help="Seconds each command may run.",
+)
 @pass_app
 def evidence_collect(
     app: App,
@@ -945,8 +975,14 @@ def resolve(app: App, incident_id: str) -> None:
 @cli.command()
 @_incident_argument
 @click.option("--reason", required=True, help="Why it is reopened.")
-@click.option("--to", "to_state", type=click.Choice(["rca", "triaging"]), default="rca",
-              show_default=True)  # fmt: skip
+@click.option(
+    "--to",
+    "to_state",
+    type=click.Choice(["rca", "triaging"]),
+    default="rca",
+    show_default=True,
+    help="Where the incident goes back to.",
+)
 @pass_app
 def reopen(app: App, incident_id: str, reason: str, to_state: str) -> None:
     """Reopen a fixed or resolved incident."""
@@ -1009,6 +1045,10 @@ def _postmortem_command(name: str, method: str, done: str, doc: str) -> None:
         went_well: tuple[str, ...],
         went_poorly: tuple[str, ...],
     ) -> None:
+        if method == "draft_postmortem" and not (summary or root_cause or went_well or went_poorly):
+            raise click.UsageError(
+                "give at least one of --summary, --root-cause, --went-well, --went-poorly"
+            )
         incident = getattr(app.flow, method)(
             incident_id,
             actor=app.actor,
@@ -1126,7 +1166,12 @@ def assign(app: App, incident_id: str, commander: str) -> None:
 
 @cli.command(short_help="Record when it began and how it was seen.")
 @_incident_argument
-@click.option("--method", type=click.Choice(["alert", "user_report", "other"]), required=True)
+@click.option(
+    "--method",
+    type=click.Choice(["alert", "user_report", "other"]),
+    required=True,
+    help="How it came to light.",
+)
 @click.option(
     "--first-occurred-at", metavar="TIME", callback=_moment, help="When the issue first occurred."
 )
@@ -1190,7 +1235,13 @@ def check_deadlines(app: App, at: datetime | None) -> None:
 
 
 @cli.command(short_help="Deliver pending notifications once.")
-@click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="Notifications to attempt at most.",
+)
 @click.option(
     "--in-flight",
     type=click.IntRange(1, 256),
@@ -1227,8 +1278,13 @@ def deliver(app: App, limit: int, in_flight: int | None, dead: bool, redrive: bo
 
 @cli.command(short_help="MTTA, MTTR and each duration's figures.")
 @click.option("--by", type=click.Choice(["severity", "period"]), help="Group the figures.")
-@click.option("--period", type=click.Choice(["day", "week", "month"]), default="week",
-              show_default=True)  # fmt: skip
+@click.option(
+    "--period",
+    type=click.Choice(["day", "week", "month"]),
+    default="week",
+    show_default=True,
+    help="With --by period: the length of each period (UTC).",
+)
 @click.option(
     "--severity",
     "severities",
