@@ -1952,3 +1952,45 @@ class TestInterrupts:
         """Only library command names get the command line's name beside them."""
         error = one_line_error(term("--actor", "a\nb", "declare", TITLE, "-s", "P1", "-c", "a"), 2)
         assert "[incidentflow" not in error
+
+
+class TestDispatch:
+    """``incidentflow dispatch`` delivers from a process of its own until told to stop."""
+
+    def test_delivers_what_commands_left_then_stops_on_sigterm(
+        self, term: Terminal, tmp_path: Path, library: Library
+    ) -> None:
+        """Commands with inline delivery off leave the outbox full; the dispatcher empties it."""
+        import signal
+        import time
+
+        (tmp_path / "incidentflow.toml").write_text(
+            '[delivery]\ninline = false\n\n[notifiers.log]\ntype = "log"\n', encoding="utf-8"
+        )
+        ids = [declared(term, f"Incident {n}", "P3") for n in range(3)]
+        with library.flow() as flow:
+            assert sorted(i.event.incident_id for i in flow.store.pending()) == sorted(ids)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INCIDENTFLOW_")}
+        dispatcher = subprocess.Popen(
+            [str(SCRIPT), "--store", term.store_url, "dispatch", "--interval", "0.05"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with library.flow() as flow:
+                    if not flow.store.pending():
+                        break
+                time.sleep(0.05)
+        finally:
+            dispatcher.send_signal(signal.SIGTERM)
+            out, err = dispatcher.communicate(timeout=30)
+        assert dispatcher.returncode == EXIT_OK, err
+        assert out.strip() == "stopped; 3 notification(s) delivered"
+        assert "Traceback" not in err
+        with library.flow() as flow:
+            assert list(flow.store.pending()) == []

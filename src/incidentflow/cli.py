@@ -1276,6 +1276,53 @@ def deliver(app: App, limit: int, in_flight: int | None, dead: bool, redrive: bo
     app.emit(_plain(report), lambda: _report_text(_plain(report)))
 
 
+@cli.command(short_help="Deliver notifications until stopped.")
+@click.option(
+    "--in-flight",
+    type=click.IntRange(1, 256),
+    help="Deliveries at once (default: the config's max_in_flight, 8).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.05, max=3600),
+    help="Seconds between looks at the outbox (default: the config's poll_seconds, 1).",
+)
+@pass_app
+def dispatch(app: App, in_flight: int | None, interval: float | None) -> None:
+    """Deliver notifications in this process until Ctrl-C or SIGTERM.
+
+    Deliveries then run in a process of their own, so a storm of commands
+    elsewhere never competes with them for an interpreter. Set ``inline =
+    false`` under ``[delivery]`` so that commands leave their notifications to
+    it. Several dispatchers, on one host or many sharing a PostgreSQL store,
+    split the work.
+    """
+    import signal
+    import threading
+
+    flow = app.flow
+    stopping = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    dispatcher = flow.dispatcher(
+        max_in_flight=in_flight or app.config.max_in_flight,
+        interval=interval or app.config.poll_interval,
+    )
+    dispatcher.start()
+    click.echo("incidentflow: delivering; Ctrl-C or SIGTERM stops", err=True)
+    try:
+        while not stopping.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass  # a clean stop, like SIGTERM
+    finally:
+        dispatcher.stop()
+        signal.signal(signal.SIGTERM, previous)
+    app.emit(
+        {"delivered": dispatcher.delivered},
+        f"stopped; {dispatcher.delivered} notification(s) delivered",
+    )
+
+
 @cli.command(short_help="MTTA, MTTR and each duration's figures.")
 @click.option("--by", type=click.Choice(["severity", "period"]), help="Group the figures.")
 @click.option(
