@@ -93,22 +93,32 @@ class Milestones:
     postmortem_completed_at: datetime | None = None
 
 
+#: The seven milestone times of :class:`Milestones`, in the order of its fields.
+MILESTONE_TIMES: tuple[str, ...] = tuple(f.name for f in attrs.fields(Milestones))[4:]
+
+
+def milestone_times(incident: Incident) -> tuple[datetime | None, ...]:
+    """An incident's :data:`MILESTONE_TIMES`, in that order (what a milestones row holds)."""
+    detection, postmortem = incident.detection, incident.postmortem
+    return (
+        None if detection is None else detection.first_occurred_at,
+        None if detection is None else detection.detected_at,
+        incident.acknowledged_at,
+        incident.contained_at,
+        incident.fixed_at,
+        incident.resolved_at,
+        None if postmortem is None else postmortem.completed_at,
+    )
+
+
 def milestones(incident: Incident) -> Milestones:
     """The milestones of one snapshot."""
-    detection = incident.detection
-    postmortem = incident.postmortem
     return Milestones(
         incident_id=incident.id,
         severity=incident.severity,
         state=incident.state,
         declared_at=incident.declared_at,
-        first_occurred_at=None if detection is None else detection.first_occurred_at,
-        detected_at=None if detection is None else detection.detected_at,
-        acknowledged_at=incident.acknowledged_at,
-        contained_at=incident.contained_at,
-        fixed_at=incident.fixed_at,
-        resolved_at=incident.resolved_at,
-        postmortem_completed_at=None if postmortem is None else postmortem.completed_at,
+        **dict(zip(MILESTONE_TIMES, milestone_times(incident), strict=True)),
     )
 
 
@@ -246,43 +256,22 @@ def incident_times(incident: Incident) -> IncidentTimes:
 
 
 def _spans(inc: Incident | Milestones) -> tuple[timedelta | None, ...]:
+    """The durations of :data:`METRICS`, from a snapshot or from its milestones."""
     if isinstance(inc, Milestones):
-        return _milestone_spans(inc)
+        first, detected = inc.first_occurred_at, inc.detected_at
+        acknowledged, contained, fixed = inc.acknowledged_at, inc.contained_at, inc.fixed_at
+        resolved, completed = inc.resolved_at, inc.postmortem_completed_at
+    else:
+        first, detected, acknowledged, contained, fixed, resolved, completed = milestone_times(inc)
     declared = inc.declared_at
-    detect = declare = None
-    if (detection := inc.detection) is not None and detection.detected_at is not None:
-        declare = declared - detection.detected_at
-        if detection.first_occurred_at is not None:
-            detect = detection.detected_at - detection.first_occurred_at
-    resolved = inc.resolved_at
-    postmortem = inc.postmortem
     return (
-        detect,
-        declare,
-        None if inc.acknowledged_at is None else inc.acknowledged_at - declared,
-        None if inc.contained_at is None else inc.contained_at - declared,
-        None if inc.fixed_at is None else inc.fixed_at - declared,
-        None if resolved is None else resolved - declared,
-        None
-        if resolved is None or postmortem is None or postmortem.completed_at is None
-        else postmortem.completed_at - resolved,
-    )
-
-
-def _milestone_spans(m: Milestones) -> tuple[timedelta | None, ...]:
-    declared = m.declared_at
-    detected = m.detected_at
-    resolved = m.resolved_at
-    return (
-        None if detected is None or m.first_occurred_at is None else detected - m.first_occurred_at,
+        None if detected is None or first is None else detected - first,
         None if detected is None else declared - detected,
-        None if m.acknowledged_at is None else m.acknowledged_at - declared,
-        None if m.contained_at is None else m.contained_at - declared,
-        None if m.fixed_at is None else m.fixed_at - declared,
+        None if acknowledged is None else acknowledged - declared,
+        None if contained is None else contained - declared,
+        None if fixed is None else fixed - declared,
         None if resolved is None else resolved - declared,
-        None
-        if resolved is None or m.postmortem_completed_at is None
-        else m.postmortem_completed_at - resolved,
+        None if resolved is None or completed is None else completed - resolved,
     )
 
 

@@ -819,15 +819,14 @@ def contain(app: App, incident_id: str, action: str | None, taken_at: datetime |
         )
     if taken_at is not None and action is None:
         raise click.UsageError("--at dates an ACTION; give one")
+    recorded = None
     if action is not None:
-        incident = app.flow.record_containment(incident_id, action, actor=app.actor,
+        recorded = app.flow.record_containment(incident_id, action, actor=app.actor,
                                                taken_at=taken_at)  # fmt: skip
         if not done:
-            app.done(incident, "containment action recorded")
+            app.done(recorded, "containment action recorded")
             return
-        with _kept_if_refused(incident, "the containment action"):
-            incident = app.flow.contain(incident_id, actor=app.actor)
-    else:
+    with _kept_if_refused(recorded, "the containment action"):
         incident = app.flow.contain(incident_id, actor=app.actor)
     app.done(incident, "contained")
     if not app.as_json:
@@ -835,14 +834,17 @@ def contain(app: App, incident_id: str, action: str | None, taken_at: datetime |
 
 
 @contextlib.contextmanager
-def _kept_if_refused(recorded: Incident, what: str) -> Iterator[None]:
+def _kept_if_refused(recorded: Incident | None, what: str) -> Iterator[None]:
     """Say that the first of two steps was kept when the second one is refused.
 
     So nobody runs the whole line again and records the same thing twice.
+    Nothing to say when there was no first step (``recorded`` is None).
     """
     try:
         yield
     except (TransitionRejected, InvalidTransition):
+        if recorded is None:
+            raise
         click.echo(
             f"incidentflow: note: {what} was recorded (version {recorded.version}); "
             "only --done was refused; after fixing what is listed below, run it with --done alone",
@@ -908,21 +910,20 @@ def fix(
     """Record the fix (DESCRIPTION, --test, staging); with --done, mark it fixed."""
     if description is None and not done:
         raise click.UsageError("give the fix's DESCRIPTION, or --done to mark the incident fixed")
+    recorded = None
     if description is not None:
         if test is None or staging_verified is None:
             raise click.UsageError(
                 "a fix needs --test (the test that would have caught it) and "
                 "--staging-verified or --not-staging-verified"
             )
-        incident = app.flow.record_fix(incident_id, description, test=test,
+        recorded = app.flow.record_fix(incident_id, description, test=test,
                                        staging_verified=staging_verified,
                                        actor=app.actor)  # fmt: skip
         if not done:
-            app.done(incident, "fix recorded")
+            app.done(recorded, "fix recorded")
             return
-        with _kept_if_refused(incident, "the fix"):
-            incident = app.flow.mark_fixed(incident_id, actor=app.actor)
-    else:
+    with _kept_if_refused(recorded, "the fix"):
         incident = app.flow.mark_fixed(incident_id, actor=app.actor)
     app.done(incident, "fixed")
     if not app.as_json:

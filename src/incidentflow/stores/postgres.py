@@ -85,6 +85,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .._events import Event
+from .._metrics import MILESTONE_TIMES
 from .._model import Incident, Severity, State
 from .._serialization import converter, event_from_dict, incident_from_dict, incident_to_dict
 from .._similar import (
@@ -154,7 +155,7 @@ SEARCH_CONFIG = "english"
 
 _SEARCH_TEXT = ("title", "symptom", "root_cause", "gotcha", "gotcha_slug")
 
-#: Where each milestone sits in a stored snapshot, in the order of the fields below.
+#: Where each of ``MILESTONE_TIMES`` sits in a stored snapshot, in that order.
 _MILESTONE_PATHS = (
     "detection,first_occurred_at",
     "detection,detected_at",
@@ -163,15 +164,6 @@ _MILESTONE_PATHS = (
     "fixed_at",
     "resolved_at",
     "postmortem,completed_at",
-)
-_MILESTONE_FIELDS = (
-    "first_occurred_at",
-    "detected_at",
-    "acknowledged_at",
-    "contained_at",
-    "fixed_at",
-    "resolved_at",
-    "postmortem_completed_at",
 )
 _SEARCH_LEXEMES = tuple(f"{name}_lexemes" for name in FIELDS)
 _SEARCH_COLUMNS = ", ".join((*_SEARCH_TEXT, *_SEARCH_LEXEMES))
@@ -953,7 +945,7 @@ class PostgresStore(Store):
                 continue
             found = dict(
                 zip(
-                    _MILESTONE_FIELDS,
+                    MILESTONE_TIMES,
                     (None if t is None else when(t) for t in stored[1:]),
                     strict=True,
                 )

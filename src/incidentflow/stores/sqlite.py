@@ -76,6 +76,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 from .._events import Event
+from .._metrics import MILESTONE_TIMES, milestone_times
 from .._model import Incident, Severity, State
 from .._serialization import converter, event_from_dict, incident_from_json, incident_to_json
 from .._similar import (
@@ -201,15 +202,7 @@ def _fill_search_text(store: SQLiteStore, conn: sqlite3.Connection) -> None:
 
 #: The columns of the ``milestones`` table, each named after its field of
 #: :class:`~incidentflow._metrics.Milestones` (microseconds since the epoch, UTC, or NULL).
-_MILESTONES = (
-    "first_occurred_at",
-    "detected_at",
-    "acknowledged_at",
-    "contained_at",
-    "fixed_at",
-    "resolved_at",
-    "postmortem_completed_at",
-)
+_MILESTONES = MILESTONE_TIMES
 
 
 def _fill_milestones(store: SQLiteStore, conn: sqlite3.Connection) -> None:
@@ -1348,14 +1341,7 @@ def _milestones_changed(incident: Incident, before: Incident | None) -> bool:
     """Whether a commit moved any milestone (most commands move none)."""
     if before is None:
         return _milestone_values(incident) != _NO_MILESTONES
-    return (
-        incident.acknowledged_at != before.acknowledged_at
-        or incident.contained_at != before.contained_at
-        or incident.fixed_at != before.fixed_at
-        or incident.resolved_at != before.resolved_at
-        or incident.detection is not before.detection
-        or incident.postmortem is not before.postmortem
-    )
+    return milestone_times(incident) != milestone_times(before)
 
 
 def _keep_milestones(conn: sqlite3.Connection, commit: Commit, previous: Incident | None) -> None:
@@ -1381,11 +1367,7 @@ def _write_milestones(conn: sqlite3.Connection, incident: Incident) -> None:
 
 def _milestone_values(incident: Incident) -> tuple[int | None, ...]:
     """The incident's row of ``milestones``, in the order of ``_MILESTONES``."""
-    from .._metrics import milestones
-
-    reached = milestones(incident)
-    times: tuple[datetime | None, ...] = tuple(getattr(reached, name) for name in _MILESTONES)
-    return tuple(None if at is None else micros(at) for at in times)
+    return tuple(None if at is None else micros(at) for at in milestone_times(incident))
 
 
 _NO_MILESTONES: tuple[int | None, ...] = (None,) * len(_MILESTONES)
