@@ -6,9 +6,10 @@ python-statemachine). Prints, for one run:
 * a full P1 lifecycle in memory (declare … update_kb with 3 evidence items,
   triage answers, 1 containment action, 5 whys, fix, deploy, a confirmation,
   a post-mortem with 2 action items and a KB entry; no files) against
-  (a) bare ``transitions`` doing the 7 state changes with a Machine per model
-  (target: ≤ 1.5×) and (b) python-statemachine doing the same 7 events
-  (target: faster, ratio < 1);
+  (a) bare ``transitions`` doing the 7 state changes with a Machine per model,
+  with ``auto_transitions`` (its default) and without (target: ≤ 1.5×), and
+  (b) python-statemachine doing the same 7 events (target: faster, ratio < 1);
+  the four sides run interleaved, round by round, and the medians are compared;
 * ``import incidentflow`` against importing its five core dependencies alone
   (target: ≤ 1.3×), each in a fresh interpreter.
 """
@@ -45,6 +46,19 @@ class Model:
 def bare_transitions() -> None:
     model = Model()
     Machine(model=model, states=STATES, transitions=TRANSITIONS, initial="declared")
+    for step in STEPS:
+        getattr(model, step)()
+
+
+def bare_transitions_without_auto() -> None:
+    model = Model()
+    Machine(
+        model=model,
+        states=STATES,
+        transitions=TRANSITIONS,
+        initial="declared",
+        auto_transitions=False,
+    )
     for step in STEPS:
         getattr(model, step)()
 
@@ -128,17 +142,21 @@ def make_incidentflow_run() -> Callable[[], None]:
     return run
 
 
-def per_call(fn: Callable[[], None], rounds: int = 7, number: int = 300) -> float:
-    """Median seconds per call over ``rounds`` rounds of ``number`` calls."""
-    for _ in range(50):
-        fn()
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(number):
+def interleaved(
+    sides: dict[str, Callable[[], None]], rounds: int = 15, number: int = 200
+) -> dict[str, float]:
+    """Median seconds per call of each side, the sides taking turns round by round."""
+    for fn in sides.values():
+        for _ in range(50):
             fn()
-        samples.append((time.perf_counter() - start) / number)
-    return statistics.median(samples)
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(rounds):
+        for name, fn in sides.items():
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            samples[name].append((time.perf_counter() - start) / number)
+    return {name: statistics.median(found) for name, found in samples.items()}
 
 
 def import_time(statement: str, rounds: int = 15) -> float:
@@ -158,14 +176,22 @@ def import_time(statement: str, rounds: int = 15) -> float:
 
 
 def main() -> None:
-    ours = per_call(make_incidentflow_run())
-    bare = per_call(bare_transitions)
-    psm = per_call(python_statemachine)
-    print(f"full P1 lifecycle, incidentflow in memory: {ours * 1e6:8.1f} µs")
-    print(f"7 state changes, bare transitions:         {bare * 1e6:8.1f} µs")
-    print(f"7 events, python-statemachine:             {psm * 1e6:8.1f} µs")
-    print(f"ratio vs transitions (target ≤ 1.5):        {ours / bare:6.2f}")
-    print(f"ratio vs python-statemachine (target < 1):  {ours / psm:6.2f}")
+    medians = interleaved(
+        {
+            "ours": make_incidentflow_run(),
+            "bare": bare_transitions,
+            "bare_no_auto": bare_transitions_without_auto,
+            "psm": python_statemachine,
+        }
+    )
+    ours, bare, no_auto, psm = (medians[k] for k in ("ours", "bare", "bare_no_auto", "psm"))
+    print(f"full P1 lifecycle, incidentflow in memory:       {ours * 1e6:8.1f} µs")
+    print(f"7 state changes, bare transitions:               {bare * 1e6:8.1f} µs")
+    print(f"7 state changes, bare transitions, no auto:      {no_auto * 1e6:8.1f} µs")
+    print(f"7 events, python-statemachine:                   {psm * 1e6:8.1f} µs")
+    print(f"ratio vs transitions (target ≤ 1.5):              {ours / bare:6.2f}")
+    print(f"ratio vs transitions without auto_transitions:    {ours / no_auto:6.2f}")
+    print(f"ratio vs python-statemachine (target < 1):        {ours / psm:6.2f}")
 
     deps = import_time("import attrs, cattrs, transitions, loguru, tomli_w")
     lib = import_time("import incidentflow")

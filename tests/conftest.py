@@ -1,4 +1,11 @@
-"""Shared fixtures: a frozen clock, an in-memory flow, and drivers to any state."""
+"""Shared fixtures: a frozen clock, an in-memory flow, and drivers to any state.
+
+The suite runs in parallel (``-n auto`` in pyproject.toml); what tests share must
+not collide between pytest-xdist workers. Files go under ``tmp_path`` (one folder
+per worker), servers listen on port 0, environment variables are set through
+``monkeypatch``, and PostgreSQL gives each worker a database of its own (the
+``pg`` plugin below). ``pytest -n 0`` runs everything in one process.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers import START, drive_to
 from incidentflow import Incident, IncidentFlow, State
 from incidentflow.testing import FrozenClock
+
+# One PostgreSQL database per xdist worker, and its skip reason reported once per run.
+pytest_plugins = ("pg",)
 
 
 @pytest.fixture(autouse=True)

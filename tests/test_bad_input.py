@@ -30,8 +30,10 @@ from incidentflow import (
     IncidentFlow,
     IncidentFlowError,
     IncidentNotFound,
+    InvalidTransition,
     ValidationError,
 )
+from incidentflow.stores import SQLiteStore
 from incidentflow.testing import FrozenClock
 
 Drive = Callable[..., Incident]
@@ -632,3 +634,251 @@ class TestUnicode:
         confirmation = flow.get(inc.id).confirmation
         assert confirmation is not None
         assert confirmation.user == "Ζωή"
+
+
+# -- the hardened boundary (issue 9, "Bad input that gets through") ----------------------
+
+SURROGATES = ["a\ud800b", "\udfff", "high then low reversed \udc00\ud800", "emoji half \ud83d"]
+BIDI = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"]
+SEPARATORS = ["\u2028", "\u2029", "\x85", "\x1c", "\x1d", "\x1e"]
+#: Larger than any page size (LIMIT_MAX) and than any whole number a store holds.
+HUGE = [100_001, 2**63, 10**30, 2**200]
+
+
+def _codepoint(text: str) -> str:
+    return f"U+{ord(text):04X}"
+
+
+class TestLoneSurrogates:
+    @pytest.mark.parametrize("text", SURROGATES)
+    @pytest.mark.parametrize(
+        ("field", "call"),
+        [
+            ("title", lambda f, i, t: f.declare(t, severity="P1", commander="a", actor="a")),
+            ("commander", lambda f, i, t: f.declare("x", severity="P1", commander=t, actor="a")),
+            ("actor", lambda f, i, t: f.add_note(i.id, "n", actor=t)),
+            ("text", lambda f, i, t: f.add_note(i.id, t, actor="a")),
+            ("content", lambda f, i, t: f.add_evidence(i.id, source="s", content=t, actor="a")),
+            ("source", lambda f, i, t: f.add_evidence(i.id, source=t, content="c", actor="a")),
+            ("answer", lambda f, i, t: f.answer_triage(i.id, "scope", t, actor="a")),
+            (
+                "idempotency_key",
+                lambda f, i, t: f.add_note(i.id, "n", actor="a", idempotency_key=t),
+            ),
+            ("incident_id", lambda f, i, t: f.get(t)),
+        ],
+        ids=lambda value: value if isinstance(value, str) and value.isidentifier() else None,
+    )
+    def test_refused_before_anything_is_written(
+        self, file_flow: IncidentFlow, clock: FrozenClock, field: str, call: Any, text: str
+    ) -> None:
+        """A lone surrogate (not valid Unicode) is a ValidationError naming the field."""
+        inc = drive_to(file_flow, clock, "triaging")
+        with unchanged(file_flow), unchanged(file_flow, inc.id):
+            exc = refused(field, lambda: call(file_flow, inc, text))
+        assert "surrogate" in str(exc)
+        assert exc.message.startswith("contains the lone surrogate U+D")
+
+    def test_the_next_command_works_on_a_durable_store(
+        self, tmp_path: Path, clock: FrozenClock, folders: tuple[Path, Path]
+    ) -> None:
+        """After a refused surrogate the incident takes commands again, with no duplicate."""
+        incidents_dir, knowledge_dir = folders
+        store = SQLiteStore(tmp_path / "incidents.db")
+        with IncidentFlow(
+            store, clock=clock, incidents_dir=incidents_dir, knowledge_dir=knowledge_dir
+        ) as flow:
+            inc = declare(flow)
+            for _ in range(3):  # a client retrying the same bad request
+                with unchanged(flow, inc.id):
+                    refused("text", lambda: flow.add_note(inc.id, "a\ud800b", actor=COMMANDER))
+            after = flow.add_note(inc.id, "retried without the surrogate", actor=COMMANDER)
+            assert after.version == inc.version + 1
+            assert [e.type for e in flow.history(inc.id)] == ["declared", "note_added"]
+            assert flow.verify(inc.id)
+            assert flow.check_deadlines() is not None
+        assert "retried" in (incidents_dir / f"{inc.id}.md").read_text(encoding="utf-8")
+
+    def test_paired_surrogates_written_as_one_character_are_fine(self, flow: IncidentFlow) -> None:
+        """An emoji outside the BMP is one code point in Python, not a surrogate pair."""
+        inc = declare(flow)
+        assert (
+            flow.add_note(inc.id, "on fire \U0001f525", actor=COMMANDER)
+            .notes[0]
+            .text.endswith("\U0001f525")
+        )
+
+
+class TestOneLineFields:
+    @pytest.mark.parametrize("char", BIDI + SEPARATORS, ids=_codepoint)
+    @pytest.mark.parametrize(
+        ("field", "call"),
+        [
+            ("title", lambda f, i, t: f.declare(t, severity="P1", commander="a", actor="a")),
+            ("commander", lambda f, i, t: f.assign_commander(i.id, t, actor="a")),
+            ("actor", lambda f, i, t: f.add_note(i.id, "n", actor=t)),
+            ("source", lambda f, i, t: f.add_evidence(i.id, source=t, content="c", actor="a")),
+            ("question", lambda f, i, t: f.answer_triage(i.id, t, "a", actor="a")),
+            (
+                "idempotency_key",
+                lambda f, i, t: f.add_note(i.id, "n", actor="a", idempotency_key=t),
+            ),
+        ],
+        ids=["title", "commander", "actor", "source", "question", "idempotency_key"],
+    )
+    def test_refuse_bidi_controls_and_line_separators(
+        self, flow: IncidentFlow, clock: FrozenClock, field: str, call: Any, char: str
+    ) -> None:
+        """One-line fields refuse characters that reorder the text or start a new line."""
+        inc = drive_to(flow, clock, "triaging")
+        with unchanged(flow), unchanged(flow, inc.id):
+            exc = refused(field, lambda: call(flow, inc, f"left{char}right"))
+        assert _codepoint(char) in str(exc), "the message names the character to remove"
+
+    @pytest.mark.parametrize("char", ["\u202e", "\u2067", "\u2028", "\u2029"], ids=_codepoint)
+    def test_free_text_keeps_them(self, drive: Drive, flow: IncidentFlow, char: str) -> None:
+        """Free text (notes, whys, evidence) keeps bidi marks and separators people paste."""
+        inc = drive("rca")
+        assert flow.add_why(inc.id, f"left{char}right", actor=RESPONDER).whys[-1].answer == (
+            f"left{char}right"
+        )
+
+    @pytest.mark.parametrize("char", ["\u200f", "\u061c", "\u200e"], ids=_codepoint)
+    def test_plain_direction_marks_stay_allowed(self, flow: IncidentFlow, char: str) -> None:
+        """Right-to-left and left-to-right marks only hint direction; names in Arabic need them."""
+        inc = flow.declare(f"مرحبا{char} checkout", severity="P2", commander="a", actor="a")
+        assert char in inc.title
+
+
+class TestHugeNumbers:
+    @pytest.mark.parametrize("limit", HUGE)
+    @pytest.mark.parametrize("query", ["list", "summaries"])
+    def test_page_size_over_the_maximum(self, flow: IncidentFlow, query: str, limit: int) -> None:
+        """A page size over 100,000 is refused, naming limit (no OverflowError from a store)."""
+        declare(flow)
+        exc = refused("limit", lambda: getattr(flow, query)(limit=limit))
+        assert "100,000" in str(exc)
+
+    @pytest.mark.parametrize("query", ["list", "summaries"])
+    def test_largest_page_size_is_accepted(self, flow: IncidentFlow, query: str) -> None:
+        """limit=100,000 is the largest page size and lists normally."""
+        inc = declare(flow)
+        assert [found.id for found in getattr(flow, query)(limit=100_000)] == [inc.id]
+
+    @pytest.mark.parametrize("offset", [2**63, 10**30, -1, True, "0"])
+    @pytest.mark.parametrize("query", ["list", "summaries"])
+    def test_offset_a_store_cannot_hold(
+        self, flow: IncidentFlow, query: str, offset: object
+    ) -> None:
+        """An offset is a whole number a store can hold, or it is refused naming offset."""
+        refused("offset", lambda: getattr(flow, query)(offset=offset))
+
+    def test_huge_offset_on_sqlite(self, tmp_path: Path, clock: FrozenClock) -> None:
+        """The largest accepted offset reaches SQLite without an OverflowError."""
+        with IncidentFlow(SQLiteStore(tmp_path / "incidents.db"), clock=clock) as flow:
+            declare(flow)
+            assert flow.list(offset=2**63 - 1) == []
+            refused("limit", lambda: flow.list(limit=10**30))
+
+    @pytest.mark.parametrize("limit", HUGE)
+    def test_dead_letters_limit(self, flow: IncidentFlow, limit: int) -> None:
+        """dead_letters(10**30) is a ValidationError naming limit."""
+        refused("limit", lambda: flow.dead_letters(limit))
+
+    @pytest.mark.parametrize("number", [2**63, 10**30])
+    def test_action_item_number(self, drive: Drive, flow: IncidentFlow, number: int) -> None:
+        """An action-item number no store can hold is refused, naming number."""
+        inc = drive("resolved")
+        with unchanged(flow, inc.id):
+            refused("number", lambda: flow.complete_action_item(inc.id, number, actor="a"))
+
+    @pytest.mark.parametrize("version", [2**63, 10**30, 2**200])
+    def test_expected_version(self, drive: Drive, flow: IncidentFlow, version: int) -> None:
+        """An expected_version no store can hold is refused, or conflicts; it never overflows."""
+        inc = drive("rca")
+        with unchanged(flow, inc.id), pytest.raises((ValidationError, ConcurrencyConflict)):
+            flow.add_why(inc.id, "w", actor="b", expected_version=version)
+
+
+class TestCommandNames:
+    @pytest.mark.parametrize("command", ["frobnicate", "fly", "_decide", "__init__", "Contain"])
+    def test_unknown_command_in_can(self, flow: IncidentFlow, command: str) -> None:
+        """can() refuses a command that does not exist, naming the commands that do."""
+        inc = declare(flow)
+        with unchanged(flow, inc.id), pytest.raises(InvalidTransition) as info:
+            flow.can(inc.id, command)
+        assert command in str(info.value)
+        assert "start_triage" in str(info.value)
+        assert "add_note" in str(info.value)
+
+    @pytest.mark.parametrize("command", [["x"], ("contain",), 5, None, b"contain", {"a": 1}])
+    def test_command_name_that_is_not_text(self, flow: IncidentFlow, command: object) -> None:
+        """can(id, ["x"]) is a ValidationError naming command, not a TypeError."""
+        inc = declare(flow)
+        with unchanged(flow, inc.id):
+            refused("command", lambda: flow.can(inc.id, command))  # type: ignore[arg-type]
+
+    def test_known_command_still_answers(self, drive: Drive, flow: IncidentFlow) -> None:
+        """A known command not allowed now gets a Verdict with coded reasons, not an error."""
+        inc = drive("triaging")
+        verdict = flow.can(inc.id, "contain")
+        assert not verdict.allowed
+        assert all(reason.code and str(reason) == reason.message for reason in verdict.reasons)
+
+    @pytest.mark.parametrize("ids", [5, b"id", "one-id", [5], [None], ["a\ud800"], {"a": 1}])
+    def test_redrive_with_ids_that_are_not_a_list_of_text(
+        self, flow: IncidentFlow, ids: object
+    ) -> None:
+        """redrive(5) is a ValidationError naming ids, not a TypeError."""
+        exc = refused("ids", lambda: flow.redrive(ids))  # type: ignore[arg-type]
+        assert isinstance(exc, ValidationError)
+
+    def test_redrive_with_nothing_dead(self, flow: IncidentFlow) -> None:
+        """redrive() and redrive([]) put nothing back when nothing is dead."""
+        assert flow.redrive() == 0
+        assert flow.redrive([]) == 0
+
+
+class TestDuplicateOf:
+    def test_itself(self, drive: Drive, flow: IncidentFlow) -> None:
+        """An incident cannot be dismissed as a duplicate of itself."""
+        inc = drive("triaging")
+        with unchanged(flow, inc.id):
+            exc = refused(
+                "duplicate_of",
+                lambda: flow.dismiss(inc.id, reason="dup", duplicate_of=inc.id, actor="a"),
+            )
+        assert inc.id in str(exc)
+
+    def test_unknown_incident(self, drive: Drive, flow: IncidentFlow) -> None:
+        """duplicate_of must name an incident that exists."""
+        inc = drive("triaging")
+        with unchanged(flow, inc.id):
+            exc = refused(
+                "duplicate_of",
+                lambda: flow.dismiss(
+                    inc.id, reason="dup", duplicate_of="INC-2026-11-27-nope", actor="a"
+                ),
+            )
+        assert "INC-2026-11-27-nope" in str(exc)
+
+    @pytest.mark.parametrize(
+        "junk", ["any text at all", "../../etc/passwd", "INC-\u202e", "a\ud800", 5, ["INC"]]
+    )
+    def test_junk(self, drive: Drive, flow: IncidentFlow, junk: object) -> None:
+        """duplicate_of that is not an incident id is refused, naming duplicate_of."""
+        inc = drive("triaging")
+        with unchanged(flow, inc.id):
+            refused(
+                "duplicate_of",
+                lambda: flow.dismiss(inc.id, reason="dup", duplicate_of=junk, actor="a"),  # type: ignore[arg-type]
+            )
+
+    def test_another_incident(self, flow: IncidentFlow, clock: FrozenClock) -> None:
+        """A real other incident is accepted and recorded."""
+        first = declare(flow)
+        clock.advance(minutes=1)
+        second = flow.declare("Checkout fails again", severity="P2", commander="a", actor="a")
+        dismissed = flow.dismiss(second.id, reason="dup", duplicate_of=first.id, actor="a")
+        assert dismissed.state.value == "dismissed"
+        assert flow.history(second.id)[-1].data.duplicate_of == first.id  # type: ignore[attr-defined]

@@ -429,7 +429,7 @@ class TestConfirmByUser:
         assert after.state is State.RCA
         assert after.reopen_count == 1
         assert after.confirmation is None
-        assert after.deploys == ()
+        assert not after.deploys
         types = [e.type for e in flow.history(inc.id)]
         assert types[-2:] == ["user_confirmed", "reopened"]
         assert flow.history(inc.id)[-2].data.positive is False  # type: ignore[attr-defined]
@@ -668,7 +668,7 @@ class TestReclassify:
         assert after.postmortem_required is True
         with pytest.raises(TransitionRejected) as info:
             flow.update_kb(inc.id, symptom="s", early_signs="e", actor=COMMANDER)
-        assert any("post-mortem" in r for r in info.value.reasons)
+        assert "postmortem.required" in info.value.codes
 
     def test_lowering_a_resolved_p1_keeps_the_postmortem(
         self, drive: Drive, flow: IncidentFlow

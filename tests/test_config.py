@@ -15,20 +15,22 @@ from hypothesis import strategies as st
 
 from incidentflow import (
     BlameCheck,
-    Config,
     ConfigError,
-    EmailNotifierSpec,
     IncidentFlow,
-    LogNotifierSpec,
+    IncidentFlowError,
     Policy,
-    RetryPolicy,
-    Route,
     Severity,
+)
+from incidentflow.config import (
+    Config,
+    EmailNotifierSpec,
+    LogNotifierSpec,
     SlackNotifierSpec,
     WebhookNotifierSpec,
     default_config_toml,
     load_config,
 )
+from incidentflow.delivery import RetryPolicy, Route
 from incidentflow.stores import MemoryStore, SQLiteStore
 from incidentflow.testing import FrozenClock
 
@@ -107,6 +109,11 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def open_flow(config: Config, **overrides: Any) -> IncidentFlow:
+    """The flow ``config`` describes, as ``IncidentFlow.from_config`` builds it."""
+    return config.open_with(IncidentFlow, **overrides)
 
 
 def config_error(path: Path, text: str) -> ConfigError:
@@ -277,7 +284,7 @@ class TestRelativePaths:
             config.store_url()
             == f"sqlite:///{tmp_path.as_posix()}/.agent/incidents/incidentflow.db"
         )
-        with config.open_flow() as flow:
+        with open_flow(config) as flow:
             assert isinstance(flow.store, SQLiteStore)
         assert (tmp_path / ".agent" / "incidents" / "incidentflow.db").exists()
 
@@ -502,7 +509,7 @@ class TestErrors:
         assert "environment variable" in str(error)
 
     def test_missing_secret_is_reported_when_the_flow_opens(self, tmp_path: Path) -> None:
-        """An unset *_env variable fails open_flow, naming the key and the variable."""
+        """An unset *_env variable fails building the flow, naming the key and the variable."""
         path = write(
             tmp_path / "incidentflow.toml",
             "[notifiers.pager]\ntype = 'webhook'\nurl = 'https://x.example/h'\n"
@@ -510,7 +517,7 @@ class TestErrors:
         )
         config = load_config(path)  # loading does not need the secret
         with pytest.raises(ConfigError) as info:
-            config.open_flow(store="memory://")
+            open_flow(config, store="memory://")
         assert info.value.key == f"{path}: notifiers.pager.secret_env"
         assert "PAGER_SECRET is not set" in str(info.value)
 
@@ -573,14 +580,14 @@ class TestErrors:
         """A bad INCIDENTFLOW_URL is reported under that name, not the file's store."""
         monkeypatch.setenv("INCIDENTFLOW_URL", "nonsense")
         with pytest.raises(ConfigError) as info:
-            Config(store="memory://").open_flow()
+            open_flow(Config(store="memory://"))
         assert info.value.key == "INCIDENTFLOW_URL"
 
     def test_bad_store_in_the_file_names_the_key(self, tmp_path: Path) -> None:
         """A store the file names that cannot be opened is reported under <file>: store."""
         path = write(tmp_path / "incidentflow.toml", 'store = "cassandra://db/x"\n')
         with pytest.raises(ConfigError) as info:
-            load_config(path).open_flow()
+            open_flow(load_config(path))
         assert info.value.key == f"{path}: store"
         assert "sqlite://" in str(info.value)
 
@@ -607,7 +614,7 @@ class TestErrors:
         ("build", "key"),
         [
             (lambda: WebhookNotifierSpec(url="https://x.example", url_env="X"), "url"),
-            (lambda: WebhookNotifierSpec(url="https://x.example", timeout="5"), "timeout"),
+            (lambda: WebhookNotifierSpec(url="https://x.example", timeout="5"), "timeout"),  # type: ignore[arg-type]
             (lambda: SlackNotifierSpec(webhook_url_env="not a name"), "webhook_url_env"),
             (
                 lambda: EmailNotifierSpec(host="h", sender="a@b.example", recipients="c@d.example"),
@@ -638,7 +645,7 @@ class TestErrors:
         assert info.value.key == key
 
 
-class TestOpenFlow:
+class TestFlowArguments:
     def test_everything_configured_is_built(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -646,7 +653,7 @@ class TestOpenFlow:
         for name, value in SECRETS.items():
             monkeypatch.setenv(name, value)
         config = load_config(write(tmp_path / "incidentflow.toml", FULL))
-        with config.open_flow() as flow:
+        with open_flow(config) as flow:
             assert isinstance(flow.store, SQLiteStore)
             assert flow.policy.watch_window == timedelta(minutes=30)
             assert flow.policy.response_target(Severity.P1) == timedelta(minutes=10)
@@ -671,19 +678,19 @@ class TestOpenFlow:
         assert (config.max_in_flight, config.poll_interval) == (4, 0.5)
 
     def test_keyword_overrides_win(self, tmp_path: Path) -> None:
-        """Keywords given to open_flow win over the file: store, clock, folders, notifiers."""
+        """Keywords given win over the file: store, clock, folders, notifiers."""
         config = load_config(write(tmp_path / "incidentflow.toml", FULL))
         clock = FrozenClock()
         store = MemoryStore()
-        with config.open_flow(
-            store=store, clock=clock, incidents_dir=None, knowledge_dir=None, notifiers=()
+        with open_flow(
+            config, store=store, clock=clock, incidents_dir=None, knowledge_dir=None, notifiers=()
         ) as flow:
             assert flow.store is store
             assert flow.clock is clock
             assert (flow.incidents_dir, flow.knowledge_dir) == (None, None)
             assert flow.notifiers == []
             assert flow.router.routes is None
-        with config.open_flow(store="memory://", notifiers=()) as flow:
+        with open_flow(config, store="memory://", notifiers=()) as flow:
             assert isinstance(flow.store, MemoryStore)
 
     def test_environment_wins_over_the_file(
@@ -694,14 +701,16 @@ class TestOpenFlow:
         monkeypatch.setenv("INCIDENTFLOW_URL", "memory://")
         config = load_config(path)
         assert config.store_url() == "memory://"
-        with config.open_flow(incidents_dir=None, knowledge_dir=None) as flow:
+        with open_flow(config, incidents_dir=None, knowledge_dir=None) as flow:
             assert isinstance(flow.store, MemoryStore)
-        with config.open_flow(store=f"sqlite:///{tmp_path / 'cli.db'}", incidents_dir=None) as flow:
+        with open_flow(
+            config, store=f"sqlite:///{tmp_path / 'cli.db'}", incidents_dir=None
+        ) as flow:
             assert isinstance(flow.store, SQLiteStore)
         assert not (tmp_path / "incidents.db").exists()
 
     def test_from_config(self, tmp_path: Path) -> None:
-        """IncidentFlow.from_config(path, **overrides) is load_config(path).open_flow(...)."""
+        """IncidentFlow.from_config(path, **overrides) builds the flow the file describes."""
         path = write(tmp_path / "incidentflow.toml", '[policy]\nblame_check = "reject"\n')
         with IncidentFlow.from_config(path, store="memory://", incidents_dir=None) as flow:
             assert flow.policy.blame_check is BlameCheck.REJECT
@@ -714,8 +723,71 @@ class TestOpenFlow:
             'webhook_url_env = "SLACK_WEBHOOK_URL"\n',
         )
         with pytest.raises(ConfigError):
-            load_config(path).open_flow()
+            open_flow(load_config(path))
         assert not (tmp_path / "x.db").exists()
+
+    def test_arguments_are_incidentflows_keywords(self) -> None:
+        """flow_arguments gives IncidentFlow's keywords: the configured ones and those given."""
+        clock = FrozenClock()
+        arguments = Config(store="memory://").flow_arguments(clock=clock)
+        assert set(arguments) == {
+            "store",
+            "policy",
+            "retry",
+            "deliver_inline",
+            "delivery_lease",
+            "incidents_dir",
+            "knowledge_dir",
+            "notifiers",
+            "routes",
+            "clock",
+        }
+        assert isinstance(arguments["store"], MemoryStore)
+        assert (arguments["policy"], arguments["retry"]) == (Policy(), RetryPolicy())
+        assert arguments["incidents_dir"] == Path(".agent/incidents")
+        assert arguments["knowledge_dir"] == Path(".agent/knowledge/gotchas")
+        assert (arguments["notifiers"], arguments["routes"], arguments["clock"]) == (
+            [],
+            None,
+            clock,
+        )
+        with IncidentFlow(**arguments) as flow:
+            assert flow.clock is clock
+
+    def test_folders_are_next_to_the_file(self, tmp_path: Path) -> None:
+        """Without folders in the file, the default folders are in the file's folder."""
+        config = load_config(write(tmp_path / "incidentflow.toml", 'store = "memory://"\n'))
+        arguments = config.flow_arguments()
+        assert arguments["incidents_dir"] == tmp_path / ".agent" / "incidents"
+        assert arguments["knowledge_dir"] == tmp_path / ".agent" / "knowledge" / "gotchas"
+
+    def test_a_flow_that_cannot_be_built_closes_the_store_opened_for_it(
+        self, tmp_path: Path
+    ) -> None:
+        """open_with closes the store it opened when the factory raises, and re-raises."""
+        opened: list[Any] = []
+
+        def failing(**arguments: Any) -> IncidentFlow:
+            opened.append(arguments["store"])
+            raise ConfigError("clock", "expected a callable")
+
+        config = Config(store=f"sqlite:///{tmp_path / 'x.db'}")
+        with pytest.raises(ConfigError, match="expected a callable"):
+            config.open_with(failing)
+        with pytest.raises(IncidentFlowError):
+            opened[0].exists("INC-2026-11-27-x")
+
+    def test_a_given_store_is_left_open(self) -> None:
+        """A Store given to open_with is the caller's: it stays open when the factory raises."""
+        store = MemoryStore()
+
+        def failing(**arguments: Any) -> IncidentFlow:
+            raise ConfigError("clock", "expected a callable")
+
+        with pytest.raises(ConfigError):
+            Config().open_with(failing, store=store)
+        with IncidentFlow(store) as flow:
+            flow.declare("Still open", severity="P3", commander="alice", actor="alice")
 
 
 class TestSecrets:
@@ -804,27 +876,31 @@ class TestRoundTrip:
 class TestReferencePage:
     def test_every_key_is_documented(self) -> None:
         """docs/reference/configuration.md names every key the file accepts."""
-        from incidentflow import _config
+        from incidentflow._policy import toml_forms
+        from incidentflow.config import _delivery, _load, _routes
 
         page = Path(__file__).resolve().parents[1] / "docs" / "reference" / "configuration.md"
         text = page.read_text(encoding="utf-8")
         tables = [
-            _config._FileTable,
-            _config._PolicyTable,
-            _config._DeliveryTable,
-            _config._RouteTable,
+            _load.FileTable,
+            _delivery.DeliveryTable,
+            _routes.RouteTable,
             WebhookNotifierSpec,
             SlackNotifierSpec,
             EmailNotifierSpec,
             LogNotifierSpec,
         ]
+        keys = [
+            f"{table.__name__}.{field.name}" for table in tables for field in attrs.fields(table)
+        ]
+        keys += [f"Policy.{form.key}" for form in toml_forms().values()]
         missing = [
-            f"{table.__name__}.{field.name}"
-            for table in tables
-            for field in attrs.fields(table)
+            key
+            for key in keys
             if not any(
                 f"`{form}" in text
-                for form in (field.name + "`", f"[{field.name}", f"[[{field.name}")
+                for name in [key.partition(".")[2]]
+                for form in (name + "`", f"[{name}", f"[[{name}")
             )
         ]
         assert missing == []
@@ -932,3 +1008,24 @@ class TestProperties:
         else:
             error = None
         assert error is None or error.key.startswith(str(path))
+
+
+class TestLayout:
+    def test_the_configuration_does_not_import_the_facade(self) -> None:
+        """No module of incidentflow.config imports incidentflow._flow, even inside a function."""
+        import ast
+
+        import incidentflow.config as package
+
+        for path in Path(package.__file__).parent.glob("*.py"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names = {alias.name for alias in node.names}
+                elif isinstance(node, ast.ImportFrom):
+                    names = {node.module or ""} | {
+                        f"{node.module or ''}.{alias.name}" for alias in node.names
+                    }
+                else:
+                    continue
+                assert not any(name.strip(".").endswith("_flow") for name in names), path.name

@@ -19,7 +19,7 @@ from incidentflow import (
     State,
     ValidationError,
 )
-from incidentflow._delivery import Route
+from incidentflow.delivery import Route
 from incidentflow.events import DeadlineBreached
 from incidentflow.notifiers import RecordingNotifier
 from incidentflow.stores import Commit, MemoryStore

@@ -12,13 +12,29 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from delivery_worker import broken_flow, logged_flow
 from helpers import COMMANDER, START, declare, drive_to
-from incidentflow import ConfigError, IncidentFlow, State, ValidationError
-from incidentflow._delivery import DeliveryReport, RetryPolicy, Route
+from incidentflow import (
+    ConfigError,
+    Event,
+    Incident,
+    IncidentFlow,
+    Severity,
+    State,
+    ValidationError,
+)
+from incidentflow.delivery import (
+    MAX_IN_FLIGHT,
+    MAX_LIMIT,
+    Delivery,
+    DeliveryReport,
+    RetryPolicy,
+    Route,
+)
 from incidentflow.notifiers import (
     CallbackNotifier,
     DeliveryError,
@@ -26,7 +42,13 @@ from incidentflow.notifiers import (
     Notifier,
     RecordingNotifier,
 )
-from incidentflow.stores import OutboxItem
+from incidentflow.stores import (
+    Commit,
+    EventStore,
+    IdempotencyRecord,
+    MemoryStore,
+    OutboxItem,
+)
 from incidentflow.testing import FrozenClock
 
 #: Retries without jitter, so every delay can be checked to the second.
@@ -133,7 +155,7 @@ class Slow(Notifier):
 @contextmanager
 def dispatching(flow: IncidentFlow, **options: object) -> Iterator[None]:
     """Run a dispatcher that polls every 20 ms for the block."""
-    with flow.dispatcher(interval=0.02, **options):  # type: ignore[arg-type]
+    with flow.dispatcher(interval=0.02, **options):  # type: ignore[call-overload]
         yield
 
 
@@ -295,7 +317,7 @@ class TestConfigErrors:
             IncidentFlow.in_memory(
                 clock=clock,
                 notifiers=[recorder("log")],
-                routes=[{"notifier": "log"}],  # type: ignore[list-item]
+                routes=[{"notifier": "log"}],
             )
         assert caught.value.key == "routes"
 
@@ -323,14 +345,14 @@ class TestConfigErrors:
     def test_retry_of_the_wrong_type(self, clock: FrozenClock) -> None:
         """``retry=`` takes a RetryPolicy."""
         with pytest.raises(ConfigError) as caught:
-            IncidentFlow.in_memory(clock=clock, retry=3)  # type: ignore[arg-type]
+            IncidentFlow.in_memory(clock=clock, retry=3)
         assert caught.value.key == "retry"
 
     @pytest.mark.parametrize("options", [{"max_in_flight": 0}, {"interval": 0}])
     def test_bad_dispatcher_options(self, flow: IncidentFlow, options: dict[str, float]) -> None:
         """A dispatcher needs at least one slot and a positive poll interval."""
         with pytest.raises(ConfigError):
-            flow.dispatcher(**options)  # type: ignore[arg-type]
+            flow.dispatcher(**options)  # type: ignore[call-overload]
 
     @pytest.mark.parametrize("options", [{"limit": 0}, {"max_in_flight": 0}])
     def test_bad_deliver_pending_options(self, flow: IncidentFlow, options: dict[str, int]) -> None:
@@ -846,9 +868,9 @@ def shared_store(
     if request.param == "sqlite":
         yield "sqlite"
         return
-    dsn = os.environ.get("INCIDENTFLOW_TEST_POSTGRES_DSN", "").strip()
-    if not dsn or "://" not in dsn:
-        pytest.skip("set INCIDENTFLOW_TEST_POSTGRES_DSN to a postgresql:// URL to run this")
+    import pg
+
+    dsn = pg.postgres_dsn()
     psycopg = pytest.importorskip("psycopg")
     schema = f"test_process_{os.getpid()}_{time.monotonic_ns()}"
     joiner = "&" if "?" in dsn else "?"
@@ -985,3 +1007,237 @@ class TestDispatcherProcess:
         flow = IncidentFlow.in_memory(clock=clock)
         with pytest.raises(ConfigError, match="MemoryStore lives in one process"):
             flow.dispatcher(process=logged_flow)
+
+
+class EventsOnly(EventStore):
+    """An event store without an outbox: histories and snapshots, nothing to deliver."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+
+    def append(self, commit: Commit) -> None:
+        self.inner.append(commit)
+
+    def load(self, incident_id: str) -> Incident:
+        return self.inner.load(incident_id)
+
+    def history(self, incident_id: str, after: int = 0) -> Sequence[Event]:
+        return self.inner.history(incident_id, after)
+
+    def exists(self, incident_id: str) -> bool:
+        return self.inner.exists(incident_id)
+
+    def idempotency(self, key: str) -> IdempotencyRecord | None:
+        return self.inner.idempotency(key)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class TestBadInputAtTheBoundary:
+    @pytest.mark.parametrize("ids", [5, "INC-1:1:chat", b"INC-1:1:chat", [5], ["ok", None]])
+    def test_redrive_takes_an_iterable_of_id_strings(self, flow: IncidentFlow, ids: object) -> None:
+        """``redrive`` refuses anything but an iterable of id strings, naming ``ids``."""
+        with pytest.raises(ValidationError, match="outbox item ids") as caught:
+            flow.redrive(ids)  # type: ignore[arg-type]
+        assert caught.value.field == "ids"
+
+    def test_redrive_refuses_an_id_that_is_not_text(self, flow: IncidentFlow) -> None:
+        """A lone surrogate in an id is a ValidationError, not the store's UnicodeEncodeError."""
+        with pytest.raises(ValidationError) as caught:
+            flow.redrive(["INC-1:1:\ud800"])
+        assert caught.value.field == "ids"
+
+    def test_redrive_takes_a_generator(self, flow: IncidentFlow) -> None:
+        """Any iterable of strings is accepted; unknown ids redrive nothing."""
+        assert flow.redrive(i for i in ["INC-nope:1:chat"]) == 0
+
+    @pytest.mark.parametrize("limit", [0, -1, 10**30, 100_001, True, 1.5, "10"])
+    def test_dead_letters_limit_is_bounded(self, flow: IncidentFlow, limit: object) -> None:
+        """``dead_letters(limit)`` takes 1 to 100,000: a ValidationError naming ``limit``."""
+        with pytest.raises(ValidationError, match="100,000") as caught:
+            flow.dead_letters(limit)  # type: ignore[arg-type]
+        assert caught.value.field == "limit"
+
+    def test_dead_letters_at_the_maximum(self, flow: IncidentFlow) -> None:
+        """The documented maximum itself is accepted."""
+        assert list(flow.dead_letters(MAX_LIMIT)) == []
+
+    @pytest.mark.parametrize(
+        ("options", "field"),
+        [
+            ({"limit": 10**30}, "limit"),
+            ({"limit": MAX_LIMIT + 1}, "limit"),
+            ({"max_in_flight": 10**30}, "max_in_flight"),
+            ({"max_in_flight": MAX_IN_FLIGHT + 1}, "max_in_flight"),
+            ({"max_in_flight": 2.0}, "max_in_flight"),
+        ],
+    )
+    def test_deliver_pending_options_are_bounded(
+        self, flow: IncidentFlow, options: dict[str, object], field: str
+    ) -> None:
+        """Huge or fractional options are a ValidationError naming the option, not OverflowError."""
+        with pytest.raises(ValidationError) as caught:
+            flow.deliver_pending(**options)  # type: ignore[arg-type]
+        assert caught.value.field == field
+
+    @pytest.mark.parametrize(
+        "options", [{"max_in_flight": 10**30}, {"interval": float("nan")}, {"interval": True}]
+    )
+    def test_dispatcher_options_are_bounded(
+        self, flow: IncidentFlow, options: dict[str, object]
+    ) -> None:
+        """A dispatcher refuses thread counts it cannot start and intervals it cannot wait."""
+        with pytest.raises(ConfigError):
+            flow.dispatcher(**options)  # type: ignore[call-overload]
+
+    def test_deliver_inline_takes_a_boolean(self, flow: IncidentFlow) -> None:
+        """Setting ``deliver_inline`` to something else is a ValidationError."""
+        with pytest.raises(ValidationError):
+            flow.deliver_inline = "yes"  # type: ignore[assignment]
+        assert flow.deliver_inline is True
+
+
+class Unprintable(Exception):
+    """An exception that cannot print itself or say whether to retry."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no message")
+
+    @property
+    def retry_after(self) -> float:
+        raise KeyError("retry_after")
+
+
+class Bomb:
+    """An attached dispatcher that fails when woken."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def committed(self, snapshot: Incident) -> None:
+        raise RuntimeError("the dispatcher fell over")
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        self.stopped = True
+
+
+class Woken:
+    """An attached dispatcher counting its wake-ups."""
+
+    def __init__(self) -> None:
+        self.snapshots: list[Incident] = []
+
+    def committed(self, snapshot: Incident) -> None:
+        self.snapshots.append(snapshot)
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        pass
+
+
+class ExplodingRoute(Route):
+    """A route whose matching fails, as a buggy custom route would."""
+
+    def accepts(self, severity: Severity, event_type: str) -> bool:
+        if event_type == "triage_started":
+            raise KeyError(event_type)
+        return True
+
+
+class TestNothingRaisedAfterTheCommit:
+    def test_a_notifier_whose_error_cannot_print(self, clock: FrozenClock) -> None:
+        """An exception that breaks even its own message leaves the command's snapshot intact."""
+        chat = Flaky("chat", error=Unprintable)
+        flow = IncidentFlow.in_memory(clock=clock, notifiers=[chat], retry=EXACT)
+        inc = declare(flow)
+        assert inc.version == 1
+        [item] = outbox(flow, "chat")
+        assert (item.attempts, item.last_error) == (
+            1,
+            "Unprintable (its message could not be read)",
+        )
+
+    def test_a_failing_dispatcher_does_not_fail_the_command(self, clock: FrozenClock) -> None:
+        """A dispatcher raising when woken is logged; the command returns, the others are woken."""
+        flow = IncidentFlow.in_memory(clock=clock, notifiers=[recorder("log")])
+        bomb, woken = Bomb(), Woken()
+        flow.delivery.attach(bomb)
+        flow.delivery.attach(woken)
+        inc = declare(flow)
+        assert [s.version for s in woken.snapshots] == [inc.version]
+        flow.close()
+        assert bomb.stopped
+
+    def test_a_failing_store_claim_does_not_fail_the_command(self, clock: FrozenClock) -> None:
+        """Inline delivery that cannot claim leaves the items in the outbox; the command returns."""
+
+        class NoClaims(MemoryStore):
+            def claim(self, **options: Any) -> Sequence[OutboxItem]:
+                raise OSError("disk gone")
+
+        log = recorder("log")
+        flow = IncidentFlow(NoClaims(), clock=clock, notifiers=[log])
+        inc = declare(flow)
+        assert flow.get(inc.id).version == 1
+        assert [i.id for i in outbox(flow, "log")] == [f"{inc.id}:1:log"]
+
+    def test_routing_that_raises_fails_the_command_with_nothing_written(
+        self, clock: FrozenClock
+    ) -> None:
+        """Routing runs before the commit: if it raises, the command fails whole (ConfigError)."""
+        log = recorder("log")
+        flow = IncidentFlow.in_memory(clock=clock, notifiers=[log], routes=[ExplodingRoute("log")])
+        inc = declare(flow)
+        with pytest.raises(ConfigError, match="nothing was recorded") as caught:
+            flow.start_triage(inc.id, actor=COMMANDER)
+        assert caught.value.key == "routes"
+        assert flow.get(inc.id).state is State.DECLARED
+        assert len(flow.history(inc.id)) == 1
+        assert ids(log) == [f"{inc.id}:1"]
+        assert outbox(flow, "log") == []
+
+
+class TestStoreWithoutOutbox:
+    def test_notifiers_need_an_outbox(self, clock: FrozenClock) -> None:
+        """Notifiers on a store that keeps no outbox are a ConfigError naming ``notifiers``."""
+        with pytest.raises(ConfigError, match="keeps no outbox") as caught:
+            IncidentFlow(EventsOnly(), clock=clock, notifiers=[recorder("log")])  # type: ignore[arg-type]
+        assert caught.value.key == "notifiers"
+
+    def test_without_notifiers_it_works_and_routes_nothing(self, clock: FrozenClock) -> None:
+        """With no notifiers, an event store alone runs commands and delivery has nothing to do."""
+        flow = IncidentFlow(EventsOnly(), clock=clock)  # type: ignore[arg-type]
+        inc = declare(flow)
+        assert flow.start_triage(inc.id, actor=COMMANDER).state is State.TRIAGING
+        assert flow.deliver_pending() == DeliveryReport()
+        assert list(flow.dead_letters()) == []
+        assert flow.redrive() == 0
+
+    def test_no_dispatcher_without_an_outbox(self, clock: FrozenClock) -> None:
+        """A dispatcher for a store without an outbox is refused at once, naming ``store``."""
+        delivery = Delivery(EventsOnly(), now=clock)
+        with pytest.raises(ConfigError, match="keeps no outbox") as caught:
+            delivery.dispatcher()
+        assert caught.value.key == "store"
+
+
+class TestDeliveryHost:
+    def test_a_dispatcher_serves_any_host(self, clock: FrozenClock) -> None:
+        """A Dispatcher needs only a DeliveryHost: here a Delivery on a store, with no flow."""
+        flow = IncidentFlow.in_memory(
+            clock=clock, notifiers=[recorder("log")], deliver_inline=False
+        )
+        inc = declare(flow)
+        log = recorder("log")
+        host = Delivery(flow.store, now=clock, notifiers=[log])
+        with host.dispatcher(max_in_flight=1, interval=0.01) as dispatcher:
+            assert host.dispatchers == (dispatcher,)
+            wait_until(lambda: ids(log) == [f"{inc.id}:1"])
+        assert not host.dispatchers
+
+    def test_a_flow_attaches_its_dispatcher_to_its_delivery(self, clock: FrozenClock) -> None:
+        """While a dispatcher runs it is attached to ``flow.delivery``; stopping detaches it."""
+        flow = IncidentFlow.in_memory(clock=clock, notifiers=[recorder("log")])
+        with flow.dispatcher(interval=0.01) as dispatcher:
+            assert flow.delivery.dispatchers == (dispatcher,)
+        assert not flow.delivery.dispatchers

@@ -88,6 +88,8 @@ class TestTerminalTutorial:
         assert incident["confirmation"]["user"] == "bob"
         assert incident["evidence"][0]["source"] == "grafana"
         assert "Traceback" not in run.stderr
+        # The reason codes the page shows are the ones the command printed.
+        assert "['evidence.missing', 'triage.unanswered', 'containment.missing']" in run.stdout
         files = list((tmp_path / ".agent" / "incidents").glob("INC-*.md"))
         assert len(files) == 1
         assert "# Post-Mortem: Checkout returns 500" in files[0].read_text(encoding="utf-8")

@@ -189,27 +189,65 @@ def gen_lifecycle_diagram() -> str:
 
 
 def gen_allowed_states() -> str:
-    from incidentflow._lifecycle import COMMANDS, lifecycle
+    from incidentflow.commands import DEFINITIONS
 
-    machine = lifecycle()
     rows = [
         "| Command | Allowed when the incident is | Leads to |",
         "|---|---|---|",
     ]
-    for command in COMMANDS:
-        states = machine.allowed_states(command)
-        if not states:
-            rows.append(f"| `{command}` | — (creates the incident) | declared |")
+    for name, command in DEFINITIONS.items():
+        if not command.moves:
+            rows.append(f"| `{name}` | — (creates the incident) | declared |")
             continue
         targets: list[str] = []
-        for state in states:
-            for dest in machine.destinations(command, state):
-                name = "stays in its state" if dest is None else dest.value
-                if name not in targets:
-                    targets.append(name)
-        allowed = ", ".join(s.value for s in states)
-        rows.append(f"| `{command}` | {allowed} | {' or '.join(targets)} |")
+        for move in command.moves:
+            target = "stays in its state" if move.dest is None else move.dest.value
+            if target not in targets:
+                targets.append(target)
+        allowed = ", ".join(s.value for s in command.runs_in)
+        rows.append(f"| `{name}` | {allowed} | {' or '.join(targets)} |")
     return "\n".join(rows) + "\n"
+
+
+def gen_reason_codes() -> str:
+    from incidentflow.commands import DEFINITIONS, reason_codes
+
+    used_by: dict[str, list[str]] = {}
+    for name, command in DEFINITIONS.items():
+        for guard in command.guards:
+            used_by.setdefault(guard.code, []).append(f"`{name}`")
+    rows = ["| Code | Requires | Checked by |", "|---|---|---|"]
+    for code, summary in reason_codes().items():
+        commands = ", ".join(used_by.get(code, ["any command with a custom guard"]))
+        rows.append(f"| `{code}` | {summary} | {commands} |")
+    return "\n".join(rows) + "\n"
+
+
+def gen_command_reference() -> str:
+    from incidentflow.commands import DEFINITIONS
+
+    parts: list[str] = []
+    for name, command in DEFINITIONS.items():
+        parts.append(f"### `{name}`\n")
+        parts.append(command.summary + "\n")
+        if command.moves:
+            runs = ", ".join(s.value for s in command.runs_in)
+            dests = sorted({m.dest.value for m in command.moves if m.dest is not None})
+            leads = " or ".join(dests) if dests else "stays in its state"
+            parts.append(f"- **Runs in:** {runs}; **leads to:** {leads}")
+        parts.append(f"- **Records:** `{command.event.TYPE}`")
+        if command.system:
+            parts.append("- Run by the library itself (`check_deadlines`), not a facade method.")
+        if command.guards:
+            codes = ", ".join(f"`{g.code}`" for g in command.guards)
+            parts.append(f"- **Guards:** {codes}")
+        if command.arguments:
+            parts.append("\n| Argument | Required | Meaning |\n|---|---|---|")
+            for argument in command.arguments:
+                required = "yes" if argument.required else "no"
+                parts.append(f"| `{argument.name}` | {required} | {argument.doc} |")
+        parts.append("")
+    return "\n".join(parts)
 
 
 def gen_event_types() -> str:
@@ -254,6 +292,8 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "lifecycle-diagram": gen_lifecycle_diagram,
     "allowed-states": gen_allowed_states,
     "event-types": gen_event_types,
+    "reason-codes": gen_reason_codes,
+    "command-reference": gen_command_reference,
 }
 
 

@@ -19,6 +19,7 @@ from incidentflow import (
     State,
     TransitionRejected,
 )
+from incidentflow.commands import reason_codes
 from incidentflow.testing import FrozenClock
 
 Drive = Callable[..., Incident]
@@ -46,9 +47,11 @@ def rejected(
     assert info.value.incident_id == incident_id
     assert info.value.command == command
     assert info.value.reasons == verdict.reasons
+    codes = reason_codes()
     for reason in info.value.reasons:
-        assert reason in str(info.value)
-    return info.value.reasons
+        assert reason.message in str(info.value)
+        assert reason.code in codes, reason
+    return tuple(str(r) for r in info.value.reasons)
 
 
 def one(reasons: tuple[str, ...], fragment: str) -> str:
@@ -73,7 +76,9 @@ class TestCan:
         verdict = flow.can(inc.id, "resolve")
         assert not verdict
         (reason,) = verdict.reasons
-        assert "fixed" in reason
+        assert reason.code == "state.not_allowed"
+        assert reason.data["allowed_states"] == ["fixed"]
+        assert "fixed" in str(reason)
 
     def test_has_no_side_effects(self, drive: Drive, flow: IncidentFlow) -> None:
         """Asking can() many times writes nothing."""
@@ -141,7 +146,7 @@ class TestContainGuards:
         assert "blast_radius" in triage
         assert "scope" not in triage
         flow.answer_triage(inc.id, "Blast radius", "one region", actor=RESPONDER)
-        assert all("triage" not in r for r in flow.can(inc.id, "contain").reasons)
+        assert "triage.unanswered" not in [r.code for r in flow.can(inc.id, "contain").reasons]
 
 
 class TestMarkFixedGuards:
@@ -226,7 +231,7 @@ class TestResolveGuards:
         flow.confirm_by_user(inc.id, user=USER, positive=False, actor=COMMANDER)
         verdict = flow.can(inc.id, "resolve")
         assert not verdict
-        assert "fixed" in verdict.reasons[0]
+        assert "fixed" in str(verdict.reasons[0])
         assert flow.get(inc.id).state is State.RCA
 
     def test_confirmer_is_the_commander(
@@ -585,7 +590,8 @@ class TestCustomGuards:
         flow = IncidentFlow.in_memory(clock=clock, policy=Policy().with_guard("declare", guard))
         with unchanged(flow), pytest.raises(TransitionRejected) as info:
             declare(flow)
-        assert info.value.reasons == (f"{COMMANDER} may not declare incidents",)
+        assert [str(r) for r in info.value.reasons] == [f"{COMMANDER} may not declare incidents"]
+        assert info.value.codes == ("policy.guard",)
         assert seen == [None]
 
     def test_guard_decides_on_the_actor_and_can_agrees(
@@ -606,7 +612,9 @@ class TestCustomGuards:
         with unchanged(flow, inc.id), pytest.raises(TransitionRejected) as info:
             flow.resolve(inc.id, actor="intern")
         assert (
-            verdict.reasons == info.value.reasons == ("an intern may not resolve incidents alone",)
+            [str(r) for r in verdict.reasons]
+            == [str(r) for r in info.value.reasons]
+            == ["an intern may not resolve incidents alone"]
         )
 
     def test_guards_do_not_leak_between_flows(self, clock: FrozenClock) -> None:

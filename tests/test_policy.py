@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+import tomli_w
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from incidentflow import BlameCheck, ConfigError, Policy, Severity
-from incidentflow._policy import find_blame
+from incidentflow._policy import find_blame, toml_forms
 
 
 class TestDefaults:
@@ -158,6 +162,70 @@ class TestToml:
         assert str(path) in str(info.value)
 
 
+_durations = st.integers(min_value=0, max_value=100 * 365 * 86_400 * 10**6).map(
+    lambda us: timedelta(microseconds=us)
+)
+policies = st.builds(
+    Policy,
+    response_targets=st.dictionaries(
+        st.sampled_from(list(Severity)), _durations.filter(lambda d: d > timedelta(0))
+    ),
+    required_triage_answers=st.lists(
+        st.from_regex(r"[a-z][a-z_]{0,15}", fullmatch=True), max_size=5
+    ).map(tuple),
+    watch_window=_durations,
+    confirmer_must_differ=st.booleans(),
+    postmortem_severities=st.frozensets(st.sampled_from(list(Severity))),
+    blame_check=st.sampled_from(list(BlameCheck)),
+    postmortem_due=_durations,
+)
+
+
+class TestDescribedOnce:
+    @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(policy=policies)
+    def test_any_policy_round_trips_through_toml(self, tmp_path: Path, policy: Policy) -> None:
+        """Any policy written by to_toml loads back equal with from_toml, and via from_dict."""
+        path = tmp_path / "policy.toml"
+        path.write_text(policy.to_toml(), encoding="utf-8")
+        assert Policy.from_toml(path) == policy
+        assert Policy.from_dict(policy.to_dict()) == policy
+
+    def test_every_setting_has_a_toml_form(self) -> None:
+        """Each field declares its TOML form (guards declare that they have none)."""
+        assert all("toml" in field.metadata for field in attrs.fields(Policy))
+        settings = {field.name for field in attrs.fields(Policy)} - {"guards"}
+        assert set(toml_forms()) == settings
+
+    def test_toml_keys_are_the_settings_keys(self) -> None:
+        """to_dict, to_toml and the keys from_dict accepts are the same set: one per setting."""
+        keys = {form.key for form in toml_forms().values()}
+        assert len(keys) == len(toml_forms())
+        assert set(Policy().to_dict()) == keys
+        assert set(tomllib.loads(Policy().to_toml())) == keys
+        for key in keys:
+            Policy.from_dict({key: Policy().to_dict()[key]})
+        with pytest.raises(ConfigError) as info:
+            Policy.from_dict({"guards": {}})
+        assert all(key in str(info.value) for key in keys)
+
+    def test_config_file_policy_table_accepts_the_same_keys(self, tmp_path: Path) -> None:
+        """The configuration's [policy] table takes every key to_dict writes, and only those."""
+        from incidentflow.config import load_config
+
+        path = tmp_path / "incidentflow.toml"
+        policy = Policy(blame_check="off", watch_window=timedelta(minutes=1))
+        path.write_text(tomli_w.dumps({"policy": policy.to_dict()}), encoding="utf-8")
+        assert load_config(path).policy == policy
+
+    def test_to_toml_writes_whole_numbers_plainly(self) -> None:
+        """Durations are numbers of minutes or hours, whole ones without a decimal point."""
+        text = Policy().to_toml()
+        assert "watch_window_minutes = 15\n" in text
+        assert "postmortem_due_hours = 24\n" in text
+        assert "P4 = 20160\n" in text
+
+
 class TestConstructor:
     @pytest.mark.parametrize(
         ("key", "value"),
@@ -232,3 +300,19 @@ class TestFindBlame:
             "bob forgot the flag; human error; alice broke staging", ["alice", "bob"]
         )
         assert len(found) == 3
+
+
+class TestCore:
+    def test_policy_imports_only_the_core(self) -> None:
+        """The policy imports only core modules: no configuration, store, notifier or facade."""
+        import ast
+
+        import incidentflow._policy as module
+
+        tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+        imported = {
+            node.module or ""
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 1
+        }
+        assert imported <= {"_blame", "_lifecycle", "_model", "_validate", "exceptions"}

@@ -16,6 +16,9 @@ import incidentflow
 PUBLIC_MODULES = [
     "incidentflow",
     "incidentflow.collectors",
+    "incidentflow.commands",
+    "incidentflow.config",
+    "incidentflow.delivery",
     "incidentflow.events",
     "incidentflow.exceptions",
     "incidentflow.metrics",

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from incidentflow import ConfigError, IncidentFlow, Route, routes_from_toml
+from incidentflow import ConfigError, IncidentFlow
+from incidentflow.config import load_config, routes_from_toml
+from incidentflow.delivery import Route
 from incidentflow.notifiers import RecordingNotifier
 from incidentflow.testing import FrozenClock
 
@@ -19,6 +21,17 @@ events = ["declared", "deadline_breached"]
 [[routes]]
 notifier = "log"
 """
+
+
+#: [[routes]] that are refused, and the key each error names.
+BAD = [
+    ('[[routes]]\nnotifier = "pager"\nchannel = "#ops"\n', "routes[1].channel"),
+    ("[[routes]]\nseverities = ['P1']\n", "routes[1].notifier"),
+    ('[[routes]]\nnotifier = "pager"\nseverities = "P1"\n', "routes[1].severities"),
+    ('[[routes]]\nnotifier = "pager"\nseverities = ["P7"]\n', "routes[1].severities[1]"),
+    ('[[routes]]\nnotifier = "pager"\nevents = ["exploded"]\n', "routes[1].events[1]"),
+    ('routes = "everything"\n', "routes"),
+]
 
 
 def named(name: str) -> RecordingNotifier:
@@ -52,22 +65,25 @@ class TestRoutesFromToml:
         """A file without [[routes]] gives an empty list."""
         assert routes_from_toml("inline", text="[policy]\nblame_check = 'warn'\n") == []
 
-    @pytest.mark.parametrize(
-        ("text", "key"),
-        [
-            ('[[routes]]\nnotifier = "pager"\nchannel = "#ops"\n', "routes[1].channel"),
-            ("[[routes]]\nseverities = ['P1']\n", "routes[1].notifier"),
-            ('[[routes]]\nnotifier = "pager"\nseverities = "P1"\n', "routes[1].severities"),
-            ('[[routes]]\nnotifier = "pager"\nseverities = ["P7"]\n', "routes[1].severities"),
-            ('[[routes]]\nnotifier = "pager"\nevents = ["exploded"]\n', "routes[1].events"),
-            ('routes = "everything"\n', "routes"),
-        ],
-    )
+    @pytest.mark.parametrize(("text", "key"), BAD)
     def test_bad_routes_name_the_key(self, text: str, key: str) -> None:
         """Unknown keys, wrong types, unknown severities or event types name their key."""
         with pytest.raises(ConfigError) as caught:
             routes_from_toml("incidentflow.toml", text=text)
         assert caught.value.key == f"incidentflow.toml: {key}"
+
+    @pytest.mark.parametrize(("text", "key"), BAD)
+    def test_the_configuration_file_reads_routes_the_same_way(
+        self, tmp_path: Path, text: str, key: str
+    ) -> None:
+        """load_config refuses the same [[routes]] with the same key and message: one parser."""
+        path = tmp_path / "incidentflow.toml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError) as from_file:
+            load_config(path)
+        with pytest.raises(ConfigError) as from_routes:
+            routes_from_toml(path)
+        assert from_file.value == from_routes.value
 
     def test_unreadable_or_invalid_file(self, tmp_path: Path) -> None:
         """A missing file or broken TOML is a ConfigError naming the file."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,7 +42,7 @@ from incidentflow._similar import (
     search_text_changed,
 )
 from incidentflow.stores import SQLiteStore
-from incidentflow.stores import sqlite as sqlite_module
+from incidentflow.stores.sqlite import _schema as sqlite_module
 from incidentflow.testing import FrozenClock
 
 
@@ -533,9 +532,9 @@ class TestSQLite:
 @pytest.fixture
 def postgres_schema() -> Iterator[tuple[str, str]]:
     """The test server's DSN and a throwaway schema, dropped afterwards; skips without a server."""
-    dsn = os.environ.get("INCIDENTFLOW_TEST_POSTGRES_DSN", "").strip()
-    if not dsn:
-        pytest.skip("PostgreSQL tests skipped: INCIDENTFLOW_TEST_POSTGRES_DSN is not set")
+    import pg
+
+    dsn = pg.postgres_dsn()
     psycopg = pytest.importorskip("psycopg")
     schema = f"test_similar_{uuid.uuid4().hex[:16]}"
     yield dsn, schema
@@ -551,16 +550,17 @@ class TestPostgres:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """A schema written at version 1 is migrated and backfilled from its histories."""
-        from incidentflow.stores import postgres as postgres_module
+        from incidentflow.stores.postgres import PostgresStore
+        from incidentflow.stores.postgres import _schema as postgres_module
 
         dsn, schema = postgres_schema
         monkeypatch.setattr(postgres_module, "_MIGRATIONS", postgres_module._MIGRATIONS[:1])
         monkeypatch.setattr(postgres_module, "SCHEMA_VERSION", 1)
-        with IncidentFlow(postgres_module.PostgresStore(dsn, schema=schema), clock=clock) as old:
+        with IncidentFlow(PostgresStore(dsn, schema=schema), clock=clock) as old:
             past = fill(old, clock)
         monkeypatch.undo()
 
-        store = postgres_module.PostgresStore(dsn, schema=schema)
+        store = PostgresStore(dsn, schema=schema)
         with IncidentFlow(store, clock=clock) as flow:
             assert store.schema_version() == postgres_module.SCHEMA_VERSION
             found = flow.similar(text="carts emptied")

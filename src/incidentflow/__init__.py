@@ -13,9 +13,9 @@ from loguru import logger as _logger
 
 from ._deadlines import Deadline
 from ._decide import replay
-from ._delivery import DeliveryReport, Dispatcher, RetryPolicy, Route, routes_from_toml
 from ._events import Event, EventData
 from ._flow import Clock, IncidentFlow, Verdict
+from ._flow_commands import CommandOptions
 from ._lazy import lazy_attributes as _lazy_attributes
 from ._model import (
     ActionItem,
@@ -37,7 +37,10 @@ from ._model import (
     Why,
 )
 from ._policy import BlameCheck, CommandRequest, Guard, Policy, find_blame
+from ._reasons import Reason
 from ._similar import SimilarIncident
+from ._version import __version__
+from .delivery import DeliveryReport, Dispatcher, RetryPolicy, Route
 from .exceptions import (
     ConcurrencyConflict,
     ConfigError,
@@ -49,13 +52,12 @@ from .exceptions import (
     InvalidTransition,
     StoreError,
     TransitionRejected,
-    Unauthorized,
     ValidationError,
 )
 from .stores._base import IncidentSummary
 
 if _typing.TYPE_CHECKING:
-    from ._config import (
+    from .config import (
         Config,
         EmailNotifierSpec,
         LogNotifierSpec,
@@ -64,18 +66,19 @@ if _typing.TYPE_CHECKING:
         WebhookNotifierSpec,
         default_config_toml,
         load_config,
+        routes_from_toml,
     )
-    from ._worker import DispatcherProcess
+    from .delivery import DispatcherProcess
 
 # A library does not log into its host's handlers unless the host asks for it.
 _logger.disable("incidentflow")
 
-__version__ = "0.1.0"
 
 __all__ = [
     "ActionItem",
     "BlameCheck",
     "Clock",
+    "CommandOptions",
     "CommandRequest",
     "ConcurrencyConflict",
     "Config",
@@ -109,6 +112,7 @@ __all__ = [
     "NotifierSpec",
     "Policy",
     "Postmortem",
+    "Reason",
     "Records",
     "RetryPolicy",
     "RootCause",
@@ -120,7 +124,6 @@ __all__ = [
     "StoreError",
     "TransitionRejected",
     "TriageAnswer",
-    "Unauthorized",
     "ValidationError",
     "Verdict",
     "WebhookNotifierSpec",
@@ -147,8 +150,9 @@ __getattr__, __dir__ = _lazy_attributes(
             "WebhookNotifierSpec",
             "default_config_toml",
             "load_config",
+            "routes_from_toml",
         ],
-        "._config",
+        ".config",
     )
-    | {"DispatcherProcess": "._worker"},
+    | {"DispatcherProcess": ".delivery._process"},
 )

@@ -8,11 +8,9 @@ import attrs
 
 from ._model import Incident, State
 from ._policy import Policy
+from .commands import DEADLINE_KINDS
 
 __all__ = ["DEADLINE_KINDS", "Deadline", "deadlines"]
-
-#: The kinds of deadline: start triage, complete the post-mortem, finish an action item.
-DEADLINE_KINDS = ("response", "postmortem", "action_item")
 
 
 @attrs.frozen

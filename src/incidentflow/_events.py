@@ -66,7 +66,8 @@ class Declared(EventData):
     slug: str
     severity: Severity
     commander: str
-    postmortem_required: bool
+    #: Filled in by ``decide`` from the policy.
+    postmortem_required: bool = False
 
 
 @attrs.frozen
@@ -201,9 +202,11 @@ class Reclassified(EventData):
 
     TYPE: ClassVar[str] = "reclassified"
     severity: Severity
-    previous: Severity
+    #: The severity before; filled in by ``decide`` (``None`` only before that).
+    previous: Severity | None = attrs.field(default=None, kw_only=True)
     reason: str
-    postmortem_required: bool
+    #: Filled in by ``decide`` from the policy.
+    postmortem_required: bool = attrs.field(default=False, kw_only=True)
 
 
 @attrs.frozen
@@ -237,7 +240,8 @@ class ActionItemAdded(EventData):
     """An action item was added."""
 
     TYPE: ClassVar[str] = "action_item_added"
-    number: int
+    #: Numbered by ``decide`` from 1 (0 only before that).
+    number: int = attrs.field(default=0, kw_only=True)
     description: str
     owner: str
     due: date
@@ -275,7 +279,8 @@ class KbUpdated(EventData):
     """The knowledge-base gotcha entry was written."""
 
     TYPE: ClassVar[str] = "kb_updated"
-    slug: str
+    #: The incident's slug, filled in by ``decide``.
+    slug: str = attrs.field(default="", kw_only=True)
     symptom: str
     root_cause: str
     fix: str

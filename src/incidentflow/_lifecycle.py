@@ -1,78 +1,85 @@
-"""The lifecycle, defined once with ``transitions``.
+"""The guarded lifecycle, held by one shared ``transitions`` machine.
 
-This is the only module that imports ``transitions``. One machine holds the
-definition: every command, the states it is allowed in, and where it leads
-(``dest=None`` marks a command that records without changing state). No
-incident ever gets a machine of its own or is decorated by one; the tables
-below are read off the shared definition once and consulted by the pure core.
+This is the only module that imports ``transitions``. The machine is built
+once from the command definitions (:mod:`incidentflow.commands`): every state,
+every transition with its guards attached as conditions, and every recording
+command as an internal transition (``dest=None``). No incident gets a machine
+of its own and nothing is decorated by one: ``decide`` asks the machine which
+transitions a command has from an incident's state and evaluates all of their
+conditions itself, so every unmet guard is reported, not only the first.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Mapping
+from typing import Any
 
+import attrs
 from transitions import Machine
 
 from ._model import State
+from .commands import DEFINITIONS, Command, Guard
 
-__all__ = ["COMMANDS", "SYSTEM_COMMANDS", "Lifecycle", "lifecycle", "mermaid_diagram"]
-
-_ALL = list(State)
-_NOT_TERMINAL = [s for s in State if not s.is_terminal]
-
-# (command, sources, destination); destination None records without moving.
-_DEFINITION: list[tuple[str, Iterable[State], State | None]] = [
-    ("start_triage", [State.DECLARED], State.TRIAGING),
-    ("contain", [State.TRIAGING], State.CONTAINED),
-    ("start_rca", [State.CONTAINED], State.RCA),
-    ("mark_fixed", [State.RCA], State.FIXED),
-    ("resolve", [State.FIXED], State.RESOLVED),
-    ("complete_postmortem", [State.RESOLVED], State.POSTMORTEM),
-    ("update_kb", [State.POSTMORTEM, State.RESOLVED], State.KB_UPDATED),
-    ("reopen", [State.FIXED, State.RESOLVED], State.TRIAGING),
-    ("reopen", [State.FIXED, State.RESOLVED], State.RCA),
-    ("dismiss", [State.DECLARED, State.TRIAGING], State.DISMISSED),
-    # A negative confirmation sends the incident back to root-cause analysis.
-    ("confirm_by_user", [State.FIXED], None),
-    ("confirm_by_user", [State.FIXED], State.RCA),
-    (
-        "add_evidence",
-        [State.DECLARED, State.TRIAGING, State.CONTAINED, State.RCA, State.FIXED],
-        None,
-    ),
-    ("answer_triage", [State.DECLARED, State.TRIAGING, State.CONTAINED, State.RCA], None),
-    ("record_containment", [State.TRIAGING, State.CONTAINED, State.RCA], None),
-    ("add_why", [State.RCA], None),
-    ("set_root_cause", [State.RCA], None),
-    ("record_fix", [State.RCA], None),
-    ("record_deploy", [State.RCA], None),
-    ("draft_postmortem", [State.FIXED, State.RESOLVED], None),
-    ("reclassify", _NOT_TERMINAL, None),
-    ("assign_commander", _NOT_TERMINAL, None),
-    ("record_detection", _NOT_TERMINAL, None),
-    ("add_action_item", _NOT_TERMINAL, None),
-    ("complete_action_item", _NOT_TERMINAL, None),
-    ("record_breach", _NOT_TERMINAL, None),
-    ("add_note", _ALL, None),
+__all__ = [
+    "COMMANDS",
+    "SYSTEM_COMMANDS",
+    "Lifecycle",
+    "Step",
+    "lifecycle",
+    "mermaid_diagram",
+    "next_command",
 ]
 
-#: Commands the library runs itself (``check_deadlines``), not facade methods.
-SYSTEM_COMMANDS = frozenset({"record_breach"})
-
 #: Every command name, in definition order.
-COMMANDS: tuple[str, ...] = tuple(dict.fromkeys(["declare", *(c for c, _, _ in _DEFINITION)]))
+COMMANDS: tuple[str, ...] = tuple(DEFINITIONS)
+#: Commands the library runs itself (``check_deadlines``), not facade methods.
+SYSTEM_COMMANDS = frozenset(name for name, c in DEFINITIONS.items() if c.system)
 
 
-class Lifecycle:
-    """Read-only view of the shared ``transitions`` machine.
+@attrs.frozen
+class _When:
+    """A condition that picks one of a command's transitions by its payload."""
+
+    select: Callable[[Any], bool]
+
+    def __call__(self, payload: object) -> bool:
+        return self.select(payload)
+
+
+@attrs.frozen
+class Step:
+    """One transition of a command from one state, read off the machine.
 
     Attributes:
-        machine: The one ``transitions.Machine`` that defines the lifecycle.
+        dest: Where it leads; ``None`` for a recording command (internal transition).
+        guards: Its guard conditions, in definition order.
+        when: Its selecting conditions (all must accept the payload).
 
     """
 
-    def __init__(self) -> None:
+    dest: State | None
+    guards: tuple[Guard[Any], ...]
+    when: tuple[_When, ...]
+
+    def selected_by(self, payload: object) -> bool:
+        """True when this transition is the one the payload asks for."""
+        return all(select(payload) for select in self.when)
+
+
+class Lifecycle:
+    """The shared ``transitions`` machine and fast lookups read off it once.
+
+    Attributes:
+        machine: The one ``transitions.Machine`` holding the guarded lifecycle.
+
+    Raises:
+        ValueError: A definition names a state that does not exist.
+
+    """
+
+    def __init__(self, definitions: Mapping[str, Command[Any]] = DEFINITIONS) -> None:
+        self.definitions = definitions
         self.machine = Machine(
             model=None,
             states=[s.value for s in State],
@@ -80,42 +87,63 @@ class Lifecycle:
             auto_transitions=False,
             transitions=[
                 {
-                    "trigger": command,
-                    "source": [s.value for s in sources],
-                    "dest": dest.value if dest is not None else None,
+                    "trigger": command.name,
+                    "source": [_state(command.name, s) for s in move.sources],
+                    "dest": None if move.dest is None else _state(command.name, move.dest),
+                    "conditions": [
+                        *command.guards,
+                        *([_When(move.when)] if move.when is not None else []),
+                    ],
                 }
-                for command, sources, dest in _DEFINITION
+                for command in definitions.values()
+                for move in command.moves
             ],
         )
+        self._steps: dict[tuple[str, State], tuple[Step, ...]] = {}
         self._allowed: dict[str, tuple[State, ...]] = {}
-        self._destinations: dict[tuple[str, State], tuple[State | None, ...]] = {}
-        for command, event in self.machine.events.items():
-            sources: set[State] = set()
-            for source_name, transitions in event.transitions.items():
-                source = State(source_name)
-                sources.add(source)
-                self._destinations[command, source] = tuple(
-                    State(t.dest) if t.dest is not None else None for t in transitions
-                )
-            self._allowed[command] = tuple(s for s in State if s in sources)
+        for name, event in self.machine.events.items():
+            sources = set()
+            for source, transitions in event.transitions.items():
+                state = State(source)
+                sources.add(state)
+                self._steps[name, state] = tuple(_step(t) for t in transitions)
+            self._allowed[name] = tuple(s for s in State if s in sources)
+
+    def steps(self, command: str, state: State) -> tuple[Step, ...]:
+        """The transitions ``command`` has from ``state`` (none: not allowed there)."""
+        return self._steps.get((command, state), ())
 
     def allowed_states(self, command: str) -> tuple[State, ...]:
         """The states in which ``command`` is allowed, in lifecycle order."""
         return self._allowed.get(command, ())
 
-    def destinations(self, command: str, state: State) -> tuple[State | None, ...]:
-        """Where ``command`` may lead from ``state`` (``None``: stays put)."""
-        return self._destinations.get((command, state), ())
-
-    def transitions(self) -> list[tuple[State, str, State]]:
-        """Every state-changing (source, command, destination) triple."""
-        triples = []
-        for command, event in self.machine.events.items():
-            for source_name, transitions in event.transitions.items():
+    def transitions(self) -> list[tuple[State, str, State, tuple[Guard[Any], ...]]]:
+        """Every state-changing (source, command, destination, guards), in definition order."""
+        found = []
+        for name, event in self.machine.events.items():
+            for source, transitions in event.transitions.items():
                 for t in transitions:
                     if t.dest is not None:
-                        triples.append((State(source_name), command, State(t.dest)))
-        return triples
+                        step = _step(t)
+                        assert step.dest is not None
+                        found.append((State(source), name, step.dest, step.guards))
+        return found
+
+
+def _state(command: str, state: object) -> str:
+    if not isinstance(state, State):
+        known = ", ".join(s.value for s in State)
+        raise ValueError(f"{command}: {state!r} is not a state; the states are {known}")
+    return state.value
+
+
+def _step(transition: Any) -> Step:
+    conditions = [c.func for c in transition.conditions]
+    return Step(
+        dest=None if transition.dest is None else State(transition.dest),
+        guards=tuple(c for c in conditions if isinstance(c, Guard)),
+        when=tuple(c for c in conditions if isinstance(c, _When)),
+    )
 
 
 @functools.cache
@@ -125,15 +153,45 @@ def lifecycle() -> Lifecycle:
 
 
 def mermaid_diagram() -> str:
-    """The lifecycle as a Mermaid ``stateDiagram-v2``, generated from the definition.
+    """The lifecycle as a Mermaid ``stateDiagram-v2``, drawn from the machine.
+
+    Each arrow carries its command and, in brackets, what its guards require.
 
     >>> print(mermaid_diagram().splitlines()[0])
     stateDiagram-v2
     """
     lines = ["stateDiagram-v2", f"    [*] --> {State.DECLARED.value}"]
-    for source, command, dest in lifecycle().transitions():
-        lines.append(f"    {source.value} --> {dest.value}: {command}")
+    for source, command, dest, guards in lifecycle().transitions():
+        label = command
+        if guards:
+            label += " [" + ", ".join(g.summary for g in guards) + "]"
+        lines.append(f"    {source.value} --> {dest.value}: {label}")
     for state in State:
         if state.is_terminal:
             lines.append(f"    {state.value} --> [*]")
     return "\n".join(lines) + "\n"
+
+
+_FORWARD = {
+    State.DECLARED: "start_triage",
+    State.TRIAGING: "contain",
+    State.CONTAINED: "start_rca",
+    State.RCA: "mark_fixed",
+    State.FIXED: "resolve",
+    State.POSTMORTEM: "update_kb",
+}
+if not set(_FORWARD.values()) <= set(DEFINITIONS):  # a renamed command must fail at import
+    raise ValueError(f"unknown commands in the forward path: {set(_FORWARD.values())}")
+
+
+def next_command(state: State, *, postmortem_required: bool) -> str | None:
+    """The command that moves an incident on from ``state``; ``None`` once it is closed.
+
+    >>> next_command(State.RESOLVED, postmortem_required=True)
+    'complete_postmortem'
+    >>> next_command(State.RESOLVED, postmortem_required=False)
+    'update_kb'
+    """
+    if state is State.RESOLVED:
+        return "complete_postmortem" if postmortem_required else "update_kb"
+    return _FORWARD.get(state)

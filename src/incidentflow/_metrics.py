@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+import operator
 import re
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from typing import Literal
@@ -95,6 +96,7 @@ class Milestones:
 
 #: The seven milestone times of :class:`Milestones`, in the order of its fields.
 MILESTONE_TIMES: tuple[str, ...] = tuple(f.name for f in attrs.fields(Milestones))[4:]
+_milestone_times_of = operator.attrgetter(*MILESTONE_TIMES)
 
 
 def milestone_times(incident: Incident) -> tuple[datetime | None, ...]:
@@ -257,12 +259,8 @@ def incident_times(incident: Incident) -> IncidentTimes:
 
 def _spans(inc: Incident | Milestones) -> tuple[timedelta | None, ...]:
     """The durations of :data:`METRICS`, from a snapshot or from its milestones."""
-    if isinstance(inc, Milestones):
-        first, detected = inc.first_occurred_at, inc.detected_at
-        acknowledged, contained, fixed = inc.acknowledged_at, inc.contained_at, inc.fixed_at
-        resolved, completed = inc.resolved_at, inc.postmortem_completed_at
-    else:
-        first, detected, acknowledged, contained, fixed, resolved, completed = milestone_times(inc)
+    times = _milestone_times_of(inc) if isinstance(inc, Milestones) else milestone_times(inc)
+    first, detected, acknowledged, contained, fixed, resolved, completed = times
     declared = inc.declared_at
     return (
         None if detected is None or first is None else detected - first,
@@ -350,14 +348,9 @@ class _Group:
                 values.append(span.total_seconds())
 
     def summary(self, severity: Severity | None, period: str | None, start: date | None) -> Summary:
-        return Summary(
-            severity,
-            period,
-            start,
-            sum(self.counts.values()),
-            MappingProxyType(dict(sorted(self.counts.items(), key=_count_order))),
-            *(_stats(values) for values in self.values),
-        )
+        counts = MappingProxyType(dict(sorted(self.counts.items(), key=_count_order)))
+        stats = (_stats(values) for values in self.values)
+        return Summary(severity, period, start, sum(self.counts.values()), counts, *stats)
 
 
 _SEVERITY_ORDER = {s: n for n, s in enumerate(Severity)}
@@ -447,26 +440,19 @@ def _utc_date(inc: Incident | Milestones) -> date:
     at = inc.declared_at
     if at.tzinfo is not UTC:
         if at.tzinfo is None or at.utcoffset() is None:
+            name = inc.incident_id if isinstance(inc, Milestones) else inc.id
             raise ValidationError(
-                "declared_at", f"{_id(inc)} has a naive declared_at; snapshots hold aware UTC times"
+                "declared_at", f"{name} has a naive declared_at; snapshots hold aware UTC times"
             )
         at = at.astimezone(UTC)
     return at.date()
 
 
-def _id(inc: Incident | Milestones) -> str:
-    return inc.incident_id if isinstance(inc, Milestones) else inc.id
-
-
-def _week_start(day: date) -> int:
-    return day.toordinal() - day.weekday()
-
-
-def _month_start(day: date) -> int:
-    return day.toordinal() - day.day + 1
-
-
-_PERIOD_START = {"day": date.toordinal, "week": _week_start, "month": _month_start}
+_PERIOD_START: dict[str, Callable[[date], int]] = {
+    "day": date.toordinal,
+    "week": lambda day: day.toordinal() - day.weekday(),
+    "month": lambda day: day.toordinal() - day.day + 1,
+}
 
 
 def _period_label(period: str, first_day: date) -> str:
@@ -579,24 +565,17 @@ def _constant_labels(labels: Mapping[str, str]) -> dict[str, str]:
 
 
 def _group_labels(summary: Summary) -> dict[str, str]:
-    group = {}
-    if summary.severity is not None:
-        group["severity"] = summary.severity.value
-    if summary.period is not None:
-        group["period"] = summary.period
-    return group
+    severity = {} if summary.severity is None else {"severity": summary.severity.value}
+    return severity if summary.period is None else {**severity, "period": summary.period}
 
 
 def _family(out: list[str], name: str, kind: str, help_text: str) -> None:
     help_text = help_text.replace("\\", "\\\\").replace("\n", "\\n")
-    out.append(f"# HELP {name} {help_text}")
-    out.append(f"# TYPE {name} {kind}")
+    out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
 
 
 def _labels(*label_sets: Mapping[str, str]) -> str:
-    merged: dict[str, str] = {}
-    for label_set in label_sets:
-        merged.update(label_set)
+    merged = {name: value for label_set in label_sets for name, value in label_set.items()}
     return ",".join(f'{name}="{_escape_label_value(value)}"' for name, value in merged.items())
 
 

@@ -88,12 +88,14 @@ class Records(Sequence[T], Generic[T]):
     Snapshots hold their evidence, notes and other lists as ``Records``:
     ``appended`` returns a new ``Records`` in O(1) when nothing else was appended
     to the same version, so a command on a long incident costs what it costs on
-    a short one. It compares equal to any sequence with the same items.
+    a short one. It compares equal to another ``Records`` with the same items,
+    never to a list or tuple, so a snapshot holding a list where ``Records``
+    belongs does not pass for its replay.
 
     >>> first = Records(["a"])
     >>> second = first.appended("b")
-    >>> list(first), list(second), second == ("a", "b")
-    (['a'], ['a', 'b'], True)
+    >>> list(first), list(second), second == Records(["a", "b"]), second == ("a", "b")
+    (['a'], ['a', 'b'], True, False)
     """
 
     __slots__ = ("_items", "_len")
@@ -151,8 +153,6 @@ class Records(Sequence[T], Generic[T]):
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Records):
             return self._len == other._len and all(a == b for a, b in zip(self, other, strict=True))
-        if isinstance(other, (tuple, list)):
-            return self._len == len(other) and all(a == b for a, b in zip(self, other, strict=True))
         return NotImplemented
 
     def __hash__(self) -> int:
@@ -160,10 +160,6 @@ class Records(Sequence[T], Generic[T]):
 
     def __repr__(self) -> str:
         return f"Records({list(self)!r})"
-
-
-def _as_records(value: Iterable[T]) -> Records[T]:
-    return value if isinstance(value, Records) else Records(value)
 
 
 @attrs.frozen
@@ -372,20 +368,20 @@ class Incident:
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
     detection: Detection | None = None
-    evidence: Records[Evidence] = attrs.field(factory=Records, converter=_as_records)
-    triage_answers: Records[TriageAnswer] = attrs.field(factory=Records, converter=_as_records)
-    containment: Records[ContainmentAction] = attrs.field(factory=Records, converter=_as_records)
-    whys: Records[Why] = attrs.field(factory=Records, converter=_as_records)
+    evidence: Records[Evidence] = attrs.field(factory=Records)
+    triage_answers: Records[TriageAnswer] = attrs.field(factory=Records)
+    containment: Records[ContainmentAction] = attrs.field(factory=Records)
+    whys: Records[Why] = attrs.field(factory=Records)
     root_cause: RootCause | None = None
     fix: Fix | None = None
-    deploys: Records[Deploy] = attrs.field(factory=Records, converter=_as_records)
+    deploys: Records[Deploy] = attrs.field(factory=Records)
     confirmation: Confirmation | None = None
-    notes: Records[Note] = attrs.field(factory=Records, converter=_as_records)
-    action_items: Records[ActionItem] = attrs.field(factory=Records, converter=_as_records)
+    notes: Records[Note] = attrs.field(factory=Records)
+    action_items: Records[ActionItem] = attrs.field(factory=Records)
     postmortem: Postmortem | None = None
     kb_entry: KbEntry | None = None
-    breaches: Records[str] = attrs.field(factory=Records, converter=_as_records)
-    people: Records[str] = attrs.field(factory=Records, converter=_as_records)
+    breaches: Records[str] = attrs.field(factory=Records)
+    people: Records[str] = attrs.field(factory=Records)
     reopen_count: int = 0
     dismissal_reason: str | None = None
     duplicate_of: str | None = None

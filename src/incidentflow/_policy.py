@@ -1,29 +1,33 @@
-"""The policy: the process's numbers and switches, and the checks it implies."""
+"""The policy: the process's numbers and switches, and the checks it implies.
+
+Each setting is declared once, as a field of :class:`Policy` whose metadata holds
+its TOML form (a :class:`TomlForm`: the key, what it accepts, how a value is read
+and written). :meth:`Policy.to_dict`, :meth:`Policy.from_dict`, the TOML files,
+the configuration's ``[policy]`` table, the errors naming a wrong key and the
+starter file's comments are all derived from those forms.
+"""
 
 from __future__ import annotations
 
-import enum
+import functools
+import json
+import math
 import re
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
+from ._blame import BlameCheck, find_blame
 from ._model import Incident, Severity
+from ._validate import severity as _valid_severity
+from ._validate import triage_key
 from .exceptions import ConfigError, ValidationError
 
 __all__ = ["BlameCheck", "CommandRequest", "Guard", "Policy", "find_blame"]
-
-
-class BlameCheck(enum.Enum):
-    """What to do when a post-mortem seems to blame a person."""
-
-    OFF = "off"
-    WARN = "warn"
-    REJECT = "reject"
 
 
 @attrs.frozen
@@ -57,14 +61,244 @@ _DEFAULT_TARGETS = MappingProxyType(
     }
 )
 
+# -- TOML text: shared with the configuration, which reads the same files ----------
 
-def _severity(value: object, key: str) -> Severity:
-    from ._validate import severity
+# Durations beyond a century are typing mistakes, and beyond timedelta's range errors.
+_MAX_DAYS: Final = 36_500
+_UNIT_LIMITS: Final = MappingProxyType(
+    {"seconds": _MAX_DAYS * 86_400, "minutes": _MAX_DAYS * 1_440, "hours": _MAX_DAYS * 24}
+)
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
+#: The severities' names, as messages list them.
+SEVERITY_NAMES: Final = ", ".join(s.value for s in Severity)
+
+
+def toml_shown(value: object, limit: int = 60) -> str:
+    """``value`` as it would be written in TOML, cut to ``limit`` characters."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, (int, float)):
+        text = repr(value)
+    elif isinstance(value, (datetime, date, time)):
+        text = f"{value.isoformat()} (a date or time)"
+    elif isinstance(value, Mapping):
+        text = "a table"
+    elif isinstance(value, (list, tuple)):
+        shown = ", ".join(toml_shown(v, limit) for v in value[:5])
+        text = f"[{shown}, ...]" if len(value) > 5 else f"[{shown}]"
+    else:
+        text = type(value).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def toml_key(*parts: str | int) -> str:
+    """A dotted TOML key from names and 1-based list positions: ``routes[2].notifier``."""
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            shown = part if _BARE_KEY.match(part) else json.dumps(part, ensure_ascii=False)
+            text += ("." if text else "") + shown
+    return text
+
+
+def toml_number(key: str, value: object, *, unit: str, above: bool = False) -> float:
+    """``value``, a finite number of ``unit`` from 0 (or above 0) up to a century."""
+    bound = "greater than 0" if above else "0 or more"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(key, f"expected a number of {unit}, {bound}, got {toml_shown(value)}")
+    if (value <= 0 if above else value < 0) or value > _UNIT_LIMITS.get(unit, math.inf):
+        raise ConfigError(
+            key,
+            f"expected a number of {unit}, {bound} (at most 100 years), got {toml_shown(value)}",
+        )
+    return value
+
+
+def toml_severity(key: str, value: object) -> Severity:
+    """``value``, the name of a severity (``"P1"`` .. ``"P4"``, any case)."""
+    if isinstance(value, str) and value.strip().upper() in SEVERITY_NAMES.split(", "):
+        return Severity(value.strip().upper())
+    raise ConfigError(key, f"expected a severity ({SEVERITY_NAMES}), got {toml_shown(value)}")
+
+
+def unknown_key_message(
+    unknown: Sequence[str],
+    accepted: Sequence[str],
+    label: str,
+    elsewhere: Mapping[str, str] = MappingProxyType({}),
+) -> str:
+    """What to say about ``unknown`` keys in the table ``label`` that takes ``accepted``.
+
+    The hint is a near spelling of the first unknown key, else the table
+    ``elsewhere`` says it belongs in.
+    """
+    import difflib
+
+    if not accepted:
+        return f"unknown key; {label} takes no keys"
+    first = unknown[0]
+    close = difflib.get_close_matches(first, accepted, n=1)
+    if close:
+        hint = f" (did you mean {close[0]}?)"
+    elif first in elsewhere:
+        hint = f" ({first} belongs in {elsewhere[first]})"
+    else:
+        hint = ""
+    also = f" (also unknown: {', '.join(unknown[1:])})" if unknown[1:] else ""
+    return f"unknown key{also}; {label} accepts {', '.join(accepted)}{hint}"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's content; ConfigError naming the file if unreadable or not TOML."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(
+            str(path),
+            "cannot read the file: no such file; check the path, or run incidentflow init",
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), "is a folder; give the path of a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            str(path), f"is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
+    return loads_toml(text, str(path))
+
+
+def loads_toml(text: str, name: str) -> dict[str, Any]:
+    """The TOML document ``text``; ConfigError keyed ``name`` (its file) if it is not TOML."""
+    import tomllib
 
     try:
-        return severity(value, key)
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(name, f"not valid TOML: {exc}; fix the file there") from None
+
+
+def _whole(value: float) -> float:
+    """Whole numbers as integers, so the TOML reads ``15`` rather than ``15.0``."""
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
+def _items(key: str, value: object, accepts: str) -> Sequence[object]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ConfigError(key, f"expected {accepts}, got {toml_shown(value)}")
+    return value
+
+
+# -- each setting's TOML form ----------------------------------------------------------
+
+
+@attrs.frozen
+class TomlForm:
+    """How one policy setting is written in TOML: declared in the field's metadata.
+
+    Attributes:
+        key: Its key in a ``[policy]`` table, e.g. ``"watch_window_minutes"``.
+        help: One line saying what it sets (for comments and docs).
+        accepts: What the key accepts, as errors and docs say it.
+        read: The TOML value and its dotted key (for errors) → the Policy argument.
+        write: The Policy value → the TOML value.
+
+    """
+
+    key: str
+    help: str
+    accepts: str
+    read: Callable[[object, str], Any]
+    write: Callable[[Any], Any]
+
+
+def _toml(
+    key: str,
+    help: str,
+    accepts: str,
+    read: Callable[[object, str], Any],
+    write: Callable[[Any], Any],
+) -> dict[str, TomlForm]:
+    return {"toml": TomlForm(key, help, accepts, read, write)}
+
+
+def _in_unit(key: str, unit: str, help: str) -> dict[str, TomlForm]:
+    """A duration written as a number of ``unit`` (0 or more)."""
+    one = timedelta(**{unit: 1})
+
+    def read(value: object, where: str) -> timedelta:
+        return timedelta(**{unit: toml_number(where, value, unit=unit)})
+
+    def write(value: timedelta) -> float:
+        return _whole(value / one)
+
+    return _toml(key, help, f"a number of {unit}, 0 or more", read, write)
+
+
+_TARGETS_ACCEPT: Final = "a table of severity = minutes, e.g. { P1 = 5, P2 = 30 }"
+
+
+def _read_targets(value: object, where: str) -> dict[Severity, timedelta]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(where, f"expected {_TARGETS_ACCEPT}, got {toml_shown(value)}")
+    targets = {}
+    for name, minutes in value.items():
+        at = f"{where}.{toml_key(str(name))}"
+        severity = toml_severity(at, name)
+        targets[severity] = timedelta(minutes=toml_number(at, minutes, unit="minutes", above=True))
+    return targets
+
+
+def _write_targets(value: Mapping[Severity, timedelta]) -> dict[str, float]:
+    return {s.value: _whole(value[s] / timedelta(minutes=1)) for s in Severity}
+
+
+_ANSWERS_ACCEPT: Final = 'a list of question names, e.g. ["symptom", "started_at", "scope"]'
+
+
+def _read_answers(value: object, where: str) -> tuple[str, ...]:
+    items = _items(where, value, _ANSWERS_ACCEPT)
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(
+                f"{where}[{number}]",
+                f'expected a question name (text), e.g. "customer_impact", got {toml_shown(item)}',
+            )
+    return tuple(str(item) for item in items)
+
+
+def _read_severities(value: object, where: str) -> frozenset[Severity]:
+    items = _items(where, value, f"a list of severities ({SEVERITY_NAMES})")
+    return frozenset(toml_severity(f"{where}[{n}]", v) for n, v in enumerate(items, start=1))
+
+
+def _read_flag(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(where, f"expected true or false, got {toml_shown(value)}")
+    return value
+
+
+_BLAME_CHECKS: Final = ", ".join(b.value for b in BlameCheck)
+
+
+def _read_blame_check(value: object, where: str) -> BlameCheck:
+    if not isinstance(value, str) or value not in _BLAME_CHECKS.split(", "):
+        raise ConfigError(where, f"expected one of {_BLAME_CHECKS}, got {toml_shown(value)}")
+    return BlameCheck(value)
+
+
+# -- the checks of the Python constructor ----------------------------------------------
+
+
+def _severity(value: object, key: str) -> Severity:
+    try:
+        return _valid_severity(value, key)
     except ValidationError as exc:
-        raise ConfigError(key, str(exc).split(": ", 1)[-1]) from None
+        raise ConfigError(key, exc.message) from None
 
 
 def _targets(value: Mapping[Severity | str, timedelta]) -> Mapping[Severity, timedelta]:
@@ -107,13 +341,10 @@ def _blame_check(value: BlameCheck | str) -> BlameCheck:
     try:
         return BlameCheck(value)
     except ValueError:
-        accepted = ", ".join(b.value for b in BlameCheck)
-        raise ConfigError("blame_check", f"{value!r} is not one of {accepted}") from None
+        raise ConfigError("blame_check", f"{value!r} is not one of {_BLAME_CHECKS}") from None
 
 
 def _answers(value: Iterable[str]) -> tuple[str, ...]:
-    from ._validate import triage_key
-
     if isinstance(value, str):
         raise ConfigError("required_triage_answers", "expected a list of question names")
     answers = tuple(value)
@@ -139,20 +370,79 @@ class Policy:
     """
 
     response_targets: Mapping[Severity, timedelta] = attrs.field(
-        default=_DEFAULT_TARGETS, converter=_targets
+        default=_DEFAULT_TARGETS,
+        converter=_targets,
+        metadata=_toml(
+            "response_minutes",
+            "Time from declaration to the start of triage, per severity, in minutes.",
+            _TARGETS_ACCEPT,
+            _read_targets,
+            _write_targets,
+        ),
     )
     required_triage_answers: tuple[str, ...] = attrs.field(
-        default=("symptom", "started_at", "scope"), converter=_answers
+        default=("symptom", "started_at", "scope"),
+        converter=_answers,
+        metadata=_toml(
+            "required_triage_answers",
+            "Triage questions answered before contain (add your own, e.g. customer_impact).",
+            _ANSWERS_ACCEPT,
+            _read_answers,
+            list,
+        ),
     )
-    watch_window: timedelta = attrs.field(default=timedelta(minutes=15), converter=_watch_window)
-    confirmer_must_differ: bool = attrs.field(default=True, validator=_bool)
+    watch_window: timedelta = attrs.field(
+        default=timedelta(minutes=15),
+        converter=_watch_window,
+        metadata=_in_unit(
+            "watch_window_minutes",
+            "minutes",
+            "How long after the last deploy before resolve is allowed.",
+        ),
+    )
+    confirmer_must_differ: bool = attrs.field(
+        default=True,
+        validator=_bool,
+        metadata=_toml(
+            "confirmer_must_differ",
+            "The user who confirms the fix may not be the incident commander.",
+            "true or false",
+            _read_flag,
+            bool,
+        ),
+    )
     postmortem_severities: frozenset[Severity] = attrs.field(
-        default=frozenset({Severity.P1, Severity.P2}), converter=_severities
+        default=frozenset({Severity.P1, Severity.P2}),
+        converter=_severities,
+        metadata=_toml(
+            "postmortem_severities",
+            "Severities whose incidents need a completed post-mortem.",
+            f"a list of severities ({SEVERITY_NAMES})",
+            _read_severities,
+            lambda value: sorted(s.value for s in value),
+        ),
     )
-    blame_check: BlameCheck = attrs.field(default=BlameCheck.WARN, converter=_blame_check)
-    postmortem_due: timedelta = attrs.field(default=timedelta(hours=24), converter=_postmortem_due)
+    blame_check: BlameCheck = attrs.field(
+        default=BlameCheck.WARN,
+        converter=_blame_check,
+        metadata=_toml(
+            "blame_check",
+            "Blaming language in a post-mortem: warn on the event, reject the command, or off.",
+            f"one of {_BLAME_CHECKS}",
+            _read_blame_check,
+            lambda value: value.value,
+        ),
+    )
+    postmortem_due: timedelta = attrs.field(
+        default=timedelta(hours=24),
+        converter=_postmortem_due,
+        metadata=_in_unit(
+            "postmortem_due_hours", "hours", "How long after resolution the post-mortem is due."
+        ),
+    )
+    # Guards are code: they have no TOML form and are added after loading.
     guards: Mapping[str, tuple[Guard, ...]] = attrs.field(
-        factory=lambda: MappingProxyType({}), eq=False, repr=False
+        factory=lambda: MappingProxyType({}), eq=False, repr=False, metadata={"toml": None}
     )
 
     def needs_postmortem(self, severity: Severity) -> bool:
@@ -188,32 +478,57 @@ class Policy:
     # -- TOML ---------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The policy as plain TOML-ready values (durations in minutes)."""
-        return {
-            "response_minutes": {
-                s.value: self.response_targets[s] / timedelta(minutes=1) for s in Severity
-            },
-            "required_triage_answers": list(self.required_triage_answers),
-            "watch_window_minutes": self.watch_window / timedelta(minutes=1),
-            "confirmer_must_differ": self.confirmer_must_differ,
-            "postmortem_severities": sorted(s.value for s in self.postmortem_severities),
-            "blame_check": self.blame_check.value,
-            "postmortem_due_hours": self.postmortem_due / timedelta(hours=1),
-        }
+        """The policy as plain TOML-ready values (durations in minutes, the due time in hours).
+
+        >>> Policy().to_dict()["watch_window_minutes"]
+        15
+        """
+        return {form.key: form.write(getattr(self, name)) for name, form in toml_forms().items()}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str = "policy") -> Policy:
+    def from_dict(
+        cls, data: Mapping[str, Any], *, source: str = "policy", prefix: Sequence[str] = ()
+    ) -> Policy:
         """Build a policy from :meth:`to_dict`'s shape; keys left out keep their defaults.
 
         An unknown key or a wrong value raises ConfigError keyed
-        ``"<source>: <key>"``, saying what the key accepts.
-        """
-        from ._config import policy_from_table
+        ``"<source>: <key>"`` (``prefix`` is the table's own dotted key in a
+        larger file, e.g. ``("policy",)``), saying what the key accepts.
 
-        return policy_from_table(data, source=source)
+        >>> Policy.from_dict({"blame_check": "reject"}).blame_check.value
+        'reject'
+        """
+        forms = toml_forms()
+        fields = {form.key: name for name, form in forms.items()}
+
+        def where(key: str) -> str:
+            return f"{source}: {key}" if key else source
+
+        if not isinstance(data, Mapping):
+            raise ConfigError(where(toml_key(*prefix)), f"expected a table, got {toml_shown(data)}")
+        unknown = sorted(str(key) for key in data if key not in fields)
+        if unknown:
+            label = f"[{toml_key(*prefix)}]" if prefix else "the top level"
+            raise ConfigError(
+                where(toml_key(*prefix, unknown[0])),
+                unknown_key_message(unknown, list(fields), label),
+            )
+        settings: dict[str, Any] = {}
+        for name, form in forms.items():  # in field order, so the first wrong key is named
+            if form.key in data:
+                try:
+                    settings[name] = form.read(data[form.key], toml_key(*prefix, form.key))
+                except ConfigError as exc:
+                    raise ConfigError(where(exc.key), exc.message) from None
+        try:
+            return cls(**settings)
+        except ConfigError as exc:  # a check of the constructor that the reader did not make
+            named = forms.get(exc.key)
+            key = toml_key(*prefix, named.key if named is not None else exc.key)
+            raise ConfigError(where(key), exc.message) from None
 
     def to_toml(self) -> str:
-        """The policy as a TOML document."""
+        """The policy as a TOML document, which :meth:`from_toml` reads back."""
         import tomli_w
 
         return tomli_w.dumps(self.to_dict())
@@ -221,46 +536,15 @@ class Policy:
     @classmethod
     def from_toml(cls, path: str | Path) -> Policy:
         """Load a policy from a TOML file (the whole file, or its ``[policy]`` table)."""
-        from ._config import policy_from_table, read_toml
-
         path = Path(path)
         data = read_toml(path)
         if "policy" not in data:
-            return policy_from_table(data, source=str(path))
-        return policy_from_table(data["policy"], source=str(path), prefix=("policy",))
+            return cls.from_dict(data, source=str(path))
+        return cls.from_dict(data["policy"], source=str(path), prefix=("policy",))
 
 
-_FAILURE_VERBS = (
-    "forgot|forget|broke|break|failed|fail|missed|miss|messed|screwed|neglected|ignored|"
-    "caused|deleted|dropped|botched|overlooked|skipped"
-)
-_GENERIC_BLAME = re.compile(
-    r"\bhuman error\b|\boperator error\b|\b(\w+)['’]s fault\b|\bfault of (\w+)\b",
-    re.IGNORECASE,
-)
-# Shorter names ("a", "jo") would match ordinary words next to a failure verb.
-_MIN_NAME_LENGTH = 3
-
-
-def find_blame(text: str, participants: Iterable[str]) -> list[str]:
-    """Phrases in ``text`` that blame a person rather than the process.
-
-    >>> find_blame("Bob forgot to run the migration", ["bob"])
-    ['"Bob forgot" names a person next to a failure; describe the process gap instead']
-    >>> find_blame("The deploy script skipped the migration", ["bob"])
-    []
-    """
-    found: list[str] = []
-    for match in _GENERIC_BLAME.finditer(text):
-        found.append(f'"{match.group(0)}" assigns blame; describe the process gap instead')
-    for person in sorted({p for p in participants if len(p) >= _MIN_NAME_LENGTH}):
-        pattern = re.compile(
-            rf"\b{re.escape(person)}\b(?:\W+\w+){{0,2}}?\W+(?:{_FAILURE_VERBS})\b",
-            re.IGNORECASE,
-        )
-        for match in pattern.finditer(text):
-            found.append(
-                f'"{match.group(0)}" names a person next to a failure; '
-                "describe the process gap instead"
-            )
-    return found
+@functools.cache
+def toml_forms() -> Mapping[str, TomlForm]:
+    """Each policy setting's TOML form, by field name, in field order."""
+    forms = {field.name: field.metadata["toml"] for field in attrs.fields(Policy)}
+    return MappingProxyType({name: form for name, form in forms.items() if form is not None})

@@ -16,7 +16,7 @@ touched.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING
 
 import attrs
@@ -28,6 +28,7 @@ from ._decide import decide, evolve, incident_id_for, replay
 from ._model import Incident
 from ._policy import Policy
 from ._serialization import event_from_dict, event_to_dict, event_to_json
+from .commands import definition, recorded_by
 from .exceptions import (
     ConcurrencyConflict,
     DuplicateIncident,
@@ -45,38 +46,6 @@ if TYPE_CHECKING:
 EXPORT_FORMAT = "incidentflow-export"
 #: The export format version this release reads and writes.
 EXPORT_VERSION = 1
-
-#: The command that records each event type (its first event, for commands that
-#: record several: a negative ``confirm_by_user`` also records ``reopened``, and
-#: ``complete_postmortem`` with fields records ``postmortem_drafted`` first).
-COMMAND_OF: Mapping[type[ev.EventData], str] = {
-    ev.Declared: "declare",
-    ev.TriageStarted: "start_triage",
-    ev.EvidenceAdded: "add_evidence",
-    ev.TriageAnswered: "answer_triage",
-    ev.ContainmentRecorded: "record_containment",
-    ev.Contained: "contain",
-    ev.RcaStarted: "start_rca",
-    ev.WhyAdded: "add_why",
-    ev.RootCauseSet: "set_root_cause",
-    ev.FixRecorded: "record_fix",
-    ev.DeployRecorded: "record_deploy",
-    ev.MarkedFixed: "mark_fixed",
-    ev.UserConfirmed: "confirm_by_user",
-    ev.Resolved: "resolve",
-    ev.Reopened: "reopen",
-    ev.Dismissed: "dismiss",
-    ev.Reclassified: "reclassify",
-    ev.CommanderAssigned: "assign_commander",
-    ev.DetectionRecorded: "record_detection",
-    ev.NoteAdded: "add_note",
-    ev.ActionItemAdded: "add_action_item",
-    ev.ActionItemCompleted: "complete_action_item",
-    ev.PostmortemDrafted: "draft_postmortem",
-    ev.PostmortemCompleted: "complete_postmortem",
-    ev.KbUpdated: "update_kb",
-    ev.DeadlineBreached: "record_breach",
-}
 
 #: How often an import looks again at an incident that another writer changed meanwhile.
 _ATTEMPTS = 5
@@ -275,49 +244,26 @@ def _event(where: str, value: object) -> ev.Event:
     return event
 
 
-#: Event fields held to one line, as the commands that write them require.
-_ONE_LINE = frozenset(
-    {
-        "commander",
-        "source",
-        "question",
-        "user",
-        "owner",
-        "method",
-        "kind",
-        "subject",
-        "duplicate_of",
-    }
-)
-#: Event fields that may be empty (a response or post-mortem breach has no subject).
-_MAY_BE_EMPTY = frozenset({"ref", "comment", "subject"})
-
-
 def _check_fields(where: str, data: ev.EventData) -> None:
-    """The texts of an event's data pass the checks their command applies."""
-    for field in attrs.fields(type(data)):
-        value = getattr(data, field.name)
-        label = f"{where}: {data.TYPE}.{field.name}"
-        if isinstance(value, str):
-            if field.name in _MAY_BE_EMPTY and not value:
-                continue
-            if field.name == "title":
-                v.text(label, value, max_len=v.TITLE_MAX, multiline=False)
-            elif field.name == "slug":
-                try:
-                    v.slug(value)
-                except ValidationError as exc:
-                    raise ValidationError(label, str(exc).split(": ", 1)[-1]) from None
-            elif field.name in _ONE_LINE:
-                v.name(label, value)
-            elif field.name == "content":
-                v.text(label, value, max_len=v.EVIDENCE_MAX)
-            else:
-                v.text(label, value)
-        elif isinstance(value, tuple) and field.name in ("went_well", "went_poorly"):
-            v.texts(label, value)
-        elif field.name == "number" and type(value) is not int:
-            raise ValidationError(label, f"must be a whole number, got {value!r}")
+    """Each argument an event's data holds passes the check its command applies."""
+    command = recorded_by(type(data))
+    arguments = command.arguments if command.event is type(data) else ()
+    for argument in arguments:
+        value = getattr(data, argument.field)
+        if value is None or value == argument.default == "":
+            continue  # left out when the command ran
+        argument.check(f"{where}: {data.TYPE}.{argument.field}", value)
+    for derived in ("slug", "number"):
+        value = getattr(data, derived, None)
+        if derived == "slug" and value is not None:
+            try:
+                v.slug(value)
+            except ValidationError as exc:
+                raise ValidationError(f"{where}: {data.TYPE}.slug", exc.message) from None
+        if derived == "number" and value is not None and type(value) is not int:
+            raise ValidationError(
+                f"{where}: {data.TYPE}.number", f"must be a whole number, got {value!r}"
+            )
 
 
 def _checked(name: str, numbered: list[tuple[int, ev.Event]], policy: Policy) -> History:
@@ -370,13 +316,9 @@ def _replay_commit(
     with fields or by ``draft_postmortem`` then ``complete_postmortem``: the
     history is accepted if either is.
     """
-    number, event = numbered[start]
+    event = numbered[start][1]
     data = event.data
-    command = COMMAND_OF.get(type(data))
-    if command is None:  # an event type this table does not know yet
-        raise ValidationError(
-            f"{name}:{number}", f"no command of this release records {event.type} events"
-        )
+    command = recorded_by(type(data)).name
     readings = [(command, _proposal(data))]
     following = numbered[start + 1][1] if start + 1 < len(numbered) else None
     if (
@@ -414,7 +356,7 @@ def _proposal(data: ev.EventData) -> ev.EventData:
         case ev.ActionItemAdded():
             return attrs.evolve(data, number=0)
         case ev.Reclassified():
-            return attrs.evolve(data, previous=data.severity, postmortem_required=False)
+            return attrs.evolve(data, previous=None, postmortem_required=False)
         case ev.KbUpdated():
             return attrs.evolve(data, slug="")
         case ev.PostmortemCompleted():
@@ -449,7 +391,7 @@ def _decided(
     where = f"{name}:{number}"
     label = f"{event.incident_id}: event {event.seq} ({event.type})"
     try:
-        expected = decide(incident, command, payload, policy, event.at, event.actor)
+        expected = decide(incident, definition(command), payload, policy, event.at, event.actor)
     except InvalidTransition as exc:
         raise ValidationError(
             where,
@@ -460,7 +402,7 @@ def _decided(
         raise ValidationError(
             where,
             f"{label} breaks the process rules of this policy; {command} needs: "
-            + "; ".join(exc.reasons),
+            + "; ".join(str(r) for r in exc.reasons),
         ) from None
     except ValidationError as exc:
         raise ValidationError(where, f"{label} was not accepted by {command}: {exc}") from None

@@ -20,24 +20,97 @@ TEXT_MAX = 20_000
 EVIDENCE_MAX = 1_000_000
 #: Longest accepted slug.
 SLUG_MAX = 48
+#: Largest page size (``limit=``) a query or a listing accepts.
+LIMIT_MAX = 100_000
+#: Largest whole number a store can hold (a signed 64-bit integer in SQLite and PostgreSQL).
+INT_MAX = 2**63 - 1
 
 _SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
 _NOT_SLUG_CHARS = re.compile(r"[^a-z0-9]+")
 _SEVERITIES = {s.value: s for s in Severity}
 
 
-# Unicode category Cc: C0 and C1 control characters and DEL.
+# Unicode category Cc: C0 and C1 control characters and DEL (U+001C-U+001E and U+0085 included).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_BUT_LINE_BREAKS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# A lone surrogate cannot be encoded as UTF-8: a store or a file would fail after the commit.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# str.splitlines splits on these too, so they would start a new line in a one-line field.
+_SEPARATOR = re.compile(r"[\u2028\u2029]")
+# Bidi overrides and isolates make text read in another order than it is stored.
+_BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+_SHOWN_MAX = 60
 
 
-def _has_control(value: str, allow_newlines: bool) -> bool:
-    pattern = _CONTROL_BUT_LINE_BREAKS if allow_newlines else _CONTROL
-    return pattern.search(value) is not None
+def _shown(value: object) -> str:
+    """``repr(value)``, short enough for an error message, never failing on huge input."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        # str() of a huge int is slow and, past 4,300 digits, raises ValueError.
+        return f"a {value.bit_length():,}-bit number"
+    if isinstance(value, str) and len(value) > _SHOWN_MAX:
+        return f"{value[:_SHOWN_MAX]!r}... ({len(value):,} characters)"
+    try:
+        shown = repr(value)
+    except Exception:  # a hostile __repr__ must not replace the ValidationError
+        return f"a {type(value).__name__}"
+    return shown if len(shown) <= _SHOWN_MAX else shown[: _SHOWN_MAX - 3] + "..."
+
+
+def _character(value: str, found: re.Match[str]) -> str:
+    char = found.group()
+    label = unicodedata.name(char, "")
+    named = f" {label}" if label else ""
+    return f"U+{ord(char):04X}{named} (character {found.start() + 1:,} of {len(value):,})"
+
+
+def _check_characters(field: str, value: str, *, multiline: bool) -> None:
+    """Refuse characters that break encoding, line structure or reading order."""
+    found = _SURROGATE.search(value)
+    if found is not None:
+        raise ValidationError(
+            field,
+            f"contains the lone surrogate {_character(value, found)}, which is not valid "
+            "Unicode text; decode the input with errors='replace' or remove that character",
+        )
+    control = (_CONTROL_BUT_LINE_BREAKS if multiline else _CONTROL).search(value)
+    if control is not None:
+        what = "control characters" if multiline else "line breaks or control characters"
+        raise ValidationError(
+            field, f"must not contain {what}; remove {_character(value, control)}"
+        )
+    if multiline:
+        return
+    found = _SEPARATOR.search(value)
+    if found is not None:
+        raise ValidationError(
+            field,
+            f"must be one line; replace {_character(value, found)} with a space or remove it",
+        )
+    found = _BIDI.search(value)
+    if found is not None:
+        raise ValidationError(
+            field,
+            "must not contain bidirectional overrides or isolates, which change the order "
+            f"the text reads in; remove {_character(value, found)}",
+        )
 
 
 def text(field: str, value: object, *, max_len: int = TEXT_MAX, multiline: bool = True) -> str:
-    """A non-empty string of at most ``max_len`` characters, stripped."""
+    r"""A non-empty string of at most ``max_len`` characters, stripped.
+
+    Every text refuses lone surrogates and control characters other than tab and
+    line breaks. A one-line field (``multiline=False``) also refuses line breaks,
+    line and paragraph separators (U+2028, U+2029) and bidirectional overrides and
+    isolates (U+202A-U+202E, U+2066-U+2069).
+
+    >>> text("title", "  Checkout returns 500 ", multiline=False)
+    'Checkout returns 500'
+    >>> text("title", "Checkout\u2028returns 500", multiline=False)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    incidentflow.exceptions.ValidationError: title: must be one line; replace U+2028 ...
+
+    """
     if not isinstance(value, str):
         raise ValidationError(field, f"expected text (str), got {type(value).__name__}")
     value = value.strip()
@@ -47,9 +120,7 @@ def text(field: str, value: object, *, max_len: int = TEXT_MAX, multiline: bool 
         raise ValidationError(
             field, f"is {len(value):,} characters long; at most {max_len:,} are accepted"
         )
-    if _has_control(value, allow_newlines=multiline):
-        what = "control characters" if multiline else "line breaks or control characters"
-        raise ValidationError(field, f"must not contain {what}")
+    _check_characters(field, value, multiline=multiline)
     return value
 
 
@@ -72,11 +143,13 @@ def actor(value: object) -> str:
     return name("actor", value)
 
 
-def optional_text(field: str, value: object, *, max_len: int = TEXT_MAX) -> str:
+def optional_text(
+    field: str, value: object, *, max_len: int = TEXT_MAX, multiline: bool = True
+) -> str:
     """Like :func:`text`, but ``None`` or an empty string give ``""``."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return ""
-    return text(field, value, max_len=max_len)
+    return text(field, value, max_len=max_len, multiline=multiline)
 
 
 def texts(field: str, values: object) -> tuple[str, ...]:
@@ -106,7 +179,7 @@ def severity(value: object, field: str = "severity") -> Severity:
         if found is not None:
             return found
     accepted = ", ".join(_SEVERITIES)
-    raise ValidationError(field, f"{value!r} is not a severity; use one of {accepted}")
+    raise ValidationError(field, f"{_shown(value)} is not a severity; use one of {accepted}")
 
 
 def slug(value: object) -> str:
@@ -160,7 +233,9 @@ def one_of(field: str, value: object, accepted: Iterable[str]) -> str:
     """One of a fixed set of strings."""
     options = tuple(accepted)
     if value not in options:
-        raise ValidationError(field, f"{value!r} is not accepted; use one of {', '.join(options)}")
+        raise ValidationError(
+            field, f"{_shown(value)} is not accepted; use one of {', '.join(options)}"
+        )
     assert isinstance(value, str)
     return value
 
@@ -172,8 +247,42 @@ def optional_key(field: str, value: object) -> str | None:
     return name(field, value)
 
 
-def positive_int(field: str, value: object) -> int:
-    """A whole number ≥ 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError(field, f"expected a whole number of at least 1, got {value!r}")
+def positive_int(field: str, value: object, *, maximum: int = INT_MAX) -> int:
+    """A whole number from 1 to ``maximum`` (by default the largest a store can hold).
+
+    Pass ``maximum=LIMIT_MAX`` for a page size, so a huge value is refused here
+    instead of overflowing in a store, ``range`` or ``timedelta``.
+
+    >>> positive_int("limit", 50, maximum=LIMIT_MAX)
+    50
+    >>> positive_int("limit", 10**30, maximum=LIMIT_MAX)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    incidentflow.exceptions.ValidationError: limit: is a 100-bit number; use ... from 1 to 100,000
+
+    """
+    return whole_number(field, value, minimum=1, maximum=maximum)
+
+
+def whole_number(field: str, value: object, *, minimum: int = 0, maximum: int = INT_MAX) -> int:
+    """A whole number (a real ``int``, not a ``bool``) from ``minimum`` to ``maximum``.
+
+    >>> whole_number("offset", 0)
+    0
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(
+            field,
+            f"expected a whole number from {minimum:,} to {maximum:,}, "
+            f"got {type(value).__name__} {_shown(value)}",
+        )
+    if value < minimum:
+        raise ValidationError(
+            field, f"expected a whole number of at least {minimum:,}, got {_shown(value)}"
+        )
+    if value > maximum:
+        shown = f"{value:,}" if value.bit_length() <= 64 else _shown(value)
+        raise ValidationError(
+            field, f"is {shown}; use a whole number from {minimum:,} to {maximum:,}"
+        )
     return value

@@ -12,16 +12,23 @@ The tree::
     ├── IdempotencyConflict           an idempotency key reused with another payload
     ├── StoreError                    the storage backend failed; the original is ``__cause__``
     ├── ConfigError                   a policy or configuration value is wrong; ``.key`` names it
-    ├── DeliveryError                 a notifier could not deliver; ``.retryable``, ``.status``
-    └── Unauthorized                  the actor may not run this command
+    └── DeliveryError                 a notifier could not deliver; ``.retryable``, ``.status``
 
 Every message names the incident, field or state involved and says what would
-make the call succeed.
+make the call succeed. ``str(error)`` is the whole sentence; ``error.message``
+is the bare message without the field or incident in front, so no caller has
+to split the text. Errors pickle and compare equal to their unpickled copy, so
+they cross process boundaries (a dispatcher process, a task queue) intact.
 """
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable
+from typing import Any
+
+if typing.TYPE_CHECKING:
+    from ._reasons import Reason
 
 __all__ = [
     "ConcurrencyConflict",
@@ -34,13 +41,48 @@ __all__ = [
     "InvalidTransition",
     "StoreError",
     "TransitionRejected",
-    "Unauthorized",
     "ValidationError",
 ]
 
 
+def _rebuild(cls: type[IncidentFlowError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class IncidentFlowError(Exception):
-    """Root of every error raised by incidentflow."""
+    """Root of every error raised by incidentflow.
+
+    Attributes:
+        message: The message without the field, key or incident in front of it.
+
+    """
+
+    message: str
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        if "message" not in self.__dict__:
+            self.message = str(args[0]) if args else ""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = {k: v for k, v in self.__dict__.items() if not k.startswith("__")}
+        return (_rebuild, (type(self), self.args, state))
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, IncidentFlowError)
+        return self.args == other.args and _public(self) == _public(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.args))
+
+
+def _public(error: IncidentFlowError) -> dict[str, Any]:
+    return {k: v for k, v in error.__dict__.items() if not k.startswith("_")}
 
 
 class ValidationError(IncidentFlowError, ValueError):
@@ -53,6 +95,7 @@ class ValidationError(IncidentFlowError, ValueError):
 
     def __init__(self, field: str, message: str) -> None:
         self.field = field
+        self.message = message
         super().__init__(f"{field}: {message}")
 
 
@@ -64,21 +107,43 @@ class InvalidTransition(IncidentFlowError):
         command: The command that was refused.
         state: The state the incident is in.
         allowed_states: The states in which the command is allowed.
+        known_commands: For a command that does not exist, every command there is.
 
     """
 
     def __init__(
-        self, incident_id: str, command: str, state: str, allowed_states: Iterable[str]
+        self,
+        incident_id: str,
+        command: str,
+        state: str,
+        allowed_states: Iterable[str],
+        *,
+        known_commands: Iterable[str] = (),
     ) -> None:
         self.incident_id = incident_id
         self.command = command
         self.state = state
         self.allowed_states = tuple(allowed_states)
-        allowed = ", ".join(self.allowed_states) or "no state"
-        super().__init__(
-            f"{incident_id}: cannot {command} while the incident is {state}; "
-            f"{command} is allowed only when it is {allowed}"
+        self.known_commands = tuple(known_commands)
+        if self.known_commands:
+            self.message = (
+                f"{command!r} is not a command; use one of {', '.join(self.known_commands)}"
+            )
+            super().__init__(self.message)
+            return
+        self.message = (
+            f"cannot {command} while the incident is {state}; {command} is allowed only "
+            f"when it is {_either(self.allowed_states)}"
         )
+        super().__init__(f"{incident_id}: {self.message}")
+
+    @classmethod
+    def unknown_command(cls, command: object, known: Iterable[str]) -> InvalidTransition:
+        """The error for a command name that does not exist."""
+        shown = command if isinstance(command, str) else repr(command)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        return cls("", shown, "", (), known_commands=known)
 
 
 class TransitionRejected(IncidentFlowError):
@@ -87,16 +152,22 @@ class TransitionRejected(IncidentFlowError):
     Attributes:
         incident_id: The incident the command was aimed at.
         command: The command that was refused.
-        reasons: Every unmet requirement, in plain language.
+        reasons: Every unmet requirement, as :class:`~incidentflow.Reason` objects
+            with a stable ``code``; ``str(reason)`` is its sentence.
 
     """
 
-    def __init__(self, incident_id: str, command: str, reasons: Iterable[str]) -> None:
+    def __init__(self, incident_id: str, command: str, reasons: Iterable[Reason]) -> None:
         self.incident_id = incident_id
         self.command = command
-        self.reasons = tuple(reasons)
-        listed = "; ".join(self.reasons)
-        super().__init__(f"{incident_id}: cannot {command} yet: {listed}")
+        self.reasons: tuple[Reason, ...] = tuple(reasons)
+        self.message = f"cannot {command} yet: " + "; ".join(str(r) for r in self.reasons)
+        super().__init__(f"{incident_id}: {self.message}")
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The codes of the unmet requirements, in order."""
+        return tuple(r.code for r in self.reasons)
 
 
 class IncidentNotFound(IncidentFlowError, LookupError):
@@ -107,6 +178,7 @@ class IncidentNotFound(IncidentFlowError, LookupError):
         super().__init__(
             f"no incident with id {incident_id!r}; list incidents with flow.list() to find its id"
         )
+        self.message = str(self)
 
 
 class DuplicateIncident(IncidentFlowError):
@@ -161,6 +233,7 @@ class ConfigError(IncidentFlowError):
 
     def __init__(self, key: str, message: str) -> None:
         self.key = key
+        self.message = message
         super().__init__(f"{key}: {message}")
 
 
@@ -205,8 +278,14 @@ class DeliveryError(IncidentFlowError):
         self.retryable = retryable
         self.status = status
         self.retry_after = retry_after
+        self.message = message
         super().__init__(f"{notifier} could not deliver {notification_id}: {message}")
 
 
-class Unauthorized(IncidentFlowError):
-    """The actor is not allowed to run this command."""
+def _either(states: tuple[str, ...]) -> str:
+    """``"resolved or postmortem"``, ``"a, b or c"``: a list as a person says it."""
+    if not states:
+        return "in no state"
+    if len(states) == 1:
+        return states[0]
+    return ", ".join(states[:-1]) + " or " + states[-1]

@@ -1,8 +1,9 @@
 """Make store_workers importable by name, so multiprocessing children can find it.
 
-PostgreSQL: the tests use the server named by INCIDENTFLOW_TEST_POSTGRES_DSN,
-each test in a throwaway schema of its own, dropped after the test. Without a
-usable server they skip, saying how to enable them; with CI=true they fail.
+PostgreSQL: the tests use the server named by INCIDENTFLOW_TEST_POSTGRES_DSN
+(see tests/pg.py: one database per xdist worker), each test in a throwaway
+schema of its own, dropped after the test. Without a usable server they skip,
+saying how to enable them, in one line of ``-ra``; with CI=true they fail.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 import store_workers  # noqa: E402 - importable only once the folder is on sys.path
+
+from pg import pytest_runtest_makereport  # noqa: E402, F401 - one -ra line for every skip
 
 
 @pytest.fixture(autouse=True)

@@ -10,32 +10,29 @@ import hashlib
 import os
 import random
 import socket
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from incidentflow import ConcurrencyConflict, IncidentFlow
-from incidentflow._delivery import Deliverer
 from incidentflow._events import NoteAdded
+from incidentflow.delivery import Deliverer
 from incidentflow.notifiers import Notification, Notifier
 from incidentflow.stores import JsonlStore, SQLiteStore, Store
 from incidentflow.testing.contract import next_commit
 
+# tests/pg.py, when this module runs in a process of its own.
+_TESTS = str(Path(__file__).resolve().parent.parent)
+if _TESTS not in sys.path:
+    sys.path.append(_TESTS)
+
+from pg import POSTGRES_VARIABLE, postgres_dsn  # noqa: E402, F401 - the variable is for callers
+
 #: Every kind of backend the reliability tests run on.
 KINDS = ("sqlite", "jsonl", "postgres")
 
-#: The environment variable holding the DSN of the PostgreSQL server the tests may use.
-POSTGRES_VARIABLE = "INCIDENTFLOW_TEST_POSTGRES_DSN"
-
-HOW_TO_ENABLE_POSTGRES = (
-    f"set {POSTGRES_VARIABLE} to the DSN of a PostgreSQL database where the tests may create "
-    f'schemas: export {POSTGRES_VARIABLE}="$(bash .ci/postgres.sh)" starts the local server '
-    "and makes one (or e.g. postgresql:///incidentflow_test); pip install -e '.[dev]' for psycopg"
-)
-
-# The answer of postgres_dsn() in this process, per (DSN, CI): None when usable.
-_postgres_problems: dict[tuple[str, str], str | None] = {}
 # The schemas this process opened, dropped after each test by drop_postgres_schemas().
 _postgres_schemas: set[str] = set()
 
@@ -54,45 +51,6 @@ def open_kind(kind: str, location: Path) -> Store:
         _postgres_schemas.add(schema)
         return PostgresStore(dsn, schema=schema)
     raise ValueError(kind)
-
-
-def postgres_dsn() -> str:
-    """The test server's DSN. Without a usable one: skip, or fail when CI=true.
-
-    Under CI the PostgreSQL tests must run, so a missing variable, driver or
-    server is a failure there, never a silent skip.
-    """
-    dsn = os.environ.get(POSTGRES_VARIABLE, "").strip()
-    ci = os.environ.get("CI", "").strip().lower()
-    key = (dsn, ci)
-    if key not in _postgres_problems:
-        _postgres_problems[key] = _postgres_problem(dsn)
-    problem = _postgres_problems[key]
-    if problem is None:
-        return dsn
-    import pytest
-
-    if ci in ("1", "true", "yes"):
-        pytest.fail(f"PostgreSQL is required in CI (CI={ci}): {problem}; {HOW_TO_ENABLE_POSTGRES}")
-    pytest.skip(f"PostgreSQL tests skipped: {problem}; to run them, {HOW_TO_ENABLE_POSTGRES}")
-    raise AssertionError("unreachable: pytest.skip raises")
-
-
-def _postgres_problem(dsn: str) -> str | None:
-    if not dsn:
-        return f"{POSTGRES_VARIABLE} is not set"
-    try:
-        import psycopg
-        import psycopg_pool  # noqa: F401 - the store needs it too
-    except ImportError as exc:
-        return f"the PostgreSQL driver is not installed ({exc})"
-    try:
-        with psycopg.connect(dsn, connect_timeout=5, autocommit=True) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"the server at {POSTGRES_VARIABLE} cannot be reached ({first})"
-    return None
 
 
 def postgres_schema(location: Path) -> str:
@@ -248,3 +206,44 @@ def claim_everything(kind: str, location: Path, start: Any, worker: int) -> None
         claimed.extend(item.id for item in batch)
     (location / f"claimed-{worker}.log").write_text("".join(f"{i}\n" for i in claimed))
     store.close()
+
+
+# -- racing keyed commands --------------------------------------------------------------
+
+
+def declare_keyed(kind: str, location: Path, start: Any, results: Any, worker: int) -> None:
+    """Wait for ``start``, then declare with idempotency key K; put what happened in ``results``."""
+    from incidentflow.testing import FrozenClock
+    from incidentflow.testing.contract import START
+
+    store = open_kind(kind, location)
+    flow = IncidentFlow(store, clock=FrozenClock(START))
+    start.wait(30)
+    try:
+        incident = flow.declare(
+            "Checkout returns 500",
+            severity="P1",
+            commander="alice",
+            actor="alice",
+            idempotency_key="K",
+        )
+        results.put((worker, "ok", incident))
+    except Exception as exc:  # reported to the parent, which names it in its assertion
+        results.put((worker, "error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        store.close()
+
+
+def append_keyed(kind: str, location: Path, start: Any, results: Any, worker: int) -> None:
+    """Wait for ``start``, then append a declaring commit with key K; report the outcome."""
+    from incidentflow.testing.contract import declare_commit
+
+    store = open_kind(kind, location)
+    start.wait(30)
+    try:
+        store.append(declare_commit(key="K"))
+        results.put((worker, "ok", ""))
+    except Exception as exc:  # the parent checks which errors are clean refusals
+        results.put((worker, type(exc).__name__, str(exc)))
+    finally:
+        store.close()

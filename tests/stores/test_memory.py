@@ -3,10 +3,10 @@
 from pathlib import Path
 
 from incidentflow.stores import MemoryStore, Store
-from incidentflow.testing import StoreContract
+from incidentflow.testing import EventStoreContract, OutboxContract, QueryIndexContract
 
 
-class TestMemoryStore(StoreContract):
+class TestMemoryStore(EventStoreContract, OutboxContract, QueryIndexContract):
     """The contract, in process memory (nothing survives closing the store)."""
 
     durable = False

@@ -20,6 +20,7 @@ import pytest
 import store_workers
 from store_workers import open_kind, postgres_connection, postgres_dsn, postgres_schema
 
+import pg
 from incidentflow import (
     ConcurrencyConflict,
     ConfigError,
@@ -30,7 +31,7 @@ from incidentflow import (
 from incidentflow._events import Dismissed, EvidenceAdded, NoteAdded
 from incidentflow._model import Severity
 from incidentflow.stores import IncidentQuery, Store
-from incidentflow.testing import StoreContract
+from incidentflow.testing import EventStoreContract, OutboxContract, QueryIndexContract
 from incidentflow.testing.contract import (
     CHECKOUT,
     START,
@@ -50,7 +51,15 @@ def postgres_module() -> Any:
     return postgres
 
 
-class TestPostgresStore(StoreContract):
+def postgres_schema_module() -> Any:
+    """The module holding the schema version and the migrations (tests pin them)."""
+    postgres_dsn()
+    from incidentflow.stores.postgres import _schema
+
+    return _schema
+
+
+class TestPostgresStore(EventStoreContract, OutboxContract, QueryIndexContract):
     """The contract, in a PostgreSQL schema of its own."""
 
     def make_store(self, tmp_path: Path) -> Store:
@@ -150,7 +159,7 @@ class TestSetup:
         """A schema at an older version is migrated forward on open, keeping its data."""
         snapshot = with_notes(store, 2)
         store.close()
-        module = postgres_module()
+        module = postgres_schema_module()
         newer = (*module._MIGRATIONS, ("ALTER TABLE {s}.incidents ADD COLUMN team text",))
         monkeypatch.setattr(module, "_MIGRATIONS", newer)
         monkeypatch.setattr(module, "SCHEMA_VERSION", len(newer))
@@ -380,12 +389,15 @@ class TestConcurrency:
         blocker.execute(
             f'UPDATE "{schema}".incidents SET version = version + 1 WHERE id = %s', (CHECKOUT,)
         )
-        release = threading.Timer(0.3, blocker.rollback)
-        release.start()
-        started = time.monotonic()
-        write(store, next_commit(first))  # waits for the blocker, which then rolls back
-        assert time.monotonic() - started >= 0.2
-        release.join()
+        writer = threading.Thread(target=write, args=(store, next_commit(first)))
+        writer.start()
+        deadline = time.monotonic() + 30
+        while not _waiting_for_a_lock(schema) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _waiting_for_a_lock(schema), "the commit did not wait for the row lock"
+        blocker.rollback()  # the waiting commit goes on and succeeds
+        writer.join(timeout=30)
+        assert store.load(CHECKOUT).version == 2
         blocker.execute(
             f'UPDATE "{schema}".incidents SET version = version + 1 WHERE id = %s', (CHECKOUT,)
         )
@@ -783,30 +795,40 @@ class TestHowTestsFindPostgres:
 
     @pytest.fixture(autouse=True)
     def _fresh(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(store_workers, "_postgres_problems", {})
+        monkeypatch.setattr(pg, "_answers", {})
 
     def test_skip_without_the_variable(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Unset and not in CI: skipped, with how to enable the tests."""
-        monkeypatch.delenv(store_workers.POSTGRES_VARIABLE, raising=False)
+        monkeypatch.delenv(pg.POSTGRES_VARIABLE, raising=False)
         monkeypatch.delenv("CI", raising=False)
         with pytest.raises(pytest.skip.Exception) as caught:
-            store_workers.postgres_dsn()
-        assert f"set {store_workers.POSTGRES_VARIABLE}" in str(caught.value)
+            pg.postgres_dsn()
+        assert f"set {pg.POSTGRES_VARIABLE}" in str(caught.value)
 
     def test_fail_without_the_variable_in_ci(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Unset under CI=true: a failure saying PostgreSQL is required in CI."""
-        monkeypatch.delenv(store_workers.POSTGRES_VARIABLE, raising=False)
+        monkeypatch.delenv(pg.POSTGRES_VARIABLE, raising=False)
         monkeypatch.setenv("CI", "true")
         with pytest.raises(pytest.fail.Exception, match="PostgreSQL is required in CI"):
-            store_workers.postgres_dsn()
+            pg.postgres_dsn()
 
     def test_fail_when_unreachable_in_ci(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Set but unreachable under CI=true: a failure, naming the problem."""
         pytest.importorskip("psycopg")
-        monkeypatch.setenv(store_workers.POSTGRES_VARIABLE, "postgresql://nobody@127.0.0.1:9/x")
+        monkeypatch.setenv(pg.POSTGRES_VARIABLE, "postgresql://nobody@127.0.0.1:9/x")
         monkeypatch.setenv("CI", "true")
         with pytest.raises(pytest.fail.Exception, match="cannot be reached"):
-            store_workers.postgres_dsn()
+            pg.postgres_dsn()
         monkeypatch.delenv("CI")
         with pytest.raises(pytest.skip.Exception, match="cannot be reached"):
-            store_workers.postgres_dsn()
+            pg.postgres_dsn()
+
+
+def _waiting_for_a_lock(schema: str) -> bool:
+    """True when a session of this test's store waits for a lock (pg_stat_activity)."""
+    rows = query(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND application_name = 'incidentflow' AND query LIKE %s",
+        f"%{schema}%",
+    )
+    return bool(rows[0][0])

@@ -31,7 +31,7 @@ from incidentflow import IncidentFlow, StoreError
 from incidentflow._decide import replay
 from incidentflow._events import Event, EvidenceAdded, NoteAdded
 from incidentflow.stores import IncidentQuery, JsonlStore, SQLiteStore, Store
-from incidentflow.stores import jsonl as jsonl_module
+from incidentflow.stores.jsonl import _events as jsonl_events
 from incidentflow.testing import FrozenClock
 from incidentflow.testing.contract import (
     CHECKOUT,
@@ -570,7 +570,7 @@ class TestJsonlBadInput:
                 return os.write(fd, data[: len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(jsonl_module, "_os_write", half_then_full)
+        monkeypatch.setattr(jsonl_events, "_os_write", half_then_full)
         commit = next_commit(snapshot, NoteAdded("a"), NoteAdded("b"), outbox=True, key="k")
         with pytest.raises(StoreError, match="No space left on device") as caught:
             store.append(commit)
@@ -596,7 +596,7 @@ class TestJsonlBadInput:
         def failing_sync(fd: int) -> None:
             raise OSError(errno.EIO, "Input/output error")
 
-        monkeypatch.setattr(jsonl_module, "_sync", failing_sync)
+        monkeypatch.setattr(jsonl_events, "_sync", failing_sync)
         with pytest.raises(StoreError, match="Input/output error"):
             store.append(next_commit(snapshot))
         monkeypatch.undo()

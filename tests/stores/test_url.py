@@ -116,7 +116,8 @@ class TestBuiltIn:
         """postgresql:// without psycopg installed says which extra to install."""
         monkeypatch.setitem(sys.modules, "psycopg", None)
         monkeypatch.setitem(sys.modules, "psycopg_pool", None)
-        monkeypatch.delitem(sys.modules, "incidentflow.stores.postgres", raising=False)
+        for name in [m for m in sys.modules if m.startswith("incidentflow.stores.postgres")]:
+            monkeypatch.delitem(sys.modules, name)
         with pytest.raises(ConfigError, match=r"incidentflow\[postgres\]"):
             open_store("postgresql://user@localhost/incidents")
 
@@ -232,11 +233,12 @@ class TestPasswordsMasked:
         assert PASSWORD not in str(caught.value)
 
     def test_configuration_masks_the_same_way(self) -> None:
-        """The configuration's old private name is the shared function."""
-        from incidentflow._config import _mask_password
+        """The configuration masks store URLs with the shared function."""
         from incidentflow._urls import mask_password
+        from incidentflow.config import _config, _store
 
-        assert _mask_password is mask_password
+        assert _config.mask_password is mask_password
+        assert _store.mask_password is mask_password
 
 
 class TestMalformedPostgresURL:

@@ -161,7 +161,7 @@ class HttpPoster:
 
 
 def _user_agent() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return f"incidentflow/{__version__}"
 

@@ -11,7 +11,7 @@ from datetime import datetime
 import attrs
 
 from .. import _events as ev
-from .._model import Incident
+from .._model import Incident, Severity
 from ._base import Notification
 
 __all__ = ["headline", "incident_link", "one_line", "summary", "utc_text"]
@@ -86,7 +86,7 @@ def summary(notification: Notification) -> str:
             return f"{actor} dismissed the incident{duplicate}: {one_line(d.reason)}"
         case ev.Reclassified():
             return (
-                f"{actor} changed the severity from {d.previous.value} to {d.severity.value}: "
+                f"{actor} changed the severity from {_severity(d.previous)} to {d.severity.value}: "
                 f"{one_line(d.reason)}"
             )
         case ev.CommanderAssigned():
@@ -120,3 +120,7 @@ def incident_link(template: str | None, incident: Incident) -> str | None:
     if template is None:
         return None
     return template.format(id=incident.id, slug=incident.slug)
+
+
+def _severity(severity: Severity | None) -> str:
+    return severity.value if severity is not None else "?"

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from .. import _events as ev
-from .._model import Incident, State
+from .._model import Incident, Severity, State
 from .gantt import incident_gantt
 
 __all__ = ["block", "cell", "inline", "render_gotcha", "render_incident", "timeline"]
@@ -69,6 +69,10 @@ def _fence(text: str) -> str:
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}text\n{text}\n{fence}"
+
+
+def _severity(severity: Severity | None) -> str:
+    return severity.value if severity is not None else "?"
 
 
 def _time(at: datetime) -> str:
@@ -263,7 +267,8 @@ def timeline(history: Sequence[ev.Event]) -> list[tuple[datetime, str]]:
                 rows.append(
                     (
                         e.at,
-                        f"Reclassified {d.previous.value} → {d.severity.value}: {inline(d.reason)}",
+                        f"Reclassified {_severity(d.previous)} → {d.severity.value}: "
+                        + inline(d.reason),
                     )
                 )
             case ev.Dismissed():

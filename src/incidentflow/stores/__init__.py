@@ -1,4 +1,9 @@
-"""Storage backends and the contract they implement.
+"""Storage backends and the three protocols they implement.
+
+A backend is an :class:`EventStore` (histories and snapshots), an
+:class:`Outbox` (notifications to deliver) and a :class:`QueryIndex`
+(listings, similar incidents, milestones); :class:`Store` is all three, and
+every backend here is one.
 
 Open one by URL with :func:`open_store` (``memory://``, ``sqlite:///path.db``,
 ``file://dir``, ``postgresql://...``) or build it directly. Backends are
@@ -10,14 +15,8 @@ from __future__ import annotations
 import typing
 
 from .._lazy import lazy_attributes as _lazy_attributes
-from ._base import (
-    Commit,
-    IdempotencyRecord,
-    IncidentQuery,
-    IncidentSummary,
-    OutboxItem,
-    Store,
-)
+from ._protocols import EventStore, Outbox, QueryIndex, Store
+from ._records import Commit, IdempotencyRecord, IncidentQuery, IncidentSummary, OutboxItem
 from .memory import MemoryStore
 
 if typing.TYPE_CHECKING:
@@ -28,13 +27,16 @@ if typing.TYPE_CHECKING:
 
 __all__ = [
     "Commit",
+    "EventStore",
     "IdempotencyRecord",
     "IncidentQuery",
     "IncidentSummary",
     "JsonlStore",
     "MemoryStore",
+    "Outbox",
     "OutboxItem",
     "PostgresStore",
+    "QueryIndex",
     "SQLiteStore",
     "Store",
     "open_store",

@@ -1,4 +1,4 @@
-"""What the durable stores share: when to rewrite a stored snapshot, and a snapshot cache.
+"""What the durable stores share: checkpoints, their loading, event decoding and a cache.
 
 An incident's snapshot grows with its history (every note and evidence item is
 in it), so rewriting the whole snapshot on every command would make a command
@@ -7,28 +7,36 @@ therefore keep a *checkpoint*: the full snapshot as of some version, rewritten
 only now and then, and fold the events after it when a snapshot is loaded cold.
 Inside one process the last snapshot of each incident is cached, keyed by its
 version, so a command normally reads nothing but the incident's current version.
+
+Checkpoint loading (:func:`load_snapshot`, :func:`decode_snapshot`) and the
+decoding of a stored event (:func:`decode_event`) live here, once, for every
+backend: each passes what its rows hold and where they came from, for messages.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .._decide import evolve
 from .._events import Event
 from .._model import Incident, State
-from ..exceptions import ConcurrencyConflict, IdempotencyConflict, StoreError
-from ._base import Commit, IdempotencyRecord
+from .._serialization import event_from_dict, incident_from_dict
+from ..exceptions import StoreError
 
 __all__ = [
     "SnapshotCache",
-    "check_commit",
     "checkpoint_due",
+    "decode_event",
+    "decode_event_dict",
+    "decode_snapshot",
     "fold_onto",
     "from_micros",
+    "load_snapshot",
     "micros",
 ]
 
@@ -59,19 +67,6 @@ def checkpoint_due(before_version: int, before_state: State | None, after: Incid
         return True
     step = _checkpoint_step(after.version)
     return after.version // step != before_version // step
-
-
-def check_commit(incident_id: str, expected_version: int, events: Sequence[Event]) -> None:
-    """Raise StoreError unless ``events`` continue the history from ``expected_version``."""
-    if not events:
-        raise StoreError(f"{incident_id}: a commit needs at least one event")
-    for offset, event in enumerate(events, start=1):
-        if event.incident_id != incident_id or event.seq != expected_version + offset:
-            raise StoreError(
-                f"{incident_id}: commit event {event.incident_id}#{event.seq} does not follow "
-                f"version {expected_version}; events must be numbered "
-                f"{expected_version + 1}..{expected_version + len(events)}"
-            )
 
 
 def fold_onto(incident: Incident | None, events: Sequence[Event], where: str) -> Incident:
@@ -141,17 +136,93 @@ class SnapshotCache(Generic[_P]):
             self._snapshots.clear()
 
 
-def check_key_unused(kept: IdempotencyRecord | None, commit: Commit) -> None:
-    """Refuse a commit whose idempotency key another commit already kept.
+def decode_event(
+    row: Sequence[Any],
+    where: str,
+    *,
+    data: Callable[[Any], Any] = json.loads,
+    text: Callable[[str], str] | None = None,
+) -> Event:
+    """The event stored as ``(incident_id, seq, type, at, actor, data, key, schema_version)``.
 
-    The same payload means a retry raced the first run: ConcurrencyConflict, so
-    the caller's retry returns the first result. Another payload is an
-    IdempotencyConflict.
+    ``at`` is ISO text or an aware datetime; ``data`` turns the stored data into
+    a dict (JSON text by default); ``text`` undoes a backend's escaping of the
+    actor and key. StoreError names ``where``, the event and the incident.
     """
-    if kept is None or commit.idempotency is None:
-        return
-    if kept.fingerprint != commit.idempotency.fingerprint:
-        raise IdempotencyConflict(kept.key)
-    raise ConcurrencyConflict(
-        commit.incident_id, commit.expected_version, commit.expected_version + 1
-    )
+    incident_id, seq, type_, at, actor, stored, key, schema_version = row
+    try:
+        value = {
+            "incident_id": incident_id,
+            "seq": seq,
+            "type": type_,
+            "at": at.astimezone(UTC).isoformat() if isinstance(at, datetime) else at,
+            "actor": actor if text is None else text(actor),
+            "data": data(stored),
+            "idempotency_key": key if key is None or text is None else text(key),
+            "schema_version": schema_version,
+        }
+    except (ValueError, TypeError, StoreError) as exc:
+        raise StoreError(f"{where}: event {seq} of {incident_id} cannot be read: {exc}") from exc
+    return decode_event_dict(value, where)
+
+
+def decode_event_dict(value: Mapping[str, Any], where: str) -> Event:
+    """The event stored as the dict :func:`~incidentflow._serialization.event_to_dict` made."""
+    try:
+        return event_from_dict(dict(value))
+    except (ValueError, TypeError, KeyError, StoreError) as exc:
+        raise StoreError(
+            f"{where}: event {value.get('seq')} of {value.get('incident_id')} cannot be read: {exc}"
+        ) from exc
+
+
+def decode_snapshot(
+    body: str | Mapping[str, Any],
+    incident_id: str,
+    where: str,
+    *,
+    load: Callable[[str], Any] = json.loads,
+) -> Incident:
+    """A stored checkpoint (JSON text, or the dict it holds) as a snapshot of ``incident_id``."""
+    try:
+        value = load(body) if isinstance(body, str) else body
+        if not isinstance(value, Mapping):
+            raise StoreError(f"expected a JSON object, got {type(value).__name__}")
+        snapshot = incident_from_dict(dict(value))
+    except (StoreError, ValueError, TypeError, KeyError) as exc:
+        raise StoreError(f"{where}: the snapshot of {incident_id}: {exc}") from exc
+    if snapshot.id != incident_id:
+        raise StoreError(f"{where}: the snapshot of {incident_id} is of {snapshot.id}")
+    return snapshot
+
+
+def load_snapshot(
+    cache: SnapshotCache[int],
+    incident_id: str,
+    version: int,
+    *,
+    checkpoint: Callable[[], Incident | None],
+    tail: Callable[[int, int], Sequence[Event]],
+    where: str,
+) -> Incident:
+    """The snapshot of ``incident_id`` at ``version``: cached, or a checkpoint and its tail.
+
+    The cache answers when it holds that version, and is caught up when it
+    holds an older one; otherwise ``checkpoint()`` reads the stored checkpoint
+    (None: there is none). ``tail(after, upto)`` reads the events in between,
+    which are folded on. The result is cached, keyed by its version.
+    """
+    cached = cache.get(incident_id)
+    if cached is not None and cached[0].version == version:
+        return cached[0]
+    base: Incident | None
+    if cached is not None and cached[0].version < version:
+        base = cached[0]
+    else:
+        base = checkpoint()
+        if base is None:
+            raise StoreError(f"{where}: {incident_id} has no stored snapshot")
+    if base.version < version:
+        base = fold_onto(base, tail(base.version, version), where)
+    cache.put(base, base.version)
+    return base

@@ -11,14 +11,20 @@ import attrs
 from .._events import Event
 from .._model import Incident
 from ..exceptions import ConcurrencyConflict, DuplicateIncident, IncidentNotFound
-from ._base import Commit, IdempotencyRecord, IncidentQuery, OutboxItem, Store
-from ._snapshots import check_commit, check_key_unused
+from ._appending import CheckedAppend, check_key_unused
+from ._protocols import Store
+from ._records import Commit, IdempotencyRecord, IncidentQuery, OutboxItem
+from ._scanning import ScanningQueryIndex
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(Store):
-    """Keeps histories, snapshots and the outbox in dictionaries. Thread-safe; not durable."""
+class MemoryStore(CheckedAppend, ScanningQueryIndex, Store):
+    """Keeps histories, snapshots and the outbox in dictionaries. Thread-safe; not durable.
+
+    Listings, summaries, milestones and similar incidents are computed from the
+    snapshots in memory (:class:`~incidentflow.stores._scanning.ScanningQueryIndex`).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -30,9 +36,8 @@ class MemoryStore(Store):
         self._streams: dict[tuple[str, str], list[str]] = {}
         self._claims: dict[str, datetime] = {}
 
-    def append(self, commit: Commit) -> None:
-        """Write a commit atomically (see :meth:`Store.append`)."""
-        check_commit(commit.incident_id, commit.expected_version, commit.events)
+    def _write_commit(self, commit: Commit) -> None:
+        """Write a checked commit under the store's lock: all of it or nothing."""
         with self._lock:
             current = self._snapshots.get(commit.incident_id)
             actual = 0 if current is None else current.version
@@ -104,7 +109,7 @@ class MemoryStore(Store):
         worker: str,
         incident_id: str | None = None,
     ) -> Sequence[OutboxItem]:
-        """Claim the due heads of the outbox's streams (see :meth:`Store.claim`)."""
+        """Claim the due heads of the outbox's streams (see :meth:`Outbox.claim`)."""
         claimed: list[OutboxItem] = []
         if limit < 1:
             return claimed
@@ -125,6 +130,19 @@ class MemoryStore(Store):
                 if len(claimed) >= limit:
                     break
         return claimed
+
+    def settle_and_claim(
+        self,
+        delivered: Iterable[str],
+        *,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        worker: str,
+    ) -> Sequence[OutboxItem]:
+        """Mark ``delivered`` delivered, then claim up to ``limit`` due heads."""
+        self.mark_delivered(delivered)
+        return self.claim(now=now, limit=limit, lease=lease, worker=worker)
 
     def mark_failed(
         self, item_id: str, *, error: str, next_attempt_at: datetime, dead: bool
@@ -163,6 +181,9 @@ class MemoryStore(Store):
     def exists(self, incident_id: str) -> bool:
         """True when an incident with this id exists."""
         return incident_id in self._snapshots
+
+    def close(self) -> None:
+        """Nothing to release: the data stays until the store is dropped."""
 
 
 def _stream(item: OutboxItem) -> tuple[str, str]:

@@ -2,12 +2,13 @@
 
 ``FrozenClock`` makes time stand still until you move it, so SLA checks and the
 post-deploy watch window can be tested without waiting. ``RecordingNotifier``
-keeps every notification for assertions. ``StoreContract`` is the pytest suite
-every store passes; subclass it to test your own store.
+keeps every notification for assertions. The contract suites are the pytest
+tests every store passes, one per protocol: ``EventStoreContract``,
+``OutboxContract`` and ``QueryIndexContract``; ``StoreContract`` is all three.
+Subclass the ones your store implements to test it.
 
-``StoreContract`` needs pytest. Importing this package imports pytest only if
-it is already loaded (in a test run); elsewhere ``StoreContract`` is imported
-on first use.
+The suites need pytest. Importing this package imports pytest only if it is
+already loaded (in a test run); elsewhere the suites are imported on first use.
 """
 
 from __future__ import annotations
@@ -19,17 +20,27 @@ from ..notifiers.basic import RecordingNotifier
 from ._clock import FrozenClock
 
 if typing.TYPE_CHECKING or "pytest" in sys.modules:
-    from .contract import StoreContract
+    from .contract import EventStoreContract, OutboxContract, QueryIndexContract, StoreContract
 
-__all__ = ["FrozenClock", "RecordingNotifier", "StoreContract"]
+__all__ = [
+    "EventStoreContract",
+    "FrozenClock",
+    "OutboxContract",
+    "QueryIndexContract",
+    "RecordingNotifier",
+    "StoreContract",
+]
+
+_SUITES = frozenset({"EventStoreContract", "OutboxContract", "QueryIndexContract", "StoreContract"})
 
 
 def __getattr__(name: str) -> typing.Any:
-    if name == "StoreContract":
-        from .contract import StoreContract
+    if name in _SUITES:
+        from . import contract
 
-        globals()[name] = StoreContract
-        return StoreContract
+        value = getattr(contract, name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

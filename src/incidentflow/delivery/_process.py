@@ -1,8 +1,8 @@
 """A dispatcher in a child process, so that delivery's CPU work leaves the host's interpreter.
 
-The parent starts ``python -m incidentflow._worker FACTORY ...``. The child
-calls the factory to build its own flow on the same store, with the same
-notifiers, runs a thread :class:`~incidentflow._delivery.Dispatcher` in it and
+The parent starts ``python -m incidentflow.delivery._child FACTORY ...``. The
+child calls the factory to build its own flow on the same store, with the same
+notifiers, runs a thread :class:`~incidentflow.delivery.Dispatcher` in it and
 answers ``ready``. The parent wakes it with a byte on its standard input after
 commits that wrote outbox items, and stops it by closing that input: the
 child finishes the deliveries under way, marks them and exits. A child whose
@@ -15,31 +15,34 @@ over once their leases end, and delivers them (again, at least once).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import importlib.util
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from .exceptions import ConfigError
+from ..exceptions import ConfigError
+from ._thread import check_dispatcher_options
 
 if TYPE_CHECKING:
-    from ._flow import IncidentFlow
-    from ._model import Incident
+    from .._flow import IncidentFlow
+    from .._model import Incident
+    from ._protocol import DeliveryHost
 
-__all__ = ["DispatcherProcess", "FlowFactory", "main"]
+__all__ = ["CHILD_MODULE", "DispatcherProcess", "FlowFactory", "factory_reference", "load_factory"]
+
+#: The module the child process runs (``python -m``).
+CHILD_MODULE = "incidentflow.delivery._child"
 
 #: A function building the flow a dispatcher process delivers with: the same store
 #: and notifiers as the host's flow. Passed by reference (``"package.module:function"``).
@@ -88,7 +91,7 @@ def _attribute(module: ModuleType, name: str) -> object:
     return found
 
 
-def load_factory(reference: str) -> FlowFactory:
+def load_factory(reference: str) -> Callable[[], object]:
     """The function a reference made by :func:`factory_reference` names."""
     module_name, _, name = reference.rpartition(":")
     if module_name.endswith(".py"):
@@ -111,14 +114,20 @@ def load_factory(reference: str) -> FlowFactory:
 class DispatcherProcess:
     """Delivers the outbox from a child process; made by ``flow.dispatcher(process=...)``.
 
-    It has the :class:`~incidentflow._delivery.Dispatcher`'s interface:
+    It has the :class:`~incidentflow.delivery.Dispatcher`'s interface:
     :meth:`start`, :meth:`stop`, :meth:`wake`, :attr:`running`, a ``with``
     block. :attr:`delivered` is known once it has stopped.
+
+    Args:
+        host: What it delivers for: ``flow.delivery`` (any :class:`DeliveryHost`).
+        factory: A module-level function, or ``"package.module:function"``,
+            building the flow the child delivers with.
+
     """
 
     def __init__(
         self,
-        flow: IncidentFlow,
+        host: DeliveryHost,
         factory: str | FlowFactory,
         *,
         max_in_flight: int = 8,
@@ -126,18 +135,17 @@ class DispatcherProcess:
         batch_window: float = 0.01,
         start_timeout: float = 60.0,
     ) -> None:
-        from ._delivery import Dispatcher
-        from .stores.memory import MemoryStore
+        from ..stores.memory import MemoryStore
 
-        if isinstance(flow.store, MemoryStore):
+        if isinstance(host.outbox, MemoryStore):
             raise ConfigError(
                 "process",
                 "a MemoryStore lives in one process; use a store other processes can "
                 "open (SQLite, PostgreSQL, JSONL files) or a thread dispatcher",
             )
         # The same checks as a thread dispatcher's, here rather than in the child.
-        Dispatcher(flow, max_in_flight=max_in_flight, interval=interval, batch_window=batch_window)
-        self.flow = flow
+        check_dispatcher_options(max_in_flight, interval, batch_window)
+        self.host = host
         self.factory = factory_reference(factory)
         self.max_in_flight = max_in_flight
         self.interval = float(interval)
@@ -169,7 +177,7 @@ class DispatcherProcess:
         command = [
             sys.executable,
             "-m",
-            "incidentflow._worker",
+            CHILD_MODULE,
             self.factory,
             f"--max-in-flight={self.max_in_flight}",
             f"--interval={self.interval!r}",
@@ -203,7 +211,7 @@ class DispatcherProcess:
         assert process.stdin is not None
         with contextlib.suppress(OSError):  # a full pipe must never block a command
             os.set_blocking(process.stdin.fileno(), False)
-        self.flow._attach(self)
+        self.host.attach(self)
         return self
 
     @staticmethod
@@ -239,12 +247,13 @@ class DispatcherProcess:
                     process.poll(),
                 )
 
-    def _committed(self, snapshot: Incident) -> None:
+    def committed(self, snapshot: Incident) -> None:
+        """The host committed ``snapshot`` with outbox items: wake the child."""
         self.wake()
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Let the child finish the deliveries under way and exit; kill it after ``timeout``."""
-        self.flow._detach(self)
+        self.host.detach(self)
         process = self._process
         if process is None:
             return
@@ -292,66 +301,3 @@ class DispatcherProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-class _Stop(Exception):
-    """SIGTERM: stop as on the end of input."""
-
-
-def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise _Stop
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The child: build the flow, deliver until the end of input, then stop cleanly."""
-    from ._delivery import Dispatcher, default_worker_name
-    from ._flow import IncidentFlow
-
-    parser = argparse.ArgumentParser(prog="python -m incidentflow._worker")
-    parser.add_argument("factory")
-    parser.add_argument("--max-in-flight", type=int, default=8)
-    parser.add_argument("--interval", type=float, default=1.0)
-    parser.add_argument("--batch-window", type=float, default=0.01)
-    args = parser.parse_args(argv)
-
-    # The parent reads this process's answers from its standard output; whatever
-    # else prints (the factory, a notifier) goes to standard error instead.
-    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-
-    def report(line: str) -> None:
-        answers.write(" ".join(line.split()) + "\n")
-        answers.flush()
-
-    signal.signal(signal.SIGTERM, _stop_on_signal)
-    try:
-        flow = load_factory(args.factory)()
-        if not isinstance(flow, IncidentFlow):
-            raise ConfigError(
-                "process", f"{args.factory} returned {type(flow).__name__}, not an IncidentFlow"
-            )
-        dispatcher = Dispatcher(
-            flow,
-            max_in_flight=args.max_in_flight,
-            interval=args.interval,
-            batch_window=args.batch_window,
-            worker=f"{default_worker_name()}:process",
-        ).start()
-    except BaseException as exc:
-        report(f"error {type(exc).__name__}: {exc}")
-        return 1
-    report("ready")
-    try:
-        while os.read(sys.stdin.fileno(), 4096):
-            dispatcher.wake()
-    except (_Stop, KeyboardInterrupt):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one does not wait
-    finally:
-        dispatcher.stop(timeout=None)
-        flow.close()
-    report(f"stopped {dispatcher.delivered}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

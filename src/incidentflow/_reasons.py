@@ -1,0 +1,46 @@
+"""Why a command was refused, as data: a stable code, a sentence, and what it names."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+__all__ = ["Reason"]
+
+
+def _frozen_data(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+@attrs.frozen
+class Reason:
+    """One unmet requirement of a command.
+
+    ``code`` is public and stable (``"triage.unanswered"``, ``"containment.missing"``,
+    ...): a bot or a web page branches on it, never on the message. ``message``
+    is the sentence a person reads and ``str(reason)`` gives it. ``data`` holds
+    what the message names (the missing answers, a deadline), JSON-ready.
+
+    >>> reason = Reason("evidence.missing", "no evidence recorded: add one with add_evidence")
+    >>> str(reason)
+    'no evidence recorded: add one with add_evidence'
+    >>> reason.code
+    'evidence.missing'
+    """
+
+    code: str
+    message: str
+    data: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_data, hash=False)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Reason, (self.code, self.message, dict(self.data)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The reason as JSON-ready values: ``{"code", "message", "data"}``."""
+        return {"code": self.code, "message": self.message, "data": dict(self.data)}

@@ -1,0 +1,226 @@
+"""What every subcommand shares: the global options, the opened flow, and the output."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sized
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+import click
+
+from ._output import incident_json, jsonable
+
+if TYPE_CHECKING:
+    from .._flow import IncidentFlow
+    from .._model import Incident
+    from ..config import Config
+
+__all__ = [
+    "EXIT_BROKEN_PIPE",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_REJECTED",
+    "EXIT_USAGE",
+    "App",
+    "environment_failure",
+    "library_warnings",
+    "pass_app",
+]
+
+#: The command did what it was asked.
+EXIT_OK = 0
+#: The process refused the step (every reason is printed).
+EXIT_REJECTED = 1
+#: The command line or an input value is wrong.
+EXIT_USAGE = 2
+#: The store or the environment failed.
+EXIT_FAILED = 3
+#: Interrupted (Ctrl-C), as shells report SIGINT.
+EXIT_INTERRUPTED = 130
+#: The reader of standard output went away (``| head``), as shells report SIGPIPE.
+EXIT_BROKEN_PIPE = 141
+
+_T = TypeVar("_T")
+
+# Incidents to list or summarise before a progress bar is worth drawing.
+_PROGRESS_FROM = 2000
+
+
+def environment_failure(message: str) -> click.exceptions.Exit:
+    """Print ``message`` as an error and return the exit to raise: the environment failed."""
+    click.echo(f"incidentflow: error: {message}", err=True)
+    return click.exceptions.Exit(EXIT_FAILED)
+
+
+@attrs.define
+class App:
+    """What every subcommand shares: the global options and the lazily opened flow."""
+
+    store: str | None = None
+    config_path: str | None = None
+    as_json: bool = False
+    actor_option: str | None = None
+    write_files: bool = True
+    _config: Config | None = None
+    _flow: IncidentFlow | None = None
+
+    @property
+    def config(self) -> Config:
+        """The configuration: ``--config``, ``INCIDENTFLOW_CONFIG``, or the nearest file."""
+        if self._config is None:
+            from ..config import load_config
+
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def flow(self) -> IncidentFlow:
+        """The flow on the chosen store, with the configured notifiers, opened on first use."""
+        return self._open(notify=True)
+
+    @property
+    def reader(self) -> IncidentFlow:
+        """The same store for commands that only read: no notifier is built.
+
+        So reading needs none of the notifiers' secrets from the environment.
+        """
+        return self._open(notify=False)
+
+    def _open(self, *, notify: bool) -> IncidentFlow:
+        if self._flow is None:
+            overrides: dict[str, Any] = {}
+            if self.store is not None:
+                overrides["store"] = self.store
+            if not self.write_files:
+                overrides["incidents_dir"] = None
+                overrides["knowledge_dir"] = None
+            if not notify:
+                overrides["notifiers"] = []
+            self._flow = _open_flow(self.config, overrides)
+        return self._flow
+
+    @property
+    def actor(self) -> str:
+        """Who runs the command: ``--actor``, ``INCIDENTFLOW_ACTOR``, the config, the login."""
+        return self.actor_and_source[0]
+
+    @property
+    def actor_and_source(self) -> tuple[str, str]:
+        """The actor, and where it came from."""
+        if self.actor_option is not None:
+            return self.actor_option, "--actor"  # as given: the library refuses an empty one
+        if environment := os.environ.get("INCIDENTFLOW_ACTOR"):
+            return environment, "INCIDENTFLOW_ACTOR"
+        if self.config.actor:
+            return self.config.actor, "the configuration file"
+        import getpass
+
+        try:
+            return getpass.getuser(), "your login name"
+        except (OSError, KeyError):
+            raise click.UsageError(
+                "cannot tell who you are; pass --actor NAME or set INCIDENTFLOW_ACTOR"
+            ) from None
+
+    def store_and_source(self) -> tuple[str, str]:
+        """The store URL in effect (password masked), and where it came from."""
+        from .._urls import mask_password
+
+        if self.store is not None:
+            return mask_password(self.store), "--store"
+        if environment := os.environ.get("INCIDENTFLOW_URL"):
+            return mask_password(environment), "INCIDENTFLOW_URL"
+        if self.config.store is not None:
+            return mask_password(self.config.store), "the configuration file"
+        default = self.config.store_url(masked=True)
+        return default or "sqlite:///.agent/incidents/incidentflow.db", "the default"
+
+    def close(self) -> None:
+        """Close the store, if it was opened."""
+        if self._flow is not None:
+            self._flow.close()
+            self._flow = None
+
+    # -- output --------------------------------------------------------------
+
+    def emit(self, data: object, text: str | Callable[[], str]) -> None:
+        """Print ``data`` as JSON with ``--json``, else ``text``."""
+        if self.as_json:
+            click.echo(json.dumps(data, default=jsonable, indent=2, ensure_ascii=False))
+        else:
+            click.echo(text if isinstance(text, str) else text())
+
+    def done(self, incident: Incident, what: str) -> None:
+        """Report a command's new snapshot."""
+        self.emit(
+            incident_json(incident),
+            lambda: (
+                f"{incident.id}: {what} ({incident.severity.value}, "
+                f"{incident.state.value}, version {incident.version})"
+            ),
+        )
+
+    def progress(
+        self, items: Iterable[_T], label: str, *, minimum: int = _PROGRESS_FROM
+    ) -> Iterator[_T]:
+        """Iterate ``items`` with a progress bar on standard error, when it is a terminal.
+
+        Short lists go without one; so does anything when standard error is
+        not a terminal (a pipe, a log file, a test).
+        """
+        known = len(items) if isinstance(items, Sized) else None
+        if not sys.stderr.isatty() or (known is not None and known < minimum):
+            yield from items
+            return
+        with click.progressbar(items, label=label, file=sys.stderr) as bar:
+            yield from bar
+
+
+def _open_flow(config: Config, overrides: dict[str, Any]) -> IncidentFlow:
+    """``IncidentFlow(**config.flow_arguments(**overrides))``, the store closed if that fails."""
+    from .._flow import IncidentFlow
+
+    return config.open_with(IncidentFlow, **overrides)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@contextlib.contextmanager
+def library_warnings() -> Iterator[None]:
+    """Show the library's warnings (files not written, deliveries failed) on standard error.
+
+    The library logs them with loguru and, as a library should, keeps that
+    quiet by default; the command line is the application here, so it shows
+    them, one line each, while it runs.
+    """
+    from loguru import logger
+
+    with contextlib.suppress(ValueError):
+        logger.remove(0)  # loguru's default handler would add tracebacks
+    sink = logger.add(
+        sys.stderr,
+        level="WARNING",
+        format=_warning_line,
+        filter="incidentflow",
+        backtrace=False,
+        diagnose=False,
+    )
+    logger.enable("incidentflow")
+    try:
+        yield
+    finally:
+        logger.disable("incidentflow")
+        logger.remove(sink)
+
+
+def _warning_line(record: Any) -> str:
+    exception = record["exception"]
+    reason = "" if exception is None or exception.value is None else f": {exception.value}"
+    # The returned text is a format string: braces in the reason must stay literal.
+    return "incidentflow: warning: {message}" + reason.replace("{", "{{").replace("}", "}}") + "\n"

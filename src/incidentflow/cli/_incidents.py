@@ -1,0 +1,189 @@
+"""Declaring and reading incidents: ``declare``, ``list``, ``show``, ``timeline``, ``similar``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from ._app import App, pass_app
+from ._output import (
+    details,
+    incident_json,
+    plain,
+    reason_json,
+    similar_text,
+    summary_json,
+    table,
+    when,
+)
+from ._params import SEVERITY_METAVAR, STATE, count, incident_argument, moment, severity
+from ._usage import in_cli_terms, usage
+
+__all__ = ["COMMANDS"]
+
+
+@click.command(short_help="Declare an incident.")
+@click.argument("title")
+@click.option(
+    "-s",
+    "--severity",
+    metavar=SEVERITY_METAVAR,
+    callback=severity,
+    required=True,
+    help="P1 (critical) to P4 (low).",
+)
+@click.option("-c", "--commander", metavar="NAME", required=True, help="The incident commander.")
+@click.option("--slug", help="The slug for the id and files (default: from the title).")
+@click.option("--idempotency-key", metavar="KEY", help="Declare at most once for this key.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the new incident's id.")
+@pass_app
+def declare(
+    app: App,
+    title: str,
+    severity: str,
+    commander: str,
+    slug: str | None,
+    idempotency_key: str | None,
+    quiet: bool,
+) -> None:
+    """Declare an incident (ID=$(incidentflow declare ... -q) keeps its id)."""
+    incident = app.flow.declare(
+        title,
+        severity=severity,
+        commander=commander,
+        actor=app.actor,
+        slug=slug,
+        idempotency_key=idempotency_key,
+    )
+    if quiet and not app.as_json:
+        click.echo(incident.id)
+        return
+    app.done(incident, "declared")
+    if not app.as_json:
+        click.echo(f"next: {usage('start_triage', incident.id)}")
+
+
+@click.command("list", short_help="List incidents, newest first.")
+@click.option("--open", "open_only", is_flag=True, help="Only incidents not yet closed.")
+@click.option("--state", "states", type=STATE, multiple=True, help="In this state (repeatable).")
+@click.option(
+    "--severity",
+    "severities",
+    metavar=SEVERITY_METAVAR,
+    callback=severity,
+    multiple=True,
+    help="Of this severity (repeatable).",
+)
+@click.option("--commander", metavar="NAME", help="Commanded by NAME.")
+@click.option("--text", metavar="TEXT", help="Title contains TEXT.")
+@click.option("--since", metavar="TIME", callback=moment, help="Declared at or after this time.")
+@click.option("--until", metavar="TIME", callback=moment, help="Declared before this time.")
+@click.option("--oldest-first", is_flag=True, help="Oldest first (default: newest first).")
+@click.option("--limit", type=count(), help="At most this many.")
+@pass_app
+def list_incidents(
+    app: App,
+    open_only: bool,
+    states: tuple[str, ...],
+    severities: tuple[str, ...],
+    commander: str | None,
+    text: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    oldest_first: bool,
+    limit: int | None,
+) -> None:
+    """List incidents, newest first."""
+    incidents = app.reader.summaries(
+        state=states or None,
+        severity=severities or None,
+        open_only=open_only,
+        commander=commander,
+        text=text,
+        declared_after=since,
+        declared_before=until,
+        newest_first=not oldest_first,
+        limit=limit,
+    )
+    app.emit(
+        [summary_json(i) for i in incidents],
+        lambda: table(
+            ("ID", "SEV", "STATE", "COMMANDER", "DECLARED", "TITLE"),
+            (
+                (i.id, i.severity.value, i.state.value, i.commander, when(i.declared_at), i.title)
+                for i in incidents
+            ),
+            empty="no incidents match",
+        ),
+    )
+
+
+@click.command(short_help="Show an incident and what its next step needs.")
+@incident_argument
+@pass_app
+def show(app: App, incident_id: str) -> None:
+    """Show an incident as its Markdown file, then what its next step needs."""
+    from .._lifecycle import next_command
+    from ..render.markdown import render_incident
+
+    flow = app.reader
+    incident = flow.get(incident_id)
+    command = next_command(incident.state, postmortem_required=incident.postmortem_required)
+    verdict = None if command is None else flow.can(incident.id, command, actor=app.actor)
+
+    def text() -> str:
+        lines = [render_incident(incident, flow.history(incident.id)).rstrip(), ""]
+        if command is None or verdict is None:
+            lines.append(f"The incident is {incident.state.value}: nothing follows.")
+        elif verdict.allowed:
+            lines.append(f"Next: {usage(command, incident.id)}")
+        else:
+            lines.append(f"Before {command}:")
+            lines.extend(f"  - {in_cli_terms(str(r))}" for r in verdict.reasons)
+        return "\n".join(lines)
+
+    next_step = None
+    if command is not None and verdict is not None:
+        next_step = {
+            "command": command,
+            "allowed": verdict.allowed,
+            "reasons": [reason_json(r) for r in verdict.reasons],
+        }
+    app.emit({"incident": incident_json(incident), "next": next_step}, text)
+
+
+@click.command(short_help="Show an incident's history, event by event.")
+@incident_argument
+@pass_app
+def timeline(app: App, incident_id: str) -> None:
+    """Show every event of an incident's history, oldest first."""
+    from ..serialization import event_to_dict
+
+    history = app.reader.history(incident_id)
+    app.emit(
+        [event_to_dict(e) for e in history],
+        lambda: table(
+            ("SEQ", "TIME (UTC)", "ACTOR", "EVENT", "DETAILS"),
+            ((str(e.seq), when(e.at), e.actor, e.type, details(e)) for e in history),
+        ),
+    )
+
+
+@click.command(short_help="Past incidents and KB gotchas like this one.")
+@incident_argument
+@click.option(
+    "--limit",
+    type=count(1, 100),
+    default=5,
+    show_default=True,
+    help="How many to show.",
+)
+@pass_app
+def similar(app: App, incident_id: str, limit: int) -> None:
+    """Past incidents and KB gotchas like this one (by symptom, title, root cause)."""
+    found = app.reader.similar(incident_id, limit=limit)
+    app.emit([plain(match) for match in found], lambda: similar_text(found))
+
+
+COMMANDS: tuple[click.Command, ...] = (declare, list_incidents, show, timeline, similar)

@@ -1,0 +1,165 @@
+"""Running the command line: argv in, an exit code out, every error as one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+
+import click
+
+from ..exceptions import (
+    ConcurrencyConflict,
+    ConfigError,
+    DuplicateIncident,
+    IdempotencyConflict,
+    IncidentFlowError,
+    IncidentNotFound,
+    InvalidTransition,
+    TransitionRejected,
+    ValidationError,
+)
+from ._app import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_USAGE,
+    App,
+    library_warnings,
+)
+from ._output import one_line, printable, reason_json
+from ._root import cli
+from ._usage import in_cli_terms
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    app = App()
+    if (refused := _not_utf8(args)) is not None:
+        return _report(f"incidentflow: error: {refused}", "UsageError", refused, app, args)
+    try:
+        with library_warnings():
+            result = cli.main(args=args, prog_name="incidentflow", standalone_mode=False, obj=app)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        return EXIT_USAGE
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "incidentflow"
+        message = f"{one_line(exc.format_message())} (see '{where} --help')"
+        return _report(f"{where}: error: {message}", "UsageError", message, app, args)
+    except click.ClickException as exc:
+        message = one_line(exc.format_message())
+        return _report(f"incidentflow: error: {message}", "UsageError", message, app, args)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort as exc:
+        # click turns Ctrl-C into Abort; 130 is what shells expect of an interrupt.
+        interrupted = isinstance(exc.__context__, KeyboardInterrupt)
+        click.echo("interrupted" if interrupted else "aborted", err=True)
+        return EXIT_INTERRUPTED if interrupted else EXIT_USAGE
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except SystemExit as exc:
+        # click exits 1 when the reader of standard output went away (``| head``):
+        # answer as a program killed by SIGPIPE would, which shells know.
+        return exc.code if isinstance(exc.code, int) and exc.code != 1 else EXIT_BROKEN_PIPE
+    except IncidentFlowError as exc:
+        return _report_error(exc, app.as_json or _json_requested(args))
+    except OSError as exc:
+        click.echo(f"incidentflow: error: {one_line(str(exc))}", err=True)
+        return EXIT_FAILED
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def _not_utf8(args: Sequence[str]) -> str | None:
+    """Why the first argument that is not UTF-8 text is refused; ``None`` when all are.
+
+    Python hands bytes that are not UTF-8 over as lone surrogates, which no
+    store, file or terminal can take: refusing them here is one clear line.
+    """
+    for position, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            try:
+                raw = arg.encode("utf-8", "surrogateescape")  # the bytes as typed
+            except UnicodeEncodeError:
+                raw = arg.encode("utf-8", "backslashreplace")
+            shown = raw.decode("utf-8", "backslashreplace")
+            return (
+                f"argument {position} ('{shown}') is not UTF-8 text; "
+                "pass every argument as UTF-8 (see 'incidentflow --help')"
+            )
+    return None
+
+
+#: Global options that take a value, to find ``--json`` before the subcommand.
+_VALUED_OPTIONS = frozenset({"--store", "--config", "--actor"})
+
+
+def _json_requested(args: Sequence[str]) -> bool:
+    """Whether ``--json`` is among the global options, when parsing failed before reading it."""
+    tokens = iter(args)
+    for token in tokens:
+        if token == "--json":
+            return True
+        if token in _VALUED_OPTIONS:
+            next(tokens, None)
+        elif token == "--" or not token.startswith("-"):
+            return False  # the subcommand (or its arguments) begins
+    return False
+
+
+def _report(line: str, kind: str, message: str, app: App, args: Sequence[str]) -> int:
+    """Report a usage error: one line on standard error, and JSON with ``--json``."""
+    if app.as_json or _json_requested(args):
+        click.echo(printable(json.dumps({"error": kind, "message": message, "reasons": []})))
+    click.echo(line, err=True)
+    return EXIT_USAGE
+
+
+def _report_error(exc: IncidentFlowError, as_json: bool) -> int:
+    """Report an error of the library: its reasons one a line, and JSON with ``--json``."""
+    code = _exit_code(exc)
+    reasons = exc.reasons if isinstance(exc, TransitionRejected) else ()
+    message = str(exc)
+    if isinstance(exc, IncidentNotFound):
+        message = f"no incident with id {exc.incident_id!r}; run 'incidentflow list' to find its id"
+    if as_json:
+        document = {
+            "error": type(exc).__name__,
+            "message": message,
+            "reasons": [reason_json(r) for r in reasons],
+        }
+        click.echo(printable(json.dumps(document, ensure_ascii=False)))
+    if isinstance(exc, TransitionRejected) and reasons:
+        click.echo(f"incidentflow: rejected: {exc.incident_id} cannot {exc.command} yet:", err=True)
+        for reason in reasons:
+            click.echo(f"  - {in_cli_terms(str(reason))}", err=True)
+    elif isinstance(exc, IncidentNotFound):
+        click.echo(f"incidentflow: error: {message}", err=True)
+    else:
+        label = "rejected" if code == EXIT_REJECTED else "error"
+        click.echo(f"incidentflow: {label}: {in_cli_terms(one_line(str(exc)))}", err=True)
+    return code
+
+
+def _exit_code(exc: IncidentFlowError) -> int:
+    rejected = (
+        TransitionRejected,
+        InvalidTransition,
+        ConcurrencyConflict,
+        DuplicateIncident,
+        IdempotencyConflict,
+    )
+    if isinstance(exc, rejected):
+        return EXIT_REJECTED
+    if isinstance(exc, (ValidationError, ConfigError, IncidentNotFound)):
+        return EXIT_USAGE
+    return EXIT_FAILED

@@ -1,0 +1,134 @@
+"""What the clock says: ``deadlines``, ``check-deadlines`` and the ``metrics`` of response times."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from .._events import DeadlineBreached
+from ._app import App, pass_app
+from ._output import deadline_status, duration, plain, summary_metrics_json, table, when
+from ._params import SEVERITY_METAVAR, incident_argument, moment, severity
+
+__all__ = ["COMMANDS"]
+
+
+@click.command(short_help="List an incident's deadlines.")
+@incident_argument
+@pass_app
+def deadlines(app: App, incident_id: str) -> None:
+    """List an incident's deadlines: response, post-mortem, action items."""
+    found = app.reader.deadlines(incident_id)
+    now = app.reader.now()
+    app.emit(
+        [plain(d) for d in found],
+        lambda: table(
+            ("KIND", "SUBJECT", "DUE (UTC)", "STATUS"),
+            ((d.kind, d.subject, when(d.due_at), deadline_status(d, now)) for d in found),
+            empty="no deadlines",
+        ),
+    )
+
+
+@click.command("check-deadlines", short_help="Record every newly missed deadline.")
+@click.option(
+    "--now", "at", metavar="TIME", callback=moment, help="Check as of this time (default: now)."
+)
+@pass_app
+def check_deadlines(app: App, at: datetime | None) -> None:
+    """Record a breach for every deadline newly missed; notify through the routing."""
+    events = app.flow.check_deadlines(at, actor=app.actor)
+    app.emit(
+        [{"incident_id": e.incident_id, **plain(e.data)} for e in events],
+        lambda: table(
+            ("INCIDENT", "KIND", "SUBJECT", "DUE (UTC)"),
+            (
+                (e.incident_id, breach.kind, breach.subject, when(breach.due_at))
+                for e in events
+                if isinstance(breach := e.data, DeadlineBreached)
+            ),
+            empty="no new breaches",
+        ),
+    )
+
+
+@click.command(short_help="MTTA, MTTR and each duration's figures.")
+@click.option("--by", type=click.Choice(["severity", "period"]), help="Group the figures.")
+@click.option(
+    "--period",
+    type=click.Choice(["day", "week", "month"]),
+    default="week",
+    show_default=True,
+    help="With --by period: the length of each period (UTC).",
+)
+@click.option(
+    "--severity",
+    "severities",
+    metavar=SEVERITY_METAVAR,
+    callback=severity,
+    multiple=True,
+    help="Only these.",
+)
+@click.option("--since", metavar="TIME", callback=moment, help="Declared at or after this time.")
+@click.option("--until", metavar="TIME", callback=moment, help="Declared before this time.")
+@click.option("--prometheus", is_flag=True, help="Print the Prometheus text exposition.")
+@pass_app
+def metrics(
+    app: App,
+    by: str | None,
+    period: str,
+    severities: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    prometheus: bool,
+) -> None:
+    """Time to triage, contain, fix, resolve and post-mortem; MTTA and MTTR."""
+    from ..metrics import METRICS, summarize, to_prometheus
+
+    if prometheus and app.as_json:
+        raise click.UsageError("--prometheus prints the text exposition; it cannot be --json")
+    if since is not None and until is not None and since >= until:
+        raise click.BadParameter("must come before --until", param_hint="--since")
+
+    found = app.reader.milestones(
+        severity=severities or None,
+        declared_after=since,
+        declared_before=until,
+    )
+    summaries = summarize(
+        app.progress(found, "measuring"),
+        by=by,  # type: ignore[arg-type]
+        period=period,  # type: ignore[arg-type]
+    )
+    if prometheus:
+        click.echo(to_prometheus(summaries), nl=False)
+        return
+
+    def text() -> str:
+        blocks = []
+        for summary in summaries:
+            group = summary.severity.value if summary.severity else summary.period or "all"
+            mtta, mttr = duration(summary.mtta), duration(summary.mttr)
+            heading = f"{group}: {summary.count} incident(s), MTTA {mtta}, MTTR {mttr}"
+            rows = []
+            for name in METRICS:
+                stats = getattr(summary, name)
+                rows.append(
+                    (
+                        name.replace("_", " "),
+                        str(stats.count),
+                        duration(stats.mean),
+                        duration(stats.median),
+                        duration(stats.p90),
+                        duration(stats.maximum),
+                    )
+                )
+            figures = table(("DURATION", "N", "MEAN", "MEDIAN", "P90", "MAX"), rows)
+            blocks.append(f"{heading}\n{figures}")
+        return "\n\n".join(blocks)
+
+    app.emit([summary_metrics_json(s) for s in summaries], text)
+
+
+COMMANDS: tuple[click.Command, ...] = (deadlines, check_deadlines, metrics)

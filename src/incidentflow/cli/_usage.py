@@ -1,0 +1,74 @@
+"""The command line's words for the library's commands, in hints and messages."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+__all__ = ["USAGE", "in_cli_terms", "usage"]
+
+#: How to run each library command from the terminal; ``{id}`` is the incident's id.
+#: Which command comes next is the core's to say (``_lifecycle.next_command``).
+USAGE = {
+    "declare": "incidentflow declare TITLE -s SEVERITY -c COMMANDER",
+    "start_triage": "incidentflow triage start {id}",
+    "answer_triage": "incidentflow triage answer {id} QUESTION ANSWER",
+    "add_evidence": "incidentflow evidence add {id} CONTENT --source SOURCE",
+    "record_containment": "incidentflow contain {id} ACTION",
+    "contain": "incidentflow contain {id} --done",
+    "start_rca": "incidentflow rca start {id}",
+    "add_why": "incidentflow rca why {id} ANSWER",
+    "set_root_cause": "incidentflow rca root-cause {id} STATEMENT --gap GAP",
+    "record_fix": "incidentflow fix {id} DESCRIPTION --test TEST --staging-verified",
+    "record_deploy": "incidentflow deploy {id} --ref REF",
+    "mark_fixed": "incidentflow fix {id} --done",
+    "confirm_by_user": "incidentflow confirm {id} --user NAME",
+    "resolve": "incidentflow resolve {id}",
+    "draft_postmortem": "incidentflow postmortem draft {id} --summary TEXT",
+    "complete_postmortem": "incidentflow postmortem complete {id}",
+    "add_action_item": "incidentflow action add {id} DESCRIPTION --owner NAME --due DATE",
+    "complete_action_item": "incidentflow action done {id} NUMBER",
+    "update_kb": "incidentflow kb {id} --symptom ... --early-signs ...",
+    "reopen": "incidentflow reopen {id} --reason TEXT",
+    "dismiss": "incidentflow dismiss {id} --reason TEXT",
+    "reclassify": "incidentflow reclassify {id} SEVERITY --reason TEXT",
+    "assign_commander": "incidentflow assign {id} NAME",
+    "record_detection": "incidentflow detect {id} --method alert",
+    "add_note": "incidentflow note {id} TEXT",
+}
+
+
+@functools.cache
+def _library_command() -> re.Pattern[str]:
+    """A library command's name in a message, compiled on first use (``--help`` needs none).
+
+    Only names with an underscore are matched, so plain words ("contain") stay as they are.
+    """
+    names = sorted((n for n in USAGE if "_" in n), key=len, reverse=True)
+    return re.compile(r"\b(" + "|".join(names) + r")\b")
+
+
+def usage(command: str, incident_id: str = "ID") -> str:
+    """How to run the library's ``command`` on ``incident_id`` from the terminal."""
+    return USAGE.get(command, "incidentflow --help").format(id=incident_id)
+
+
+def in_cli_terms(message: str) -> str:
+    """A library message with each command name followed, once, by the command line's.
+
+    The incident stays ``ID``: the line above the reasons names it, and the
+    reasons stay short. Square brackets keep the library's own parentheses readable:
+
+    >>> in_cli_terms("write it down with add_note, then add_note again")
+    'write it down with add_note [incidentflow note ID TEXT], then add_note again'
+    """
+    seen: set[str] = set()
+
+    def annotate(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in seen:
+            return name
+        seen.add(name)
+        return f"{name} [{usage(name)}]"
+
+    return _library_command().sub(annotate, message)

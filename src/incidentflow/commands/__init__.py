@@ -1,0 +1,162 @@
+"""Every command, defined once, grouped by the lifecycle phase it belongs to.
+
+A :class:`Command` holds a command's name, its typed and documented
+:class:`Argument` list, the states it runs in and where it leads (its
+:class:`Move` list), the event it records, its :class:`Guard` list (each with a
+stable reason code) and how its event folds into the snapshot. The shared
+``transitions`` machine, ``decide``, the facade, the CLI and the command
+reference all read these definitions.
+
+>>> from incidentflow.commands import definition
+>>> command = definition("contain")
+>>> [guard.code for guard in command.guards]
+['evidence.missing', 'triage.unanswered', 'containment.missing']
+>>> [state.value for state in command.runs_in]
+['triaging']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from .._events import Event as _Event
+from .._events import EventData as _EventData
+from .._events import event_types as _event_types
+from .._model import Incident as _Incident
+from .._model import State as _State
+from ..exceptions import InvalidTransition as _InvalidTransition
+from ..exceptions import ValidationError as _ValidationError
+from . import _anytime, _closure, _rca, _resolve, _triage
+from ._anytime import DEADLINE_KINDS, DETECTION_METHODS
+from ._define import NOW, Argument, Command, Context, Guard, Move, Recorded, Unmet, unmet
+from ._rca import MAX_WHYS
+
+__all__ = [
+    "DEADLINE_KINDS",
+    "DEFINITIONS",
+    "DETECTION_METHODS",
+    "MAX_WHYS",
+    "NOW",
+    "Argument",
+    "Command",
+    "Context",
+    "Guard",
+    "Move",
+    "Recorded",
+    "Unmet",
+    "definition",
+    "destination_of",
+    "fold_of",
+    "reason_codes",
+    "recorded_by",
+    "unmet",
+]
+
+_Fold = Callable[[_Incident, _Event, Any], _Incident]
+
+
+def _by_name(*commands: Command[Any]) -> Mapping[str, Command[Any]]:
+    found: dict[str, Command[Any]] = {}
+    for command in commands:
+        if command.name in found:
+            raise ValueError(f"the command {command.name!r} is defined twice")
+        found[command.name] = command
+    return MappingProxyType(found)
+
+
+#: Every command by name, phase by phase. A command added to a phase's ``PHASE`` is here.
+DEFINITIONS: Mapping[str, Command[Any]] = _by_name(
+    *_triage.PHASE, *_rca.PHASE, *_resolve.PHASE, *_closure.PHASE, *_anytime.PHASE
+)
+
+
+def _folds(commands: Mapping[str, Command[Any]]) -> Mapping[type[_EventData], _Fold]:
+    """Each event type's fold; every event type has exactly one."""
+    folds: dict[type[_EventData], _Fold] = {}
+
+    def add(event: type[_EventData], fold: _Fold, owner: str) -> None:
+        if event in folds:
+            raise ValueError(f"{owner}: the event {event.TYPE!r} is folded twice")
+        folds[event] = fold
+
+    for command in commands.values():
+        if command.fold is not None:
+            add(command.event, command.fold, command.name)
+        for recorded in command.records:
+            add(recorded.event, recorded.fold, command.name)
+    unfolded = sorted(set(_event_types()) - {e.TYPE for e in folds})
+    if unfolded:
+        raise ValueError(f"no command folds the events {', '.join(unfolded)}")
+    return MappingProxyType(folds)
+
+
+_FOLDS = _folds(DEFINITIONS)
+
+
+def _destinations(commands: Mapping[str, Command[Any]]) -> Mapping[type[_EventData], _State]:
+    """The state an event type always leads to: its command's one destination."""
+    found: dict[type[_EventData], _State] = {}
+    for command in commands.values():
+        dests = {move.dest for move in command.moves}
+        if command.fold is not None and len(dests) == 1 and None not in dests:
+            (found[command.event],) = dests  # type: ignore[assignment]
+    return MappingProxyType(found)
+
+
+_DESTINATIONS = _destinations(DEFINITIONS)
+
+
+def destination_of(event_type: type[_EventData]) -> _State | None:
+    """The state events of ``event_type`` move an incident to, when it is always the same.
+
+    ``None`` for recording events and for those whose fold sets the state from
+    their data (``reopened``) or that a command records besides its own event.
+    """
+    return _DESTINATIONS.get(event_type)
+
+
+def fold_of(event_type: type[_EventData]) -> _Fold:
+    """The fold that applies events of ``event_type`` to a snapshot."""
+    return _FOLDS[event_type]
+
+
+def recorded_by(event_type: type[_EventData]) -> Command[Any]:
+    """The command whose definition records (and folds) events of ``event_type``."""
+    return _RECORDED_BY[event_type]
+
+
+_RECORDED_BY: Mapping[type[_EventData], Command[Any]] = MappingProxyType(
+    {c.event: c for c in DEFINITIONS.values() if c.fold is not None}
+    | {r.event: c for c in DEFINITIONS.values() for r in c.records}
+)
+
+
+def definition(name: object) -> Command[Any]:
+    """The definition of the command called ``name``.
+
+    Raises:
+        InvalidTransition: There is no such command; the message lists them all.
+        ValidationError: ``name`` is not text.
+
+    """
+    if not isinstance(name, str):
+        raise _ValidationError(
+            "command", f"expected a command name (str), got {type(name).__name__}"
+        )
+    found = DEFINITIONS.get(name)
+    if found is None:
+        raise _InvalidTransition.unknown_command(name, tuple(DEFINITIONS))
+    return found
+
+
+def reason_codes() -> dict[str, str]:
+    """Every reason code a built-in guard gives, with what it requires, sorted by code.
+
+    Custom guards added through the policy give ``policy.guard`` unless they
+    return :class:`~incidentflow.Reason` objects with codes of their own.
+    """
+    codes = {g.code: g.summary for c in DEFINITIONS.values() for g in c.guards}
+    codes["policy.guard"] = "a custom guard of the policy"
+    return dict(sorted(codes.items()))

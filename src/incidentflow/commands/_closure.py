@@ -1,0 +1,267 @@
+"""Resolved onwards: the post-mortem, action items and the knowledge-base gotcha."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from .. import _events as ev
+from .. import _validate as v
+from .._blame import BlameCheck, find_blame
+from .._model import ActionItem, Incident, KbEntry, Postmortem, Records, State
+from ..exceptions import ValidationError
+from ._define import NOT_TERMINAL, Argument, Command, Context, Guard, Move, Recorded, Unmet, unmet
+from ._shared import replace
+
+__all__ = [
+    "ADD_ACTION_ITEM",
+    "COMPLETE_ACTION_ITEM",
+    "COMPLETE_POSTMORTEM",
+    "DRAFT_POSTMORTEM",
+    "PHASE",
+    "UPDATE_KB",
+]
+
+_POSTMORTEM_FIELDS = ("summary", "root_cause", "went_well", "went_poorly")
+
+
+def _maybe_texts(field: str, value: object) -> tuple[str, ...]:
+    return v.texts(field, value)
+
+
+_POSTMORTEM_ARGUMENTS = (
+    Argument("summary", v.text, "What happened and its impact, in a paragraph.", default=None),
+    Argument("root_cause", v.text, "The root cause, as the process gap.", default=None),
+    Argument("went_well", _maybe_texts, "What went well (a list).", default=None),
+    Argument("went_poorly", _maybe_texts, "What went poorly (a list).", default=None),
+)
+
+
+def merged(pm: Postmortem | None, draft: ev.PostmortemDrafted | None) -> Postmortem:
+    """The post-mortem with the draft's given fields written over it."""
+    pm = pm or Postmortem()
+    if draft is None:
+        return pm
+    return attrs.evolve(
+        pm,
+        summary=draft.summary if draft.summary is not None else pm.summary,
+        root_cause=draft.root_cause if draft.root_cause is not None else pm.root_cause,
+        went_well=draft.went_well if draft.went_well is not None else pm.went_well,
+        went_poorly=draft.went_poorly if draft.went_poorly is not None else pm.went_poorly,
+    )
+
+
+def blame(inc: Incident, pm: Postmortem) -> list[str]:
+    """Phrases of the post-mortem that blame one of the incident's people."""
+    texts = [pm.summary, pm.root_cause, *pm.went_well, *pm.went_poorly]
+    return find_blame("\n".join(texts), set(inc.people))
+
+
+def _given(draft: ev.PostmortemDrafted) -> bool:
+    return any(getattr(draft, field) is not None for field in _POSTMORTEM_FIELDS)
+
+
+def _at_least_one(
+    context: Context[ev.PostmortemDrafted], payload: ev.PostmortemDrafted
+) -> ev.PostmortemDrafted:
+    if not _given(payload):
+        raise ValidationError(
+            "postmortem", "give at least one of summary, root_cause, went_well, went_poorly"
+        )
+    return payload
+
+
+DRAFT_POSTMORTEM = Command(
+    name="draft_postmortem",
+    summary="Fill in post-mortem fields; those left out keep their value.",
+    event=ev.PostmortemDrafted,
+    moves=(Move((State.FIXED, State.RESOLVED)),),
+    arguments=_POSTMORTEM_ARGUMENTS,
+    prepare=_at_least_one,
+    fold=lambda inc, e, d: replace(inc, postmortem=merged(inc.postmortem, d)),
+)
+
+
+def _pm(c: Context[ev.PostmortemDrafted]) -> Postmortem:
+    return merged(c.incident.postmortem, c.payload)
+
+
+def _missing(field: str, message: str) -> Guard[ev.PostmortemDrafted]:
+    def check(c: Context[ev.PostmortemDrafted]) -> str | None:
+        return None if getattr(_pm(c), field) else message
+
+    return Guard(f"postmortem.{field}_missing", f"post-mortem {field}", check)
+
+
+def _action_items(c: Context[ev.EventData]) -> Unmet | None:
+    if c.incident.action_items:
+        return None
+    return unmet("no action items: add at least one with an owner and a due date")
+
+
+def _no_blame(c: Context[ev.PostmortemDrafted]) -> list[Unmet]:
+    if c.policy.blame_check is not BlameCheck.REJECT:
+        return []
+    return [unmet(phrase) for phrase in blame(c.incident, _pm(c))]
+
+
+def _complete(
+    context: Context[ev.PostmortemDrafted], payload: ev.PostmortemDrafted
+) -> Sequence[ev.EventData]:
+    warn = context.policy.blame_check is BlameCheck.WARN
+    warnings = tuple(blame(context.incident, _pm(context))) if warn else ()
+    completed = ev.PostmortemCompleted(blame_warnings=warnings)
+    return (payload, completed) if _given(payload) else (completed,)
+
+
+def _completed(inc: Incident, e: ev.Event, d: ev.PostmortemCompleted) -> Incident:
+    pm = inc.postmortem or Postmortem()
+    return replace(
+        inc,
+        state=State.POSTMORTEM,
+        postmortem=attrs.evolve(pm, completed_at=e.at, blame_warnings=d.blame_warnings),
+    )
+
+
+#: Shared by complete_postmortem and update_kb: every closed incident has a follow-up.
+ACTION_ITEMS_MISSING: Guard[Any] = Guard("action_items.missing", "≥1 action item", _action_items)
+
+COMPLETE_POSTMORTEM = Command(
+    name="complete_postmortem",
+    summary="Complete the post-mortem, filling in any fields given first.",
+    event=ev.PostmortemDrafted,
+    moves=(Move((State.RESOLVED,), State.POSTMORTEM),),
+    arguments=_POSTMORTEM_ARGUMENTS,
+    guards=(
+        _missing("summary", "the post-mortem has no summary"),
+        _missing("root_cause", "the post-mortem has no root cause"),
+        _missing("went_well", 'the post-mortem lists nothing under "what went well"'),
+        _missing("went_poorly", 'the post-mortem lists nothing under "what went poorly"'),
+        ACTION_ITEMS_MISSING,
+        Guard("postmortem.blame", "no blame (policy: reject)", _no_blame),
+    ),
+    emit=_complete,
+    fold=None,  # the fields given are folded as draft_postmortem's event
+    records=(Recorded(ev.PostmortemCompleted, _completed),),
+)
+
+
+def _due_after_declared(
+    context: Context[ev.ActionItemAdded], payload: ev.ActionItemAdded
+) -> ev.ActionItemAdded:
+    inc = context.incident
+    if payload.due < inc.declared_at.date():
+        raise ValidationError(
+            "due", f"{payload.due} is before {inc.id} was declared; give a later due date"
+        )
+    return attrs.evolve(payload, number=len(inc.action_items) + 1)
+
+
+ADD_ACTION_ITEM = Command(
+    name="add_action_item",
+    summary="Add a follow-up with an owner and a due date; items are numbered from 1.",
+    event=ev.ActionItemAdded,
+    moves=(Move(NOT_TERMINAL),),
+    arguments=(
+        Argument("description", v.text, "What is to be done."),
+        Argument("owner", v.name, "Who owns it."),
+        Argument("due", v.day, "The day it is due (a date)."),
+    ),
+    prepare=_due_after_declared,
+    fold=lambda inc, e, d: replace(
+        inc,
+        action_items=inc.action_items.appended(ActionItem(d.number, d.description, d.owner, d.due)),
+    ),
+)
+
+
+def _known_item(c: Context[ev.ActionItemCompleted]) -> Unmet | None:
+    if c.payload is None:
+        return None
+    numbers = [a.number for a in c.incident.action_items]
+    if c.payload.number in numbers:
+        return None
+    known = ", ".join(str(n) for n in numbers) or "none yet"
+    return unmet(
+        f"there is no action item {c.payload.number} (action items: {known})",
+        number=c.payload.number,
+    )
+
+
+def _open_item(c: Context[ev.ActionItemCompleted]) -> Unmet | None:
+    if c.payload is None:
+        return None
+    for item in c.incident.action_items:
+        if item.number == c.payload.number and item.done:
+            return unmet(f"action item {item.number} is already done", number=item.number)
+    return None
+
+
+def _item_done(inc: Incident, e: ev.Event, d: ev.ActionItemCompleted) -> Incident:
+    items = [attrs.evolve(a, done_at=e.at) if a.number == d.number else a for a in inc.action_items]
+    return replace(inc, action_items=Records(items))
+
+
+COMPLETE_ACTION_ITEM = Command(
+    name="complete_action_item",
+    summary="Mark an action item done.",
+    event=ev.ActionItemCompleted,
+    moves=(Move(NOT_TERMINAL),),
+    arguments=(Argument("number", v.positive_int, "The action item's number."),),
+    guards=(
+        Guard("action_item.unknown", "the action item exists", _known_item),
+        Guard("action_item.done", "the action item is open", _open_item),
+    ),
+    fold=_item_done,
+)
+
+
+def _postmortem_first(c: Context[ev.KbUpdated]) -> Unmet | None:
+    inc = c.incident
+    if inc.state is not State.RESOLVED or not inc.postmortem_required:
+        return None
+    return unmet(
+        f"a {inc.severity.value} incident needs a completed post-mortem first: "
+        "use complete_postmortem",
+        severity=inc.severity.value,
+    )
+
+
+def _from_incident(context: Context[ev.KbUpdated], payload: ev.KbUpdated) -> ev.KbUpdated:
+    inc = context.incident
+    return attrs.evolve(
+        payload,
+        slug=inc.slug,
+        root_cause=payload.root_cause or (inc.root_cause.statement if inc.root_cause else ""),
+        fix=payload.fix or (inc.fix.description if inc.fix else ""),
+    )
+
+
+def _kb_written(inc: Incident, e: ev.Event, d: ev.KbUpdated) -> Incident:
+    entry = KbEntry(d.slug, d.symptom, d.root_cause, d.fix, d.early_signs, e.at, e.actor)
+    return replace(inc, closed_at=e.at, kb_entry=entry)
+
+
+UPDATE_KB = Command(
+    name="update_kb",
+    summary="Write the knowledge-base gotcha and close the incident.",
+    event=ev.KbUpdated,
+    moves=(Move((State.RESOLVED, State.POSTMORTEM), State.KB_UPDATED),),
+    arguments=(
+        Argument("symptom", v.text, "What responders saw."),
+        Argument("early_signs", v.text, "How to spot it early next time."),
+        Argument("root_cause", v.optional_text, "Default: the incident's root cause.", default=""),
+        Argument("fix", v.optional_text, "Default: the incident's fix.", default=""),
+    ),
+    guards=(
+        Guard("postmortem.required", "post-mortem done (P1/P2)", _postmortem_first),
+        ACTION_ITEMS_MISSING,
+    ),
+    prepare=_from_incident,
+    fold=_kb_written,
+)
+
+#: This phase's commands, in the order people meet them.
+PHASE = (DRAFT_POSTMORTEM, COMPLETE_POSTMORTEM, ADD_ACTION_ITEM, COMPLETE_ACTION_ITEM, UPDATE_KB)

@@ -1,0 +1,284 @@
+"""The shape of a command definition: arguments, moves, guards, event and fold in one place.
+
+A command is one :class:`Command` value. Everything else reads it: the shared
+``transitions`` machine (its moves and guards), ``decide`` (validation,
+guards, the events it records), ``evolve`` (the fold of its event), the facade,
+the CLI and the docs' command reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import attrs
+
+from .._events import Event, EventData
+from .._model import Incident, State
+from .._reasons import Reason
+from ..exceptions import ValidationError
+
+if TYPE_CHECKING:
+    from .._policy import Policy
+
+__all__ = [
+    "NOW",
+    "Argument",
+    "Command",
+    "Context",
+    "Guard",
+    "Move",
+    "Recorded",
+    "Unmet",
+    "unmet",
+]
+
+E = TypeVar("E", bound=EventData)
+T = TypeVar("T")
+
+#: The states in which work on an incident is still under way (not terminal).
+NOT_TERMINAL: tuple[State, ...] = tuple(s for s in State if not s.is_terminal)
+#: Every state.
+EVERY_STATE: tuple[State, ...] = tuple(State)
+
+
+class _Now:
+    """Marks an optional time argument that defaults to the flow clock's time."""
+
+    def __repr__(self) -> str:
+        return "NOW"
+
+
+#: Default of a time argument: the flow clock's time when the command runs.
+NOW: Any = _Now()
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+_REQUIRED: Any = _Required()
+
+
+@attrs.frozen
+class Context(Generic[E]):
+    """What a guard or a command's decision sees. Pure data: no store, no I/O.
+
+    Attributes:
+        incident: The incident's snapshot the command is decided on.
+        payload: The command's validated payload; ``None`` when asked through
+            ``flow.can`` without arguments (guards that need it then pass).
+        policy: The flow's policy.
+        now: The flow clock's time (aware UTC).
+        actor: Who runs the command (``""`` when ``can`` was not told).
+
+    """
+
+    incident: Incident
+    payload: E | None
+    policy: Policy
+    now: datetime
+    actor: str
+
+
+@attrs.frozen
+class Unmet:
+    """A guard's answer when its requirement does not hold: the sentence and its data."""
+
+    message: str
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def unmet(message: str, **data: Any) -> Unmet:
+    """An unmet requirement: ``message`` for people, ``data`` (JSON-ready) for programs."""
+    return Unmet(message, data)
+
+
+@attrs.frozen
+class Guard(Generic[E]):
+    """One requirement of a command, with its stable reason code.
+
+    ``check`` returns ``None`` when the requirement holds, else an :class:`Unmet`
+    (or a plain message). A guard is also a ``transitions`` condition: calling it
+    with a :class:`Context` answers whether it holds.
+
+    Attributes:
+        code: The public, stable reason code, e.g. ``"triage.unanswered"``.
+        check: The requirement itself.
+        summary: What it requires, in a few words (drawn on the lifecycle diagram).
+
+    """
+
+    code: str
+    summary: str
+    check: Callable[[Context[E]], Unmet | str | Sequence[Unmet] | None]
+
+    def reasons(self, context: Context[E]) -> tuple[Reason, ...]:
+        """The :class:`~incidentflow.Reason` objects it is unmet for; none when it holds."""
+        found = self.check(context)
+        if found is None:
+            return ()
+        if isinstance(found, str):
+            return (Reason(self.code, found),)
+        if isinstance(found, Unmet):
+            return (Reason(self.code, found.message, found.data),)
+        return tuple(Reason(self.code, u.message, u.data) for u in found)
+
+    def __call__(self, context: Context[E]) -> bool:
+        return not self.reasons(context)
+
+
+@attrs.frozen
+class Move:
+    """Where a command leads from some states.
+
+    Attributes:
+        sources: The states it runs in.
+        dest: Where it leads (``None``: it records without changing state).
+        when: Picks this move among several of one command from one state (e.g.
+            ``reopen``'s ``to``); it is told the payload, ``None`` in ``can``.
+
+    """
+
+    sources: tuple[State, ...]
+    dest: State | None = None
+    when: Callable[[Any], bool] | None = None
+
+
+@attrs.frozen
+class Recorded(Generic[E]):
+    """Another event type a command records, with the fold that applies it.
+
+    Attributes:
+        event: The payload class.
+        fold: Applies it to a snapshot.
+
+    """
+
+    event: type[E]
+    fold: Callable[[Incident, Event, E], Incident]
+
+
+@attrs.frozen
+class Argument:
+    """One typed, documented argument of a command.
+
+    Attributes:
+        name: The keyword the facade method takes.
+        check: Validates the raw value, given the argument's name; raises ValidationError.
+        doc: What it is, for the API and the command reference.
+        default: The default when left out (absent: the argument is required;
+            :data:`NOW`: the flow clock's time).
+        field: The payload field it fills (default: ``name``).
+        incident_ref: It names another incident, which must exist.
+
+    """
+
+    name: str
+    check: Callable[[str, Any], Any]
+    doc: str
+    default: Any = _REQUIRED
+    field: str = attrs.field()
+    incident_ref: bool = False
+
+    @field.default
+    def _field(self) -> str:
+        return self.name
+
+    @property
+    def required(self) -> bool:
+        """True when the caller must give it."""
+        return self.default is _REQUIRED
+
+
+def _no_extra_events(context: Context[E], payload: E) -> Sequence[EventData]:
+    return (payload,)
+
+
+@attrs.frozen
+class Command(Generic[E]):
+    """Everything about one command, declared once.
+
+    Attributes:
+        name: The command's name, e.g. ``"add_evidence"`` (the facade method's name).
+        summary: One sentence: what it does.
+        event: The payload class of the event it records.
+        moves: The states it runs in and where it leads from each.
+        arguments: Its typed, documented arguments, in order.
+        guards: Its requirements, each with a reason code; every unmet one is reported.
+        fold: Applies its event to a snapshot, the state change included
+            (``None`` when another command's definition folds that event type).
+        records: Other event types it records that no other command defines.
+        prepare: Completes or checks the payload against the incident (fills in
+            derived fields; raises ValidationError for a value that does not fit
+            this incident). Runs after the guards.
+        emit: The events it records, from the prepared payload (default: just it).
+        system: Run by the library itself (``check_deadlines``), not by people.
+
+    """
+
+    name: str
+    summary: str
+    event: type[E]
+    moves: tuple[Move, ...]
+    fold: Callable[[Incident, Event, E], Incident] | None
+    arguments: tuple[Argument, ...] = ()
+    records: tuple[Recorded[Any], ...] = ()
+    guards: tuple[Guard[E], ...] = ()
+    prepare: Callable[[Context[E], E], E] | None = None
+    emit: Callable[[Context[E], E], Sequence[EventData]] = _no_extra_events
+    system: bool = False
+    _names: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
+
+    @_names.default
+    def _argument_names(self) -> frozenset[str]:
+        return frozenset(a.name for a in self.arguments)
+
+    @property
+    def runs_in(self) -> tuple[State, ...]:
+        """Every state it is allowed in, in lifecycle order."""
+        sources = {s for move in self.moves for s in move.sources}
+        return tuple(s for s in State if s in sources)
+
+    @property
+    def changes_state(self) -> bool:
+        """True when some move of it leads to another state."""
+        return any(move.dest is not None for move in self.moves)
+
+    def validate(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Each argument checked, keyed by name; left-out optional ones keep their default.
+
+        This is what an idempotency key fingerprints: two calls that mean the
+        same (``"p1"`` and ``Severity.P1``, the same instant in two UTC offsets)
+        validate to the same values. Raises ValidationError naming the field.
+        """
+        if not self._names.issuperset(args):
+            unknown = [name for name in args if name not in self._names]
+            raise ValidationError(
+                unknown[0], f"{self.name} takes no such argument; it takes {self._accepted()}"
+            )
+        values: dict[str, Any] = {}
+        for argument in self.arguments:
+            given = args.get(argument.name, argument.default)
+            if given is _REQUIRED:
+                missing = [a.name for a in self.arguments if a.required and a.name not in args]
+                raise ValidationError(missing[0], f"{self.name} needs {', '.join(missing)}")
+            if given is NOW or (given is None and argument.default is None):
+                values[argument.name] = given
+            else:
+                values[argument.name] = argument.check(argument.name, given)
+        return values
+
+    def payload(self, values: Mapping[str, Any], now: datetime) -> E:
+        """The payload the validated ``values`` propose (:data:`NOW` becomes ``now``)."""
+        fields = {a.field: now if values[a.name] is NOW else values[a.name] for a in self.arguments}
+        return self.event(**fields)
+
+    def build(self, args: Mapping[str, Any], now: datetime) -> E:
+        """``payload(validate(args), now)``: raw arguments in, the proposed payload out."""
+        return self.payload(self.validate(args), now)
+
+    def _accepted(self) -> str:
+        return ", ".join(a.name for a in self.arguments) or "no arguments"

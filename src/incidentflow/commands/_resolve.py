@@ -1,0 +1,176 @@
+"""Fixed: a real user's confirmation and the watch window before resolved; reopening."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .. import _events as ev
+from .. import _validate as v
+from .._model import Confirmation, Incident, Records, State
+from ..exceptions import ValidationError
+from ._define import Argument, Command, Context, Guard, Move, Unmet, unmet
+from ._shared import minutes, replace, when
+
+__all__ = ["CONFIRM_BY_USER", "REOPEN", "RESOLVE"]
+
+
+def _positive(payload: ev.UserConfirmed | None) -> bool:
+    return payload is None or payload.positive
+
+
+def _negative(payload: ev.UserConfirmed | None) -> bool:
+    return payload is None or not payload.positive
+
+
+def _reopen_when_negative(
+    context: Context[ev.UserConfirmed], payload: ev.UserConfirmed
+) -> Sequence[ev.EventData]:
+    if payload.positive:
+        return (payload,)
+    reason = f"user {payload.user} reported the problem persists"
+    return (payload, ev.Reopened(reason=reason, to_state=State.RCA))
+
+
+CONFIRM_BY_USER = Command(
+    name="confirm_by_user",
+    summary="Record a user's answer to 'does it work now?'; a negative one reopens to rca.",
+    event=ev.UserConfirmed,
+    moves=(
+        Move((State.FIXED,), None, when=_positive),
+        Move((State.FIXED,), State.RCA, when=_negative),
+    ),
+    arguments=(
+        Argument("user", v.name, "The user who answered (not the commander, by default)."),
+        Argument("positive", v.boolean, "True when it works for them now.", default=True),
+        Argument("comment", v.optional_text, "What they said, in their words.", default=""),
+    ),
+    emit=_reopen_when_negative,
+    fold=lambda inc, e, d: replace(
+        inc, confirmation=Confirmation(d.user, d.positive, d.comment, e.at, e.actor)
+    ),
+)
+
+
+def _confirmation(inc: Incident) -> Confirmation | None:
+    """The latest confirmation, if it came after the latest deploy."""
+    deploy, confirmation = inc.last_deploy, inc.confirmation
+    if deploy is None or confirmation is None or confirmation.at < deploy.deployed_at:
+        return None
+    return confirmation
+
+
+def _confirmed(c: Context[ev.Resolved]) -> Unmet | None:
+    if _confirmation(c.incident) is not None:
+        return None
+    deploy = c.incident.last_deploy
+    since = f" after the deploy at {when(deploy.deployed_at)}" if deploy is not None else ""
+    return unmet(
+        f"no user confirmation recorded{since}: ask a user and record it with confirm_by_user"
+    )
+
+
+def _confirmed_positive(c: Context[ev.Resolved]) -> Unmet | None:
+    confirmation = _confirmation(c.incident)
+    if confirmation is None or confirmation.positive:
+        return None
+    return unmet(
+        f"the last user confirmation, by {confirmation.user}, was negative",
+        user=confirmation.user,
+    )
+
+
+def _confirmed_by_another(c: Context[ev.Resolved]) -> Unmet | None:
+    confirmation, commander = _confirmation(c.incident), c.incident.commander
+    if (
+        confirmation is None
+        or not confirmation.positive
+        or not c.policy.confirmer_must_differ
+        or confirmation.user != commander
+    ):
+        return None
+    return unmet(
+        f"the confirmation came from the incident commander {commander}; "
+        "a user other than the commander must confirm",
+        user=commander,
+    )
+
+
+def _watched(c: Context[ev.Resolved]) -> Unmet | None:
+    deploy = c.incident.last_deploy
+    if deploy is None:
+        return None
+    watch_end = deploy.deployed_at + c.policy.watch_window
+    if c.now >= watch_end:
+        return None
+    return unmet(
+        f"the post-deploy watch window runs until {when(watch_end)} "
+        f"({minutes(watch_end - c.now)} left)",
+        until=watch_end.isoformat(),
+    )
+
+
+RESOLVE = Command(
+    name="resolve",
+    summary="Resolve: needs a positive user confirmation and the watch window passed.",
+    event=ev.Resolved,
+    moves=(Move((State.FIXED,), State.RESOLVED),),
+    guards=(
+        Guard("confirmation.missing", "a user confirmed after the deploy", _confirmed),
+        Guard("confirmation.negative", "the confirmation is positive", _confirmed_positive),
+        Guard("confirmation.by_commander", "confirmed by a non-commander", _confirmed_by_another),
+        Guard("watch_window.running", "watch window passed", _watched),
+    ),
+    fold=lambda inc, e, d: replace(inc, resolved_at=e.at),
+)
+
+
+def _reopen_target(field: str, value: object) -> State:
+    if value in ("triaging", State.TRIAGING):
+        return State.TRIAGING
+    if value in ("rca", State.RCA):
+        return State.RCA
+    raise ValidationError(field, f"{value!r} is not accepted; reopen to 'triaging' or 'rca'")
+
+
+def _to(state: State) -> Move:
+    return Move(
+        (State.FIXED, State.RESOLVED),
+        state,
+        when=lambda p: p is None or p.to_state is state,
+    )
+
+
+def _reopened(inc: Incident, e: ev.Event, d: ev.Reopened) -> Incident:
+    return replace(
+        inc,
+        state=d.to_state,
+        reopen_count=inc.reopen_count + 1,
+        confirmation=None,
+        fix=None,
+        deploys=Records(),
+        fixed_at=None,
+        resolved_at=None,
+        closed_at=None,
+    )
+
+
+REOPEN = Command(
+    name="reopen",
+    summary="Reopen a fixed or resolved incident to rca or triaging, with a reason.",
+    event=ev.Reopened,
+    moves=(_to(State.TRIAGING), _to(State.RCA)),
+    arguments=(
+        Argument("reason", v.text, "Why it is reopened."),
+        Argument(
+            "to",
+            _reopen_target,
+            "Where it goes back to: 'rca' (default) or 'triaging'.",
+            default="rca",
+            field="to_state",
+        ),
+    ),
+    fold=_reopened,
+)
+
+#: This phase's commands, in the order people meet them.
+PHASE = (CONFIRM_BY_USER, RESOLVE, REOPEN)

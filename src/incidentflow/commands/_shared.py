@@ -1,0 +1,96 @@
+"""Helpers the command definitions share: the snapshot copy, time checks, references."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .._model import Incident
+from ..exceptions import ValidationError
+from ._define import Context
+
+__all__ = ["incident_id", "minutes", "not_before_declared", "replace", "when"]
+
+
+def when(at: datetime) -> str:
+    """A time as the messages show it: ``2026-11-27 14:05 UTC``."""
+    return f"{at:%Y-%m-%d %H:%M} UTC"
+
+
+def minutes(delta: timedelta) -> str:
+    """What is left of a wait, rounded up to whole minutes (at least 1)."""
+    whole = max(1, int(-(-delta.total_seconds() // 60)))
+    return f"{whole} min"
+
+
+def not_before_declared(context: Context[Any], field: str, at: datetime) -> None:
+    """Refuse a time before the declaration or in the future."""
+    inc, now = context.incident, context.now
+    if at < inc.declared_at:
+        raise ValidationError(
+            field,
+            f"{when(at)} is before {inc.id} was declared at {when(inc.declared_at)}; "
+            "give a later time",
+        )
+    if at > now:
+        raise ValidationError(field, f"{when(at)} is in the future (now is {when(now)})")
+
+
+_INCIDENT_ID = re.compile(r"INC-\d{4}-\d{2}-\d{2}-[a-z0-9]+(?:-[a-z0-9]+)*\Z")
+
+
+def incident_id(field: str, value: object) -> str:
+    """An incident id, ``INC-<YYYY-MM-DD>-<slug>``."""
+    if not isinstance(value, str):
+        raise ValidationError(field, f"expected an incident id (str), got {type(value).__name__}")
+    if len(value) > 64 or not _INCIDENT_ID.match(value):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        raise ValidationError(
+            field, f"{shown!r} is not an incident id; give one like INC-2026-11-27-checkout-500"
+        )
+    return value
+
+
+def _compile_replace() -> Callable[..., Incident]:
+    # attrs.evolve introspects the class on every call; a fold runs once per
+    # event, so the field-by-field copy is built once, converters included.
+    lines = ["def replace(inst, /, **changes):"]
+    lines.append("    if not changes.keys() <= _names:")
+    lines.append("        raise TypeError(f'unknown fields: {sorted(changes.keys() - _names)}')")
+    lines.append("    get = changes.get")
+    lines.append("    new = _new(Incident)")
+    namespace: dict[str, Any] = {
+        "Incident": Incident,
+        "_new": object.__new__,
+        "_set": object.__setattr__,
+        "_missing": attrs.NOTHING,
+    }
+    names = []
+    for field in attrs.fields(Incident):
+        name = field.name
+        names.append(name)
+        if field.converter is None:
+            lines.append(f"    _set(new, {name!r}, get({name!r}, inst.{name}))")
+        else:
+            namespace[f"_convert_{name}"] = field.converter
+            lines += [
+                f"    value = get({name!r}, _missing)",
+                f"    _set(new, {name!r}, inst.{name} if value is _missing "
+                f"else _convert_{name}(value))",
+            ]
+    namespace["_names"] = frozenset(names)
+    lines.append("    return new")
+    exec(compile("\n".join(lines), "<incidentflow replace>", "exec"), namespace)
+    compiled: Callable[..., Incident] = namespace["replace"]
+    return compiled
+
+
+if TYPE_CHECKING:
+    # mypy checks every field name and type a fold passes, as it does for attrs.evolve.
+    from attrs import evolve as replace
+else:
+    replace = _compile_replace()

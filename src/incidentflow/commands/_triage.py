@@ -1,0 +1,199 @@
+"""Declared and triaging: declare, acknowledge, gather evidence, answer the checklist, contain."""
+
+from __future__ import annotations
+
+from .. import _events as ev
+from .. import _validate as v
+from .._model import ContainmentAction, Evidence, Incident, Records, State, TriageAnswer
+from ..exceptions import ValidationError
+from ._define import NOW, Argument, Command, Context, Guard, Move, Unmet, unmet
+from ._shared import incident_id, not_before_declared, replace
+
+__all__ = [
+    "ADD_EVIDENCE",
+    "ANSWER_TRIAGE",
+    "CONTAIN",
+    "DECLARE",
+    "DISMISS",
+    "PHASE",
+    "RECORD_CONTAINMENT",
+    "START_TRIAGE",
+]
+
+
+def _title(field: str, value: object) -> str:
+    return v.text(field, value, max_len=v.TITLE_MAX, multiline=False)
+
+
+def _declared(inc: Incident, e: ev.Event, d: ev.Declared) -> Incident:
+    return inc  # the first snapshot is made from the declaration itself (see evolve)
+
+
+DECLARE = Command(
+    name="declare",
+    summary="Declare a new incident; its id is INC-YYYY-MM-DD-slug.",
+    event=ev.Declared,
+    moves=(),
+    arguments=(
+        Argument("title", _title, "What is broken, in a line (1–200 characters)."),
+        Argument("severity", lambda f, x: v.severity(x, f), "P1 (critical) to P4 (low)."),
+        Argument("commander", v.name, "The incident commander."),
+        Argument(
+            "slug",
+            lambda f, x: v.slug(x),
+            "Names the id and files: lowercase letters, digits and dashes, at most 48. "
+            "Without it, one is made from the title and numbered when taken that day.",
+            default=None,
+        ),
+    ),
+    fold=_declared,
+)
+
+
+START_TRIAGE = Command(
+    name="start_triage",
+    summary="Acknowledge the incident and start triage (stops the response-time clock).",
+    event=ev.TriageStarted,
+    moves=(Move((State.DECLARED,), State.TRIAGING),),
+    fold=lambda inc, e, d: replace(inc, acknowledged_at=e.at),
+)
+
+
+ADD_EVIDENCE = Command(
+    name="add_evidence",
+    summary="Attach evidence: where it came from and what it shows.",
+    event=ev.EvidenceAdded,
+    moves=(Move((State.DECLARED, State.TRIAGING, State.CONTAINED, State.RCA, State.FIXED)),),
+    arguments=(
+        Argument("source", v.name, "Where it came from: a command, a dashboard, a person."),
+        Argument(
+            "content",
+            lambda f, x: v.text(f, x, max_len=v.EVIDENCE_MAX),
+            "What it shows: a log excerpt, a graph's reading (up to 1,000,000 characters).",
+        ),
+    ),
+    fold=lambda inc, e, d: replace(
+        inc, evidence=inc.evidence.appended(Evidence(d.source, d.content, e.at, e.actor))
+    ),
+)
+
+
+def _answer_fold(inc: Incident, e: ev.Event, d: ev.TriageAnswered) -> Incident:
+    answers = [a for a in inc.triage_answers if a.question != d.question]
+    answers.append(TriageAnswer(d.question, d.answer, e.at, e.actor))
+    return replace(inc, triage_answers=Records(answers))
+
+
+ANSWER_TRIAGE = Command(
+    name="answer_triage",
+    summary="Answer one question of the triage checklist; a later answer replaces it.",
+    event=ev.TriageAnswered,
+    moves=(Move((State.DECLARED, State.TRIAGING, State.CONTAINED, State.RCA)),),
+    arguments=(
+        Argument(
+            "question",
+            lambda f, x: v.triage_key(v.name(f, x)),
+            "The question, e.g. symptom, started_at, scope (spaces become underscores).",
+        ),
+        Argument("answer", v.text, "The answer."),
+    ),
+    fold=_answer_fold,
+)
+
+
+def _containment_in_time(
+    context: Context[ev.ContainmentRecorded], payload: ev.ContainmentRecorded
+) -> ev.ContainmentRecorded:
+    not_before_declared(context, "taken_at", payload.taken_at)
+    return payload
+
+
+RECORD_CONTAINMENT = Command(
+    name="record_containment",
+    summary="Record a containment action: what stopped the bleeding, and when.",
+    event=ev.ContainmentRecorded,
+    moves=(Move((State.TRIAGING, State.CONTAINED, State.RCA)),),
+    arguments=(
+        Argument("description", v.text, "What was done, e.g. rolled back, failed over."),
+        Argument("taken_at", v.aware, "When it was done (aware); default now.", default=NOW),
+    ),
+    prepare=_containment_in_time,
+    fold=lambda inc, e, d: replace(
+        inc,
+        containment=inc.containment.appended(ContainmentAction(d.description, d.taken_at, e.actor)),
+    ),
+)
+
+
+def _evidence(c: Context[ev.Contained]) -> Unmet | None:
+    if c.incident.evidence:
+        return None
+    return unmet("no evidence recorded: add at least one item with add_evidence")
+
+
+def _triage_answered(c: Context[ev.Contained]) -> Unmet | None:
+    answered = c.incident.triage
+    missing = [q for q in c.policy.required_triage_answers if q not in answered]
+    if not missing:
+        return None
+    return unmet(
+        "triage checklist not answered: " + ", ".join(missing) + " (use answer_triage)",
+        missing=missing,
+    )
+
+
+def _containment(c: Context[ev.Contained]) -> Unmet | None:
+    if c.incident.containment:
+        return None
+    return unmet(
+        "no containment action recorded: record what stopped the bleeding with record_containment"
+    )
+
+
+CONTAIN = Command(
+    name="contain",
+    summary="Declare the incident contained: evidence, triage answers and containment needed.",
+    event=ev.Contained,
+    moves=(Move((State.TRIAGING,), State.CONTAINED),),
+    guards=(
+        Guard("evidence.missing", "≥1 evidence item", _evidence),
+        Guard("triage.unanswered", "triage checklist answered", _triage_answered),
+        Guard("containment.missing", "≥1 containment action", _containment),
+    ),
+    fold=lambda inc, e, d: replace(inc, contained_at=e.at),
+)
+
+
+def _not_itself(context: Context[ev.Dismissed], payload: ev.Dismissed) -> ev.Dismissed:
+    if payload.duplicate_of == context.incident.id:
+        raise ValidationError(
+            "duplicate_of", f"{context.incident.id} cannot duplicate itself; name the other one"
+        )
+    return payload
+
+
+def _dismissed(inc: Incident, e: ev.Event, d: ev.Dismissed) -> Incident:
+    return replace(inc, closed_at=e.at, dismissal_reason=d.reason, duplicate_of=d.duplicate_of)
+
+
+DISMISS = Command(
+    name="dismiss",
+    summary="Dismiss a false alarm or a duplicate of another incident (before containment).",
+    event=ev.Dismissed,
+    moves=(Move((State.DECLARED, State.TRIAGING), State.DISMISSED),),
+    arguments=(
+        Argument("reason", v.text, "Why: a false alarm, a duplicate, ..."),
+        Argument(
+            "duplicate_of",
+            incident_id,
+            "The incident this one duplicates (its id); it must exist.",
+            default=None,
+            incident_ref=True,
+        ),
+    ),
+    prepare=_not_itself,
+    fold=_dismissed,
+)
+
+#: This phase's commands, in the order people meet them.
+PHASE = (DECLARE, START_TRIAGE, ADD_EVIDENCE, ANSWER_TRIAGE, RECORD_CONTAINMENT, CONTAIN, DISMISS)

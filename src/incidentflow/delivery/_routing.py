@@ -1,0 +1,141 @@
+"""Which notifier hears which event: every notifier everything, or by routes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+from .._events import Event
+from .._model import Incident, Severity
+from ..exceptions import ConfigError, IncidentFlowError
+from ..notifiers._base import Notifier
+from ..stores import OutboxItem
+
+__all__ = ["Route", "Router"]
+
+
+def _severities(value: Iterable[Severity | str] | None) -> frozenset[Severity] | None:
+    if value is None:
+        return None
+    from .._validate import severity
+
+    if isinstance(value, (str, Severity)):
+        value = [value]
+    try:
+        return frozenset(severity(v, "routes.severities") for v in value)
+    except IncidentFlowError as exc:
+        raise ConfigError("routes.severities", exc.message) from None
+
+
+def _event_types(value: Iterable[str] | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    from .._events import event_types
+
+    if isinstance(value, str):
+        value = [value]
+    known = event_types()
+    types = frozenset(value)
+    unknown = sorted(t for t in types if t not in known)
+    if unknown:
+        raise ConfigError(
+            "routes.events",
+            f"{unknown[0]!r} is not an event type; use one of {', '.join(sorted(known))}",
+        )
+    return types
+
+
+@attrs.frozen
+class Route:
+    """Send matching events to one notifier.
+
+    Attributes:
+        notifier: The notifier's ``name``.
+        severities: Only incidents of these severities (``None``: all).
+        events: Only these event types, e.g. ``{"declared", "resolved"}`` (``None``: all).
+
+    >>> Route("pager", severities={"P1"}, events={"declared"}).notifier
+    'pager'
+
+    """
+
+    notifier: str
+    severities: frozenset[Severity] | None = attrs.field(default=None, converter=_severities)
+    events: frozenset[str] | None = attrs.field(default=None, converter=_event_types)
+
+    def matches(self, event: Event, incident: Incident) -> bool:
+        """True when ``event`` on ``incident`` goes to this route's notifier."""
+        return self.accepts(incident.severity, event.type)
+
+    def accepts(self, severity: Severity, event_type: str) -> bool:
+        """True when an event of ``event_type`` on an incident of ``severity`` goes here."""
+        return (self.severities is None or severity in self.severities) and (
+            self.events is None or event_type in self.events
+        )
+
+
+class Router:
+    """Which notifier hears which event: every notifier everything, or by routes.
+
+    >>> from incidentflow.notifiers import CallbackNotifier
+    >>> pager = CallbackNotifier(print, "pager")
+    >>> router = Router([pager], [Route("pager", severities={"P1"})])
+    >>> list(router.notifiers), router.routes[0].notifier
+    (['pager'], 'pager')
+    """
+
+    def __init__(self, notifiers: Sequence[Notifier], routes: Sequence[Route] | None) -> None:
+        names = [n.name for n in notifiers]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ConfigError(
+                "notifiers", f"two notifiers are named {duplicated[0]!r}; give each its own name"
+            )
+        #: The notifiers by name.
+        self.notifiers: dict[str, Notifier] = dict(zip(names, notifiers, strict=True))
+        if routes is not None:
+            if isinstance(routes, (str, bytes)) or not isinstance(routes, Iterable):
+                raise ConfigError(
+                    "routes", f"expected a list of Route, got {type(routes).__name__}"
+                )
+            routes = list(routes)
+            for route in routes:
+                if not isinstance(route, Route):
+                    raise ConfigError("routes", f"expected Route, got {type(route).__name__}")
+                if route.notifier not in self.notifiers:
+                    known = ", ".join(self.notifiers) or "none"
+                    raise ConfigError(
+                        "routes.notifier",
+                        f"no notifier is named {route.notifier!r} (notifiers: {known})",
+                    )
+        #: The routes, or None when every notifier hears every event.
+        self.routes = None if routes is None else tuple(routes)
+        # (severity, event type) -> (notifier, item id suffix) pairs: routing is decided
+        # once per kind of event, not on every command.
+        self._targets: dict[tuple[Severity, str], tuple[tuple[str, str], ...]] = {}
+
+    def _suffixed(self, severity: Severity, event_type: str) -> tuple[tuple[str, str], ...]:
+        key = (severity, event_type)
+        found = self._targets.get(key)
+        if found is None:
+            if self.routes is None:
+                names: Iterable[str] = self.notifiers
+            else:
+                names = dict.fromkeys(
+                    r.notifier for r in self.routes if r.accepts(severity, event_type)
+                )
+            found = tuple((name, f":{name}" if name else "") for name in names)
+            self._targets[key] = found
+        return found
+
+    def outbox(self, events: Sequence[Event], incident: Incident) -> tuple[OutboxItem, ...]:
+        """The outbox items a commit's events produce."""
+        if not self.notifiers:
+            return ()
+        items: list[OutboxItem] = []
+        for event in events:
+            stem = f"{event.incident_id}:{event.seq}"
+            for name, suffix in self._suffixed(incident.severity, event.data.TYPE):
+                items.append(OutboxItem(stem + suffix, event, name))
+        return tuple(items)

@@ -1,0 +1,320 @@
+"""The folder a JsonlStore keeps: its layout, locks, atomic writes and reading a history."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..._model import Incident
+from ..._serialization import incident_to_dict
+from ...exceptions import (
+    IncidentNotFound,
+    StoreError,
+    ValidationError,
+)
+from .._records import OutboxItem
+from .._snapshots import (
+    SnapshotCache,
+    decode_snapshot,
+    fold_onto,
+    micros,
+)
+from ._files import (
+    _CACHE_FORMAT,
+    _META,
+    _NOFOLLOW,
+    _SAFE_ID,
+    _SUBFOLDERS,
+    _SUFFIX,
+    FORMAT_VERSION,
+    _dumps,
+    _event,
+    _History,
+    _parse,
+    _Position,
+    _pread_all,
+    _sync_folder,
+)
+
+
+class JsonlBase:
+    """The folder, its locks and the reading of histories, shared by every part of the store."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, cache_size: int = 256) -> None:
+        self.directory = Path(directory)
+        self._meta = self.directory / _META
+        self._lock = threading.RLock()
+        self._cache: SnapshotCache[_Position] = SnapshotCache(cache_size)
+        self._committed_tokens: set[str] = set()
+        self._outbox_cache: dict[str, list[OutboxItem]] = {}
+        self._prepare()
+
+    def __repr__(self) -> str:
+        return f"JsonlStore({str(self.directory)!r})"
+
+    def _prepare(self) -> None:
+        try:
+            for sub in _SUBFOLDERS:
+                (self._meta / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"{self.directory}: cannot create the store's folders: {exc.strerror}; "
+                "check that the folder is writable"
+            ) from exc
+        marker = self._meta / "format.json"
+        try:
+            text = marker.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            try:
+                self._write_atomic(marker, _dumps({"format": FORMAT_VERSION}), durable=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"{marker}: cannot write the store's format marker: {exc.strerror}; "
+                    "check that the folder is writable"
+                ) from exc
+            return
+        except OSError as exc:
+            raise StoreError(f"{marker}: cannot read: {exc.strerror}") from exc
+        try:
+            found = json.loads(text)["format"]
+            if not isinstance(found, int):
+                raise TypeError("format is not a number")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"{marker}: not an incidentflow format marker ({exc}); "
+                "point the store at an incidentflow folder"
+            ) from exc
+        if found > FORMAT_VERSION:
+            raise StoreError(
+                f"{marker}: the folder has format {found}, newer than {FORMAT_VERSION}, the "
+                "newest this release of incidentflow knows; upgrade incidentflow to open it"
+            )
+        for folder in (self.directory, *(self._meta / sub for sub in _SUBFOLDERS)):
+            if not os.access(folder, os.W_OK):
+                raise StoreError(
+                    f"{folder}: the folder is read-only; the store needs to write there"
+                )
+        if found < FORMAT_VERSION:
+            # Every older layout is readable as it is: upgrading only says so.
+            try:
+                self._write_atomic(marker, _dumps({"format": FORMAT_VERSION}), durable=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"{marker}: cannot upgrade the folder to format {FORMAT_VERSION}: "
+                    f"{exc.strerror}; check that the folder is writable"
+                ) from exc
+
+    def _history_path(self, incident_id: str) -> Path:
+        if not isinstance(incident_id, str) or not _SAFE_ID.match(incident_id):
+            raise ValidationError(
+                "incident_id",
+                f"{incident_id!r} is not an incident id (letters, digits and '-' only)",
+            )
+        path = self.directory / f"{incident_id}{_SUFFIX}"
+        if path.parent != self.directory:
+            raise ValidationError("incident_id", f"{incident_id!r} leaves the store's folder")
+        return path
+
+    @contextlib.contextmanager
+    def _flock(self, path: Path, *, shared: bool) -> Iterator[None]:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot open the lock file: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def _incident_lock(
+        self, incident_id: str, *, shared: bool
+    ) -> contextlib.AbstractContextManager[None]:
+        return self._flock(self._meta / "locks" / f"{incident_id}.lock", shared=shared)
+
+    def _write_atomic(self, path: Path, text: str, *, durable: bool) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, text.encode("utf-8"))
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        if durable:
+            _sync_folder(path.parent)
+
+    def _read_history(
+        self, incident_id: str, path: Path, start: int = 0, after: int = 0
+    ) -> _History:
+        """Parse the whole commits from byte ``start`` (just after event ``after``) to the end."""
+        try:
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+        except FileNotFoundError:
+            return _History([], 0, 0)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot open: {exc.strerror}") from exc
+        try:
+            size = os.fstat(fd).st_size
+            data = _pread_all(fd, start, size - start) if size > start else b""
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot read: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
+        lines, end = _parse(path, incident_id, data, start, after)
+        return _History(lines, end, size)
+
+    def _current(self, incident_id: str, path: Path) -> tuple[Incident | None, int, int]:
+        """The snapshot, where its whole commits end and the file's size. Lock held by caller."""
+        try:
+            info = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            self._cache.discard(incident_id)
+            return None, 0, 0
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot read: {exc.strerror}") from exc
+        cached = self._cache.get(incident_id)
+        if cached is not None:
+            snapshot, (dev, ino, end) = cached
+            if (dev, ino) == (info.st_dev, info.st_ino) and end <= info.st_size:
+                if end == info.st_size:
+                    return snapshot, end, info.st_size
+                try:
+                    return self._catch_up(incident_id, path, snapshot, end, info)
+                except StoreError:
+                    self._cache.discard(incident_id)  # a replaced file: read it afresh below
+        checkpoint = self._checkpoint(incident_id, info.st_size)
+        if checkpoint is not None:
+            try:
+                return self._catch_up(incident_id, path, checkpoint[0], checkpoint[1], info)
+            except StoreError:
+                pass  # a stale or damaged checkpoint: replay the whole history instead
+        return self._catch_up(incident_id, path, None, 0, info)
+
+    def _catch_up(
+        self,
+        incident_id: str,
+        path: Path,
+        snapshot: Incident | None,
+        start: int,
+        info: os.stat_result,
+    ) -> tuple[Incident | None, int, int]:
+        version = 0 if snapshot is None else snapshot.version
+        found = self._read_history(incident_id, path, start, version)
+        events = [_event(path, line) for line in found.lines]
+        if events:
+            snapshot = fold_onto(snapshot, events, str(path))
+        if snapshot is not None:
+            self._cache.put(snapshot, (info.st_dev, info.st_ino, found.end))
+        return snapshot, found.end, found.size
+
+    def _checkpoint(self, incident_id: str, size: int) -> tuple[Incident, int] | None:
+        path = self._meta / "snapshots" / f"{incident_id}.json"
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+            offset = value["offset"]
+            if value["format"] != _CACHE_FORMAT or not 0 < offset <= size:
+                return None
+            snapshot = decode_snapshot(value["snapshot"], incident_id, str(path))
+        except (OSError, ValueError, KeyError, TypeError, StoreError):
+            return None  # a stale or damaged checkpoint: the history is replayed instead
+        if snapshot.version != value["version"]:
+            return None
+        return snapshot, int(offset)
+
+    def _existing_path(self, incident_id: str) -> Path:
+        # An id that cannot be a file name cannot name a stored incident.
+        try:
+            return self._history_path(incident_id)
+        except ValidationError:
+            raise IncidentNotFound(str(incident_id)) from None
+
+    def _key_path(self, key: str) -> Path:
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        return self._meta / "keys" / f"{digest}.json"
+
+    def _read_json(self, path: Path) -> dict[str, Any] | None:
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot read: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise StoreError(f"{path}: not JSON ({exc}); delete the file to drop it") from exc
+        if not isinstance(value, dict):
+            raise StoreError(f"{path}: not an incidentflow record; delete the file to drop it")
+        return value
+
+    def _holds(self, claim: dict[str, Any]) -> bool:
+        """True when the history holds the commit a claim names. Incident lock held by caller."""
+        token = claim["commit"]
+        if token in self._committed_tokens:
+            return True
+        incident_id = claim["incident_id"]
+        path = self._history_path(incident_id)
+        snapshot, end, _ = self._current(incident_id, path)
+        if snapshot is None or snapshot.version < claim["last"] or end <= claim["offset"]:
+            return False
+        try:
+            with path.open("rb") as history:
+                history.seek(claim["offset"])
+                line = history.readline()
+            value = json.loads(line)
+            holds = value["commit"]["id"] == token and value["seq"] == claim["first"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if holds:
+            self._committed_tokens.add(token)
+        return bool(holds)
+
+    def close(self) -> None:
+        """Forget the cached snapshots. The store holds no open files between calls."""
+        self._cache.clear()
+
+    def load(self, incident_id: str) -> Incident:
+        """The current snapshot. Raises IncidentNotFound."""
+        path = self._existing_path(incident_id)
+        with self._lock, self._incident_lock(incident_id, shared=True):
+            snapshot = self._current(incident_id, path)[0]
+        if snapshot is None:
+            raise IncidentNotFound(incident_id)
+        return snapshot
+
+    def _write_index(self, snapshot: Incident, end: int) -> None:
+        entry = {
+            "format": _CACHE_FORMAT,
+            "offset": end,
+            "version": snapshot.version,
+            "state": snapshot.state.value,
+            "severity": snapshot.severity.value,
+            "is_open": snapshot.is_open,
+            "commander": snapshot.commander,
+            "title": snapshot.title,
+            "declared_at": micros(snapshot.declared_at),
+        }
+        path = self._meta / "index" / f"{snapshot.id}.json"
+        self._write_atomic(path, _dumps(entry), durable=False)
+
+    def _write_checkpoint(self, snapshot: Incident, end: int) -> None:
+        value = {
+            "format": _CACHE_FORMAT,
+            "offset": end,
+            "version": snapshot.version,
+            "snapshot": incident_to_dict(snapshot),
+        }
+        path = self._meta / "snapshots" / f"{snapshot.id}.json"
+        self._write_atomic(path, _dumps(value), durable=False)

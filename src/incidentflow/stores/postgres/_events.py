@@ -1,0 +1,174 @@
+"""PostgresStore as an event store: a commit in one statement, one round trip."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+import psycopg.errors
+
+from ..._events import Event
+from ..._model import Incident, State
+from ..._serialization import incident_to_dict
+from ..._similar import (
+    SearchText,
+    search_text_changed,
+)
+from ...exceptions import (
+    ConcurrencyConflict,
+    DuplicateIncident,
+    IncidentNotFound,
+)
+from .._appending import CheckedAppend, check_key_unused
+from .._base import (
+    Commit,
+    IdempotencyRecord,
+)
+from .._snapshots import (
+    checkpoint_due,
+)
+from ._schema import PostgresBase
+from ._values import (
+    _COLUMNS,
+    _changed_columns,
+    _columns,
+    _dump_json,
+    _event_columns,
+    _from_column,
+    _jsonb,
+    _outbox_columns,
+    _search_params,
+    _to_column,
+)
+
+
+class PostgresEventStore(PostgresBase, CheckedAppend):
+    """Histories and snapshots in PostgreSQL, versioned by the incident's row."""
+
+    def _write_commit(self, commit: Commit) -> None:
+        """Write a checked commit in one transaction, one round trip."""
+        try:
+            events = _event_columns(commit.events)
+        except (TypeError, ValueError) as exc:
+            raise self._fail(f"cannot serialise the events of {commit.incident_id}", exc) from exc
+        cached = self._cache.get(commit.incident_id)
+        previous = None
+        if cached is not None and cached[0].version == commit.expected_version:
+            previous = cached[0]
+        self._write(
+            f"cannot append to {commit.incident_id}",
+            lambda conn: self._apply(conn, commit, events, previous),
+        )
+        self._cache.put(commit.snapshot, commit.snapshot.version)
+
+    def _apply(
+        self,
+        conn: psycopg.Connection[Any],
+        commit: Commit,
+        events: dict[str, Any],
+        previous: Incident | None,
+    ) -> None:
+        snapshot = commit.snapshot
+        expected = commit.expected_version
+        state_before = None if previous is None else previous.state
+        if previous is None and expected > 0:
+            # Not cached: the state before decides whether the checkpoint is rewritten.
+            row = conn.execute(self._sql.select_state, (commit.incident_id,)).fetchone()
+            if row is None or row[0] != expected:
+                actual = 0 if row is None else int(row[0])
+                raise ConcurrencyConflict(commit.incident_id, expected, actual)
+            state_before = State(row[1])
+        params: dict[str, Any] = {"id": commit.incident_id, "expected": expected, **events}
+        if expected == 0:
+            params.update(zip(_COLUMNS, _columns(snapshot), strict=True))
+            columns: tuple[str, ...] = ()
+        else:
+            changes = _changed_columns(snapshot, previous)
+            params.update(changes)
+            columns = tuple(changes)
+        body = None
+        if checkpoint_due(expected, state_before, snapshot):
+            body = self._snapshot_json(snapshot)
+            params.update(version=snapshot.version, body=_jsonb(body))
+        record = commit.idempotency
+        if record is not None:
+            params.update(
+                key=_to_column(record.key),
+                fingerprint=_to_column(record.fingerprint),
+                key_incident=record.incident_id,
+                key_version=record.version,
+            )
+        if commit.outbox:
+            params.update(_outbox_columns(commit.outbox))
+        # Most commands change no searchable text: they skip the search row entirely.
+        search = self._searchable and (previous is None or search_text_changed(previous, snapshot))
+        if search:
+            params.update(_search_params(SearchText.of(snapshot)))
+        sql = self._sql.commit(
+            columns, body is not None, record is not None, bool(commit.outbox), search
+        )
+        try:
+            if commit.outbox:
+                # Two statements in one simple query: one transaction, one round trip,
+                # and the outbox's statement sees the incident as the first one left it.
+                cursor: psycopg.Cursor[Any] = psycopg.ClientCursor(conn)
+                cursor.execute(sql, params)
+            else:
+                cursor = conn.execute(sql, params)
+            found = cursor.fetchone()
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.table_name == "idempotency_keys":
+                assert record is not None
+                check_key_unused(self._idempotency(conn, record.key), commit)
+                raise ConcurrencyConflict(commit.incident_id, expected, expected + 1) from None
+            raise self._refusal(conn, commit) from None
+        if found is None or found[0] != 1:
+            raise self._refusal(conn, commit)
+
+    def _snapshot_json(self, snapshot: Incident) -> str:
+        try:
+            return _dump_json(incident_to_dict(snapshot))
+        except (TypeError, ValueError) as exc:
+            raise self._fail(f"cannot serialise the snapshot of {snapshot.id}", exc) from exc
+
+    def _refusal(self, conn: psycopg.Connection[Any], commit: Commit) -> Exception:
+        if commit.expected_version == 0:
+            return DuplicateIncident(commit.incident_id)
+        row = conn.execute(self._sql.select_version, (commit.incident_id,)).fetchone()
+        actual = 0 if row is None else int(row[0])
+        return ConcurrencyConflict(commit.incident_id, commit.expected_version, actual)
+
+    def load(self, incident_id: str) -> Incident:
+        """The current snapshot. Raises IncidentNotFound."""
+        return self._read(f"cannot load {incident_id}", lambda conn: self._load(conn, incident_id))
+
+    def history(self, incident_id: str, after: int = 0) -> Sequence[Event]:
+        """The events after seq ``after``, in order. Raises IncidentNotFound."""
+
+        def read(conn: psycopg.Connection[Any]) -> list[Event]:
+            events = self._events(conn.execute(self._sql.select_history, (incident_id, after)))
+            if not events and conn.execute(self._sql.exists, (incident_id,)).fetchone() is None:
+                raise IncidentNotFound(incident_id)
+            return events
+
+        return tuple(self._read(f"cannot read the history of {incident_id}", read))
+
+    def idempotency(self, key: str) -> IdempotencyRecord | None:
+        """The record kept for ``key``, if any."""
+        return self._read(
+            "cannot read an idempotency key", lambda conn: self._idempotency(conn, key)
+        )
+
+    def _idempotency(self, conn: psycopg.Connection[Any], key: str) -> IdempotencyRecord | None:
+        row = conn.execute(self._sql.select_key, (_to_column(key),)).fetchone()
+        if row is None:
+            return None
+        return IdempotencyRecord(_from_column(row[0]), _from_column(row[1]), row[2], row[3])
+
+    def exists(self, incident_id: str) -> bool:
+        """True when an incident with this id exists."""
+        return self._read(
+            f"cannot look up {incident_id}",
+            lambda conn: conn.execute(self._sql.exists, (incident_id,)).fetchone() is not None,
+        )

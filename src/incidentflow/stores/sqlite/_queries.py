@@ -1,0 +1,152 @@
+"""SQLiteStore as a query index: listings on indexed columns, FTS5 search, milestones."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+
+from ..._metrics import Milestones
+from ..._model import Incident, Severity, State
+from ..._similar import (
+    FIELDS,
+    SimilarIncident,
+    rank,
+)
+from .._records import IncidentQuery, IncidentSummary
+from .._scanning import TermSearch, rank_snapshots
+from .._snapshots import (
+    from_micros,
+)
+from ._rows import (
+    _MILESTONE_COLUMNS,
+    _MILESTONES,
+    _SEARCH,
+    _SEARCH_DOCUMENTS,
+    _SEARCH_HITS,
+    _SEVERITIES,
+    _STATES,
+    _SUMMARY_COLUMNS,
+    _fts_phrase,
+    _list_sql,
+    _rollback,
+    _search_document,
+)
+from ._schema import SQLiteBase
+
+
+class SQLiteQueryIndex(SQLiteBase, TermSearch):
+    """Listings, summaries and milestones by SQL; similar incidents by FTS5's ``bm25()``."""
+
+    def list(self, query: IncidentQuery) -> Sequence[Incident]:
+        """Snapshots matching ``query``, filtered, ordered and paged by SQL on indexed columns."""
+        sql, params = _list_sql(query)
+
+        def read(conn: sqlite3.Connection) -> list[Incident]:
+            found = []
+            conn.execute("BEGIN")  # one read transaction: every row as of one moment
+            try:
+                for incident_id, version in conn.execute(sql, params).fetchall():
+                    cached = self._cache.get(incident_id)
+                    if cached is not None and cached[0].version == version:
+                        found.append(cached[0])
+                    else:
+                        found.append(self._load(conn, incident_id))
+            finally:
+                _rollback(conn)  # nothing was written; this ends the read transaction
+            return found
+
+        return self._read(read)
+
+    def summaries(self, query: IncidentQuery) -> Sequence[IncidentSummary]:
+        """Summaries of matching incidents, read from the indexed columns alone."""
+        sql, params = _list_sql(query, _SUMMARY_COLUMNS)
+        rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
+        return [
+            IncidentSummary(
+                incident_id,
+                title,
+                Severity(severity),
+                State(state),
+                commander,
+                from_micros(declared),
+                from_micros(updated),
+                version,
+            )
+            for incident_id, title, severity, state, commander, declared, updated, version in rows
+        ]
+
+    def milestones(self, query: IncidentQuery) -> Iterator[Milestones]:
+        """The milestones of matching incidents, read from their rows' columns.
+
+        No snapshot is built and no JSON read: a commit that moves a milestone
+        rewrites the incident's row of ``milestones``, so one query returns
+        everything the metrics need.
+        """
+        sql, params = _list_sql(query, _MILESTONE_COLUMNS)
+        rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
+        # A hundred thousand rows go through this loop: look names up once.
+        severities, states, when, names = _SEVERITIES, _STATES, from_micros, _MILESTONES
+        for incident_id, severity, state, declared, *times in rows:
+            yield Milestones(
+                incident_id=incident_id,
+                severity=severities[severity],
+                state=states[state],
+                declared_at=when(declared),
+                **{
+                    name: None if at is None else when(at)
+                    for name, at in zip(names, times, strict=True)
+                },
+            )
+
+    def _search(
+        self, terms: tuple[str, ...], *, exclude: str | None, limit: int
+    ) -> Sequence[SimilarIncident]:
+        """Rank with FTS5's ``bm25()``, each term a quoted phrase, OR-ed.
+
+        Without FTS5 in this Python's sqlite3 (checked once per process), the
+        stored searchable text is ranked in memory instead, as the other
+        stores do (:func:`incidentflow._similar.rank`).
+        """
+        if not self._searchable:
+            return rank_snapshots(self.list(IncidentQuery()), terms, exclude=exclude, limit=limit)
+        if not self._fts:
+            return self._read(
+                lambda conn: rank(
+                    (_search_document(row) for row in conn.execute(_SEARCH_DOCUMENTS)),
+                    terms,
+                    exclude=exclude,
+                    limit=limit,
+                )
+            )
+        match = " OR ".join(_fts_phrase(term) for term in terms)
+
+        def read(conn: sqlite3.Connection) -> list[SimilarIncident]:
+            conn.execute("BEGIN")  # one read transaction: the hits of the rows ranked
+            try:
+                best = conn.execute(_SEARCH, (match, exclude, limit)).fetchall()
+                if not best:
+                    return []
+                marks = ", ".join("?" * len(best))
+                hits = {
+                    row[0]: row[1:]
+                    for row in conn.execute(
+                        _SEARCH_HITS.format(marks=marks), ("\x01", match, *(r[0] for r in best))
+                    )
+                }
+            finally:
+                _rollback(conn)  # nothing was written; this ends the read transaction
+            found = []
+            for row_id, score, *rest in best:
+                document = _search_document((*rest[:7], "", rest[7]))
+                columns = hits.get(row_id, ())
+                matched = [name for name, hit in zip(FIELDS, columns, strict=False) if hit]
+                found.append(document.found(float(score), matched))
+            return found
+
+        return self._read(read)
+
+    def explain_list(self, query: IncidentQuery) -> Sequence[str]:
+        """The SQLite query plan of :meth:`list` for ``query``, one line per step."""
+        sql, params = _list_sql(query)
+        rows = self._read(lambda conn: conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall())
+        return [str(row[-1]) for row in rows]

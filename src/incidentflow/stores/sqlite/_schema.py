@@ -1,0 +1,517 @@
+"""SQLiteStore's schema, its migrations, and the connection every part of the store uses."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeAlias, TypeVar
+
+from ..._events import Event
+from ..._model import Incident
+from ..._similar import (
+    SearchText,
+    indexed,
+)
+from ...exceptions import (
+    ConfigError,
+    IncidentNotFound,
+    StoreError,
+)
+from .._snapshots import (
+    SnapshotCache,
+    decode_event,
+    decode_snapshot,
+    load_snapshot,
+)
+from ._rows import (
+    _CREATE_SEARCH_INDEX,
+    _EVENT_COLUMNS,
+    _INDEX,
+    _INSERT_OUTBOX,
+    _INSERT_SEARCH_TEXT,
+    _MILESTONES,
+    _SEARCH_COLUMNS,
+    _SELECT_VERSION,
+    _UNMATERIALIZED,
+    _contains_casefolded,
+    _hint,
+    _is_busy,
+    _item_id,
+    _rollback,
+    _write_milestones,
+)
+
+#: The schema this release writes. Databases at an older version are migrated forward.
+SCHEMA_VERSION = 5
+
+#: ``PRAGMA application_id`` of an incidentflow database ("IFLW"): tells ours from foreign files.
+APPLICATION_ID = 0x49464C57
+
+_T = TypeVar("_T")
+
+
+@functools.cache
+def _fts5_available() -> bool:
+    """True when this Python's sqlite3 has FTS5 and the tokenizer the search index uses."""
+    try:
+        with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+            conn.execute(
+                "CREATE VIRTUAL TABLE probe USING fts5(text, "
+                "tokenize = 'porter unicode61 remove_diacritics 2')"
+            )
+    except sqlite3.Error:
+        return False
+    return True
+
+
+def _fill_search_text(store: SQLiteBase, conn: sqlite3.Connection) -> None:
+    """Migration 3: the searchable text of every incident, from its current snapshot."""
+    for (incident_id,) in conn.execute("SELECT id FROM incidents").fetchall():
+        text = SearchText.of(store._load(conn, incident_id))
+        conn.execute(_INSERT_SEARCH_TEXT, (incident_id, *text))
+
+
+def _fill_milestones(store: SQLiteBase, conn: sqlite3.Connection) -> None:
+    """Migration 5: the milestones of every incident that has reached one."""
+    for (incident_id,) in conn.execute("SELECT id FROM incidents").fetchall():
+        _write_milestones(conn, store._load(conn, incident_id))
+
+
+#: A step of a migration: a statement, or a function for what SQL alone cannot do.
+_Step: TypeAlias = "str | Callable[[SQLiteBase, sqlite3.Connection], None]"
+
+#: The first schema with the search tables.
+_SEARCH_SCHEMA = 3
+
+#: The first schema with the milestones table.
+_MILESTONES_SCHEMA = 5
+
+# Migration N takes a database from schema N-1 to N; each runs in one transaction.
+_MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
+    (
+        f"PRAGMA application_id = {APPLICATION_ID}",
+        """CREATE TABLE schema_version (
+            version INTEGER NOT NULL PRIMARY KEY,
+            migrated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE events (
+            position INTEGER PRIMARY KEY,
+            incident_id TEXT NOT NULL,
+            seq INTEGER NOT NULL CHECK (seq >= 1),
+            type TEXT NOT NULL,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            data TEXT NOT NULL,
+            idempotency_key TEXT,
+            schema_version INTEGER NOT NULL,
+            UNIQUE (incident_id, seq)
+        )""",
+        """CREATE TABLE incidents (
+            id TEXT NOT NULL PRIMARY KEY,
+            version INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            is_open INTEGER NOT NULL,
+            commander TEXT NOT NULL,
+            title TEXT NOT NULL,
+            declared_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+        "CREATE INDEX incidents_by_open_severity ON incidents (is_open, severity, declared_at, id)",
+        "CREATE INDEX incidents_by_state ON incidents (state, declared_at, id)",
+        "CREATE INDEX incidents_by_commander ON incidents (commander, declared_at, id)",
+        "CREATE INDEX incidents_by_declared ON incidents (declared_at, id)",
+        """CREATE TABLE snapshots (
+            incident_id TEXT NOT NULL PRIMARY KEY,
+            version INTEGER NOT NULL,
+            body TEXT NOT NULL
+        )""",
+        """CREATE TABLE outbox (
+            position INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            incident_id TEXT NOT NULL,
+            seq INTEGER NOT NULL
+        )""",
+        """CREATE TABLE idempotency_keys (
+            key TEXT NOT NULL PRIMARY KEY,
+            fingerprint TEXT NOT NULL,
+            incident_id TEXT NOT NULL,
+            version INTEGER NOT NULL
+        )""",
+    ),
+    (
+        # Delivery state. Rows of version 1 go to every notifier (notifier '').
+        "ALTER TABLE outbox ADD COLUMN notifier TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE outbox ADD COLUMN next_attempt_at INTEGER",
+        "ALTER TABLE outbox ADD COLUMN last_error TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE outbox ADD COLUMN dead INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE outbox ADD COLUMN claimed_by TEXT",
+        "ALTER TABLE outbox ADD COLUMN claimed_until INTEGER",
+        "ALTER TABLE outbox ADD COLUMN ready_at INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE outbox ADD COLUMN head INTEGER NOT NULL DEFAULT 0",
+        """UPDATE outbox SET head = 1 WHERE position IN (
+            SELECT position FROM (
+                SELECT position, row_number() OVER (
+                    PARTITION BY incident_id, notifier ORDER BY seq
+                ) AS n FROM outbox
+            ) WHERE n = 1
+        )""",
+        "CREATE INDEX outbox_streams ON outbox (incident_id, notifier, seq) WHERE dead = 0",
+        "CREATE INDEX outbox_due_heads ON outbox (ready_at, position) WHERE head = 1",
+        "CREATE INDEX outbox_incident_heads ON outbox (incident_id, ready_at) WHERE head = 1",
+        "CREATE INDEX outbox_dead ON outbox (position) WHERE dead = 1",
+    ),
+    (
+        # Similar incidents: each incident's searchable text (see incidentflow._similar).
+        # FTS5's index of it is built when a store opens (_sync_search_index), so a
+        # Python without FTS5 migrates too; search_state says when it must be rebuilt.
+        """CREATE TABLE search_text (
+            id INTEGER PRIMARY KEY,
+            incident_id TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            symptom TEXT NOT NULL,
+            root_cause TEXT NOT NULL,
+            gotcha TEXT NOT NULL,
+            gotcha_slug TEXT
+        )""",
+        """CREATE TABLE search_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            index_stale INTEGER NOT NULL
+        )""",
+        "INSERT INTO search_state (id, index_stale) VALUES (1, 1)",
+        _fill_search_text,
+    ),
+    (
+        # Announced events: a command names the notifiers of each event on the event's
+        # own row; delivery turns them into outbox rows later (see _materialize).
+        "ALTER TABLE events ADD COLUMN notify TEXT",
+        """CREATE TABLE outbox_cursor (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            position INTEGER NOT NULL
+        )""",
+        "INSERT INTO outbox_cursor (id, position) SELECT 1, coalesce(max(position), 0) FROM events",
+    ),
+    (
+        # When each incident reached each milestone, for metrics without snapshots; a
+        # row exists once the incident has reached one (see _apply).
+        f"""CREATE TABLE milestones (
+            incident_id TEXT NOT NULL PRIMARY KEY,
+            {", ".join(f"{name} INTEGER" for name in _MILESTONES)}
+        ) WITHOUT ROWID""",
+        _fill_milestones,
+    ),
+)
+
+# How many times this process is a forked child: a store made before a fork reconnects.
+_forks = [0]
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
+
+#: How long, in all, a write keeps retrying a locked database before giving up.
+_RETRY_SECONDS = 30.0
+
+
+class SQLiteBase:
+    """The connection, schema and shared reads of a SQLite store (see SQLiteStore)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        busy_timeout: float = 5.0,
+        cache_size: int = 256,
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ConfigError("synchronous", f"expected 'FULL' or 'NORMAL', got {synchronous!r}")
+        if busy_timeout < 0:
+            raise ConfigError("busy_timeout", f"expected seconds >= 0, got {busy_timeout!r}")
+        self.path = Path(path)
+        self._where = str(self.path)
+        self.synchronous = synchronous
+        self.busy_timeout = float(busy_timeout)
+        self._lock = threading.RLock()
+        self._cache: SnapshotCache[int] = SnapshotCache(cache_size)
+        self._forks = _forks[0]
+        self._closed = False
+        # A store pinned to an older schema (as tests of migrations do) keeps no search
+        # or milestones rows.
+        self._searchable = SCHEMA_VERSION >= _SEARCH_SCHEMA
+        self._timed = SCHEMA_VERSION >= _MILESTONES_SCHEMA
+        self._fts = self._searchable and _fts5_available()
+        self._conn = self._connect()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    def _fail(self, what: str, exc: BaseException) -> StoreError:
+        problem = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return StoreError(f"{self.path}: {what}: {problem}{_hint(problem)}")
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"{self.path}: cannot create the folder {self.path.parent}: {exc.strerror}; "
+                "check that it is writable"
+            ) from exc
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"{self.path}: cannot open the database: {exc}; "
+                "check that the file and its folder are readable and writable"
+            ) from exc
+        try:
+            self._retrying(lambda: self._prepare(conn))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        try:
+            # Read-only checks first: a foreign or newer file is refused untouched.
+            (app_id,) = conn.execute("PRAGMA application_id").fetchone()
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if tables and app_id != APPLICATION_ID:
+                raise StoreError(
+                    f"{self.path}: not an incidentflow database (it holds other tables: "
+                    f"{', '.join(sorted(tables)[:5])}); point the store at a new file"
+                )
+            version = self._schema_version(conn) if tables else 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: the database has schema version {version}, newer than "
+                    f"{SCHEMA_VERSION}, the newest this release of incidentflow knows; "
+                    "upgrade incidentflow to open it"
+                )
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(
+                    f"{self.path}: cannot switch the database to WAL mode (it stays in {mode})"
+                )
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            conn.create_function(
+                "incidentflow_contains", 2, _contains_casefolded, deterministic=True
+            )
+            if version < SCHEMA_VERSION:
+                self._migrate(conn)
+            if self._fts:
+                self._sync_search_index(conn)
+        except sqlite3.Error as exc:
+            if _is_busy(exc):
+                raise
+            raise StoreError(
+                f"{self.path}: cannot use this file as an incidentflow database: {exc}{_hint(exc)}"
+            ) from exc
+
+    def _sync_search_index(self, conn: sqlite3.Connection) -> None:
+        """Build FTS5's index of the searchable text if it is missing or stale.
+
+        It is stale after migration 3, and after a Python without FTS5 wrote
+        to this file (such a store keeps ``search_text`` alone up to date).
+        """
+        row = conn.execute("SELECT index_stale FROM search_state").fetchone()
+        if row is None or not row[0]:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT index_stale FROM search_state").fetchone()[0]:
+                conn.execute("DROP TABLE IF EXISTS search_index")
+                conn.execute(_CREATE_SEARCH_INDEX)
+                rows = conn.execute(f"SELECT id, {_SEARCH_COLUMNS} FROM search_text").fetchall()
+                conn.executemany(_INDEX, [(row[0], *map(indexed, row[1:])) for row in rows])
+                conn.execute("UPDATE search_state SET index_stale = 0")
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            current = self._schema_version(conn) if "schema_version" in tables else 0
+            now = datetime.now(UTC).isoformat()
+            for target in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target - 1]:
+                    if isinstance(statement, str):
+                        conn.execute(statement)
+                    else:
+                        statement(self, conn)
+                conn.execute("INSERT INTO schema_version VALUES (?, ?)", (target, now))
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"{self.path}: the store is closed; open a new one")
+        if self._forks != _forks[0]:
+            # A forked child must not share its parent's connection.
+            self._forks = _forks[0]
+            self._cache.clear()
+            self._conn = self._connect()
+        return self._conn
+
+    def _retrying(self, work: Callable[[], _T]) -> _T:
+        deadline = time.monotonic() + _RETRY_SECONDS
+        pause = 0.001
+        while True:
+            try:
+                return work()
+            except sqlite3.Error as exc:
+                if not _is_busy(exc):
+                    raise self._fail("the database failed", exc) from exc
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"{self.path}: the database stayed locked for {_RETRY_SECONDS:.0f} s; "
+                        "another process holds a write transaction open"
+                    ) from exc
+                time.sleep(pause * (0.5 + random.random()))
+                pause = min(pause * 2, 0.1)
+
+    def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        with self._lock:
+            conn = self._connection()
+            return self._retrying(lambda: work(conn))
+
+    def _write(self, work: Callable[[sqlite3.Connection], _T], *, durable: bool = True) -> _T:
+        """Run ``work`` in one write transaction.
+
+        ``durable=False`` is for delivery bookkeeping (claims, delivered marks):
+        it commits without waiting for the disk. A power cut can lose such a
+        mark, which only means a notification is delivered again, as
+        at-least-once delivery allows; the next durable commit syncs it anyway.
+        """
+        with self._lock:
+            conn = self._connection()
+            relaxed = not durable and self.synchronous == "FULL"
+
+            def attempt() -> _T:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
+                return result
+
+            if not relaxed:
+                return self._retrying(attempt)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                return self._retrying(attempt)
+            finally:
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+
+    def _materialize(self, conn: sqlite3.Connection) -> None:
+        """Give the events announced since the last call their outbox rows, in commit order.
+
+        Runs at the start of every delivery write, inside its transaction, so the
+        rows exist before anything is claimed, marked or re-driven; a command only
+        names its notifiers on its events' rows (``notify``).
+        """
+        (cursor,) = conn.execute("SELECT position FROM outbox_cursor").fetchone()
+        (last,) = conn.execute("SELECT max(position) FROM events").fetchone()
+        if last is None or last <= cursor:
+            return
+        rows = []
+        for incident_id, seq, notify in conn.execute(_UNMATERIALIZED, (cursor, last)):
+            for notifier in self._notifiers(notify, incident_id, seq):
+                item_id = _item_id(incident_id, seq, notifier)
+                rows.append((item_id, incident_id, seq, notifier, 0, None, "", 0, 0))
+        if rows:
+            conn.executemany(_INSERT_OUTBOX, rows)
+        conn.execute("UPDATE outbox_cursor SET position = ?", (last,))
+
+    def _notifiers(self, notify: str, incident_id: str, seq: int) -> list[str]:
+        try:
+            names = json.loads(notify)
+            if isinstance(names, list) and all(isinstance(name, str) for name in names):
+                return names
+        except ValueError:
+            pass
+        raise StoreError(
+            f"{self.path}: event {seq} of {incident_id} names its notifiers wrongly: {notify!r}"
+        )
+
+    def _load(self, conn: sqlite3.Connection, incident_id: str) -> Incident:
+        """The snapshot at the version the incident's row holds (checkpoint and tail)."""
+        row = conn.execute(_SELECT_VERSION, (incident_id,)).fetchone()
+        if row is None:
+            raise IncidentNotFound(incident_id)
+
+        def checkpoint() -> Incident | None:
+            found = conn.execute(
+                "SELECT body FROM snapshots WHERE incident_id = ?", (incident_id,)
+            ).fetchone()
+            return None if found is None else decode_snapshot(found[0], incident_id, self._where)
+
+        def tail(after: int, upto: int) -> Sequence[Event]:
+            return self._events(
+                conn,
+                "WHERE incident_id = ? AND seq > ? AND seq <= ? ORDER BY seq",
+                (incident_id, after, upto),
+            )
+
+        return load_snapshot(
+            self._cache,
+            incident_id,
+            int(row[0]),
+            checkpoint=checkpoint,
+            tail=tail,
+            where=self._where,
+        )
+
+    def _events(
+        self, conn: sqlite3.Connection, where: str, params: tuple[Any, ...]
+    ) -> Sequence[Event]:
+        rows = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events {where}", params).fetchall()
+        return [decode_event(row, self._where) for row in rows]
+
+    def _exists(self, conn: sqlite3.Connection, incident_id: str) -> bool:
+        row = conn.execute("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        return row is not None
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the database."""
+        return self._read(self._schema_version)
+
+    def close(self) -> None:
+        """Close the connection. Closing twice is harmless."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._cache.clear()
+            if self._forks == _forks[0]:
+                try:
+                    self._conn.close()
+                except sqlite3.Error as exc:
+                    raise self._fail("cannot close the database", exc) from exc

@@ -1,0 +1,128 @@
+"""``python -m incidentflow`` and the console script as real processes; interrupts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from cli_terminal import SCRIPT, TITLE, Terminal, one_line_error, process, sqlite_url
+
+from incidentflow import IncidentFlow, __version__
+from incidentflow.cli import EXIT_FAILED, EXIT_OK, EXIT_REJECTED, EXIT_USAGE
+
+# -- entry points ----------------------------------------------------------------
+
+
+class TestEntryPoints:
+    """``python -m incidentflow`` and the console script, as real processes."""
+
+    def test_module_prints_the_version(self, tmp_path: Path) -> None:
+        """``python -m incidentflow --version`` prints the package version and exits 0."""
+        run = process([sys.executable, "-m", "incidentflow", "--version"], tmp_path)
+        assert run.returncode == 0, run.stderr
+        assert __version__ in run.stdout
+
+    def test_console_script_help(self, tmp_path: Path) -> None:
+        """``incidentflow --help`` exits 0, lists the commands and keeps the lifecycle line."""
+        run = process([str(SCRIPT), "--help"], tmp_path)
+        assert run.returncode == 0, run.stderr
+        for command in ("declare", "triage", "contain", "export", "import", "verify"):
+            assert command in run.stdout
+        lines = [line.strip() for line in run.stdout.splitlines()]
+        assert "declare → triage → contain → rca → fix → resolve → postmortem → kb" in lines
+        assert "\\b" not in run.stdout, "click's no-rewrap marker is printed literally"
+
+    def test_import_incidentflow_does_not_import_click(self, tmp_path: Path) -> None:
+        """``import incidentflow`` stays light: click loads only with the command line."""
+        code = "import incidentflow, sys; print('click' in sys.modules)"
+        run = process([sys.executable, "-c", code], tmp_path)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.strip() == "False"
+
+    def test_exit_codes_of_a_real_process(self, tmp_path: Path) -> None:
+        """Each exit code reaches the shell, with one line of error and no traceback."""
+        store = sqlite_url(tmp_path / "incidents.db")
+        (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+        script = [str(SCRIPT), "--store", store]
+        module = [sys.executable, "-m", "incidentflow", "--store", store]
+
+        run = process([*script, "declare", TITLE, "-s", "P1", "-c", "alice", "-q"], tmp_path)
+        assert run.returncode == EXIT_OK, run.stderr
+        incident_id = run.stdout.strip()
+        assert incident_id.startswith("INC-")
+
+        cases = [
+            ([*script, "contain", incident_id, "--done"], EXIT_REJECTED),
+            ([*module, "show", "INC-2026-01-01-no-such-thing"], EXIT_USAGE),
+            ([*script, "contain", incident_id, "x", "--at", "2026-11-27T09:00"], EXIT_USAGE),
+            ([*module, "frobnicate"], EXIT_USAGE),
+            (
+                [str(SCRIPT), "--store", sqlite_url(tmp_path / "a-file" / "x.db"), "list"],
+                EXIT_FAILED,
+            ),
+        ]
+        for argv, expected in cases:
+            run = process(argv, tmp_path)
+            assert run.returncode == expected, (argv, run.stderr)
+            assert "Traceback" not in run.stderr, run.stderr
+            assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+    def test_hostile_argv_in_a_real_process(self, tmp_path: Path) -> None:
+        """A huge number or bytes that are not UTF-8 exit 2 with one line, no traceback."""
+        store = sqlite_url(tmp_path / "incidents.db")
+        script = [str(SCRIPT), "--store", store]
+        module = [sys.executable, "-m", "incidentflow", "--store", store]
+        huge = "99999999999999999999999"
+        cases: list[tuple[list[str | bytes], str]] = [
+            ([*script, "list", "--limit", huge], "--limit"),
+            ([*module, "deliver", "--dead", "--limit", huge], "--limit"),
+            ([*script, "show", b"\xff"], "not UTF-8"),
+            ([*module, "note", b"INC-2026-01-01-x", b"caf\xe9"], "not UTF-8"),
+            ([*script, "--json", "show", b"\xff\xfe"], "not UTF-8"),
+        ]
+        for argv, named in cases:
+            run = process(argv, tmp_path)
+            assert run.returncode == EXIT_USAGE, (argv, run.stderr)
+            assert "Traceback" not in run.stderr, run.stderr
+            assert "UnicodeEncodeError" not in run.stderr, run.stderr
+            [line] = run.stderr.strip().splitlines()
+            assert named in line
+        assert not (tmp_path / "incidents.db").exists(), "a refused argv opened the store"
+
+    def test_rejection_in_a_real_process(self, tmp_path: Path) -> None:
+        """A guard rejection exits 1 with its reasons on standard error, without a traceback."""
+        store = sqlite_url(tmp_path / "incidents.db")
+        base = [sys.executable, "-m", "incidentflow", "--store", store]
+        run = process([*base, "declare", TITLE, "-s", "P1", "-c", "alice", "-q"], tmp_path)
+        incident_id = run.stdout.strip()
+        assert process([*base, "triage", "start", incident_id], tmp_path).returncode == 0
+        run = process([*base, "contain", incident_id, "--done"], tmp_path)
+        assert run.returncode == EXIT_REJECTED
+        assert "Traceback" not in run.stderr
+        assert run.stderr.startswith(f"incidentflow: rejected: {incident_id} cannot contain yet:")
+
+
+class TestInterrupts:
+    """Ctrl-C and a bare command answer as shells expect."""
+
+    def test_ctrl_c(self, term: Terminal, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An interrupt exits 130 with one line."""
+
+        def interrupted(*args: object, **kwargs: object) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(IncidentFlow, "summaries", interrupted)
+        assert one_line_error(term("list"), 130) == "interrupted"
+
+    def test_no_command_prints_the_help(self, term: Terminal) -> None:
+        """``incidentflow`` alone prints the usage, readable, and exits 2."""
+        outcome = term(bare=True)
+        assert outcome.code == EXIT_USAGE
+        assert outcome.out.startswith("Usage: incidentflow")
+        assert "\n  declare " in outcome.out
+
+    def test_plain_words_are_not_annotated(self, term: Terminal) -> None:
+        """Only library command names get the command line's name beside them."""
+        error = one_line_error(term("--actor", "a\nb", "declare", TITLE, "-s", "P1", "-c", "a"), 2)
+        assert "[incidentflow" not in error
