@@ -13,6 +13,7 @@ so a cycle that would only bite at import time in some order is still caught.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -83,7 +84,8 @@ class Module:
         return self.name if self.is_package else self.name.rpartition(".")[0]
 
 
-def modules(root: Path, package: str = PACKAGE) -> dict[str, Module]:
+@functools.cache  # read once per process: the checks below share one parse of src
+def modules(root: Path, package: str = PACKAGE) -> Mapping[str, Module]:
     """Every module under ``root / package``, by dotted name."""
     found = {}
     for path in sorted((root / package).rglob("*.py")):
@@ -125,8 +127,14 @@ def _known(name: str, known: Mapping[str, Module]) -> str | None:
 
 def import_edges(known: Mapping[str, Module]) -> list[Edge]:
     """Every import between our modules, with the line it is written on."""
+    return list(_edges(tuple(known.values())))
+
+
+@functools.cache
+def _edges(known_modules: tuple[Module, ...]) -> tuple[Edge, ...]:
+    known = {module.name: module for module in known_modules}
     edges = []
-    for module in known.values():
+    for module in known_modules:
         tree = ast.parse(module.path.read_text(encoding="utf-8"), str(module.path))
         for node in _imports(tree):
             targets: list[str | None] = []
@@ -146,7 +154,7 @@ def import_edges(known: Mapping[str, Module]) -> list[Edge]:
                 for target in targets
                 if target is not None and target != module.name
             ]
-    return edges
+    return tuple(edges)
 
 
 def _graph(edges: Iterable[Edge]) -> dict[str, dict[str, Edge]]:

@@ -102,19 +102,35 @@ def custom_reasons(
         name = getattr(guard, "__qualname__", repr(guard))
         try:
             result = guard(inc, request)
+            said = _said(result, name)
+        except ConfigError:
+            raise
         except Exception as exc:
             raise ConfigError(
                 f"guards.{command}",
                 f"custom guard {name} raised {exc!r}; a guard returns its reasons instead",
             ) from exc
-        if result is None:
-            continue
-        for said in [result] if isinstance(result, (str, Reason)) else result:
-            if isinstance(said, Reason):
-                found.append(said)
-            else:
-                found.append(Reason("policy.guard", str(said), {"guard": name}))
+        found.extend(said)
     return found
+
+
+def _said(result: object, guard: str) -> list[Reason]:
+    """The reasons a custom guard's answer gives: None or True pass, False refuses."""
+    if result is None or result is True:
+        return []
+    if result is False:
+        return [Reason("policy.guard", f"the custom guard {guard} refused", {"guard": guard})]
+    items = [result] if isinstance(result, (str, Reason)) else result
+    if not isinstance(items, Iterable):
+        raise ConfigError(
+            "guards",
+            f"custom guard {guard} returned {type(result).__name__}; return "
+            "None, a bool, a reason (str or Reason) or a list of them",
+        )
+    return [
+        r if isinstance(r, Reason) else Reason("policy.guard", str(r), {"guard": guard})
+        for r in items
+    ]
 
 
 def decide(

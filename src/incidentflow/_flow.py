@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import enum
-import json
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack, overload
 
@@ -13,8 +11,8 @@ import attrs
 from loguru import logger
 
 from . import _events as ev
+from . import _idempotency, commands
 from . import _validate as v
-from . import commands
 from ._deadlines import Deadline, deadlines
 from ._decide import decide, evolve, incident_id_for, replay
 from ._decide import reasons as decide_reasons
@@ -22,14 +20,15 @@ from ._flow_commands import CommandOptions, Commands
 from ._flow_reads import Reads
 from ._model import Incident, Severity, State
 from ._policy import Guard, Policy
-from ._reasons import Reason
-from .commands import NOW, Command
+from ._reasons import Reason, Verdict
+from .commands import Command
 from .delivery import Delivery, DeliveryReport, Dispatcher, RetryPolicy, Route, Router
 from .exceptions import (
     ConcurrencyConflict,
     ConfigError,
     DuplicateIncident,
     IdempotencyConflict,
+    IncidentFlowError,
     IncidentNotFound,
     InvalidTransition,
     TransitionRejected,
@@ -67,20 +66,6 @@ _OPTIONS = frozenset(CommandOptions.__annotations__)
 def system_clock() -> datetime:
     """The current UTC time."""
     return datetime.now(UTC)
-
-
-@attrs.frozen
-class Verdict:
-    """The answer of :meth:`IncidentFlow.can`: allowed, or every reason why not.
-
-    A verdict is truthy exactly when the command is allowed.
-    """
-
-    allowed: bool
-    reasons: tuple[Reason, ...] = ()
-
-    def __bool__(self) -> bool:
-        return self.allowed
 
 
 class IncidentFlow(Commands, Reads):
@@ -246,12 +231,15 @@ class IncidentFlow(Commands, Reads):
             actor = v.actor(actor)
         incident = self.get(incident_id)
         now = self.now()
-        payload = definition.build(args, now) if args else None
+        values = definition.validate(args) if args else None
+        payload = None if values is None else definition.payload(values, now)
         try:
             _, reasons = decide_reasons(incident, definition, payload, self.policy, now, actor)
         except InvalidTransition as exc:
             data = {"state": exc.state, "allowed_states": list(exc.allowed_states)}
             return Verdict(False, (Reason("state.not_allowed", exc.message, data),))
+        if values is not None:
+            self._check_references(definition, incident.id, values)
         return Verdict(not reasons, tuple(reasons))
 
     # -- commands -----------------------------------------------------------
@@ -274,7 +262,7 @@ class IncidentFlow(Commands, Reads):
         actor, key, _ = self._options(options, allow_version=False)
         args = {"title": title, "severity": severity, "commander": commander, "slug": slug}
         values = definition.validate(args)
-        fingerprint = _fingerprint("declare", "", values)
+        fingerprint = _idempotency.fingerprint("declare", "", values)
         if key is not None and (done := self._replayed(key, fingerprint)) is not None:
             return done
         now = self.now()
@@ -355,27 +343,42 @@ class IncidentFlow(Commands, Reads):
         incident_id = v.name("incident_id", incident_id)
         actor, key, expected_version = self._options(options)
         values = command.validate(args)
-        fingerprint = _fingerprint(command.name, incident_id, values) if key is not None else ""
+        fingerprint = (
+            _idempotency.fingerprint(command.name, incident_id, values) if key is not None else ""
+        )
         if key is not None and (done := self._replayed(key, fingerprint)) is not None:
             return done
         now = self.now()
         payload = command.payload(values, now)
-        incident = self.store.load(incident_id)
-        if expected_version is not None and expected_version != incident.version:
-            raise ConcurrencyConflict(incident_id, expected_version, incident.version)
+        try:
+            incident = self.store.load(incident_id)
+            if expected_version is not None and expected_version != incident.version:
+                raise ConcurrencyConflict(incident_id, expected_version, incident.version)
+            events = decide(incident, command, payload, self.policy, now, actor)
+            self._check_references(command, incident_id, values)
+            return self._commit(incident_id, incident, events, now, actor, key, fingerprint)
+        except IncidentFlowError:
+            # A twin with the same key may have committed since we looked: its result wins.
+            if key is not None and (done := self._replayed(key, fingerprint)) is not None:
+                return done
+            raise
+
+    def _check_references(
+        self, command: Command[Any], incident_id: str, values: dict[str, Any]
+    ) -> None:
+        """Arguments naming another incident must name one that exists, and not this one."""
         for argument in command.arguments:
             referenced = values[argument.name] if argument.incident_ref else None
-            if referenced not in (None, incident_id) and not self.store.exists(referenced):
+            if referenced is None:
+                continue
+            if referenced == incident_id:
+                raise ValidationError(
+                    argument.name, f"{incident_id} cannot name itself; name the other incident"
+                )
+            if not self.store.exists(referenced):
                 raise ValidationError(
                     argument.name, f"there is no incident {referenced}; give an existing id"
                 )
-        events = decide(incident, command, payload, self.policy, now, actor)
-        try:
-            return self._commit(incident_id, incident, events, now, actor, key, fingerprint)
-        except (ConcurrencyConflict, IdempotencyConflict):
-            if key is not None and (done := self._replayed(key, fingerprint)) is not None:
-                return done  # a twin with the same key committed first
-            raise
 
     def _options(
         self, options: CommandOptions, *, allow_version: bool = True
@@ -567,24 +570,6 @@ class IncidentFlow(Commands, Reads):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _canonical(value: object) -> object:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (list, tuple)):
-        return [_canonical(item) for item in value]
-    if value is NOW:
-        return None
-    return value
-
-
-def _fingerprint(command: str, incident_id: str, values: dict[str, Any]) -> str:
-    """What an idempotency key stands for: the command and its validated arguments."""
-    canonical = {name: _canonical(value) for name, value in values.items()}
-    return json.dumps([command, incident_id, canonical], sort_keys=True, default=repr)
 
 
 def _slug_candidates(slug: str, *, numbered: bool) -> Iterable[str]:

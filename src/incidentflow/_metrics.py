@@ -13,6 +13,7 @@ from typing import Literal
 
 import attrs
 
+from . import _validate as v
 from ._model import Incident, Severity, State
 from .exceptions import ValidationError
 
@@ -298,7 +299,7 @@ def percentile(values: Iterable[float], q: float) -> float:
 
     """
     if not 0.0 <= q <= 1.0:
-        raise ValidationError("q", f"{q!r} is not a quantile; give a number from 0 to 1")
+        raise ValidationError("q", f"{v._shown(q)} is not a quantile; give a number from 0 to 1")
     ordered = sorted(values)
     if not ordered:
         raise ValidationError("values", "no values to take a percentile of; give at least one")
@@ -396,9 +397,13 @@ def summarize(
 
     """
     if by not in (None, "severity", "period"):
-        raise ValidationError("by", f"{by!r} is not a grouping; use 'severity', 'period' or None")
+        raise ValidationError(
+            "by", f"{v._shown(by)} is not a grouping; use 'severity', 'period' or None"
+        )
     if period not in PERIODS:
-        raise ValidationError("period", f"{period!r} is not a period; use one of {list(PERIODS)}")
+        raise ValidationError(
+            "period", f"{v._shown(period)} is not a period; use one of {list(PERIODS)}"
+        )
 
     if by is None:
         everything = _Group()

@@ -23,6 +23,7 @@ import attrs
 
 from ._blame import BlameCheck, find_blame
 from ._model import Incident, Severity
+from ._reasons import Reason
 from ._validate import severity as _valid_severity
 from ._validate import triage_key
 from .exceptions import ConfigError, ValidationError
@@ -50,7 +51,9 @@ class CommandRequest:
 
 #: A custom guard: returns ``None`` (or nothing) when satisfied, else one reason
 #: or several. ``incident`` is ``None`` for ``declare``.
-Guard = Callable[[Incident | None, CommandRequest], str | Iterable[str] | None]
+Guard = Callable[
+    [Incident | None, CommandRequest], str | Reason | bool | Iterable[str | Reason] | None
+]
 
 _DEFAULT_TARGETS = MappingProxyType(
     {

@@ -50,7 +50,9 @@ def _states(value: object) -> frozenset[State] | None:
         return None
     values = [value] if isinstance(value, (str, State)) else value
     if not isinstance(values, Iterable):
-        raise ValidationError("state", f"expected a state or a list of states, got {value!r}")
+        raise ValidationError(
+            "state", f"expected a state or a list of states, got {v._shown(value)}"
+        )
     states = set()
     for item in values:
         try:
@@ -58,7 +60,7 @@ def _states(value: object) -> frozenset[State] | None:
         except ValueError:
             accepted = ", ".join(s.value for s in State)
             raise ValidationError(
-                "state", f"{item!r} is not a state; use one of {accepted}"
+                "state", f"{v._shown(item)} is not a state; use one of {accepted}"
             ) from None
     return frozenset(states)
 
@@ -68,7 +70,7 @@ def severities(value: object) -> frozenset[Severity] | None:
         return None
     values = [value] if isinstance(value, (str, Severity)) else value
     if not isinstance(values, Iterable):
-        raise ValidationError("severity", f"expected a severity or a list, got {value!r}")
+        raise ValidationError("severity", f"expected a severity or a list, got {v._shown(value)}")
     return frozenset(v.severity(item) for item in values)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Reason"]
+__all__ = ["Reason", "Verdict"]
 
 
 def _frozen_data(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -44,3 +44,17 @@ class Reason:
     def to_dict(self) -> dict[str, Any]:
         """The reason as JSON-ready values: ``{"code", "message", "data"}``."""
         return {"code": self.code, "message": self.message, "data": dict(self.data)}
+
+
+@attrs.frozen
+class Verdict:
+    """The answer of :meth:`IncidentFlow.can`: allowed, or every reason why not.
+
+    A verdict is truthy exactly when the command is allowed.
+    """
+
+    allowed: bool
+    reasons: tuple[Reason, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.allowed

@@ -10,7 +10,7 @@ from typing import Any, get_args, get_origin
 
 import cattrs
 
-from ._events import Event, EventData, event_types
+from ._events import Event, event_types
 from ._model import Incident, Records
 from .exceptions import StoreError
 
@@ -143,9 +143,3 @@ def incident_from_json(text: str) -> Incident:
     except ValueError as exc:
         raise StoreError(f"stored snapshot is not JSON: {exc}") from exc
     return incident_from_dict(value)
-
-
-def payload_fingerprint(command: str, data: EventData) -> str:
-    """A stable text identifying a command and its payload, for idempotency."""
-    body = converter().unstructure(data, unstructure_as=type(data))
-    return json.dumps([command, body], sort_keys=True, ensure_ascii=False, default=str)

@@ -252,7 +252,9 @@ def _check_fields(where: str, data: ev.EventData) -> None:
         value = getattr(data, argument.field)
         if value is None or value == argument.default == "":
             continue  # left out when the command ran
-        argument.check(f"{where}: {data.TYPE}.{argument.field}", value)
+        # Exports from before references were checked name any one-line text.
+        check = v.name if argument.incident_ref else argument.check
+        check(f"{where}: {data.TYPE}.{argument.field}", value)
     for derived in ("slug", "number"):
         value = getattr(data, derived, None)
         if derived == "slug" and value is not None:

@@ -278,7 +278,10 @@ def whole_number(field: str, value: object, *, minimum: int = 0, maximum: int = 
         )
     if value < minimum:
         raise ValidationError(
-            field, f"expected a whole number of at least {minimum:,}, got {_shown(value)}"
+            field,
+            f"expected a whole number of at least {minimum:,}"
+            + (f" and at most {maximum:,}" if maximum < INT_MAX else "")
+            + f", got {_shown(value)}",
         )
     if value > maximum:
         shown = f"{value:,}" if value.bit_length() <= 64 else _shown(value)

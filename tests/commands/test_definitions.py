@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from helpers import COMMANDER, RESPONDER, drive_to
 from incidentflow import (
+    ConfigError,
     Incident,
     IncidentFlow,
     InvalidTransition,
@@ -37,6 +39,7 @@ from incidentflow.commands import (
     recorded_by,
 )
 from incidentflow.commands._shared import _compile_replace
+from incidentflow.stores import MemoryStore
 from incidentflow.testing import FrozenClock
 
 #: The public reason codes. Adding one is a feature; renaming or dropping one breaks users.
@@ -363,3 +366,83 @@ class TestBoundary:
         triage = info.value.reasons[1]
         assert triage.data["missing"] == ["symptom", "started_at", "scope"]
         assert str(triage) in str(info.value)
+
+
+class _TwinStore(MemoryStore):
+    """A store that lets a twin command commit right before the next load."""
+
+    twin: Callable[[], object] | None = None
+
+    def load(self, incident_id: str) -> Incident:
+        twin, self.twin = self.twin, None
+        if twin is not None:
+            twin()
+        return super().load(incident_id)
+
+
+class TestRacingTwins:
+    """A keyed command whose twin commits first returns the twin's result, whatever failed."""
+
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda f, i: f.start_triage(i, actor="al", idempotency_key="A"),
+            lambda f, i: f.add_note(i, "n", actor="al", expected_version=1, idempotency_key="B"),
+            lambda f, i: f.assign_commander(i, "bob", actor="al", idempotency_key="C"),
+        ],
+        ids=["invalid-transition", "stale-version", "validation"],
+    )
+    def test_the_first_result_wins(
+        self, clock: FrozenClock, call: Callable[[IncidentFlow, str], Incident]
+    ) -> None:
+        """The twin committed between our key lookup and our load: we get its snapshot."""
+        store = _TwinStore()
+        flow = IncidentFlow(store, clock=clock)
+        inc = flow.declare("Checkout", severity="P1", commander="al", actor="al")
+        store.twin = lambda: call(flow, inc.id)
+        mine = call(flow, inc.id)
+        assert mine == flow.get(inc.id)
+        assert len(flow.history(inc.id)) == 2
+
+
+class TestLenientInputs:
+    def test_none_for_a_time_means_now_in_can_too(
+        self, flow: IncidentFlow, clock: FrozenClock
+    ) -> None:
+        """``taken_at=None`` is the clock's time, in ``can`` as in the command."""
+        inc = drive_to(flow, clock, "triaging")
+        assert flow.can(inc.id, "record_containment", description="rollback", taken_at=None)
+
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda f, i: f.dead_letters(10**5000),
+            lambda f, i: f.deliver_pending(limit=10**5000),
+            lambda f, i: f.reopen(i, reason="r", to=10**5000, actor="al"),
+            lambda f, i: f.list(state=10**5000),
+            lambda f, i: f.list(severity=10**5000),
+            lambda f, i: f.metrics(by=10**5000),
+        ],
+    )
+    def test_huge_numbers_are_validation_errors(
+        self, flow: IncidentFlow, call: Callable[[IncidentFlow, str], object]
+    ) -> None:
+        """A number too long to print is refused like any bad value, never a ValueError."""
+        inc = flow.declare("x", severity="P4", commander=COMMANDER, actor=COMMANDER)
+        with pytest.raises(ValidationError):
+            call(flow, inc.id)
+
+    def test_a_custom_guard_may_answer_with_a_bool(self, flow: IncidentFlow) -> None:
+        """True lets the command through; False refuses it with ``policy.guard``."""
+        inc = flow.declare("x", severity="P4", commander=COMMANDER, actor=COMMANDER)
+        flow.add_guard("start_triage", lambda incident, request: request.actor != "intern")
+        assert flow.can(inc.id, "start_triage", actor="alice")
+        verdict = flow.can(inc.id, "start_triage", actor="intern")
+        assert [r.code for r in verdict.reasons] == ["policy.guard"]
+
+    def test_a_custom_guard_answering_junk_is_a_config_error(self, flow: IncidentFlow) -> None:
+        """An answer that is no reason, bool or list says which guard is wrong."""
+        inc = flow.declare("x", severity="P4", commander=COMMANDER, actor=COMMANDER)
+        flow.add_guard("start_triage", lambda incident, request: 42)
+        with pytest.raises(ConfigError, match="guard"):
+            flow.can(inc.id, "start_triage")

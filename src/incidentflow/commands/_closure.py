@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 
@@ -126,7 +125,9 @@ def _completed(inc: Incident, e: ev.Event, d: ev.PostmortemCompleted) -> Inciden
 
 
 #: Shared by complete_postmortem and update_kb: every closed incident has a follow-up.
-ACTION_ITEMS_MISSING: Guard[Any] = Guard("action_items.missing", "≥1 action item", _action_items)
+ACTION_ITEMS_MISSING: Guard[ev.EventData] = Guard(
+    "action_items.missing", "≥1 action item", _action_items
+)
 
 COMPLETE_POSTMORTEM = Command(
     name="complete_postmortem",

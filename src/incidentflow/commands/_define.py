@@ -35,7 +35,9 @@ __all__ = [
 ]
 
 E = TypeVar("E", bound=EventData)
-T = TypeVar("T")
+# A context only hands its payload out; a guard only takes a context in.
+E_co = TypeVar("E_co", bound=EventData, covariant=True)
+E_contra = TypeVar("E_contra", bound=EventData, contravariant=True)
 
 #: The states in which work on an incident is still under way (not terminal).
 NOT_TERMINAL: tuple[State, ...] = tuple(s for s in State if not s.is_terminal)
@@ -63,7 +65,7 @@ _REQUIRED: Any = _Required()
 
 
 @attrs.frozen
-class Context(Generic[E]):
+class Context(Generic[E_co]):
     """What a guard or a command's decision sees. Pure data: no store, no I/O.
 
     Attributes:
@@ -77,7 +79,7 @@ class Context(Generic[E]):
     """
 
     incident: Incident
-    payload: E | None
+    payload: E_co | None
     policy: Policy
     now: datetime
     actor: str
@@ -97,7 +99,7 @@ def unmet(message: str, **data: Any) -> Unmet:
 
 
 @attrs.frozen
-class Guard(Generic[E]):
+class Guard(Generic[E_contra]):
     """One requirement of a command, with its stable reason code.
 
     ``check`` returns ``None`` when the requirement holds, else an :class:`Unmet`
@@ -113,9 +115,9 @@ class Guard(Generic[E]):
 
     code: str
     summary: str
-    check: Callable[[Context[E]], Unmet | str | Sequence[Unmet] | None]
+    check: Callable[[Context[E_contra]], Unmet | str | Sequence[Unmet] | None]
 
-    def reasons(self, context: Context[E]) -> tuple[Reason, ...]:
+    def reasons(self, context: Context[E_contra]) -> tuple[Reason, ...]:
         """The :class:`~incidentflow.Reason` objects it is unmet for; none when it holds."""
         found = self.check(context)
         if found is None:
@@ -126,7 +128,7 @@ class Guard(Generic[E]):
             return (Reason(self.code, found.message, found.data),)
         return tuple(Reason(self.code, u.message, u.data) for u in found)
 
-    def __call__(self, context: Context[E]) -> bool:
+    def __call__(self, context: Context[E_contra]) -> bool:
         return not self.reasons(context)
 
 
@@ -265,6 +267,8 @@ class Command(Generic[E]):
             if given is _REQUIRED:
                 missing = [a.name for a in self.arguments if a.required and a.name not in args]
                 raise ValidationError(missing[0], f"{self.name} needs {', '.join(missing)}")
+            if given is None and argument.default is NOW:
+                given = NOW  # None leaves a time argument to the clock, as leaving it out does
             if given is NOW or (given is None and argument.default is None):
                 values[argument.name] = given
             else:

@@ -129,7 +129,9 @@ def _reopen_target(field: str, value: object) -> State:
         return State.TRIAGING
     if value in ("rca", State.RCA):
         return State.RCA
-    raise ValidationError(field, f"{value!r} is not accepted; reopen to 'triaging' or 'rca'")
+    raise ValidationError(
+        field, f"{v._shown(value)} is not accepted; reopen to 'triaging' or 'rca'"
+    )
 
 
 def _to(state: State) -> Move:

@@ -56,34 +56,29 @@ def incident_id(field: str, value: object) -> str:
 
 
 def _compile_replace() -> Callable[..., Incident]:
-    # attrs.evolve introspects the class on every call; a fold runs once per
-    # event, so the field-by-field copy is built once, converters included.
-    lines = ["def replace(inst, /, **changes):"]
-    lines.append("    if not changes.keys() <= _names:")
-    lines.append("        raise TypeError(f'unknown fields: {sorted(changes.keys() - _names)}')")
-    lines.append("    get = changes.get")
-    lines.append("    new = _new(Incident)")
+    # attrs.evolve introspects the class and calls __init__ on every call; a fold
+    # runs once per event, so the copy is generated once: each slot copied
+    # through its descriptor, then the changes set, through converters if any.
+    fields = attrs.fields(Incident)
     namespace: dict[str, Any] = {
         "Incident": Incident,
         "_new": object.__new__,
         "_set": object.__setattr__,
-        "_missing": attrs.NOTHING,
+        "_names": frozenset(f.name for f in fields),
+        "_converters": {f.name: f.converter for f in fields if f.converter is not None},
     }
-    names = []
-    for field in attrs.fields(Incident):
-        name = field.name
-        names.append(name)
-        if field.converter is None:
-            lines.append(f"    _set(new, {name!r}, get({name!r}, inst.{name}))")
-        else:
-            namespace[f"_convert_{name}"] = field.converter
-            lines += [
-                f"    value = get({name!r}, _missing)",
-                f"    _set(new, {name!r}, inst.{name} if value is _missing "
-                f"else _convert_{name}(value))",
-            ]
-    namespace["_names"] = frozenset(names)
-    lines.append("    return new")
+    lines = ["def replace(inst, /, **changes):", "    new = _new(Incident)"]
+    for field in fields:
+        namespace[f"_copy_{field.name}"] = getattr(Incident, field.name).__set__
+        lines.append(f"    _copy_{field.name}(new, inst.{field.name})")
+    lines += [
+        "    if not changes.keys() <= _names:",
+        "        raise TypeError(f'unknown fields: {sorted(changes.keys() - _names)}')",
+        "    for name, value in changes.items():",
+        "        convert = _converters.get(name)",
+        "        _set(new, name, value if convert is None else convert(value))",
+        "    return new",
+    ]
     exec(compile("\n".join(lines), "<incidentflow replace>", "exec"), namespace)
     compiled: Callable[..., Incident] = namespace["replace"]
     return compiled

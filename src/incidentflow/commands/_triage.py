@@ -5,7 +5,6 @@ from __future__ import annotations
 from .. import _events as ev
 from .. import _validate as v
 from .._model import ContainmentAction, Evidence, Incident, Records, State, TriageAnswer
-from ..exceptions import ValidationError
 from ._define import NOW, Argument, Command, Context, Guard, Move, Unmet, unmet
 from ._shared import incident_id, not_before_declared, replace
 
@@ -164,14 +163,6 @@ CONTAIN = Command(
 )
 
 
-def _not_itself(context: Context[ev.Dismissed], payload: ev.Dismissed) -> ev.Dismissed:
-    if payload.duplicate_of == context.incident.id:
-        raise ValidationError(
-            "duplicate_of", f"{context.incident.id} cannot duplicate itself; name the other one"
-        )
-    return payload
-
-
 def _dismissed(inc: Incident, e: ev.Event, d: ev.Dismissed) -> Incident:
     return replace(inc, closed_at=e.at, dismissal_reason=d.reason, duplicate_of=d.duplicate_of)
 
@@ -186,12 +177,11 @@ DISMISS = Command(
         Argument(
             "duplicate_of",
             incident_id,
-            "The incident this one duplicates (its id); it must exist.",
+            "The incident this one duplicates (its id): another incident that exists.",
             default=None,
             incident_ref=True,
         ),
     ),
-    prepare=_not_itself,
     fold=_dismissed,
 )
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, overload
 
 from loguru import logger
 
+from .. import _validate as v
 from .._events import Event
 from .._model import Incident
 from ..exceptions import ConfigError, IncidentFlowError, ValidationError
@@ -35,11 +36,7 @@ _INLINE_LIMIT = 100
 
 
 def _bounded(field: str, value: object, maximum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise ValidationError(
-            field, f"expected a whole number from 1 to {maximum:,}, got {value!r}"
-        )
-    return value
+    return v.whole_number(field, value, minimum=1, maximum=maximum)
 
 
 def _item_ids(ids: object) -> list[str]:
