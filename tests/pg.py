@@ -94,6 +94,10 @@ def _worker_database(given: str, worker: str) -> str:
             # Another process of this worker may make it first.
             with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(f'CREATE DATABASE "{name}"')
+    if "://" in given:  # keep a URL a URL: tests append ?schema=... to it
+        head, question, query = given.partition("?")
+        scheme, _, rest = head.partition("://")
+        return f"{scheme}://{rest.split('/', 1)[0]}/{name}{question}{query}"
     return make_conninfo(given, dbname=name)
 
 

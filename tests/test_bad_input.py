@@ -58,6 +58,7 @@ def refused(
         assert exc.field == field
     assert field in str(exc)
     assert len(str(exc)) < 1000, "the message must not echo huge input"
+    str(exc).encode("utf-8")  # no lone surrogate echoed: the message can be printed
     return exc
 
 

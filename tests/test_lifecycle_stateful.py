@@ -535,6 +535,7 @@ class IncidentMachine(RuleBasedStateMachine):
         except IncidentFlowError as exc:
             refusal = exc
         assert refusal is not None, f"{command} accepted hostile {fields}"
+        str(refusal).encode("utf-8")  # the message itself can be printed or logged
         self._seen = self._world()
         assert self._seen == before, f"a refused {command} changed the store"
         if isinstance(refusal, ValidationError):

@@ -315,4 +315,4 @@ class TestCore:
             for node in ast.walk(tree)
             if isinstance(node, ast.ImportFrom) and node.level == 1
         }
-        assert imported <= {"_blame", "_lifecycle", "_model", "_validate", "exceptions"}
+        assert imported <= {"_blame", "_lifecycle", "_model", "_reasons", "_validate", "exceptions"}

@@ -199,6 +199,9 @@ class Stats:
 class Summary:
     """The metrics of one group of incidents: a severity, a period, or all of them.
 
+    Each duration of :data:`METRICS` (``time_to_detect`` ... ``time_to_postmortem``,
+    see :class:`IncidentTimes`) is an attribute holding its :class:`Stats`.
+
     Attributes:
         severity: The group's severity, when grouped by severity.
         period: The group's period, when grouped by period: ``"2026-11-27"``
@@ -207,13 +210,6 @@ class Summary:
         count: How many incidents the group holds, in any state.
         counts: How many incidents of the group are in each
             ``(severity, state)``; pairs with none are left out.
-        time_to_detect: Issue first occurred → detected.
-        time_to_declare: Detected → declared.
-        time_to_acknowledge: Declared → acknowledged (triage started).
-        time_to_contain: Declared → contained.
-        time_to_fix: Declared → marked fixed.
-        time_to_resolve: Declared → resolved.
-        time_to_postmortem: Resolved → post-mortem completed.
 
     """
 

@@ -43,17 +43,23 @@ _SHOWN_MAX = 60
 
 
 def _shown(value: object) -> str:
-    """``repr(value)``, short enough for an error message, never failing on huge input."""
+    """``repr(value)``, short enough for an error message, never failing on huge input.
+
+    >>> _shown("x" * 100).endswith("'... (100 characters)")
+    True
+    >>> _shown(10**100)
+    'a 333-bit number'
+    """
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
         # str() of a huge int is slow and, past 4,300 digits, raises ValueError.
         return f"a {value.bit_length():,}-bit number"
     if isinstance(value, str) and len(value) > _SHOWN_MAX:
         return f"{value[:_SHOWN_MAX]!r}... ({len(value):,} characters)"
     try:
-        shown = repr(value)
+        written = repr(value)
     except Exception:  # a hostile __repr__ must not replace the ValidationError
         return f"a {type(value).__name__}"
-    return shown if len(shown) <= _SHOWN_MAX else shown[: _SHOWN_MAX - 3] + "..."
+    return written if len(written) <= _SHOWN_MAX else written[: _SHOWN_MAX - 3] + "..."
 
 
 def _character(value: str, found: re.Match[str]) -> str:
@@ -187,10 +193,10 @@ def slug(value: object) -> str:
     if not isinstance(value, str):
         raise ValidationError("slug", f"expected text (str), got {type(value).__name__}")
     if len(value) > SLUG_MAX or not _SLUG_RE.match(value):
-        shown = value if len(value) <= 60 else value[:57] + "..."
+        given = value if len(value) <= 60 else value[:57] + "..."
         raise ValidationError(
             "slug",
-            f"{shown!r} is not a safe slug; use 1 to {SLUG_MAX} lowercase letters, digits "
+            f"{given!r} is not a safe slug; use 1 to {SLUG_MAX} lowercase letters, digits "
             "and single dashes, e.g. 'checkout-returns-500'",
         )
     return value
@@ -284,8 +290,8 @@ def whole_number(field: str, value: object, *, minimum: int = 0, maximum: int = 
             + f", got {_shown(value)}",
         )
     if value > maximum:
-        shown = f"{value:,}" if value.bit_length() <= 64 else _shown(value)
+        number = f"{value:,}" if value.bit_length() <= 64 else _shown(value)
         raise ValidationError(
-            field, f"is {shown}; use a whole number from {minimum:,} to {maximum:,}"
+            field, f"is {number}; use a whole number from {minimum:,} to {maximum:,}"
         )
     return value

@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -776,14 +777,16 @@ class TestErrors:
         """A connection the server closed (restart, failover) is replaced on the next read."""
         from psycopg.conninfo import make_conninfo
 
-        dsn = make_conninfo(postgres_dsn(), application_name="incidentflow-kill-test")
+        name = f"incidentflow-kill-test-{uuid.uuid4().hex[:12]}"  # never another run's
+        dsn = make_conninfo(postgres_dsn(), application_name=name)
         module = postgres_module()
         store_workers._postgres_schemas.add(postgres_schema(tmp_path))
         store = module.PostgresStore(dsn, schema=postgres_schema(tmp_path))
         snapshot = write(store, declare_commit())
         killed = query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = 'incidentflow-kill-test'"
+            "WHERE application_name = %s",
+            name,
         )
         assert killed
         assert store.load(CHECKOUT) == snapshot

@@ -45,7 +45,7 @@ from incidentflow.testing.contract import (
 
 WORKERS = 4
 COMMANDS = 100
-KILLS = 30
+KILLS = 12
 
 
 @pytest.fixture(scope="module")

@@ -153,7 +153,7 @@ RECORD_BREACH = Command(
         ),
         Argument(
             "subject",
-            lambda f, x: v.optional_text(f, x, max_len=v.NAME_MAX),
+            lambda f, x: v.optional_text(f, x, max_len=v.NAME_MAX, multiline=False),
             "Which one: the action item's number, else empty.",
         ),
         Argument("due_at", v.aware, "When it fell due (aware)."),

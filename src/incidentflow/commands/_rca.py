@@ -104,7 +104,7 @@ RECORD_DEPLOY = Command(
         Argument("deployed_at", v.aware, "When it was deployed (aware); default now.", default=NOW),
         Argument(
             "ref",
-            lambda f, x: v.optional_text(f, x, max_len=v.NAME_MAX),
+            lambda f, x: v.optional_text(f, x, max_len=v.NAME_MAX, multiline=False),
             "The release, tag or commit deployed.",
             default="",
         ),
