@@ -18,7 +18,7 @@ from ._lifecycle import Step, lifecycle
 from ._model import Incident, Records, State
 from ._policy import CommandRequest, Policy
 from ._reasons import Reason
-from .commands import Command, Context, definition, destination_of, fold_of
+from .commands import APPLY, Command, Context, definition
 from .commands._shared import replace
 from .exceptions import ConfigError, InvalidTransition, TransitionRejected
 
@@ -60,8 +60,8 @@ def reasons(
     policy: Policy,
     now: datetime,
     actor: str,
-) -> tuple[Step | None, list[Reason]]:
-    """The transition the payload takes and every unmet guard of it (the state is allowed).
+) -> list[Reason]:
+    """Every unmet guard of the transition the payload takes (the state must allow it).
 
     Without a payload (``flow.can`` with no arguments) every transition from
     the state is considered and the guards of all of them are evaluated.
@@ -69,18 +69,23 @@ def reasons(
     return _reasons(command, Context(inc, payload, policy, now, actor))
 
 
-def _reasons(command: Command[Any], context: Context[Any]) -> tuple[Step | None, list[Reason]]:
+def _reasons(command: Command[Any], context: Context[Any]) -> list[Reason]:
     inc, payload = context.incident, context.payload
-    candidates = [s for s in steps(inc, command) if s.selected_by(payload)]
     found: list[Reason] = []
-    for step in candidates:
+    for step in steps(inc, command):
+        if step.when and not step.selected_by(payload):
+            continue
         for guard in step.guards:
-            found.extend(r for r in guard.reasons(context) if r not in found)
+            if guard.check(context) is None:
+                continue  # the common case, without building reasons
+            for reason in guard.reasons(context):
+                if reason not in found:
+                    found.append(reason)
     if context.policy.guards:
         found.extend(
             custom_reasons(context.policy, inc, command.name, context.actor, context.now, payload)
         )
-    return (candidates[0] if len(candidates) == 1 else None), found
+    return found
 
 
 def custom_reasons(
@@ -157,8 +162,11 @@ def decide(
         required = policy.needs_postmortem(payload.severity)
         return [attrs.evolve(payload, postmortem_required=required)]
 
+    if command.plain and not policy.guards:
+        steps(inc, command)  # the state must allow it; there is nothing else to check
+        return [payload]
     context: Context[Any] = Context(inc, payload, policy, now, actor)
-    _, found = _reasons(command, context)
+    found = _reasons(command, context)
     if found:
         raise TransitionRejected(inc.id, command.name, found)
     if command.prepare is not None:
@@ -193,11 +201,11 @@ def evolve(inc: Incident | None, event: ev.Event) -> Incident:
     if inc is None:
         return _declared(event)
     data = event.data
-    new = fold_of(type(data))(inc, event, data)
+    fold, dest = APPLY[type(data)]
+    new = fold(inc, event, data)
     if new is inc:
         new = replace(inc)
     # ``new`` is a fresh copy no one else has seen yet: stamp it in place.
-    dest = destination_of(type(data))
     if dest is not None:
         object.__setattr__(new, "state", dest)
     object.__setattr__(new, "version", event.seq)

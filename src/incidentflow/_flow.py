@@ -234,7 +234,7 @@ class IncidentFlow(Commands, Reads):
         values = definition.validate(args) if args else None
         payload = None if values is None else definition.payload(values, now)
         try:
-            _, reasons = decide_reasons(incident, definition, payload, self.policy, now, actor)
+            reasons = decide_reasons(incident, definition, payload, self.policy, now, actor)
         except InvalidTransition as exc:
             data = {"state": exc.state, "allowed_states": list(exc.allowed_states)}
             return Verdict(False, (Reason("state.not_allowed", exc.message, data),))
@@ -355,7 +355,8 @@ class IncidentFlow(Commands, Reads):
             if expected_version is not None and expected_version != incident.version:
                 raise ConcurrencyConflict(incident_id, expected_version, incident.version)
             events = decide(incident, command, payload, self.policy, now, actor)
-            self._check_references(command, incident_id, values)
+            if command.references:
+                self._check_references(command, incident_id, values)
             return self._commit(incident_id, incident, events, now, actor, key, fingerprint)
         except IncidentFlowError:
             # A twin with the same key may have committed since we looked: its result wins.
@@ -367,8 +368,8 @@ class IncidentFlow(Commands, Reads):
         self, command: Command[Any], incident_id: str, values: dict[str, Any]
     ) -> None:
         """Arguments naming another incident must name one that exists, and not this one."""
-        for argument in command.arguments:
-            referenced = values[argument.name] if argument.incident_ref else None
+        for argument in command.references:
+            referenced = values[argument.name]
             if referenced is None:
                 continue
             if referenced == incident_id:
@@ -441,6 +442,8 @@ class IncidentFlow(Commands, Reads):
                 self._write_files(snapshot)
             except Exception:
                 logger.exception("could not write the files of {}", snapshot.id)
+        if not outbox:
+            return
         try:
             self.delivery.committed(snapshot, outbox)
         except Exception:

@@ -64,7 +64,7 @@ class Step:
 
     def selected_by(self, payload: object) -> bool:
         """True when this transition is the one the payload asks for."""
-        return all(select(payload) for select in self.when)
+        return not self.when or all(select(payload) for select in self.when)
 
 
 class Lifecycle:

@@ -40,6 +40,11 @@ _SEPARATOR = re.compile(r"[\u2028\u2029]")
 # Bidi overrides and isolates make text read in another order than it is stored.
 _BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
 _SHOWN_MAX = 60
+# Every character some check refuses, for the common case where there is none.
+_SUSPECT_ONE_LINE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+_SUSPECT_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _shown(value: object) -> str:
@@ -71,6 +76,8 @@ def _character(value: str, found: re.Match[str]) -> str:
 
 def _check_characters(field: str, value: str, *, multiline: bool) -> None:
     """Refuse characters that break encoding, line structure or reading order."""
+    if (_SUSPECT_MULTILINE if multiline else _SUSPECT_ONE_LINE).search(value) is None:
+        return
     found = _SURROGATE.search(value)
     if found is not None:
         raise ValidationError(

@@ -34,6 +34,7 @@ from ._define import NOW, Argument, Command, Context, Guard, Move, Recorded, Unm
 from ._rca import MAX_WHYS
 
 __all__ = [
+    "APPLY",
     "DEADLINE_KINDS",
     "DEFINITIONS",
     "DETECTION_METHODS",
@@ -120,6 +121,12 @@ def destination_of(event_type: type[_EventData]) -> _State | None:
 def fold_of(event_type: type[_EventData]) -> _Fold:
     """The fold that applies events of ``event_type`` to a snapshot."""
     return _FOLDS[event_type]
+
+
+#: Each event type's fold and the state it always leads to (``None``: its fold decides).
+APPLY: Mapping[type[_EventData], tuple[_Fold, _State | None]] = MappingProxyType(
+    {event: (fold, _DESTINATIONS.get(event)) for event, fold in _FOLDS.items()}
+)
 
 
 def recorded_by(event_type: type[_EventData]) -> Command[Any]:

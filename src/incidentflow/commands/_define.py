@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import attrs
 
@@ -64,9 +64,10 @@ class _Required:
 _REQUIRED: Any = _Required()
 
 
-@attrs.frozen
-class Context(Generic[E_co]):
+class Context(NamedTuple, Generic[E_co]):
     """What a guard or a command's decision sees. Pure data: no store, no I/O.
+
+    A named tuple: built once per decision, on the hot path of every command.
 
     Attributes:
         incident: The incident's snapshot the command is decided on.
@@ -234,9 +235,28 @@ class Command(Generic[E]):
     system: bool = False
     _names: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
 
+    references: tuple[Argument, ...] = attrs.field(init=False, eq=False, repr=False)
+
+    _fields_by_name: bool = attrs.field(init=False, eq=False, repr=False)
+    #: True when it has no guards and records its payload as given: nothing to decide.
+    plain: bool = attrs.field(init=False, eq=False, repr=False)
+
+    @plain.default
+    def _nothing_to_decide(self) -> bool:
+        return not self.guards and self.prepare is None and self.emit is _no_extra_events
+
+    @_fields_by_name.default
+    def _fills_by_name(self) -> bool:
+        return all(a.field == a.name and a.default is not NOW for a in self.arguments)
+
     @_names.default
     def _argument_names(self) -> frozenset[str]:
         return frozenset(a.name for a in self.arguments)
+
+    @references.default
+    def _references(self) -> tuple[Argument, ...]:
+        """The arguments that name another incident."""
+        return tuple(a for a in self.arguments if a.incident_ref)
 
     @property
     def runs_in(self) -> tuple[State, ...]:
@@ -277,6 +297,8 @@ class Command(Generic[E]):
 
     def payload(self, values: Mapping[str, Any], now: datetime) -> E:
         """The payload the validated ``values`` propose (:data:`NOW` becomes ``now``)."""
+        if self._fields_by_name:  # every argument fills the field of its name, none defaults to now
+            return self.event(**values)
         fields = {a.field: now if values[a.name] is NOW else values[a.name] for a in self.arguments}
         return self.event(**fields)
 
