@@ -6,6 +6,7 @@ conftest.py). Each test works in a schema of its own, dropped afterwards.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import threading
@@ -92,6 +93,36 @@ def with_password(dsn: str, **params: Any) -> str:
     from psycopg.conninfo import make_conninfo
 
     return make_conninfo(dsn, password=SECRET, **params)
+
+
+def claim_plan(store: Any) -> str:
+    """PostgreSQL's plan for the store's claim statement, as JSON text (nothing is run)."""
+    import psycopg
+
+    params = (START, 10, "planner", START, START)
+    with postgres_connection() as conn:
+        statement = psycopg.ClientCursor(conn).mogrify(store._sql.claim, params)
+        row = conn.execute("EXPLAIN (FORMAT JSON) " + statement).fetchone()
+    assert row is not None
+    return json.dumps(row[0])
+
+
+def _scans(plan: str, table: str) -> list[dict[str, Any]]:
+    """The sequential scans of ``table`` in a JSON plan."""
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("Node Type") == "Seq Scan" and node.get("Relation Name") == table:
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(plan))
+    return found
 
 
 def query(sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -498,9 +529,8 @@ class TestOutbox:
             holder.execute(
                 f'SELECT id FROM "{schema}".outbox WHERE id = %s FOR UPDATE', (heads[0],)
             )
-            started = time.monotonic()
+            # SKIP LOCKED: the claim returns while the lock is held; waiting would hang here.
             claimed = self.claim(store, "host-a")
-            assert time.monotonic() - started < 2
             holder.rollback()
         assert claimed == heads[1:]
         assert self.claim(store, "host-b") == heads[:1]
@@ -660,18 +690,16 @@ class TestOutbox:
                         (f"{incident_id}:{seq}:pager", incident_id, seq, "pager", seq == 1)
                     )
         query(f'ANALYZE "{schema}".outbox')
-        timings, claimed = [], []
+        plan = claim_plan(store)
+        assert "outbox_due_heads" in plan, plan  # the heads' partial index, not the rows
+        assert not _scans(plan, "outbox"), plan
+        claimed = []
         for n in range(30):
-            started = time.perf_counter()
             claimed += self.claim(store, f"w{n}", limit=10)
-            timings.append(time.perf_counter() - started)
         assert len(set(claimed)) == 300
         assert all(i.endswith(":1:pager") for i in claimed)
-        assert sorted(timings)[len(timings) // 2] < 0.02, timings
         self.claim(store, "all", limit=1_000)
-        started = time.perf_counter()
         assert self.claim(store, "late") == []
-        assert time.perf_counter() - started < 0.02
         store.mark_delivered([claimed[0]])
         assert self.claim(store, "w") == [claimed[0].replace(":1:", ":2:")]
 
@@ -690,9 +718,8 @@ class TestOutbox:
         write(store, declare_commit("INC-2026-11-27-fresh", outbox=True))
         with postgres_connection() as conn:
             conn.execute(f'ANALYZE "{store.schema}".outbox')
-        started = time.monotonic()
+        assert not _scans(claim_plan(store), "outbox")
         assert self.claim(store, "host-a") == ["INC-2026-11-27-fresh:1"]
-        assert time.monotonic() - started < 0.5
 
 
 class TestErrors:
@@ -712,7 +739,6 @@ class TestErrors:
     def test_unreachable_port(self) -> None:
         """Nothing listening: StoreError naming the host and port, not the password."""
         module = postgres_module()
-        started = time.monotonic()
         with pytest.raises(StoreError) as caught:
             module.PostgresStore(f"postgresql://alice:{SECRET}@127.0.0.1:9/incidents")
         message = str(caught.value)
@@ -720,7 +746,6 @@ class TestErrors:
         assert "is the server running" in message
         assert SECRET not in message
         assert SECRET not in repr(caught.value.__cause__)
-        assert time.monotonic() - started < 15
 
     def test_wrong_database(self) -> None:
         """A database that does not exist: StoreError naming it, with a hint."""
@@ -784,8 +809,7 @@ class TestErrors:
         store = module.PostgresStore(dsn, schema=postgres_schema(tmp_path))
         snapshot = write(store, declare_commit())
         killed = query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = %s",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
             name,
         )
         assert killed
