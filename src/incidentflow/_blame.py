@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Iterable
 
@@ -29,6 +30,15 @@ _GENERIC_BLAME = re.compile(
 _MIN_NAME_LENGTH = 3
 
 
+@functools.lru_cache(maxsize=1024)
+def _blaming(person: str) -> re.Pattern[str]:
+    """``person`` near a failure verb: "Bob forgot", "alice quickly broke"."""
+    return re.compile(
+        rf"\b{re.escape(person)}\b(?:\W+\w+){{0,2}}?\W+(?:{_FAILURE_VERBS})\b",
+        re.IGNORECASE,
+    )
+
+
 def find_blame(text: str, participants: Iterable[str]) -> list[str]:
     """Phrases in ``text`` that blame a person rather than the process.
 
@@ -41,11 +51,7 @@ def find_blame(text: str, participants: Iterable[str]) -> list[str]:
     for match in _GENERIC_BLAME.finditer(text):
         found.append(f'"{match.group(0)}" assigns blame; describe the process gap instead')
     for person in sorted({p for p in participants if len(p) >= _MIN_NAME_LENGTH}):
-        pattern = re.compile(
-            rf"\b{re.escape(person)}\b(?:\W+\w+){{0,2}}?\W+(?:{_FAILURE_VERBS})\b",
-            re.IGNORECASE,
-        )
-        for match in pattern.finditer(text):
+        for match in _blaming(person).finditer(text):
             found.append(
                 f'"{match.group(0)}" names a person next to a failure; '
                 "describe the process gap instead"

@@ -166,12 +166,17 @@ def decide(
         steps(inc, command)  # the state must allow it; there is nothing else to check
         return [payload]
     context: Context[Any] = Context(inc, payload, policy, now, actor)
-    found = _reasons(command, context)
-    if found:
-        raise TransitionRejected(inc.id, command.name, found)
+    if command.guards or policy.guards:
+        found = _reasons(command, context)
+        if found:
+            raise TransitionRejected(inc.id, command.name, found)
+    else:
+        steps(inc, command)
     if command.prepare is not None:
         payload = command.prepare(context, payload)
-    return list(command.emit(context, payload))
+    if command.emits_more:
+        return list(command.emit(context, payload))
+    return [payload]
 
 
 # -- evolve -------------------------------------------------------------------

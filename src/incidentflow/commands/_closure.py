@@ -12,7 +12,7 @@ from .._blame import BlameCheck, find_blame
 from .._model import ActionItem, Incident, KbEntry, Postmortem, Records, State
 from ..exceptions import ValidationError
 from ._define import NOT_TERMINAL, Argument, Command, Context, Guard, Move, Recorded, Unmet, unmet
-from ._shared import replace
+from ._shared import remembered, replace
 
 __all__ = [
     "ADD_ACTION_ITEM",
@@ -41,14 +41,15 @@ _POSTMORTEM_ARGUMENTS = (
 def merged(pm: Postmortem | None, draft: ev.PostmortemDrafted | None) -> Postmortem:
     """The post-mortem with the draft's given fields written over it."""
     pm = pm or Postmortem()
-    if draft is None:
+    if draft is None or not _given(draft):
         return pm
-    return attrs.evolve(
-        pm,
+    return Postmortem(
         summary=draft.summary if draft.summary is not None else pm.summary,
         root_cause=draft.root_cause if draft.root_cause is not None else pm.root_cause,
         went_well=draft.went_well if draft.went_well is not None else pm.went_well,
         went_poorly=draft.went_poorly if draft.went_poorly is not None else pm.went_poorly,
+        completed_at=pm.completed_at,
+        blame_warnings=pm.blame_warnings,
     )
 
 
@@ -83,7 +84,9 @@ DRAFT_POSTMORTEM = Command(
 )
 
 
+@remembered
 def _pm(c: Context[ev.PostmortemDrafted]) -> Postmortem:
+    """The post-mortem as the command would leave it; shared by one decision's guards."""
     return merged(c.incident.postmortem, c.payload)
 
 
@@ -157,7 +160,8 @@ def _due_after_declared(
         raise ValidationError(
             "due", f"{payload.due} is before {inc.id} was declared; give a later due date"
         )
-    return attrs.evolve(payload, number=len(inc.action_items) + 1)
+    number = len(inc.action_items) + 1
+    return ev.ActionItemAdded(payload.description, payload.owner, payload.due, number=number)
 
 
 ADD_ACTION_ITEM = Command(

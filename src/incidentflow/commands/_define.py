@@ -241,6 +241,13 @@ class Command(Generic[E]):
     #: True when it has no guards and records its payload as given: nothing to decide.
     plain: bool = attrs.field(init=False, eq=False, repr=False)
 
+    #: True when ``emit`` records more than the payload.
+    emits_more: bool = attrs.field(init=False, eq=False, repr=False)
+
+    @emits_more.default
+    def _emits_more(self) -> bool:
+        return self.emit is not _no_extra_events
+
     @plain.default
     def _nothing_to_decide(self) -> bool:
         return not self.guards and self.prepare is None and self.emit is _no_extra_events

@@ -9,7 +9,7 @@ from .. import _validate as v
 from .._model import Confirmation, Incident, Records, State
 from ..exceptions import ValidationError
 from ._define import Argument, Command, Context, Guard, Move, Unmet, unmet
-from ._shared import minutes, replace, when
+from ._shared import minutes, remembered, replace, when
 
 __all__ = ["CONFIRM_BY_USER", "REOPEN", "RESOLVE"]
 
@@ -51,6 +51,7 @@ CONFIRM_BY_USER = Command(
 )
 
 
+@remembered
 def _confirmation(inc: Incident) -> Confirmation | None:
     """The latest confirmation, if it came after the latest deploy."""
     deploy, confirmation = inc.last_deploy, inc.confirmation

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
 
@@ -13,7 +13,32 @@ from .._model import Incident
 from ..exceptions import ValidationError
 from ._define import Context
 
-__all__ = ["incident_id", "minutes", "not_before_declared", "replace", "when"]
+__all__ = ["incident_id", "minutes", "not_before_declared", "remembered", "replace", "when"]
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+def remembered(compute: Callable[[A], R]) -> Callable[[A], R]:
+    """``compute``, remembering its last answer for the very same argument object.
+
+    Several guards of one decision ask for the same derived value (the merged
+    post-mortem, the confirmation after the last deploy); the decision's
+    context or snapshot is the same object for all of them, so it is computed
+    once. Only identity is compared, and the argument is held, so its id
+    cannot be reused while remembered.
+    """
+    last: list[tuple[object, Any]] = [(object(), None)]
+
+    def remembering(argument: A) -> R:
+        seen, answer = last[0]  # one read: threads may share it
+        if seen is argument:
+            return cast(R, answer)
+        computed = compute(argument)
+        last[0] = (argument, computed)
+        return computed
+
+    return remembering
 
 
 def when(at: datetime) -> str:
