@@ -17,11 +17,11 @@ import typing
 from .._lazy import lazy_attributes as _lazy_attributes
 from ._protocols import EventStore, Outbox, QueryIndex, Store
 from ._records import Commit, IdempotencyRecord, IncidentQuery, IncidentSummary, OutboxItem
-from .memory import MemoryStore
 
 if typing.TYPE_CHECKING:
     from ._url import open_store
     from .jsonl import JsonlStore
+    from .memory import MemoryStore
     from .postgres import PostgresStore
     from .sqlite import SQLiteStore
 
@@ -44,6 +44,7 @@ __all__ = [
 
 _LAZY = {
     "JsonlStore": ".jsonl",
+    "MemoryStore": ".memory",
     "PostgresStore": ".postgres",
     "SQLiteStore": ".sqlite",
     "open_store": "._url",

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
-from .._metrics import Milestones, milestones
 from .._model import Incident
 from .._similar import SearchDocument, SimilarIncident, query_terms, rank
 from ._protocols import QueryIndex
 from ._records import IncidentQuery, IncidentSummary
+
+if TYPE_CHECKING:
+    from .._metrics import Milestones
 
 __all__ = ["ScanningQueryIndex", "TermSearch", "rank_snapshots"]
 
@@ -49,6 +52,8 @@ class ScanningQueryIndex(TermSearch):
 
     def milestones(self, query: IncidentQuery) -> Iterator[Milestones]:
         """The milestones of :meth:`list`'s snapshots."""
+        from .._metrics import milestones  # the metrics module loads when metrics are asked for
+
         return (milestones(incident) for incident in self.list(query))
 
     def _search(
