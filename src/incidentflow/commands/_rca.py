@@ -6,7 +6,7 @@ from .. import _events as ev
 from .. import _validate as v
 from .._model import Deploy, Fix, RootCause, State, Why
 from ._define import NOW, Argument, Command, Context, Guard, Move, Unmet, unmet
-from ._shared import not_before_declared, replace
+from ._shared import in_incident_time, replace
 
 __all__ = [
     "ADD_WHY",
@@ -88,13 +88,6 @@ def _fix_to_deploy(c: Context[ev.DeployRecorded]) -> Unmet | None:
     return unmet("no fix recorded to deploy: use record_fix first")
 
 
-def _deploy_in_time(
-    context: Context[ev.DeployRecorded], payload: ev.DeployRecorded
-) -> ev.DeployRecorded:
-    not_before_declared(context, "deployed_at", payload.deployed_at)
-    return payload
-
-
 RECORD_DEPLOY = Command(
     name="record_deploy",
     summary="Record the fix's deploy to production, now or at deployed_at.",
@@ -110,7 +103,7 @@ RECORD_DEPLOY = Command(
         ),
     ),
     guards=(Guard("fix.missing", "a fix recorded", _fix_to_deploy),),
-    prepare=_deploy_in_time,
+    prepare=in_incident_time("deployed_at"),
     fold=lambda inc, e, d: replace(
         inc, deploys=inc.deploys.appended(Deploy(d.deployed_at, d.ref, e.actor))
     ),

@@ -13,7 +13,15 @@ from .._model import Incident
 from ..exceptions import ValidationError
 from ._define import Context
 
-__all__ = ["incident_id", "minutes", "not_before_declared", "remembered", "replace", "when"]
+__all__ = [
+    "in_incident_time",
+    "incident_id",
+    "minutes",
+    "not_before_declared",
+    "remembered",
+    "replace",
+    "when",
+]
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -63,6 +71,16 @@ def not_before_declared(context: Context[Any], field: str, at: datetime) -> None
         )
     if at > now:
         raise ValidationError(field, f"{when(at)} is in the future (now is {when(now)})")
+
+
+def in_incident_time(field: str) -> Callable[[Context[Any], Any], Any]:
+    """A ``prepare`` refusing a payload whose time ``field`` is before the declaration or ahead."""
+
+    def prepare(context: Context[Any], payload: Any) -> Any:
+        not_before_declared(context, field, getattr(payload, field))
+        return payload
+
+    return prepare
 
 
 _INCIDENT_ID = re.compile(r"INC-\d{4}-\d{2}-\d{2}-[a-z0-9]+(?:-[a-z0-9]+)*\Z")

@@ -6,7 +6,7 @@ from .. import _events as ev
 from .. import _validate as v
 from .._model import ContainmentAction, Evidence, Incident, Records, State, TriageAnswer
 from ._define import NOW, Argument, Command, Context, Guard, Move, Unmet, unmet
-from ._shared import incident_id, not_before_declared, replace
+from ._shared import in_incident_time, incident_id, replace
 
 __all__ = [
     "ADD_EVIDENCE",
@@ -100,13 +100,6 @@ ANSWER_TRIAGE = Command(
 )
 
 
-def _containment_in_time(
-    context: Context[ev.ContainmentRecorded], payload: ev.ContainmentRecorded
-) -> ev.ContainmentRecorded:
-    not_before_declared(context, "taken_at", payload.taken_at)
-    return payload
-
-
 RECORD_CONTAINMENT = Command(
     name="record_containment",
     summary="Record a containment action: what stopped the bleeding, and when.",
@@ -116,7 +109,7 @@ RECORD_CONTAINMENT = Command(
         Argument("description", v.text, "What was done, e.g. rolled back, failed over."),
         Argument("taken_at", v.aware, "When it was done (aware); default now.", default=NOW),
     ),
-    prepare=_containment_in_time,
+    prepare=in_incident_time("taken_at"),
     fold=lambda inc, e, d: replace(
         inc,
         containment=inc.containment.appended(ContainmentAction(d.description, d.taken_at, e.actor)),
