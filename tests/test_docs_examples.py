@@ -218,7 +218,8 @@ def gen_reason_codes() -> str:
             used_by.setdefault(guard.code, []).append(f"`{name}`")
     rows = ["| Code | Requires | Checked by |", "|---|---|---|"]
     for code, summary in reason_codes().items():
-        commands = ", ".join(used_by.get(code, ["any command with a custom guard"]))
+        default = "`flow.can`" if code == "state.not_allowed" else "any command with a custom guard"
+        commands = ", ".join(used_by.get(code, [default]))
         rows.append(f"| `{code}` | {summary} | {commands} |")
     return "\n".join(rows) + "\n"
 

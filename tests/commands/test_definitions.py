@@ -64,6 +64,7 @@ REASON_CODES = {
     "postmortem.went_poorly_missing",
     "postmortem.went_well_missing",
     "root_cause.missing",
+    "state.not_allowed",
     "triage.unanswered",
     "watch_window.running",
     "whys.full",

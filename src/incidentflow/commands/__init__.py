@@ -162,8 +162,11 @@ def reason_codes() -> dict[str, str]:
     """Every reason code a built-in guard gives, with what it requires, sorted by code.
 
     Custom guards added through the policy give ``policy.guard`` unless they
-    return :class:`~incidentflow.Reason` objects with codes of their own.
+    return :class:`~incidentflow.Reason` objects with codes of their own;
+    ``flow.can`` answers a command the incident's state does not allow with
+    ``state.not_allowed`` (the command itself raises InvalidTransition).
     """
     codes = {g.code: g.summary for c in DEFINITIONS.values() for g in c.guards}
     codes["policy.guard"] = "a custom guard of the policy"
+    codes["state.not_allowed"] = "the incident is in a state the command runs in (flow.can)"
     return dict(sorted(codes.items()))
