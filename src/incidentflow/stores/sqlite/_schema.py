@@ -289,8 +289,14 @@ class SQLiteBase:
     def _prepare(self, conn: sqlite3.Connection) -> None:
         try:
             # Read-only checks first: a foreign or newer file is refused untouched.
-            (app_id,) = conn.execute("PRAGMA application_id").fetchone()
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            # One read transaction: another process creating the schema meanwhile
+            # must not be seen half (its tables without its application id).
+            conn.execute("BEGIN")
+            try:
+                (app_id,) = conn.execute("PRAGMA application_id").fetchone()
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            finally:
+                conn.execute("COMMIT")
             if tables and app_id != APPLICATION_ID:
                 raise StoreError(
                     f"{self.path}: not an incidentflow database (it holds other tables: "
