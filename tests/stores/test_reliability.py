@@ -45,7 +45,7 @@ from incidentflow.testing.contract import (
 
 WORKERS = 4
 COMMANDS = 100
-KILLS = 12
+KILLS = 8
 
 
 @pytest.fixture(scope="module")

@@ -134,7 +134,7 @@ def outcome(action: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[str,
 
 class TestSameHistories:
     @settings(
-        max_examples=40,
+        max_examples=25,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
