@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, TypeVar
 
 import attrs
 
@@ -53,7 +53,7 @@ class _Now:
 
 
 #: Default of a time argument: the flow clock's time when the command runs.
-NOW: Any = _Now()
+NOW: Final[_Now] = _Now()
 
 
 class _Required:
@@ -61,7 +61,7 @@ class _Required:
         return "REQUIRED"
 
 
-_REQUIRED: Any = _Required()
+_REQUIRED: Final[_Required] = _Required()
 
 
 class Context(NamedTuple, Generic[E_co]):
@@ -182,7 +182,7 @@ class Argument:
     name: str
     check: Callable[[str, Any], Any]
     doc: str
-    default: Any = _REQUIRED
+    default: object = _REQUIRED
     field: str = attrs.field()
     incident_ref: bool = False
 
