@@ -30,11 +30,11 @@ from incidentflow._events import event_types
 from incidentflow._flow_commands import CommandOptions, PostmortemFields
 from incidentflow._lifecycle import COMMANDS, Lifecycle, lifecycle, mermaid_diagram
 from incidentflow.commands import (
+    APPLY,
     DEFINITIONS,
     Command,
     Move,
     definition,
-    destination_of,
     reason_codes,
     recorded_by,
 )
@@ -173,9 +173,9 @@ class TestTheMachine:
 class TestDestinations:
     def test_single_destination_events_know_their_state(self) -> None:
         """An event whose command always lands in one state carries it in replay."""
-        assert destination_of(definition("contain").event) is State.CONTAINED
-        assert destination_of(definition("add_note").event) is None
-        assert destination_of(definition("reopen").event) is None
+        assert APPLY[definition("contain").event][1] is State.CONTAINED
+        assert APPLY[definition("add_note").event][1] is None
+        assert APPLY[definition("reopen").event][1] is None
 
 
 def _values(draw: st.DrawFn, field: attrs.Attribute[Any]) -> Any:

@@ -48,8 +48,6 @@ __all__ = [
     "Recorded",
     "Unmet",
     "definition",
-    "destination_of",
-    "fold_of",
     "reason_codes",
     "recorded_by",
     "unmet",
@@ -101,26 +99,13 @@ def _destinations(commands: Mapping[str, Command[Any]]) -> Mapping[type[_EventDa
     found: dict[type[_EventData], _State] = {}
     for command in commands.values():
         dests = {move.dest for move in command.moves}
-        if command.fold is not None and len(dests) == 1 and None not in dests:
-            (found[command.event],) = dests  # type: ignore[assignment]
+        dest = dests.pop() if len(dests) == 1 else None
+        if command.fold is not None and dest is not None:
+            found[command.event] = dest
     return MappingProxyType(found)
 
 
 _DESTINATIONS = _destinations(DEFINITIONS)
-
-
-def destination_of(event_type: type[_EventData]) -> _State | None:
-    """The state events of ``event_type`` move an incident to, when it is always the same.
-
-    ``None`` for recording events and for those whose fold sets the state from
-    their data (``reopened``) or that a command records besides its own event.
-    """
-    return _DESTINATIONS.get(event_type)
-
-
-def fold_of(event_type: type[_EventData]) -> _Fold:
-    """The fold that applies events of ``event_type`` to a snapshot."""
-    return _FOLDS[event_type]
 
 
 #: Each event type's fold and the state it always leads to (``None``: its fold decides).

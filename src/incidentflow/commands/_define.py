@@ -309,9 +309,5 @@ class Command(Generic[E]):
         fields = {a.field: now if values[a.name] is NOW else values[a.name] for a in self.arguments}
         return self.event(**fields)
 
-    def build(self, args: Mapping[str, Any], now: datetime) -> E:
-        """``payload(validate(args), now)``: raw arguments in, the proposed payload out."""
-        return self.payload(self.validate(args), now)
-
     def _accepted(self) -> str:
         return ", ".join(a.name for a in self.arguments) or "no arguments"
