@@ -73,7 +73,7 @@ def _reasons(command: Command[Any], context: Context[Any]) -> list[Reason]:
     inc, payload = context.incident, context.payload
     found: list[Reason] = []
     for step in steps(inc, command):
-        if step.when and not step.selected_by(payload):
+        if not step.selected_by(payload):
             continue
         for guard in step.guards:
             if guard.check(context) is None:
