@@ -318,10 +318,14 @@ class TestSpeed:
         ids=["log", "eyJ", "pairs", "urls", "triggers", "pem-begins", "one-run"],
     )
     def test_large_inputs(self, text: str) -> None:
-        """A few hundred kilobytes are redacted in well under a few seconds."""
+        """A few hundred kilobytes never send a pattern into catastrophic backtracking.
+
+        Redacting takes well under a second (benchmarks); the bound only catches a
+        pattern that backtracks without end, which would take hours, not a slow machine.
+        """
         started = time.perf_counter()
         redact(text)
-        assert time.perf_counter() - started < 3
+        assert time.perf_counter() - started < 60
 
 
 # -- properties ------------------------------------------------------------------------

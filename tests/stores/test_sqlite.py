@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -186,11 +185,16 @@ class TestConcurrency:
         store = SQLiteStore(path, busy_timeout=0.05)
         blocker = raw(path)
         blocker.execute("BEGIN IMMEDIATE")
-        release = threading.Timer(0.3, lambda: blocker.execute("COMMIT"))
+        releasing = threading.Event()
+
+        def commit() -> None:
+            releasing.set()  # before COMMIT: an append that did not wait finds it unset
+            blocker.execute("COMMIT")
+
+        release = threading.Timer(0.3, commit)
         release.start()
-        started = time.monotonic()
         store.append(declare_commit())
-        assert time.monotonic() - started >= 0.2
+        assert releasing.is_set()  # the append went through only after the other ended
         release.join()
         blocker.close()
         assert store.exists(CHECKOUT)
