@@ -142,6 +142,65 @@ class TestDeadlines:
         assert kinds(flow, inc.id) == []
 
 
+class TestDeadlineStatus:
+    def test_met_open_and_overdue(self, flow: IncidentFlow, clock: FrozenClock) -> None:
+        """A met deadline says met; an unmet one says open until due, then overdue."""
+        inc = declare(flow, severity="P1")
+        [response] = flow.deadlines(inc.id)
+        assert response.status(clock()) == "open"
+        assert response.status(clock() + timedelta(minutes=6)) == "overdue"
+        flow.start_triage(inc.id, actor=COMMANDER)
+        [response] = flow.deadlines(inc.id)
+        assert response.met
+        assert response.status(clock() + timedelta(days=9)) == "met"
+
+
+class TestUpdateCadence:
+    def test_no_update_deadline_without_a_cadence(self, flow: IncidentFlow) -> None:
+        """The seed's process has no update cadence: no update deadline."""
+        inc = declare(flow, severity="P1")
+        assert "update" not in kinds(flow, inc.id)
+
+    def test_cadence_sets_the_first_update_due(self, clock: FrozenClock) -> None:
+        """With a cadence, the first update is due that long after the declaration."""
+        policy = Policy(update_cadence=timedelta(minutes=30))
+        flow = IncidentFlow.in_memory(clock=clock, policy=policy)
+        inc = declare(flow, severity="P1")
+        [update] = [d for d in flow.deadlines(inc.id) if d.kind == "update"]
+        assert update.due_at == START + timedelta(minutes=30)
+
+    def test_an_update_moves_the_deadline_and_a_late_one_is_a_breach(
+        self, clock: FrozenClock
+    ) -> None:
+        """Posting sets the next due time; missing it records one breach."""
+        policy = Policy(update_cadence=timedelta(minutes=30))
+        flow = IncidentFlow.in_memory(clock=clock, policy=policy)
+        inc = declare(flow, severity="P1")
+        flow.start_triage(inc.id, actor=COMMANDER)
+        clock.advance(minutes=20)
+        after = flow.post_update(inc.id, "internal", "rolled back", actor=COMMANDER)
+        assert after.next_update_due == START + timedelta(minutes=50)
+        promised = flow.post_update(
+            inc.id,
+            "external",
+            "we are on it",
+            next_update_in=timedelta(minutes=10),
+            actor=COMMANDER,
+        )
+        assert promised.next_update_due == START + timedelta(minutes=30)
+        clock.advance(minutes=11)
+        [event] = flow.check_deadlines()
+        assert (event.data.kind, event.data.due_at) == ("update", START + timedelta(minutes=30))
+        assert flow.check_deadlines() == []
+
+    def test_no_update_is_due_once_resolved(self, clock: FrozenClock) -> None:
+        """The cadence runs while the incident is open, not after it is resolved."""
+        policy = Policy(update_cadence=timedelta(minutes=30))
+        flow = IncidentFlow.in_memory(clock=clock, policy=policy)
+        inc = drive_to(flow, clock, State.RESOLVED, "P1")
+        assert "update" not in kinds(flow, inc.id)
+
+
 class TestCheckDeadlines:
     def test_records_a_breach_for_an_overdue_unmet_deadline(
         self, flow: IncidentFlow, clock: FrozenClock
@@ -223,15 +282,50 @@ class TestCheckDeadlines:
         assert flow.check_deadlines(now=plus_two) == []
         assert len(flow.check_deadlines(now=plus_two + timedelta(minutes=2))) == 1
 
-    @pytest.mark.parametrize("state", [State.KB_UPDATED, State.DISMISSED])
-    def test_terminal_incidents_get_no_breaches(
-        self, flow: IncidentFlow, clock: FrozenClock, state: State
+    def test_dismissed_incidents_get_no_breaches(
+        self, flow: IncidentFlow, clock: FrozenClock
     ) -> None:
-        """Closed or dismissed incidents are never charged with a breach."""
-        inc = drive_to(flow, clock, state, "P1")
-        clock.advance(days=60)  # past the action items of a closed incident
+        """A dismissed incident is never charged with a breach."""
+        inc = drive_to(flow, clock, State.DISMISSED, "P1")
+        clock.advance(days=60)
         assert flow.check_deadlines() == []
         assert breaches(flow, inc.id) == []
+
+    def test_closed_incidents_are_charged_only_for_open_action_items(
+        self, flow: IncidentFlow, clock: FrozenClock
+    ) -> None:
+        """After closure an open action item still falls overdue; nothing else does."""
+        inc = drive_to(flow, clock, State.KB_UPDATED, "P1")
+        open_items = [str(a.number) for a in inc.action_items if a.open]
+        assert open_items
+        clock.advance(days=60)
+        events = flow.check_deadlines()
+        assert {e.data.kind for e in events} == {"action_item"}
+        assert sorted(e.data.subject for e in events) == sorted(open_items)
+        assert flow.get(inc.id).state is State.KB_UPDATED
+        assert flow.check_deadlines() == []  # recorded once
+
+    def test_completing_after_closure_meets_the_deadline(
+        self, flow: IncidentFlow, clock: FrozenClock
+    ) -> None:
+        """An action item completed after closure is met, and is never charged."""
+        inc = drive_to(flow, clock, State.KB_UPDATED, "P1")
+        for item in inc.action_items:
+            if item.open:
+                flow.complete_action_item(inc.id, item.number, actor=COMMANDER)
+        clock.advance(days=60)
+        assert flow.check_deadlines() == []
+        statuses = {d.status(clock()) for d in flow.deadlines(inc.id)}
+        assert statuses == {"met"}
+
+    def test_a_declined_item_owes_nothing(self, flow: IncidentFlow, clock: FrozenClock) -> None:
+        """Declining an action item meets its deadline: no breach, status met."""
+        inc = drive_to(flow, clock, State.KB_UPDATED, "P1")
+        for item in inc.action_items:
+            if item.open:
+                flow.decline_action_item(inc.id, item.number, reason="accepted", actor=COMMANDER)
+        clock.advance(days=60)
+        assert flow.check_deadlines() == []
 
     def test_deadlines_move_with_a_reclassification(
         self, flow: IncidentFlow, clock: FrozenClock

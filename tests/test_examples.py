@@ -12,7 +12,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 class TestExamples:
-    @pytest.mark.parametrize("name", ["full_incident.py", "p3_quick_fix.py"])
+    @pytest.mark.parametrize(
+        "name", ["full_incident.py", "p3_quick_fix.py", "security_incident.py"]
+    )
     def test_example_runs_and_writes_its_files(self, name: str, tmp_path: Path) -> None:
         """Each example runs as a script and leaves an incident file and a KB gotcha."""
         result = subprocess.run(
@@ -56,3 +58,18 @@ class TestExamples:
         )
         (incident_file,) = (tmp_path / "incidents").glob("INC-*.md")
         assert "# Post-Mortem" not in incident_file.read_text(encoding="utf-8")
+
+    def test_security_example_shows_its_policy_at_work(self, tmp_path: Path) -> None:
+        """The security example is refused a label and a contain, then closes with a correction."""
+        result = subprocess.run(
+            [sys.executable, str(EXAMPLES / "security_incident.py"), str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        assert "refused label: 'billing' is not allowed for service" in result.stdout
+        assert "contain refused: roles.missing" in result.stdout
+        assert "whys: 2 live, 3 recorded" in result.stdout
+        assert "'communications_lead': 'erin'" in result.stdout
+        assert "replay matches the snapshot: True" in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections.abc
 import enum
 import json
 import types
@@ -41,6 +42,9 @@ def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
     if origin is Records:
         (item,) = typing.get_args(tp)
         return st.lists(strategy_for(item), max_size=3).map(Records)
+    if origin is collections.abc.Mapping:
+        key, value = typing.get_args(tp)
+        return st.dictionaries(strategy_for(key), strategy_for(value), max_size=3)
     if tp is type(None):
         return st.none()
     if tp is str:
@@ -49,6 +53,8 @@ def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
         return st.booleans()
     if tp is int:
         return st.integers(min_value=0, max_value=2**31)
+    if tp is float:
+        return st.floats(allow_nan=False, allow_infinity=False)
     if tp is datetime:
         return aware_datetimes
     if tp is date:

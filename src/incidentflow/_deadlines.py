@@ -19,7 +19,9 @@ class Deadline:
 
     Attributes:
         kind: ``"response"`` (triage must start), ``"postmortem"`` (must be
-            completed after resolution) or ``"action_item"``.
+            completed after resolution), ``"action_item"`` (done or declined by the
+            end of its due date, after closure too) or ``"update"`` (the next status
+            update, while the incident is open).
         subject: Which one: the action item's number, else ``""``.
         due_at: When it falls due (aware UTC). An action item is due at the end
             of its due date.
@@ -39,20 +41,32 @@ class Deadline:
         """The same key a recorded breach carries."""
         return f"{self.kind}:{self.subject}:{self.due_at.isoformat()}"
 
+    @property
+    def met(self) -> bool:
+        """True once it was met (an action item completed or declined, triage started, ...)."""
+        return self.met_at is not None
+
     def is_overdue(self, now: datetime) -> bool:
         """True when it is unmet and ``now`` is past its due time."""
         return self.met_at is None and now > self.due_at
 
+    def status(self, now: datetime) -> str:
+        """``"met"``, ``"overdue"`` (unmet and past due) or ``"open"`` (unmet, still due)."""
+        if self.met_at is not None:
+            return "met"
+        return "overdue" if now > self.due_at else "open"
+
 
 def deadlines(incident: Incident, policy: Policy) -> list[Deadline]:
     """Every deadline the incident runs against, in due order."""
+    process = policy.process_of(incident)
     found: list[Deadline] = []
     if incident.state is not State.DISMISSED:
         found.append(
             Deadline(
                 "response",
                 "",
-                incident.declared_at + policy.response_target(incident.severity),
+                incident.declared_at + process.response_target,
                 incident.acknowledged_at,
             )
         )
@@ -67,12 +81,33 @@ def deadlines(incident: Incident, policy: Policy) -> list[Deadline]:
             )
         )
     for item in incident.action_items:
+        if item.retracted is not None:
+            continue  # recorded in error: it never was due
         end_of_day = (
             datetime.combine(item.due + timedelta(days=1), time(0), tzinfo=UTC)
             if item.due < date.max
             else datetime.max.replace(tzinfo=UTC)  # the last day there is never ends
         )
-        found.append(Deadline("action_item", str(item.number), end_of_day, item.done_at))
+        met = item.done_at if item.declined is None else item.declined.at
+        found.append(Deadline("action_item", str(item.number), end_of_day, met))
+    update = _next_update(incident, process.update_cadence)
+    if update is not None:
+        found.append(update)
     breached = set(incident.breaches)
     found = [attrs.evolve(d, breached=d.key in breached) for d in found]
     return sorted(found, key=lambda d: d.due_at)
+
+
+def _next_update(incident: Incident, cadence: timedelta | None) -> Deadline | None:
+    """The next status update, due while the incident is open: promised, or by the cadence."""
+    if not incident.is_open:
+        return None
+    if incident.updates:
+        due = incident.next_update_due
+    elif cadence is not None:
+        due = incident.declared_at + cadence
+    else:
+        due = None
+    if due is None:
+        return None
+    return Deadline("update", str(len(incident.updates) + 1), due)

@@ -30,6 +30,7 @@ __all__ = [
     "incident_id_for",
     "reasons",
     "replay",
+    "role_reasons",
     "steps",
 ]
 
@@ -81,11 +82,45 @@ def _reasons(command: Command[Any], context: Context[Any]) -> list[Reason]:
             for reason in guard.reasons(context):
                 if reason not in found:
                     found.append(reason)
+    if context.policy.requires_roles:
+        found.extend(role_reasons(inc, command.name, context.policy))
     if context.policy.guards:
         found.extend(
             custom_reasons(context.policy, inc, command.name, context.actor, context.now, payload)
         )
     return found
+
+
+def role_reasons(inc: Incident, command: str, policy: Policy) -> list[Reason]:
+    """The roles the policy requires before ``command`` that nobody holds on ``inc``."""
+    needed = policy.process_of(inc).required_roles.get(command, ())
+    missing = [role for role in needed if role != "commander" and role not in inc.roles]
+    if not missing:
+        return []
+    return [
+        Reason(
+            "roles.missing",
+            f"a {inc.severity.value} {inc.type} incident needs a {' and a '.join(missing)} "
+            f"before {command}: assign with assign_role",
+            {"missing": missing},
+        )
+    ]
+
+
+def _declaration(payload: ev.Declared, policy: Policy) -> ev.Declared:
+    """The declaration completed from the policy: its type, checked labels and fields."""
+    kind = policy.check_type(payload.type) if payload.type else policy.default_type
+    for key, value in payload.labels.items():
+        policy.check_label(key, value)
+    fields = {
+        name: policy.check_field(name, value) for name, value in payload.custom_fields.items()
+    }
+    return attrs.evolve(
+        payload,
+        type=kind,
+        custom_fields=fields,
+        postmortem_required=policy.needs_postmortem(payload.severity, kind),
+    )
 
 
 def custom_reasons(
@@ -156,17 +191,17 @@ def decide(
     """
     if inc is None:
         assert isinstance(payload, ev.Declared)
+        payload = _declaration(payload, policy)
         found = custom_reasons(policy, None, command.name, actor, now, payload)
         if found:
             raise TransitionRejected(incident_id_for(now, payload.slug), command.name, found)
-        required = policy.needs_postmortem(payload.severity)
-        return [attrs.evolve(payload, postmortem_required=required)]
+        return [payload]
 
-    if command.plain and not policy.guards:
+    if command.plain and not policy.guards and not policy.requires_roles:
         steps(inc, command)  # the state must allow it; there is nothing else to check
         return [payload]
     context: Context[Any] = Context(inc, payload, policy, now, actor)
-    if command.guards or policy.guards:
+    if command.guards or policy.guards or policy.requires_roles:
         found = _reasons(command, context)
         if found:
             raise TransitionRejected(inc.id, command.name, found)
@@ -198,6 +233,11 @@ def _declared(e: ev.Event) -> Incident:
         updated_at=e.at,
         postmortem_required=d.postmortem_required,
         people=_joined(Records(), e),
+        type=d.type or "availability",
+        labels=d.labels,
+        custom_fields=d.custom_fields,
+        references=Records(d.references),
+        roles={"commander": d.commander},
     )
 
 
@@ -219,7 +259,7 @@ def evolve(inc: Incident | None, event: ev.Event) -> Incident:
     return new
 
 
-_NAMED_FIELDS = ("commander", "user", "owner")
+_NAMED_FIELDS = ("commander", "user", "owner", "person")
 _NAMED_BY_TYPE: dict[type[ev.EventData], tuple[str, ...]] = {}
 
 

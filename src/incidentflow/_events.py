@@ -6,17 +6,23 @@ Each envelope carries the typed payload (``data``) of one event type below.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import ClassVar
 
 import attrs
 
-from ._model import Severity, State
+from ._model import FieldValue, Reference, Severity, State, frozen_map
 
 __all__ = [
     "SCHEMA_VERSION",
     "ActionItemAdded",
     "ActionItemCompleted",
+    "ActionItemDeclined",
+    "ActionItemLinked",
+    "ActionItemReassigned",
+    "ActionItemRedated",
+    "Amended",
     "CommanderAssigned",
     "Contained",
     "ContainmentRecorded",
@@ -28,19 +34,28 @@ __all__ = [
     "Event",
     "EventData",
     "EvidenceAdded",
+    "FieldsSet",
     "FixRecorded",
     "KbUpdated",
+    "LabelsSet",
     "MarkedFixed",
     "NoteAdded",
     "PostmortemCompleted",
     "PostmortemDrafted",
     "RcaStarted",
     "Reclassified",
+    "ReferenceAdded",
+    "ReferenceRemoved",
     "Reopened",
     "Resolved",
+    "Retracted",
+    "RoleAssigned",
+    "RoleReleased",
     "RootCauseSet",
     "TriageAnswered",
     "TriageStarted",
+    "TypeChanged",
+    "UpdatePosted",
     "UserConfirmed",
     "WhyAdded",
     "event_types",
@@ -68,6 +83,13 @@ class Declared(EventData):
     commander: str
     #: Filled in by ``decide`` from the policy.
     postmortem_required: bool = False
+    #: The incident type; ``decide`` fills in the policy's default when none is given.
+    type: str = attrs.field(default="", kw_only=True)
+    labels: Mapping[str, str] = attrs.field(factory=frozen_map, converter=frozen_map, kw_only=True)
+    custom_fields: Mapping[str, FieldValue] = attrs.field(
+        factory=frozen_map, converter=frozen_map, kw_only=True
+    )
+    references: tuple[Reference, ...] = attrs.field(default=(), kw_only=True)
 
 
 @attrs.frozen
@@ -245,6 +267,8 @@ class ActionItemAdded(EventData):
     description: str
     owner: str
     due: date
+    #: An external reference: the issue URL or key that tracks it.
+    ref: str = attrs.field(default="", kw_only=True)
 
 
 @attrs.frozen
@@ -253,6 +277,153 @@ class ActionItemCompleted(EventData):
 
     TYPE: ClassVar[str] = "action_item_completed"
     number: int
+
+
+@attrs.frozen
+class ActionItemReassigned(EventData):
+    """An action item was handed to another owner."""
+
+    TYPE: ClassVar[str] = "action_item_reassigned"
+    number: int
+    owner: str
+    reason: str = ""
+
+
+@attrs.frozen
+class ActionItemRedated(EventData):
+    """An action item got another due date."""
+
+    TYPE: ClassVar[str] = "action_item_redated"
+    number: int
+    due: date
+    reason: str = ""
+
+
+@attrs.frozen
+class ActionItemDeclined(EventData):
+    """An action item will not be done, with the reason."""
+
+    TYPE: ClassVar[str] = "action_item_declined"
+    number: int
+    reason: str
+
+
+@attrs.frozen
+class ActionItemLinked(EventData):
+    """An action item was linked to the issue that tracks it."""
+
+    TYPE: ClassVar[str] = "action_item_linked"
+    number: int
+    ref: str
+
+
+@attrs.frozen
+class Amended(EventData):
+    """Something recorded was corrected; the history keeps what it said before.
+
+    ``item`` names it (``why:2``, ``triage:scope``, ``postmortem:summary``, ...,
+    see :data:`incidentflow.commands.CORRECTABLE`); ``value`` is the new text
+    (several for a post-mortem list).
+    """
+
+    TYPE: ClassVar[str] = "amended"
+    item: str
+    value: tuple[str, ...]
+    reason: str
+    #: The post-mortem's blame warnings after the correction; filled in by ``decide``.
+    blame_warnings: tuple[str, ...] = attrs.field(default=(), kw_only=True)
+
+
+@attrs.frozen
+class Retracted(EventData):
+    """Something recorded was withdrawn as a mistake; it stays in the history, marked."""
+
+    TYPE: ClassVar[str] = "retracted"
+    item: str
+    reason: str
+
+
+@attrs.frozen
+class TypeChanged(EventData):
+    """The incident type changed, with a reason."""
+
+    TYPE: ClassVar[str] = "type_changed"
+    type: str
+    reason: str
+    #: The type before; filled in by ``decide``.
+    previous: str = attrs.field(default="", kw_only=True)
+    #: Filled in by ``decide`` from the policy.
+    postmortem_required: bool = attrs.field(default=False, kw_only=True)
+
+
+@attrs.frozen
+class LabelsSet(EventData):
+    """Labels were set (a new value replaces the old) or removed."""
+
+    TYPE: ClassVar[str] = "labels_set"
+    labels: Mapping[str, str] = attrs.field(factory=frozen_map, converter=frozen_map)
+    removed: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class FieldsSet(EventData):
+    """Custom fields were set or removed."""
+
+    TYPE: ClassVar[str] = "fields_set"
+    values: Mapping[str, FieldValue] = attrs.field(factory=frozen_map, converter=frozen_map)
+    removed: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class ReferenceAdded(EventData):
+    """An external reference was attached (an alert fingerprint, a ticket, a channel)."""
+
+    TYPE: ClassVar[str] = "reference_added"
+    kind: str
+    value: str
+
+
+@attrs.frozen
+class ReferenceRemoved(EventData):
+    """An external reference was detached."""
+
+    TYPE: ClassVar[str] = "reference_removed"
+    kind: str
+    value: str
+
+
+@attrs.frozen
+class RoleAssigned(EventData):
+    """A role was assigned, or handed over from whoever held it."""
+
+    TYPE: ClassVar[str] = "role_assigned"
+    role: str
+    person: str
+    note: str = ""
+    #: Who held it before (``None``: vacant); filled in by ``decide``.
+    previous: str | None = attrs.field(default=None, kw_only=True)
+
+
+@attrs.frozen
+class RoleReleased(EventData):
+    """A role was released and is vacant again."""
+
+    TYPE: ClassVar[str] = "role_released"
+    role: str
+    note: str = ""
+    #: Who held it; filled in by ``decide``.
+    previous: str = attrs.field(default="", kw_only=True)
+
+
+@attrs.frozen
+class UpdatePosted(EventData):
+    """A status update was posted to stakeholders."""
+
+    TYPE: ClassVar[str] = "update_posted"
+    audience: str
+    text: str
+    #: When the next update is due (``None``: none promised and no cadence).
+    next_update_at: datetime | None = None
 
 
 @attrs.frozen

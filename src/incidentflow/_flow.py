@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Unpack, overload
+from typing import TYPE_CHECKING, Any, Unpack
 
 import attrs
 from loguru import logger
@@ -16,13 +17,14 @@ from . import _validate as v
 from ._deadlines import Deadline, deadlines
 from ._decide import decide, evolve, incident_id_for, replay
 from ._decide import reasons as decide_reasons
-from ._flow_commands import CommandOptions, Commands
+from ._flow_commands import CommandOptions, Commands, Coordination
+from ._flow_delivery import Deliveries
 from ._flow_reads import Reads
-from ._model import Incident, Severity, State
+from ._model import Incident, Reference, Severity, State
 from ._policy import Guard, Policy
 from ._reasons import Reason, Verdict
 from .commands import Command
-from .delivery import Delivery, DeliveryReport, Dispatcher, RetryPolicy, Route, Router
+from .delivery import Delivery, RetryPolicy, Route
 from .exceptions import (
     ConcurrencyConflict,
     ConfigError,
@@ -31,6 +33,7 @@ from .exceptions import (
     IncidentFlowError,
     IncidentNotFound,
     InvalidTransition,
+    ReferenceTaken,
     TransitionRejected,
     ValidationError,
 )
@@ -44,7 +47,7 @@ from .stores._base import (
 from .stores._protocols import EventStore, QueryIndex
 
 if TYPE_CHECKING:
-    from .delivery import DispatcherProcess, FlowFactory
+    pass
 
 __all__ = ["Clock", "IncidentFlow", "Verdict"]
 
@@ -68,7 +71,7 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-class IncidentFlow(Commands, Reads):
+class IncidentFlow(Commands, Coordination, Reads, Deliveries):
     """Runs incidents through the lifecycle on a store.
 
     Every command validates its arguments, checks the incident's state and
@@ -240,7 +243,18 @@ class IncidentFlow(Commands, Reads):
             return Verdict(False, (Reason("state.not_allowed", exc.message, data),))
         if values is not None:
             self._check_references(definition, incident.id, values)
+            if definition.name == "add_reference" and incident.is_open:
+                reasons.extend(self._taken(incident.id, Reference(values["kind"], values["value"])))
         return Verdict(not reasons, tuple(reasons))
+
+    def _taken(self, incident_id: str, ref: Reference) -> list[Reason]:
+        """``reference.taken`` when another open incident holds ``ref``."""
+        found = []
+        for holder in self._index().find_reference(ref, open_only=True):
+            if holder.id != incident_id:
+                error = ReferenceTaken(ref.kind, ref.value, holder.id)
+                found.append(Reason("reference.taken", error.message, {"holder": holder.id}))
+        return found
 
     # -- commands -----------------------------------------------------------
 
@@ -251,16 +265,26 @@ class IncidentFlow(Commands, Reads):
         severity: Severity | str,
         commander: str,
         slug: str | None = None,
+        type: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        fields: Mapping[str, object] | None = None,
+        references: Mapping[str, str] | None = None,
         **options: Unpack[CommandOptions],
     ) -> Incident:
         """Declare a new incident; its id is ``INC-<date>-<slug>``.
 
         Without ``slug`` one is made from the title, numbered ("-2") if taken
         today; an explicit slug that is taken raises DuplicateIncident.
+        ``type`` is one of the policy's incident types (default: its first);
+        ``labels`` (``{"service": "checkout"}``), custom ``fields`` and external
+        ``references`` (``{"alert": fingerprint}``) can be set here or later.
+        A reference another open incident holds raises ReferenceTaken.
         """
         definition = commands.definition("declare")
         actor, key, _ = self._options(options, allow_version=False)
-        args = {"title": title, "severity": severity, "commander": commander, "slug": slug}
+        args: dict[str, object] = {"title": title, "severity": severity, "commander": commander}
+        args |= {"slug": slug, "type": type, "labels": labels, "fields": fields}
+        args["references"] = references
         values = definition.validate(args)
         fingerprint = _idempotency.fingerprint("declare", "", values)
         if key is not None and (done := self._replayed(key, fingerprint)) is not None:
@@ -271,6 +295,10 @@ class IncidentFlow(Commands, Reads):
             slug=values["slug"] or v.slugify(values["title"]),
             severity=values["severity"],
             commander=values["commander"],
+            type=values["type"] or "",
+            labels=values["labels"] or {},
+            custom_fields=values["fields"] or {},
+            references=values["references"] or (),
         )
         (declared,) = decide(None, definition, proposed, self.policy, now, actor)
         assert isinstance(declared, ev.Declared)
@@ -303,14 +331,21 @@ class IncidentFlow(Commands, Reads):
 
         Each breach is recorded once, however often this runs and from however
         many processes: a second recording of the same deadline is refused, and
-        a lost race is retried on the fresh snapshot. The events are notified
+        a lost race is retried on the fresh snapshot. Closed incidents are
+        checked too while they have open action items. The events are notified
         through the routing like any other. Returns the events recorded.
         """
         checked_at = self.now() if now is None else v.aware("now", now)
         actor = v.actor(actor)
         recorded: list[ev.Event] = []
-        open_states = [s for s in State if not s.is_terminal]
-        for incident in self._index().list(IncidentQuery(states=frozenset(open_states))):
+        index = self._index()
+        unfinished = frozenset(s for s in State if not s.is_terminal)
+        finished = frozenset(s for s in State if s.is_terminal)
+        candidates = itertools.chain(
+            index.list(IncidentQuery(states=unfinished)),
+            index.list(IncidentQuery(states=finished, open_action_items=True)),
+        )
+        for incident in candidates:
             for deadline in deadlines(incident, self.policy):
                 if deadline.breached or not deadline.is_overdue(checked_at):
                     continue
@@ -425,15 +460,38 @@ class IncidentFlow(Commands, Reads):
         for event in events:
             snapshot = evolve(snapshot, event)
         assert snapshot is not None
+        index_changed = _index_changed(incident, snapshot)
+        if index_changed:
+            self._check_references_free(incident, snapshot)
         outbox = self.delivery.route(events, snapshot)
         record = (
             IdempotencyRecord(key, fingerprint, incident_id, snapshot.version)
             if key is not None
             else None
         )
-        self.store.append(Commit(incident_id, base, events, snapshot, outbox, record))
+        commit = Commit(incident_id, base, events, snapshot, outbox, record)
+        self.store.append(attrs.evolve(commit, index_changed=index_changed))
         self._after_commit(snapshot, outbox)
         return snapshot
+
+    def _check_references_free(self, before: Incident | None, after: Incident) -> None:
+        """Raise ReferenceTaken if another open incident holds a reference ``after`` holds open.
+
+        The store enforces the same rule when it appends, so a race is caught
+        there; this check names the holder before anything is written.
+        """
+        if not after.is_open or not after.references:
+            return
+        held = set() if before is None or not before.is_open else set(before.references)
+        index = self._index() if isinstance(self.store, QueryIndex) else None
+        if index is None:
+            return
+        for ref in after.references:
+            if ref in held:
+                continue
+            for holder in index.find_reference(ref, open_only=True):
+                if holder.id != after.id:
+                    raise ReferenceTaken(ref.kind, ref.value, holder.id)
 
     def _after_commit(self, snapshot: Incident, outbox: Sequence[OutboxItem]) -> None:
         # The command is committed: nothing here may keep it from returning.
@@ -450,91 +508,6 @@ class IncidentFlow(Commands, Reads):
             logger.exception(
                 "announcing {} failed; its notifications wait in the outbox", snapshot.id
             )
-
-    # -- delivery -----------------------------------------------------------
-
-    @property
-    def notifiers(self) -> Sequence[Notifier]:
-        """Who hears about events, in the order given."""
-        return self.delivery.notifiers
-
-    @property
-    def router(self) -> Router:
-        """Which notifier hears which event."""
-        return self.delivery.router
-
-    @property
-    def retry(self) -> RetryPolicy:
-        """How failed deliveries are retried."""
-        return self.delivery.retry
-
-    @property
-    def deliver_inline(self) -> bool:
-        """Deliver right after each commit while no dispatcher runs."""
-        return self.delivery.deliver_inline
-
-    @deliver_inline.setter
-    def deliver_inline(self, value: bool) -> None:
-        self.delivery.deliver_inline = v.boolean("deliver_inline", value)
-
-    @property
-    def delivery_lease(self) -> timedelta:
-        """How long a delivery's claim on an outbox item holds."""
-        return self.delivery.lease
-
-    def deliver_pending(self, *, limit: int = 1000, max_in_flight: int = 8) -> DeliveryReport:
-        """Deliver due notifications from the outbox now, up to ``limit`` of them.
-
-        For scripts and cron jobs; long-running hosts use :meth:`dispatcher`.
-        ``limit`` runs from 1 to 100,000 and ``max_in_flight`` from 1 to 256
-        (else ValidationError). Failures are recorded on the items (attempts,
-        next retry, error) and never raised.
-        """
-        return self.delivery.deliver_pending(limit=limit, max_in_flight=max_in_flight)
-
-    @overload
-    def dispatcher(
-        self, *, max_in_flight: int = 8, interval: float = 1.0, process: None = None
-    ) -> Dispatcher: ...
-
-    @overload
-    def dispatcher(
-        self, *, max_in_flight: int = 8, interval: float = 1.0, process: str | FlowFactory
-    ) -> DispatcherProcess: ...
-
-    def dispatcher(
-        self,
-        *,
-        max_in_flight: int = 8,
-        interval: float = 1.0,
-        process: str | FlowFactory | None = None,
-    ) -> Dispatcher | DispatcherProcess:
-        """A :class:`Dispatcher` delivering this flow's outbox in a background thread.
-
-        While one runs, commands no longer deliver inline: they return at once
-        and the dispatcher is woken. Start it with ``start()`` or a ``with`` block.
-
-        With ``process``, the deliveries run in a child process instead, so their
-        CPU work does not compete with the commands for this interpreter. Pass a
-        function defined at module level (or ``"package.module:function"``) that
-        builds the flow to deliver with: the same store and notifiers as this one.
-        The child calls it once, inherits the environment, and stops when this
-        process stops it or exits. Not for a ``MemoryStore``.
-        """
-        return self.delivery.dispatcher(
-            max_in_flight=max_in_flight, interval=interval, process=process
-        )
-
-    def dead_letters(self, limit: int = 100) -> Sequence[OutboxItem]:
-        """Up to ``limit`` (1 to 100,000) notifications that gave up, oldest first."""
-        return self.delivery.dead_letters(limit)
-
-    def redrive(self, ids: Iterable[str] | None = None) -> int:
-        """Put dead letters back in line (all of them without ``ids``); returns how many.
-
-        ``ids`` is an iterable of outbox item ids (strings), else ValidationError.
-        """
-        return self.delivery.redrive(ids)
 
     # -- files --------------------------------------------------------------
 
@@ -573,6 +546,17 @@ class IncidentFlow(Commands, Reads):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+#: The snapshot fields the query index keeps beside the snapshot itself.
+_INDEXED = ("type", "labels", "custom_fields", "references", "action_items")
+
+
+def _index_changed(before: Incident | None, after: Incident) -> bool:
+    """True when the commit changes what the query index keys on besides the snapshot."""
+    if before is None or before.state.is_open != after.state.is_open:
+        return True
+    return any(getattr(before, name) is not getattr(after, name) for name in _INDEXED)
 
 
 def _slug_candidates(slug: str, *, numbered: bool) -> Iterable[str]:

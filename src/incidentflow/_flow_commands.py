@@ -7,14 +7,14 @@ is its definition in :mod:`incidentflow.commands`; ``_run`` is the pipeline.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from datetime import date, datetime
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timedelta
 from typing import Any, TypedDict, Unpack, cast
 
 from ._model import Incident, Severity
 from .commands import DEFINITIONS, Command
 
-__all__ = ["CommandOptions", "Commands", "PostmortemFields"]
+__all__ = ["CommandOptions", "Commands", "Coordination", "PostmortemFields"]
 
 
 class CommandOptions(TypedDict, total=False):
@@ -184,17 +184,61 @@ class Commands(abc.ABC):
         *,
         owner: str,
         due: date,
+        ref: str | None = None,
         **options: Unpack[CommandOptions],
     ) -> Incident:
-        """Add a follow-up with an owner and a due date; items are numbered from 1."""
-        args = {"description": description, "owner": owner, "due": due}
+        """Add a follow-up with an owner and a due date; items are numbered from 1.
+
+        ``ref`` is the issue URL or key that tracks it, if any.
+        """
+        args = {"description": description, "owner": owner, "due": due, **_given(ref=ref)}
         return self._run(_D["add_action_item"], incident_id, options, args)
 
     def complete_action_item(
         self, incident_id: str, number: int, **options: Unpack[CommandOptions]
     ) -> Incident:
-        """Mark action item ``number`` done."""
+        """Mark action item ``number`` done; in every state, after closure too."""
         return self._run(_D["complete_action_item"], incident_id, options, {"number": number})
+
+    def reassign_action_item(
+        self,
+        incident_id: str,
+        number: int,
+        *,
+        owner: str,
+        reason: str | None = None,
+        **options: Unpack[CommandOptions],
+    ) -> Incident:
+        """Hand open action item ``number`` to another owner."""
+        args = {"number": number, "owner": owner, **_given(reason=reason)}
+        return self._run(_D["reassign_action_item"], incident_id, options, args)
+
+    def redate_action_item(
+        self,
+        incident_id: str,
+        number: int,
+        *,
+        due: date,
+        reason: str | None = None,
+        **options: Unpack[CommandOptions],
+    ) -> Incident:
+        """Give open action item ``number`` another due date."""
+        args = {"number": number, "due": due, **_given(reason=reason)}
+        return self._run(_D["redate_action_item"], incident_id, options, args)
+
+    def decline_action_item(
+        self, incident_id: str, number: int, *, reason: str, **options: Unpack[CommandOptions]
+    ) -> Incident:
+        """Decline open action item ``number``: it will not be done, for ``reason``."""
+        args = {"number": number, "reason": reason}
+        return self._run(_D["decline_action_item"], incident_id, options, args)
+
+    def link_action_item(
+        self, incident_id: str, number: int, ref: str, **options: Unpack[CommandOptions]
+    ) -> Incident:
+        """Link action item ``number`` to the issue that tracks it (a URL or a key)."""
+        args = {"number": number, "ref": ref}
+        return self._run(_D["link_action_item"], incident_id, options, args)
 
     def update_kb(
         self,
@@ -270,6 +314,128 @@ class Commands(abc.ABC):
     def add_note(self, incident_id: str, text: str, **options: Unpack[CommandOptions]) -> Incident:
         """Add a free-form note; allowed in every state."""
         return self._run(_D["add_note"], incident_id, options, {"text": text})
+
+
+class Coordination(abc.ABC):
+    """Corrections, the type, labels, fields, references, roles and status updates."""
+
+    @abc.abstractmethod
+    def _run(
+        self,
+        command: Command[Any],
+        incident_id: str,
+        options: CommandOptions,
+        args: dict[str, Any],
+    ) -> Incident:
+        """Validate, decide, commit and announce one command."""
+
+    def amend(
+        self,
+        incident_id: str,
+        item: str,
+        value: str | Sequence[str],
+        *,
+        reason: str,
+        **options: Unpack[CommandOptions],
+    ) -> Incident:
+        """Correct something recorded: ``"why:2"``, ``"triage:scope"``, ``"postmortem:summary"``.
+
+        The history keeps the original; the snapshot shows ``value`` marked
+        amended. See :data:`incidentflow.commands.CORRECTABLE` for every item.
+        """
+        args = {"item": item, "value": value, "reason": reason}
+        return self._run(_D["amend"], incident_id, options, args)
+
+    def retract(
+        self, incident_id: str, item: str, *, reason: str, **options: Unpack[CommandOptions]
+    ) -> Incident:
+        """Withdraw something recorded in error (``"why:3"``); guards stop counting it."""
+        return self._run(_D["retract"], incident_id, options, {"item": item, "reason": reason})
+
+    def change_type(
+        self, incident_id: str, type: str, *, reason: str, **options: Unpack[CommandOptions]
+    ) -> Incident:
+        """Change the incident type (one of the policy's ``incident_types``), with a reason."""
+        return self._run(_D["change_type"], incident_id, options, {"type": type, "reason": reason})
+
+    def set_labels(
+        self,
+        incident_id: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        remove: Sequence[str] = (),
+        **options: Unpack[CommandOptions],
+    ) -> Incident:
+        """Set labels (``{"service": "checkout"}``) and remove others by key."""
+        args = {"labels": labels or {}, "remove": remove}
+        return self._run(_D["set_labels"], incident_id, options, args)
+
+    def set_fields(
+        self,
+        incident_id: str,
+        fields: Mapping[str, object] | None = None,
+        *,
+        remove: Sequence[str] = (),
+        **options: Unpack[CommandOptions],
+    ) -> Incident:
+        """Set custom fields the policy declares (checked against their types), or remove them."""
+        args = {"fields": fields or {}, "remove": remove}
+        return self._run(_D["set_fields"], incident_id, options, args)
+
+    def add_reference(
+        self, incident_id: str, kind: str, value: str, **options: Unpack[CommandOptions]
+    ) -> Incident:
+        """Attach an external reference; no other open incident may hold the same one."""
+        return self._run(_D["add_reference"], incident_id, options, {"kind": kind, "value": value})
+
+    def remove_reference(
+        self, incident_id: str, kind: str, value: str, **options: Unpack[CommandOptions]
+    ) -> Incident:
+        """Detach an external reference."""
+        args = {"kind": kind, "value": value}
+        return self._run(_D["remove_reference"], incident_id, options, args)
+
+    def assign_role(
+        self,
+        incident_id: str,
+        role: str,
+        person: str,
+        *,
+        note: str | None = None,
+        **options: Unpack[CommandOptions],
+    ) -> Incident:
+        """Assign ``role``, or hand it over from whoever holds it, with a handoff note."""
+        args = {"role": role, "person": person, **_given(note=note)}
+        return self._run(_D["assign_role"], incident_id, options, args)
+
+    def release_role(
+        self,
+        incident_id: str,
+        role: str,
+        *,
+        note: str | None = None,
+        **options: Unpack[CommandOptions],
+    ) -> Incident:
+        """Release ``role`` (never the commander's): it is vacant again."""
+        args = {"role": role, **_given(note=note)}
+        return self._run(_D["release_role"], incident_id, options, args)
+
+    def post_update(
+        self,
+        incident_id: str,
+        audience: str,
+        text: str,
+        *,
+        next_update_in: timedelta | None = None,
+        **options: Unpack[CommandOptions],
+    ) -> Incident:
+        """Post a status update (``"internal"`` or ``"external"``) and set when the next is due.
+
+        Without ``next_update_in`` the next one is due after the cadence the
+        policy sets for the incident's severity and type, if any.
+        """
+        args = {"audience": audience, "text": text, "next_update_in": next_update_in}
+        return self._run(_D["post_update"], incident_id, options, args)
 
 
 def _split(fields: PostmortemFields) -> tuple[CommandOptions, dict[str, Any]]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Mapping
 from datetime import date, datetime
-from itertools import islice
-from typing import Generic, TypeVar, overload
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 import attrs
+
+from ._sequences import Records
 
 T = TypeVar("T")
 
@@ -16,20 +18,27 @@ __all__ = [
     "ActionItem",
     "Confirmation",
     "ContainmentAction",
+    "Correction",
     "Deploy",
     "Detection",
     "Evidence",
+    "FieldValue",
     "Fix",
+    "Handoff",
     "Incident",
     "KbEntry",
     "Note",
     "Postmortem",
     "Records",
+    "Reference",
     "RootCause",
     "Severity",
     "State",
+    "StatusUpdate",
+    "SupersededFix",
     "TriageAnswer",
     "Why",
+    "frozen_map",
 ]
 
 
@@ -82,94 +91,41 @@ class State(enum.Enum):
 _OPEN_STATES = frozenset({State.DECLARED, State.TRIAGING, State.CONTAINED, State.RCA, State.FIXED})
 
 
-class Records(Sequence[T], Generic[T]):
-    """An immutable sequence that grows by sharing storage with what it grew from.
+#: A custom field's value: JSON-ready (a date is kept as its ISO text).
+FieldValue = str | int | float | bool
 
-    Snapshots hold their evidence, notes and other lists as ``Records``:
-    ``appended`` returns a new ``Records`` in O(1) when nothing else was appended
-    to the same version, so a command on a long incident costs what it costs on
-    a short one. It compares equal to another ``Records`` with the same items,
-    never to a list or tuple, so a snapshot holding a list where ``Records``
-    belongs does not pass for its replay.
 
-    >>> first = Records(["a"])
-    >>> second = first.appended("b")
-    >>> list(first), list(second), second == Records(["a", "b"]), second == ("a", "b")
-    (['a'], ['a', 'b'], True, False)
+@attrs.frozen
+class Correction:
+    """An amendment or a retraction of something recorded: when, by whom and why.
+
+    The history keeps what was first recorded; the snapshot shows the current
+    value and carries the latest correction, so files can mark it.
     """
 
-    __slots__ = ("_items", "_len")
-
-    def __init__(self, items: Iterable[T] = ()) -> None:
-        self._items: list[T] = list(items)
-        self._len = len(self._items)
-
-    @classmethod
-    def _view(cls, items: list[T], length: int) -> Records[T]:
-        view: Records[T] = cls.__new__(cls)
-        view._items = items
-        view._len = length
-        return view
-
-    def appended(self, item: T) -> Records[T]:
-        """A new ``Records`` with ``item`` at the end; this one is unchanged."""
-        items, length = self._items, self._len
-        if len(items) == length:
-            items.append(item)
-            # Another append from this same version may have won the race.
-            if items[length] is item:
-                return self._view(items, length + 1)
-        fresh = items[:length]
-        fresh.append(item)
-        return self._view(fresh, length + 1)
-
-    def __len__(self) -> int:
-        return self._len
-
-    @overload
-    def __getitem__(self, index: int) -> T: ...
-    @overload
-    def __getitem__(self, index: slice) -> tuple[T, ...]: ...
-    def __getitem__(self, index: int | slice) -> T | tuple[T, ...]:
-        if isinstance(index, slice):
-            return tuple(self._items[: self._len][index])
-        if index < 0:
-            index += self._len
-        if not 0 <= index < self._len:
-            raise IndexError("Records index out of range")
-        return self._items[index]
-
-    def __iter__(self) -> Iterator[T]:
-        return islice(self._items, self._len)
-
-    def __contains__(self, value: object) -> bool:
-        try:
-            # list.index finds the first occurrence at C speed; later ones are
-            # beyond this view only if the first is too.
-            return self._items.index(value) < self._len  # type: ignore[arg-type]
-        except ValueError:
-            return False
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Records):
-            return self._len == other._len and all(a == b for a, b in zip(self, other, strict=True))
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(tuple(self))
-
-    def __repr__(self) -> str:
-        return f"Records({list(self)!r})"
+    at: datetime
+    actor: str
+    reason: str
 
 
 @attrs.frozen
 class Evidence:
-    """Something observed during triage: a log excerpt, a graph, a command's output."""
+    """Something observed during triage: a log excerpt, a graph, a command's output.
+
+    ``amended`` and ``retracted`` are the latest corrections of it, if any.
+    """
 
     source: str
     content: str
     at: datetime
     actor: str
+    amended: Correction | None = attrs.field(default=None, kw_only=True)
+    retracted: Correction | None = attrs.field(default=None, kw_only=True)
+
+    @property
+    def live(self) -> bool:
+        """True unless it was retracted: guards count only live items."""
+        return self.retracted is None
 
 
 @attrs.frozen
@@ -180,6 +136,13 @@ class TriageAnswer:
     answer: str
     at: datetime
     actor: str
+    amended: Correction | None = attrs.field(default=None, kw_only=True)
+    retracted: Correction | None = attrs.field(default=None, kw_only=True)
+
+    @property
+    def live(self) -> bool:
+        """True unless it was retracted."""
+        return self.retracted is None
 
 
 @attrs.frozen
@@ -189,6 +152,13 @@ class ContainmentAction:
     description: str
     at: datetime
     actor: str
+    amended: Correction | None = attrs.field(default=None, kw_only=True)
+    retracted: Correction | None = attrs.field(default=None, kw_only=True)
+
+    @property
+    def live(self) -> bool:
+        """True unless it was retracted."""
+        return self.retracted is None
 
 
 @attrs.frozen
@@ -198,6 +168,13 @@ class Why:
     answer: str
     at: datetime
     actor: str
+    amended: Correction | None = attrs.field(default=None, kw_only=True)
+    retracted: Correction | None = attrs.field(default=None, kw_only=True)
+
+    @property
+    def live(self) -> bool:
+        """True unless it was retracted: a retracted why frees its place in the five."""
+        return self.retracted is None
 
 
 @attrs.frozen
@@ -208,6 +185,7 @@ class RootCause:
     process_gap: str
     at: datetime
     actor: str
+    amended: Correction | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen
@@ -219,6 +197,7 @@ class Fix:
     staging_verified: bool
     at: datetime
     actor: str
+    amended: Correction | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen
@@ -242,6 +221,22 @@ class Confirmation:
 
 
 @attrs.frozen
+class SupersededFix:
+    """A fix, its deploys and its confirmation that a reopen set aside.
+
+    Kept in the snapshot (and the incident file) marked superseded: a reopen
+    erases nothing, but the next ``resolve`` needs a new deploy and a new
+    confirmation.
+    """
+
+    fix: Fix | None
+    deploys: tuple[Deploy, ...]
+    confirmation: Confirmation | None
+    at: datetime
+    reason: str
+
+
+@attrs.frozen
 class Detection:
     """When the issue first occurred and how it came to light."""
 
@@ -262,23 +257,63 @@ class Note:
 
 @attrs.frozen
 class ActionItem:
-    """A follow-up with an owner and a due date, numbered from 1."""
+    """A follow-up with an owner and a due date, numbered from 1.
+
+    It lives on after the incident closes: it can be completed, reassigned,
+    re-dated or declined in every state.
+
+    Attributes:
+        ref: An external reference: the issue URL or key that tracks it.
+        declined: Why it will not be done, if it was declined.
+        retracted: Set when it was recorded in error.
+        amended: The latest correction of its description.
+
+    """
 
     number: int
     description: str
     owner: str
     due: date
     done_at: datetime | None = None
+    ref: str = attrs.field(default="", kw_only=True)
+    declined: Correction | None = attrs.field(default=None, kw_only=True)
+    retracted: Correction | None = attrs.field(default=None, kw_only=True)
+    amended: Correction | None = attrs.field(default=None, kw_only=True)
 
     @property
     def done(self) -> bool:
         """True once the item was completed."""
         return self.done_at is not None
 
+    @property
+    def live(self) -> bool:
+        """True unless it was retracted: what counts toward the minimum of action items.
+
+        A declined item still counts: declining is a decision recorded with its reason.
+        """
+        return self.retracted is None
+
+    @property
+    def open(self) -> bool:
+        """True while it still waits to be done: not done, declined or retracted."""
+        return self.done_at is None and self.declined is None and self.retracted is None
+
+    @property
+    def status(self) -> str:
+        """``"open"``, ``"done"``, ``"declined"`` or ``"retracted"``."""
+        if self.retracted is not None:
+            return "retracted"
+        if self.declined is not None:
+            return "declined"
+        return "done" if self.done_at is not None else "open"
+
 
 @attrs.frozen
 class Postmortem:
-    """The post-mortem, drafted step by step and then completed."""
+    """The post-mortem, drafted step by step and then completed.
+
+    ``amended`` is the latest correction made after completion, if any.
+    """
 
     summary: str = ""
     root_cause: str = ""
@@ -286,6 +321,7 @@ class Postmortem:
     went_poorly: tuple[str, ...] = ()
     completed_at: datetime | None = None
     blame_warnings: tuple[str, ...] = ()
+    amended: Correction | None = attrs.field(default=None, kw_only=True)
 
     @property
     def completed(self) -> bool:
@@ -304,6 +340,67 @@ class KbEntry:
     early_signs: str
     at: datetime
     actor: str
+
+
+@attrs.frozen(order=True)
+class Reference:
+    """An external reference: an alert fingerprint, a ticket, a chat channel.
+
+    ``kind`` says what it is (``alert``, ``ticket``, ``channel``, ...); a
+    reference is unique per kind among open incidents (``flow.find``).
+    """
+
+    kind: str
+    value: str
+
+
+@attrs.frozen
+class Handoff:
+    """A role assigned, handed over or released.
+
+    Attributes:
+        role: The role, e.g. ``"communications_lead"``.
+        from_person: Who held it before (``None``: it was vacant).
+        to_person: Who holds it now (``None``: it was released).
+        at: When (aware UTC).
+        actor: Who recorded it.
+        note: What the handoff said (state of play, open questions).
+
+    """
+
+    role: str
+    from_person: str | None
+    to_person: str | None
+    at: datetime
+    actor: str
+    note: str = ""
+
+
+@attrs.frozen
+class StatusUpdate:
+    """A status update posted to stakeholders.
+
+    Attributes:
+        audience: ``"internal"`` or ``"external"``.
+        text: The update.
+        at: When it was posted.
+        actor: Who posted it.
+        next_update_at: When the next update is due (``None``: none promised).
+
+    """
+
+    audience: str
+    text: str
+    at: datetime
+    actor: str
+    next_update_at: datetime | None = None
+
+
+def frozen_map(value: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    """A read-only copy of ``value``, so no caller can change a snapshot's mapping."""
+    if isinstance(value, MappingProxyType):
+        return value
+    return MappingProxyType(dict(value or {}))
 
 
 @attrs.frozen
@@ -348,6 +445,17 @@ class Incident:
         reopen_count: How many times it was reopened.
         dismissal_reason: Why it was dismissed, if it was.
         duplicate_of: The incident it duplicates, if dismissed as a duplicate.
+        type: The incident type (``availability``, ``security``, ...), which
+            with the severity picks the process the policy sets.
+        labels: ``key=value`` labels (``service=checkout``), for routing and filters.
+        custom_fields: The custom fields the policy declares, by name.
+        references: External references (alert fingerprints, tickets, channels).
+        roles: Who holds each role, the commander included, by role name.
+        handoffs: Every assignment, handover and release of a role, oldest first.
+        updates: The status updates posted, oldest first.
+        next_update_due: When the next status update is due, if one was promised
+            or the policy sets a cadence.
+        superseded: The fixes, deploys and confirmations that reopens set aside.
 
     """
 
@@ -385,11 +493,26 @@ class Incident:
     reopen_count: int = 0
     dismissal_reason: str | None = None
     duplicate_of: str | None = None
+    type: str = "availability"
+    labels: Mapping[str, str] = attrs.field(factory=frozen_map, converter=frozen_map, hash=False)
+    custom_fields: Mapping[str, FieldValue] = attrs.field(
+        factory=frozen_map, converter=frozen_map, hash=False
+    )
+    references: Records[Reference] = attrs.field(factory=Records)
+    roles: Mapping[str, str] = attrs.field(factory=frozen_map, converter=frozen_map, hash=False)
+    handoffs: Records[Handoff] = attrs.field(factory=Records)
+    updates: Records[StatusUpdate] = attrs.field(factory=Records)
+    next_update_due: datetime | None = None
+    superseded: Records[SupersededFix] = attrs.field(factory=Records)
 
     @property
     def triage(self) -> dict[str, str]:
-        """The triage checklist as a question → latest answer mapping."""
-        return {a.question: a.answer for a in self.triage_answers}
+        """The triage checklist as a question → latest live answer mapping."""
+        return {a.question: a.answer for a in self.triage_answers if a.retracted is None}
+
+    def reference(self, kind: str) -> str | None:
+        """The first value of the external reference of ``kind``, if any."""
+        return next((r.value for r in self.references if r.kind == kind), None)
 
     @property
     def last_deploy(self) -> Deploy | None:

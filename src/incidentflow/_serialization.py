@@ -126,6 +126,9 @@ def incident_to_dict(incident: Incident) -> dict[str, Any]:
 def incident_from_dict(value: dict[str, Any]) -> Incident:
     """A snapshot from :func:`incident_to_dict`'s output; StoreError if malformed."""
     try:
+        if "roles" not in value and "commander" in value:
+            # Written before roles: the commander was the only one.
+            value = {**value, "roles": {"commander": value["commander"]}}
         return converter().structure(value, Incident)
     except (KeyError, TypeError, ValueError, cattrs.BaseValidationError) as exc:
         raise StoreError(f"malformed stored snapshot: {exc}") from exc

@@ -254,6 +254,8 @@ def _check_fields(where: str, data: ev.EventData) -> None:
             continue  # left out when the command ran
         # Exports from before references were checked name any one-line text.
         check = v.name if argument.incident_ref else argument.check
+        if isinstance(data, ev.UpdatePosted) and argument.field == "next_update_at":
+            check = v.aware  # the command turned next_update_in into this time
         check(f"{where}: {data.TYPE}.{argument.field}", value)
     for derived in ("slug", "number"):
         value = getattr(data, derived, None)
@@ -361,6 +363,12 @@ def _proposal(data: ev.EventData) -> ev.EventData:
             return attrs.evolve(data, previous=None, postmortem_required=False)
         case ev.KbUpdated():
             return attrs.evolve(data, slug="")
+        case ev.TypeChanged():
+            return attrs.evolve(data, previous="", postmortem_required=False)
+        case ev.RoleAssigned():
+            return attrs.evolve(data, previous=None)
+        case ev.RoleReleased():
+            return attrs.evolve(data, previous="")
         case ev.PostmortemCompleted():
             return ev.PostmortemDrafted()  # complete_postmortem without fields
     return data

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
 
 from ._model import Severity
 from .exceptions import ValidationError
@@ -300,5 +300,89 @@ def whole_number(field: str, value: object, *, minimum: int = 0, maximum: int = 
         number = f"{value:,}" if value.bit_length() <= 64 else _shown(value)
         raise ValidationError(
             field, f"is {number}; use a whole number from {minimum:,} to {maximum:,}"
+        )
+    return value
+
+
+_KEY_RE = re.compile(r"[a-z0-9](?:[a-z0-9_./-]{0,61}[a-z0-9])?\Z")
+#: The most labels, custom fields or references one command may set.
+ENTRIES_MAX = 100
+
+
+def key(field: str, value: object) -> str:
+    """A label key or reference kind: 1–63 lowercase letters, digits and ``_ . / -``.
+
+    >>> key("labels", "service")
+    'service'
+    """
+    if not isinstance(value, str):
+        raise ValidationError(field, f"expected a key (str), got {type(value).__name__}")
+    if not _KEY_RE.match(value):
+        raise ValidationError(
+            field,
+            f"{_shown(value)} is not a key; use 1 to 63 lowercase letters, digits and "
+            "_ . / - starting and ending with a letter or digit, e.g. 'service'",
+        )
+    return value
+
+
+def _entries(field: str, value: object) -> list[tuple[object, object]]:
+    if isinstance(value, Mapping):
+        pairs = list(value.items())
+    elif isinstance(value, (list, tuple)) and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 for p in value
+    ):
+        pairs = [(p[0], p[1]) for p in value]
+    else:
+        raise ValidationError(
+            field, f"expected a mapping of key to value, got {type(value).__name__}"
+        )
+    if len(pairs) > ENTRIES_MAX:
+        raise ValidationError(field, f"has {len(pairs)} entries; at most {ENTRIES_MAX} per command")
+    return pairs
+
+
+def labels(field: str, value: object) -> dict[str, str]:
+    """Labels: a mapping of key (see :func:`key`) to a one-line value.
+
+    >>> labels("labels", {"service": "checkout", "team": "payments"})
+    {'service': 'checkout', 'team': 'payments'}
+    """
+    found: dict[str, str] = {}
+    for k, text_value in _entries(field, value):
+        checked = key(field, k)
+        found[checked] = name(f"{field}.{checked}", text_value)
+    return found
+
+
+def keys(field: str, value: object) -> tuple[str, ...]:
+    """A list of keys (see :func:`key`); a lone string counts as one."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple, set, frozenset)):
+        raise ValidationError(field, f"expected a list of keys, got {type(value).__name__}")
+    if len(items) > ENTRIES_MAX:
+        raise ValidationError(field, f"has {len(items)} keys; at most {ENTRIES_MAX} per command")
+    return tuple(dict.fromkeys(key(field, item) for item in items))
+
+
+def mapping(field: str, value: object) -> dict[str, object]:
+    """A mapping of key (see :func:`key`) to any value, checked later against the policy."""
+    return {key(field, k): item for k, item in _entries(field, value)}
+
+
+def reference_value(field: str, value: object) -> str:
+    """An external reference's value: one line, at most 500 characters."""
+    return text(field, value, max_len=500, multiline=False)
+
+
+def duration(field: str, value: object) -> timedelta:
+    """A positive ``timedelta`` of at most 100 years."""
+    if not isinstance(value, timedelta):
+        raise ValidationError(
+            field, f"expected a timedelta, e.g. timedelta(minutes=30), got {type(value).__name__}"
+        )
+    if value <= timedelta(0) or value > timedelta(days=36_500):
+        raise ValidationError(
+            field, f"expected a positive duration of at most 100 years, got {value}"
         )
     return value

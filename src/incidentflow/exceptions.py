@@ -8,6 +8,7 @@ The tree::
     ├── TransitionRejected            guards unmet; ``.reasons`` lists every one
     ├── IncidentNotFound              no incident with that id
     ├── DuplicateIncident             an incident with that id already exists
+    ├── ReferenceTaken                another open incident holds that external reference
     ├── ConcurrencyConflict           the incident changed since the version you decided on
     ├── IdempotencyConflict           an idempotency key reused with another payload
     ├── StoreError                    the storage backend failed; the original is ``__cause__``
@@ -39,6 +40,7 @@ __all__ = [
     "IncidentFlowError",
     "IncidentNotFound",
     "InvalidTransition",
+    "ReferenceTaken",
     "StoreError",
     "TransitionRejected",
     "ValidationError",
@@ -189,6 +191,29 @@ class DuplicateIncident(IncidentFlowError):
         super().__init__(
             f"an incident with id {incident_id!r} already exists; "
             "choose another slug or leave slug unset to get a free one"
+        )
+
+
+class ReferenceTaken(IncidentFlowError):
+    """An external reference is held by another open incident.
+
+    A reference (an alert fingerprint, a ticket) is unique per kind among open
+    incidents, so that ``flow.find`` has one answer.
+
+    Attributes:
+        kind: The reference's kind, e.g. ``"alert"``.
+        value: Its value.
+        holder: The open incident that holds it.
+
+    """
+
+    def __init__(self, kind: str, value: str, holder: str) -> None:
+        self.kind = kind
+        self.value = value
+        self.holder = holder
+        super().__init__(
+            f"the {kind} reference {value!r} belongs to the open incident {holder}; "
+            f"work on {holder} (flow.find gives it), or detach the reference there first"
         )
 
 

@@ -18,6 +18,7 @@ from incidentflow import (
     Incident,
     IncidentFlow,
     InvalidTransition,
+    Policy,
     Reason,
     Records,
     Severity,
@@ -44,6 +45,7 @@ from incidentflow.testing import FrozenClock
 
 #: The public reason codes. Adding one is a feature; renaming or dropping one breaks users.
 REASON_CODES = {
+    "action_item.closed",
     "action_item.done",
     "action_item.unknown",
     "action_items.missing",
@@ -52,6 +54,10 @@ REASON_CODES = {
     "confirmation.missing",
     "confirmation.negative",
     "containment.missing",
+    "correction.needed",
+    "correction.not_retractable",
+    "correction.retracted",
+    "correction.unknown_item",
     "deploy.missing",
     "evidence.missing",
     "fix.missing",
@@ -63,6 +69,11 @@ REASON_CODES = {
     "postmortem.summary_missing",
     "postmortem.went_poorly_missing",
     "postmortem.went_well_missing",
+    "reference.present",
+    "reference.taken",
+    "reference.unknown",
+    "role.vacant",
+    "roles.missing",
     "root_cause.missing",
     "state.not_allowed",
     "triage.unanswered",
@@ -93,8 +104,9 @@ class TestOneDefinitionPerCommand:
                 continue
             method = getattr(IncidentFlow, name)
             params = inspect.signature(method).parameters
-            own = [p for p in params if p not in ("self", "incident_id", "options", "fields")]
-            if "fields" in params:  # the post-mortem's fields come as typed keywords
+            keywords = [p.name for p in params.values() if p.kind is p.VAR_KEYWORD]
+            own = [p for p in params if p not in ("self", "incident_id", *keywords)]
+            if keywords == ["fields"]:  # the post-mortem's fields come as typed keywords
                 own += [
                     f
                     for f in PostmortemFields.__annotations__
@@ -229,6 +241,9 @@ class TestFold:
         self, flow: IncidentFlow, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Every event type folds to the same snapshot with attrs.evolve as with the fast copy."""
+        flow = IncidentFlow.in_memory(
+            clock=clock, policy=Policy(custom_fields={"customer": "text"})
+        )
         histories = [flow.history(_every_event_type(flow, clock).id)]
         dismissed = flow.declare("False alarm", severity="P4", commander="al", actor="al")
         flow.dismiss(dismissed.id, reason="noise", actor="al")
@@ -238,10 +253,27 @@ class TestFold:
         fast = [replay(history) for history in histories]
         import incidentflow.commands._shared as shared
 
-        for module in ("_triage", "_rca", "_resolve", "_closure", "_anytime"):
+        modules = ("_triage", "_rca", "_resolve", "_closure", "_anytime", "_followups", "_labels")
+        for module in (*modules, "_coordination", "_corrections"):
             monkeypatch.setattr(f"incidentflow.commands.{module}.replace", attrs.evolve)
         monkeypatch.setattr(shared, "replace", attrs.evolve)
         assert [replay(history) for history in histories] == fast
+
+    def test_every_event_type_survives_export_and_import(self, clock: FrozenClock) -> None:
+        """An export holding every event type imports into another flow to the same snapshot."""
+        import io
+
+        from incidentflow._transfer import export_lines, import_histories, read_export
+
+        policy = Policy(custom_fields={"customer": "text"})
+        flow = IncidentFlow.in_memory(clock=clock, policy=policy)
+        inc = _every_event_type(flow, clock)
+        text = "".join(line + "\n" for line in export_lines(flow, [inc.id]))
+        other = IncidentFlow.in_memory(clock=clock, policy=policy)
+        outcome = import_histories(other, read_export(io.StringIO(text), "x.jsonl", policy))
+        assert outcome.imported == (inc.id,)
+        assert other.get(inc.id) == flow.get(inc.id)
+        assert other.history(inc.id) == flow.history(inc.id)
 
     def test_records_equal_only_records(self) -> None:
         """A list where Records belongs is a different snapshot, not an equal one."""
@@ -454,6 +486,15 @@ def _every_event_type(flow: IncidentFlow, clock: FrozenClock) -> Incident:
     flow.record_detection(i, method="alert", actor="al")
     flow.reclassify(i, "P2", reason="more users", actor="al")
     flow.assign_commander(i, "bo", actor="al")
+    flow.change_type(i, "performance", reason="slow, not down", actor="al")
+    flow.set_labels(i, {"service": "checkout", "team": "web"}, actor="al")
+    flow.set_labels(i, remove=["team"], actor="al")
+    flow.set_fields(i, {"customer": "acme"}, actor="al")
+    flow.add_reference(i, "ticket", "OPS-1", actor="al")
+    flow.remove_reference(i, "ticket", "OPS-1", actor="al")
+    flow.assign_role(i, "scribe", "cy", note="taking notes", actor="al")
+    flow.release_role(i, "scribe", actor="al")
+    flow.post_update(i, "internal", "looking into it", actor="al")
     clock.advance(step)
     flow.start_triage(i, actor="bo")
     flow.add_evidence(i, source="logs", content="500s", actor="bo")
@@ -462,7 +503,10 @@ def _every_event_type(flow: IncidentFlow, clock: FrozenClock) -> Incident:
     flow.record_containment(i, "rolled back", actor="bo")
     flow.contain(i, actor="bo")
     flow.start_rca(i, actor="bo")
-    flow.add_why(i, "a leak", actor="bo")
+    flow.add_why(i, "a leek", actor="bo")
+    flow.amend(i, "why:1", "a leak", reason="typo", actor="bo")
+    flow.add_why(i, "not a why", actor="bo")
+    flow.retract(i, "why:2", reason="recorded by mistake", actor="bo")
     flow.set_root_cause(i, "leak", process_gap="no test", actor="bo")
     flow.record_fix(i, "close it", test="t", staging_verified=True, actor="bo")
     flow.record_deploy(i, actor="bo")
@@ -476,6 +520,11 @@ def _every_event_type(flow: IncidentFlow, clock: FrozenClock) -> Incident:
     flow.resolve(i, actor="bo")
     flow.add_action_item(i, "add a test", owner="bo", due=clock().date(), actor="bo")
     flow.complete_action_item(i, 1, actor="bo")
+    flow.add_action_item(i, "rewrite it", owner="bo", due=clock().date(), actor="bo")
+    flow.reassign_action_item(i, 2, owner="cy", actor="bo")
+    flow.redate_action_item(i, 2, due=clock().date() + timedelta(days=30), actor="bo")
+    flow.link_action_item(i, 2, "OPS-2", actor="bo")
+    flow.decline_action_item(i, 2, reason="not worth it", actor="bo")
     flow.draft_postmortem(i, summary="s", actor="bo")
     flow.complete_postmortem(i, root_cause="r", went_well=["w"], went_poorly=["p"], actor="bo")
     flow.add_action_item(i, "alert earlier", owner="bo", due=clock().date(), actor="bo")

@@ -28,13 +28,27 @@ from .._model import Incident as _Incident
 from .._model import State as _State
 from ..exceptions import InvalidTransition as _InvalidTransition
 from ..exceptions import ValidationError as _ValidationError
-from . import _anytime, _closure, _rca, _resolve, _triage
+from . import (
+    _anytime,
+    _closure,
+    _coordination,
+    _corrections,
+    _followups,
+    _labels,
+    _rca,
+    _resolve,
+    _triage,
+)
 from ._anytime import DEADLINE_KINDS, DETECTION_METHODS
+from ._coordination import AUDIENCES
+from ._corrections import CORRECTABLE
 from ._define import NOW, Argument, Command, Context, Guard, Move, Recorded, Unmet, unmet
 from ._rca import MAX_WHYS
 
 __all__ = [
     "APPLY",
+    "AUDIENCES",
+    "CORRECTABLE",
     "DEADLINE_KINDS",
     "DEFINITIONS",
     "DETECTION_METHODS",
@@ -67,7 +81,15 @@ def _by_name(*commands: Command[Any]) -> Mapping[str, Command[Any]]:
 
 #: Every command by name, phase by phase. A command added to a phase's ``PHASE`` is here.
 DEFINITIONS: Mapping[str, Command[Any]] = _by_name(
-    *_triage.PHASE, *_rca.PHASE, *_resolve.PHASE, *_closure.PHASE, *_anytime.PHASE
+    *_triage.PHASE,
+    *_rca.PHASE,
+    *_resolve.PHASE,
+    *_closure.PHASE,
+    *_followups.PHASE,
+    *_anytime.PHASE,
+    *_labels.PHASE,
+    *_coordination.PHASE,
+    *_corrections.PHASE,
 )
 
 
@@ -149,9 +171,13 @@ def reason_codes() -> dict[str, str]:
     Custom guards added through the policy give ``policy.guard`` unless they
     return :class:`~incidentflow.Reason` objects with codes of their own;
     ``flow.can`` answers a command the incident's state does not allow with
-    ``state.not_allowed`` (the command itself raises InvalidTransition).
+    ``state.not_allowed`` (the command itself raises InvalidTransition), and
+    ``add_reference`` of a reference another open incident holds with
+    ``reference.taken`` (the command itself raises ReferenceTaken).
     """
     codes = {g.code: g.summary for c in DEFINITIONS.values() for g in c.guards}
     codes["policy.guard"] = "a custom guard of the policy"
+    codes["roles.missing"] = "the roles the policy requires before the command are held"
+    codes["reference.taken"] = "no other open incident holds the reference (flow.can)"
     codes["state.not_allowed"] = "the incident is in a state the command runs in (flow.can)"
     return dict(sorted(codes.items()))

@@ -8,6 +8,7 @@ from .. import _events as ev
 from .. import _validate as v
 from .._model import Detection, Incident, Note, State
 from ..exceptions import ValidationError
+from ._coordination import handed_over
 from ._define import (
     EVERY_STATE,
     NOT_TERMINAL,
@@ -34,15 +35,16 @@ __all__ = [
 
 #: How an incident can come to light.
 DETECTION_METHODS = ("alert", "user_report", "other")
-#: The kinds of deadline: start triage, complete the post-mortem, finish an action item.
-DEADLINE_KINDS = ("response", "postmortem", "action_item")
+#: The kinds of deadline: start triage, complete the post-mortem, finish an action item,
+#: post the next status update.
+DEADLINE_KINDS = ("response", "postmortem", "action_item", "update")
 
 
 def _new_severity(context: Context[ev.Reclassified], payload: ev.Reclassified) -> ev.Reclassified:
     inc, policy = context.incident, context.policy
     if payload.severity is inc.severity:
         raise ValidationError("severity", f"{inc.id} is already {payload.severity.value}")
-    required = policy.needs_postmortem(payload.severity)
+    required = policy.needs_postmortem(payload.severity, inc.type)
     if inc.state in (State.RESOLVED, State.POSTMORTEM):
         # Once resolved, raising the severity can add a post-mortem, never drop one.
         required = required or inc.postmortem_required
@@ -77,12 +79,12 @@ def _another_commander(
 
 ASSIGN_COMMANDER = Command(
     name="assign_commander",
-    summary="Hand the incident to another commander.",
+    summary="Hand the incident to another commander (assign_role with the commander role).",
     event=ev.CommanderAssigned,
     moves=(Move(NOT_TERMINAL),),
     arguments=(Argument("commander", v.name, "The new incident commander."),),
     prepare=_another_commander,
-    fold=lambda inc, e, d: replace(inc, commander=d.commander),
+    fold=lambda inc, e, d: handed_over(inc, e, "commander", d.commander, ""),
 )
 
 
@@ -142,14 +144,14 @@ def _not_yet_recorded(c: Context[ev.DeadlineBreached]) -> Unmet | None:
 
 RECORD_BREACH = Command(
     name="record_breach",
-    summary="Record a deadline passed unmet (run by check_deadlines).",
+    summary="Record a deadline passed unmet (run by check_deadlines; after closure too).",
     event=ev.DeadlineBreached,
-    moves=(Move(NOT_TERMINAL),),
+    moves=(Move(EVERY_STATE),),
     arguments=(
         Argument(
             "kind",
             lambda f, x: v.one_of(f, x, DEADLINE_KINDS),
-            "response, postmortem or action_item.",
+            "response, postmortem, action_item or update.",
         ),
         Argument(
             "subject",

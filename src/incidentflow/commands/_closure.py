@@ -9,18 +9,19 @@ import attrs
 from .. import _events as ev
 from .. import _validate as v
 from .._blame import BlameCheck, find_blame
-from .._model import ActionItem, Incident, KbEntry, Postmortem, Records, State
+from .._model import Incident, KbEntry, Postmortem, State
 from ..exceptions import ValidationError
-from ._define import NOT_TERMINAL, Argument, Command, Context, Guard, Move, Recorded, Unmet, unmet
+from ._define import Argument, Command, Context, Guard, Move, Recorded, Unmet, unmet
 from ._shared import remembered, replace
 
 __all__ = [
-    "ADD_ACTION_ITEM",
-    "COMPLETE_ACTION_ITEM",
+    "ACTION_ITEMS_MISSING",
     "COMPLETE_POSTMORTEM",
     "DRAFT_POSTMORTEM",
     "PHASE",
     "UPDATE_KB",
+    "blame",
+    "merged",
 ]
 
 _POSTMORTEM_FIELDS = ("summary", "root_cause", "went_well", "went_poorly")
@@ -98,9 +99,20 @@ def _missing(field: str, message: str) -> Guard[ev.PostmortemDrafted]:
 
 
 def _action_items(c: Context[ev.EventData]) -> Unmet | None:
-    if c.incident.action_items:
+    inc = c.incident
+    # A written post-mortem always needs a follow-up; the policy may ask for more.
+    needed = max(int(inc.postmortem_required), c.policy.process_of(inc).min_action_items)
+    live = sum(1 for item in inc.action_items if item.live)
+    if live >= needed:
         return None
-    return unmet("no action items: add at least one with an owner and a due date")
+    if live == 0 and needed == 1:
+        return unmet("no action items: add at least one with an owner and a due date")
+    return unmet(
+        f"{live} action items recorded; a {inc.severity.value} {inc.type} incident needs "
+        f"at least {needed}: add more with add_action_item",
+        needed=needed,
+        recorded=live,
+    )
 
 
 def _no_blame(c: Context[ev.PostmortemDrafted]) -> list[Unmet]:
@@ -129,7 +141,7 @@ def _completed(inc: Incident, e: ev.Event, d: ev.PostmortemCompleted) -> Inciden
 
 #: Shared by complete_postmortem and update_kb: every closed incident has a follow-up.
 ACTION_ITEMS_MISSING: Guard[ev.EventData] = Guard(
-    "action_items.missing", "≥1 action item", _action_items
+    "action_items.missing", "enough action items (≥1 with a post-mortem)", _action_items
 )
 
 COMPLETE_POSTMORTEM = Command(
@@ -149,77 +161,6 @@ COMPLETE_POSTMORTEM = Command(
     emit=_complete,
     fold=None,  # the fields given are folded as draft_postmortem's event
     records=(Recorded(ev.PostmortemCompleted, _completed),),
-)
-
-
-def _due_after_declared(
-    context: Context[ev.ActionItemAdded], payload: ev.ActionItemAdded
-) -> ev.ActionItemAdded:
-    inc = context.incident
-    if payload.due < inc.declared_at.date():
-        raise ValidationError(
-            "due", f"{payload.due} is before {inc.id} was declared; give a later due date"
-        )
-    number = len(inc.action_items) + 1
-    return ev.ActionItemAdded(payload.description, payload.owner, payload.due, number=number)
-
-
-ADD_ACTION_ITEM = Command(
-    name="add_action_item",
-    summary="Add a follow-up with an owner and a due date; items are numbered from 1.",
-    event=ev.ActionItemAdded,
-    moves=(Move(NOT_TERMINAL),),
-    arguments=(
-        Argument("description", v.text, "What is to be done."),
-        Argument("owner", v.name, "Who owns it."),
-        Argument("due", v.day, "The day it is due (a date)."),
-    ),
-    prepare=_due_after_declared,
-    fold=lambda inc, e, d: replace(
-        inc,
-        action_items=inc.action_items.appended(ActionItem(d.number, d.description, d.owner, d.due)),
-    ),
-)
-
-
-def _known_item(c: Context[ev.ActionItemCompleted]) -> Unmet | None:
-    if c.payload is None:
-        return None
-    numbers = [a.number for a in c.incident.action_items]
-    if c.payload.number in numbers:
-        return None
-    known = ", ".join(str(n) for n in numbers) or "none yet"
-    return unmet(
-        f"there is no action item {c.payload.number} (action items: {known})",
-        number=c.payload.number,
-    )
-
-
-def _open_item(c: Context[ev.ActionItemCompleted]) -> Unmet | None:
-    if c.payload is None:
-        return None
-    for item in c.incident.action_items:
-        if item.number == c.payload.number and item.done:
-            return unmet(f"action item {item.number} is already done", number=item.number)
-    return None
-
-
-def _item_done(inc: Incident, e: ev.Event, d: ev.ActionItemCompleted) -> Incident:
-    items = [attrs.evolve(a, done_at=e.at) if a.number == d.number else a for a in inc.action_items]
-    return replace(inc, action_items=Records(items))
-
-
-COMPLETE_ACTION_ITEM = Command(
-    name="complete_action_item",
-    summary="Mark an action item done.",
-    event=ev.ActionItemCompleted,
-    moves=(Move(NOT_TERMINAL),),
-    arguments=(Argument("number", v.positive_int, "The action item's number."),),
-    guards=(
-        Guard("action_item.unknown", "the action item exists", _known_item),
-        Guard("action_item.done", "the action item is open", _open_item),
-    ),
-    fold=_item_done,
 )
 
 
@@ -269,4 +210,4 @@ UPDATE_KB = Command(
 )
 
 #: This phase's commands, in the order people meet them.
-PHASE = (DRAFT_POSTMORTEM, COMPLETE_POSTMORTEM, ADD_ACTION_ITEM, COMPLETE_ACTION_ITEM, UPDATE_KB)
+PHASE = (DRAFT_POSTMORTEM, COMPLETE_POSTMORTEM, UPDATE_KB)

@@ -31,11 +31,16 @@ START_RCA = Command(
 )
 
 
+def _live_whys(c: Context[ev.EventData]) -> int:
+    return sum(1 for why in c.incident.whys if why.retracted is None)
+
+
 def _room_for_a_why(c: Context[ev.WhyAdded]) -> Unmet | None:
-    if len(c.incident.whys) < MAX_WHYS:
+    if _live_whys(c) < MAX_WHYS:
         return None
     return unmet(
-        f"the 5-Whys chain already has {MAX_WHYS} whys; state the root cause instead",
+        f"the 5-Whys chain already has {MAX_WHYS} whys; state the root cause instead, "
+        "or retract a why recorded in error",
         limit=MAX_WHYS,
     )
 
@@ -111,7 +116,13 @@ RECORD_DEPLOY = Command(
 
 
 def _whys(c: Context[ev.MarkedFixed]) -> Unmet | None:
-    return None if c.incident.whys else unmet("no 5-Whys chain: add at least one why with add_why")
+    if _live_whys(c):
+        return None
+    return unmet("no 5-Whys chain: add at least one why with add_why")
+
+
+def _since_reopen(c: Context[ev.EventData]) -> str:
+    return " since the reopen (the earlier one is superseded)" if c.incident.superseded else ""
 
 
 def _root_cause(c: Context[ev.MarkedFixed]) -> Unmet | None:
@@ -123,18 +134,22 @@ def _root_cause(c: Context[ev.MarkedFixed]) -> Unmet | None:
 def _fix(c: Context[ev.MarkedFixed]) -> Unmet | None:
     if c.incident.fix is not None:
         return None
-    return unmet("no fix recorded: describe it and its test with record_fix")
+    return unmet(f"no fix recorded{_since_reopen(c)}: describe it and its test with record_fix")
 
 
 def _staging(c: Context[ev.MarkedFixed]) -> Unmet | None:
     fix = c.incident.fix
     if fix is None or fix.staging_verified:
         return None  # a missing fix is reported once, by fix.missing
+    if not c.policy.process_of(c.incident).staging_required:
+        return None
     return unmet("the fix was not verified on staging: record_fix with staging_verified=True")
 
 
 def _deployed(c: Context[ev.MarkedFixed]) -> Unmet | None:
-    return None if c.incident.deploys else unmet("no deploy of the fix recorded: use record_deploy")
+    if c.incident.deploys:
+        return None
+    return unmet(f"no deploy of the fix recorded{_since_reopen(c)}: use record_deploy")
 
 
 MARK_FIXED = Command(
@@ -146,7 +161,7 @@ MARK_FIXED = Command(
         Guard("whys.missing", "a 5-Whys chain", _whys),
         Guard("root_cause.missing", "a root cause", _root_cause),
         Guard("fix.missing", "a fix recorded", _fix),
-        Guard("fix.not_verified_on_staging", "fix verified on staging", _staging),
+        Guard("fix.not_verified_on_staging", "fix verified on staging (policy)", _staging),
         Guard("deploy.missing", "a deploy", _deployed),
     ),
     fold=lambda inc, e, d: replace(inc, fixed_at=e.at),

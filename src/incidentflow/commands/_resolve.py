@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from .. import _events as ev
 from .. import _validate as v
-from .._model import Confirmation, Incident, Records, State
+from .._model import Confirmation, Incident, Records, State, SupersededFix
 from ..exceptions import ValidationError
 from ._define import Argument, Command, Context, Guard, Move, Unmet, unmet
 from ._shared import minutes, remembered, replace, when
@@ -65,6 +65,8 @@ def _confirmed(c: Context[ev.Resolved]) -> Unmet | None:
         return None
     deploy = c.incident.last_deploy
     since = f" after the deploy at {when(deploy.deployed_at)}" if deploy is not None else ""
+    if c.incident.superseded:
+        since += " (the confirmation before the reopen is superseded)"
     return unmet(
         f"no user confirmation recorded{since}: ask a user and record it with confirm_by_user"
     )
@@ -100,7 +102,7 @@ def _watched(c: Context[ev.Resolved]) -> Unmet | None:
     deploy = c.incident.last_deploy
     if deploy is None:
         return None
-    watch_end = deploy.deployed_at + c.policy.watch_window
+    watch_end = deploy.deployed_at + c.policy.process_of(c.incident).watch_window
     if c.now >= watch_end:
         return None
     return unmet(
@@ -144,8 +146,13 @@ def _to(state: State) -> Move:
 
 
 def _reopened(inc: Incident, e: ev.Event, d: ev.Reopened) -> Incident:
+    superseded = inc.superseded
+    if inc.fix is not None or inc.deploys or inc.confirmation is not None:
+        attempt = SupersededFix(inc.fix, tuple(inc.deploys), inc.confirmation, e.at, d.reason)
+        superseded = superseded.appended(attempt)
     return replace(
         inc,
+        superseded=superseded,
         state=d.to_state,
         reopen_count=inc.reopen_count + 1,
         confirmation=None,
@@ -159,7 +166,8 @@ def _reopened(inc: Incident, e: ev.Event, d: ev.Reopened) -> Incident:
 
 REOPEN = Command(
     name="reopen",
-    summary="Reopen a fixed or resolved incident to rca or triaging, with a reason.",
+    summary="Reopen a fixed or resolved incident to rca or triaging, with a reason; the fix, "
+    "its deploys and the confirmation are kept, marked superseded, and needed anew.",
     event=ev.Reopened,
     moves=(_to(State.TRIAGING), _to(State.RCA)),
     arguments=(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .. import _events as ev
 from .. import _validate as v
-from .._model import ContainmentAction, Evidence, Incident, Records, State, TriageAnswer
+from .._model import ContainmentAction, Evidence, Incident, Records, Reference, State, TriageAnswer
+from ..exceptions import ValidationError
 from ._define import NOW, Argument, Command, Context, Guard, Move, Unmet, unmet
 from ._shared import in_incident_time, incident_id, replace
 
@@ -17,11 +18,26 @@ __all__ = [
     "PHASE",
     "RECORD_CONTAINMENT",
     "START_TRIAGE",
+    "references",
 ]
 
 
 def _title(field: str, value: object) -> str:
     return v.text(field, value, max_len=v.TITLE_MAX, multiline=False)
+
+
+def references(field: str, value: object) -> tuple[Reference, ...]:
+    """External references: a mapping of kind to value, (kind, value) pairs or References."""
+    if isinstance(value, (list, tuple)) and all(isinstance(r, Reference) for r in value):
+        pairs: list[tuple[object, object]] = [(r.kind, r.value) for r in value]
+    else:
+        pairs = v._entries(field, value)
+    return tuple(
+        dict.fromkeys(
+            Reference(v.key(field, kind), v.reference_value(f"{field}.{kind}", ref))
+            for kind, ref in pairs
+        )
+    )
 
 
 def _declared(inc: Incident, e: ev.Event, d: ev.Declared) -> Incident:
@@ -42,6 +58,27 @@ DECLARE = Command(
             lambda f, x: v.slug(x),
             "Names the id and files: lowercase letters, digits and dashes, at most 48. "
             "Without it, one is made from the title and numbered when taken that day.",
+            default=None,
+        ),
+        Argument(
+            "type",
+            v.key,
+            "The incident type, one of the policy's incident_types (default: its first, "
+            "availability).",
+            default=None,
+        ),
+        Argument("labels", v.labels, "Labels, key → value: service=checkout, ...", default=None),
+        Argument(
+            "fields",
+            v.mapping,
+            "Custom fields the policy declares, name → value.",
+            default=None,
+            field="custom_fields",
+        ),
+        Argument(
+            "references",
+            references,
+            "External references, kind → value: {'alert': fingerprint, 'ticket': 'OPS-1'}.",
             default=None,
         ),
     ),
@@ -83,6 +120,19 @@ def _answer_fold(inc: Incident, e: ev.Event, d: ev.TriageAnswered) -> Incident:
     return replace(inc, triage_answers=Records(answers))
 
 
+def _known_question(
+    context: Context[ev.TriageAnswered], payload: ev.TriageAnswered
+) -> ev.TriageAnswered:
+    known = context.policy.known_triage_questions
+    if payload.question in known:
+        return payload
+    raise ValidationError(
+        "question",
+        f"{payload.question!r} is not a triage question of the policy; answer one of "
+        f"{', '.join(known)} (the policy's triage_questions can add more)",
+    )
+
+
 ANSWER_TRIAGE = Command(
     name="answer_triage",
     summary="Answer one question of the triage checklist; a later answer replaces it.",
@@ -96,6 +146,7 @@ ANSWER_TRIAGE = Command(
         ),
         Argument("answer", v.text, "The answer."),
     ),
+    prepare=_known_question,
     fold=_answer_fold,
 )
 
@@ -118,14 +169,15 @@ RECORD_CONTAINMENT = Command(
 
 
 def _evidence(c: Context[ev.Contained]) -> Unmet | None:
-    if c.incident.evidence:
+    if any(item.retracted is None for item in c.incident.evidence):
         return None
     return unmet("no evidence recorded: add at least one item with add_evidence")
 
 
 def _triage_answered(c: Context[ev.Contained]) -> Unmet | None:
     answered = c.incident.triage
-    missing = [q for q in c.policy.required_triage_answers if q not in answered]
+    required = c.policy.process_of(c.incident).required_triage_answers
+    missing = [q for q in required if q not in answered]
     if not missing:
         return None
     return unmet(
@@ -135,7 +187,7 @@ def _triage_answered(c: Context[ev.Contained]) -> Unmet | None:
 
 
 def _containment(c: Context[ev.Contained]) -> Unmet | None:
-    if c.incident.containment:
+    if any(action.retracted is None for action in c.incident.containment):
         return None
     return unmet(
         "no containment action recorded: record what stopped the bleeding with record_containment"

@@ -1,0 +1,91 @@
+"""Records: the immutable, cheaply growing sequence that snapshots hold their lists in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from typing import Generic, TypeVar, overload
+
+__all__ = ["Records"]
+
+T = TypeVar("T")
+
+
+class Records(Sequence[T], Generic[T]):
+    """An immutable sequence that grows by sharing storage with what it grew from.
+
+    Snapshots hold their evidence, notes and other lists as ``Records``:
+    ``appended`` returns a new ``Records`` in O(1) when nothing else was appended
+    to the same version, so a command on a long incident costs what it costs on
+    a short one. It compares equal to another ``Records`` with the same items,
+    never to a list or tuple, so a snapshot holding a list where ``Records``
+    belongs does not pass for its replay.
+
+    >>> first = Records(["a"])
+    >>> second = first.appended("b")
+    >>> list(first), list(second), second == Records(["a", "b"]), second == ("a", "b")
+    (['a'], ['a', 'b'], True, False)
+    """
+
+    __slots__ = ("_items", "_len")
+
+    def __init__(self, items: Iterable[T] = ()) -> None:
+        self._items: list[T] = list(items)
+        self._len = len(self._items)
+
+    @classmethod
+    def _view(cls, items: list[T], length: int) -> Records[T]:
+        view: Records[T] = cls.__new__(cls)
+        view._items = items
+        view._len = length
+        return view
+
+    def appended(self, item: T) -> Records[T]:
+        """A new ``Records`` with ``item`` at the end; this one is unchanged."""
+        items, length = self._items, self._len
+        if len(items) == length:
+            items.append(item)
+            # Another append from this same version may have won the race.
+            if items[length] is item:
+                return self._view(items, length + 1)
+        fresh = items[:length]
+        fresh.append(item)
+        return self._view(fresh, length + 1)
+
+    def __len__(self) -> int:
+        return self._len
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[T, ...]: ...
+    def __getitem__(self, index: int | slice) -> T | tuple[T, ...]:
+        if isinstance(index, slice):
+            return tuple(self._items[: self._len][index])
+        if index < 0:
+            index += self._len
+        if not 0 <= index < self._len:
+            raise IndexError("Records index out of range")
+        return self._items[index]
+
+    def __iter__(self) -> Iterator[T]:
+        return islice(self._items, self._len)
+
+    def __contains__(self, value: object) -> bool:
+        try:
+            # list.index finds the first occurrence at C speed; later ones are
+            # beyond this view only if the first is too.
+            return self._items.index(value) < self._len  # type: ignore[arg-type]
+        except ValueError:
+            return False
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Records):
+            return self._len == other._len and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"Records({list(self)!r})"
