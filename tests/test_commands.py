@@ -752,11 +752,33 @@ class TestReclassify:
 
 class TestAssignCommander:
     def test_hands_over(self, drive: Drive, flow: IncidentFlow) -> None:
-        """assign_commander hands the incident to another commander."""
+        """assign_commander hands the incident over, recorded as the commander role's handoff."""
         inc = drive("rca")
         after = flow.assign_commander(inc.id, "erin", actor=COMMANDER)
         assert after.commander == "erin"
-        assert _last_event(flow, after).type == "commander_assigned"
+        assert after.roles["commander"] == "erin"
+        event = _last_event(flow, after)
+        assert event.type == "role_assigned"
+        assert (event.data.role, event.data.person, event.data.previous) == (
+            "commander",
+            "erin",
+            COMMANDER,
+        )
+        assert after.handoffs[-1].from_person == COMMANDER
+        assert after.handoffs[-1].to_person == "erin"
+
+    def test_histories_from_before_roles_replay_as_then(
+        self, drive: Drive, flow: IncidentFlow, clock: FrozenClock
+    ) -> None:
+        """A commander_assigned event of an older history still changes the commander."""
+        from incidentflow._decide import evolve
+        from incidentflow.events import CommanderAssigned
+
+        inc = drive("rca")
+        old = Event(inc.id, inc.version + 1, clock(), COMMANDER, CommanderAssigned("erin"))
+        after = evolve(inc, old)
+        assert (after.commander, after.roles["commander"]) == ("erin", "erin")
+        assert after.handoffs == inc.handoffs
 
     def test_same_commander_is_refused(self, drive: Drive, flow: IncidentFlow) -> None:
         """Assigning the current commander again is refused."""

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from helpers import COMMANDER, drive_to
 from incidentflow import (
     ConfigError,
+    Event,
     Incident,
     IncidentFlow,
     InvalidTransition,
@@ -40,6 +41,7 @@ from incidentflow.commands import (
     recorded_by,
 )
 from incidentflow.commands._shared import _compile_replace
+from incidentflow.events import CommanderAssigned
 from incidentflow.stores import MemoryStore
 from incidentflow.testing import FrozenClock
 
@@ -248,6 +250,10 @@ class TestFold:
         dismissed = flow.declare("False alarm", severity="P4", commander="al", actor="al")
         flow.dismiss(dismissed.id, reason="noise", actor="al")
         histories.append(flow.history(dismissed.id))
+        # Histories from before roles hold commander_assigned, which no command records now.
+        legacy = flow.declare("Old history", severity="P4", commander="al", actor="al")
+        handover = Event(legacy.id, 2, clock(), "al", CommanderAssigned("bo"))
+        histories.append([*flow.history(legacy.id), handover])
         covered = {type(e.data) for history in histories for e in history}
         assert covered == set(event_types().values())
         fast = [replay(history) for history in histories]
@@ -258,6 +264,23 @@ class TestFold:
             monkeypatch.setattr(f"incidentflow.commands.{module}.replace", attrs.evolve)
         monkeypatch.setattr(shared, "replace", attrs.evolve)
         assert [replay(history) for history in histories] == fast
+
+    def test_an_export_from_before_roles_imports(self, clock: FrozenClock) -> None:
+        """A commander_assigned event in an older export is accepted as the handover it was."""
+        import io
+
+        from incidentflow._serialization import event_to_json
+        from incidentflow._transfer import export_lines, import_histories, read_export
+
+        flow = IncidentFlow.in_memory(clock=clock)
+        inc = flow.declare("Old history", severity="P4", commander="al", actor="al")
+        handover = Event(inc.id, 2, clock(), "al", CommanderAssigned("bo"))
+        header = next(iter(export_lines(flow, [])))
+        lines = [header, *(event_to_json(e) for e in (*flow.history(inc.id), handover))]
+        other = IncidentFlow.in_memory(clock=clock)
+        histories = read_export(io.StringIO("\n".join(lines) + "\n"), "old.jsonl")
+        assert import_histories(other, histories).imported == (inc.id,)
+        assert other.get(inc.id).commander == "bo"
 
     def test_every_event_type_survives_export_and_import(self, clock: FrozenClock) -> None:
         """An export holding every event type imports into another flow to the same snapshot."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 
 from .. import _events as ev
 from .. import _validate as v
 from .._model import Detection, Incident, Note, State
 from ..exceptions import ValidationError
-from ._coordination import handed_over
 from ._define import (
     EVERY_STATE,
     NOT_TERMINAL,
@@ -77,6 +78,14 @@ def _another_commander(
     return payload
 
 
+def _as_role(
+    context: Context[ev.CommanderAssigned], payload: ev.CommanderAssigned
+) -> Sequence[ev.EventData]:
+    """The handover, recorded as assign_role records it (with its handoff)."""
+    inc = context.incident
+    return (ev.RoleAssigned("commander", payload.commander, previous=inc.commander),)
+
+
 ASSIGN_COMMANDER = Command(
     name="assign_commander",
     summary="Hand the incident to another commander (assign_role with the commander role).",
@@ -84,7 +93,11 @@ ASSIGN_COMMANDER = Command(
     moves=(Move(NOT_TERMINAL),),
     arguments=(Argument("commander", v.name, "The new incident commander."),),
     prepare=_another_commander,
-    fold=lambda inc, e, d: handed_over(inc, e, "commander", d.commander, ""),
+    emit=_as_role,
+    # Histories written before roles record commander_assigned: it still replays as then.
+    fold=lambda inc, e, d: replace(
+        inc, commander=d.commander, roles={**inc.roles, "commander": d.commander}
+    ),
 )
 
 
