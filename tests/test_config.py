@@ -920,7 +920,9 @@ policies = st.builds(
     ).map(tuple),
     watch_window=_durations | st.just(timedelta(0)),
     confirmer_must_differ=st.booleans(),
-    postmortem_severities=st.frozensets(st.sampled_from(list(Severity))),
+    postmortem_severities=st.frozensets(st.sampled_from(list(Severity))).map(
+        lambda chosen: chosen | {Severity.P1, Severity.P2}  # a hard rule: never looser
+    ),
     blame_check=st.sampled_from(list(BlameCheck)),
     postmortem_due=_durations,
 )

@@ -156,6 +156,8 @@ def _command_behind(event: Event) -> tuple[str, dict[str, Any]]:
             return "reclassify", {"severity": severity, "reason": reason}
         case ev.CommanderAssigned(commander=commander):
             return "assign_commander", {"commander": commander}
+        case ev.RoleAssigned(role=role, person=person, note=note):
+            return "assign_role", {"role": role, "person": person, "note": note}
         case ev.DetectionRecorded(first_occurred_at=first, detected_at=detected, method=method):
             return "record_detection", {
                 "method": method,
@@ -692,7 +694,10 @@ POLICIES = st.builds(
     Policy,
     blame_check=st.sampled_from(list(BlameCheck)),
     confirmer_must_differ=st.booleans(),
-    postmortem_severities=st.sets(st.sampled_from(Severity)),
+    # P1 and P2 always need a post-mortem: a policy may add severities, never drop these.
+    postmortem_severities=st.sets(st.sampled_from(Severity)).map(
+        lambda s: s | {Severity.P1, Severity.P2}
+    ),
 )
 PM_TEXTS = ("the deploy script skipped the migration", "bob forgot the key", "rollback was fast")
 BLAMELESS = ("the deploy script skipped the migration", "rollback was fast")

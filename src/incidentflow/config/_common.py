@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from .._policy import toml_key, toml_number, toml_severity, toml_shown
+from .._toml import toml_key, toml_number, toml_severity, toml_shown
 from ..exceptions import ConfigError
 from ..notifiers._checks import check_incident_url, check_url
 

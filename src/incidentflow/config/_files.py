@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from .._policy import read_toml, toml_shown
+from .._toml import read_toml, toml_shown
 from ..exceptions import ConfigError
 from ._common import where
 

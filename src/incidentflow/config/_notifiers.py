@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, ClassVar, Final, TypeAlias
 
 import attrs
 
-from .._policy import toml_shown
+from .._toml import toml_shown
 from ..exceptions import ConfigError
 from ..notifiers._secrets import redact_url
 from ._common import (

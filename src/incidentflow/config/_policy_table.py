@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from .._policy import Policy, toml_forms, unknown_key_message
+from .._policy import Policy, toml_forms
+from .._toml import unknown_key_message
 from ..exceptions import ConfigError
 from ._common import key_text, where
 

@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 
 from .._events import event_types
-from .._policy import SEVERITY_NAMES, loads_toml, read_toml, toml_shown
+from .._toml import SEVERITY_NAMES, loads_toml, read_toml, toml_shown
 from ..delivery import Route
 from ..exceptions import ConfigError
 from ._common import each, flat_lists, line, meta, rekey, severity_name, validated, where

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import attrs
 
+from .._process import ProcessOverride
 from ..delivery import Route
 from ._common import flat_lists
 from ._config import Config, configuration_document
@@ -63,6 +65,53 @@ def _example() -> Config:
     )
 
 
+def _policy_examples() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Commented examples shown under the policy's empty tables, by dotted table."""
+    lighter = ProcessOverride(
+        response_target=timedelta(hours=4),
+        staging_required=False,
+        watch_window=timedelta(minutes=5),
+        postmortem_required=False,
+        min_action_items=0,
+    )
+    security = ProcessOverride(
+        triage_questions=("attack_vector", "data_exposed"),
+        required_roles={"contain": ("communications_lead",)},
+        update_cadence=timedelta(minutes=30),
+    )
+    return {
+        "policy.severity": (
+            "For example, a lighter process for P3: no staging check, a 5-minute watch, "
+            "no post-mortem and no action item required (P1 and P2 always need both).",
+            {"policy": {"severity": {"P3": lighter.to_dict()}}},
+        ),
+        "policy.type": (
+            "For example, security incidents ask two more triage questions, need a "
+            "communications lead before contain, and an update every 30 minutes.",
+            {"policy": {"type": {"security": security.to_dict()}}},
+        ),
+        "policy.fields": ("For example:", {"customer": "text", "affected_users": "int"}),
+        "policy.labels": ("For example:", {"service": ["checkout", "search"], "team": []}),
+    }
+
+
+def _with_policy_examples(text: str) -> str:
+    """``text`` with a commented example under each of the policy's empty tables."""
+    import tomli_w
+
+    examples = _policy_examples()
+    out: list[str] = []
+    for line in text.splitlines():
+        out.append(line)
+        header = re.fullmatch(r"\[([^\[\]]+)\]", line)
+        if header and header[1] in examples:
+            help, sample = examples[header[1]]
+            out.extend(_wrap(help))
+            written = flat_lists(tomli_w.dumps(sample)).rstrip("\n").splitlines()
+            out.extend(f"# {item}" if item else "#" for item in written)
+    return "\n".join(out) + "\n"
+
+
 def _comments() -> dict[str, str]:
     """The help of every table and key, by dotted key."""
     found: dict[str, str] = dict(POLICY_HELP)
@@ -93,7 +142,7 @@ def _commented(text: str, comments: Mapping[str, str]) -> str:
 
 
 def _wrap(text: str, width: int = 86) -> list[str]:
-    return ["# " + line for line in textwrap.wrap(text, width - 2)]
+    return ["# " + line for line in textwrap.wrap(text, width - 2, break_on_hyphens=False)]
 
 
 def default_config_toml() -> str:
@@ -118,7 +167,8 @@ def default_config_toml() -> str:
         parts.append("\n".join([*_wrap(comments[key]), "# " + tomli_w.dumps({key: value})]))
     document = configuration_document(defaults, masked=False)
     body = {key: document[key] for key in ("policy", "delivery")}
-    parts.append(_commented(flat_lists(tomli_w.dumps(body)), comments).rstrip("\n") + "\n")
+    commented = _commented(flat_lists(tomli_w.dumps(body)), comments)
+    parts.append(_with_policy_examples(commented).rstrip("\n") + "\n")
     example = configuration_document(_example(), masked=False)
     sample = flat_lists(tomli_w.dumps({"notifiers": example["notifiers"]}))
     sample += "\n" + route_tables(example["routes"])

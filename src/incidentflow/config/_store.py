@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, urlsplit
 
-from .._policy import toml_shown
+from .._toml import toml_shown
 from .._urls import mask_password
 from ..exceptions import ConfigError
 from ._common import rekey

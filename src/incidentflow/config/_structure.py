@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, get_args, get_origin
 
 import attrs
 
-from .._policy import toml_shown, unknown_key_message
+from .._toml import toml_shown, unknown_key_message
 from ..exceptions import ConfigError
 from ._common import key_text, where
 from ._notifiers import SPECS, TYPES, NotifierSpec
