@@ -97,12 +97,13 @@ class TestIncidentFile:
         ]
 
     def test_header_lines(self, file_flow: IncidentFlow, clock: FrozenClock) -> None:
-        """Date, Severity, Status and Incident Commander open the file."""
+        """Date, Severity, Type, Status and Incident Commander open the file."""
         inc = drive_to(file_flow, clock, "triaging", "P2")
         text = incident_text(file_flow, inc.id)
         assert text.startswith("# Incident: Checkout returns 500\n")
         assert field_line(text, "Date") == "2026-11-27 14:00 UTC"
         assert re.fullmatch(r"P2\b.*", field_line(text, "Severity"))
+        assert field_line(text, "Type") == "availability"
         assert field_line(text, "Status") == "Investigating"
         assert field_line(text, "Incident Commander") == COMMANDER
 

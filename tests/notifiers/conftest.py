@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,30 @@ def notifications(clock: FrozenClock) -> list[Notification]:
 def notification(notifications: list[Notification]) -> Notification:
     """The last notification of the resolved incident (``resolved``)."""
     return notifications[-1]
+
+
+@pytest.fixture
+def coordination(clock: FrozenClock) -> dict[str, Notification]:
+    """Notifications of a role handoff and a status update, by event type."""
+    flow = IncidentFlow.in_memory(clock=clock)
+    inc = drive_to(flow, clock, "triaging")
+    flow.assign_role(inc.id, "communications_lead", "dana", actor="alice")
+    flow.assign_role(
+        inc.id, "communications_lead", "erin", note="dana is off <shift>", actor="dana"
+    )
+    flow.post_update(
+        inc.id,
+        "external",
+        "Checkout fails for some cards.\n<!channel> Next: failover & retry.",
+        next_update_in=timedelta(minutes=30),
+        actor="erin",
+    )
+    incident = flow.get(inc.id)
+    handoff, update = flow.history(inc.id)[-2:]
+    return {
+        "handoff": Notification(f"{inc.id}:{handoff.seq}", handoff, incident),
+        "update": Notification(f"{inc.id}:{update.seq}", update, incident),
+    }
 
 
 @pytest.fixture

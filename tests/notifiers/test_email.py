@@ -6,6 +6,7 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -343,3 +344,38 @@ class TestConfiguration:
             "password='***', name='email')"
         )
         assert str(email) == repr(email)
+
+
+class TestCoordination:
+    """A status update arrives whole, with its audience and when the next one is due."""
+
+    def test_a_status_update_email(
+        self, smtp: SmtpServer, coordination: dict[str, Notification]
+    ) -> None:
+        """Both bodies hold every line of the update; the HTML escapes it."""
+        notification = coordination["update"]
+        with plain(smtp) as email:
+            email.notify(notification)
+        (delivered,) = smtp.handler.messages
+        bodies = parts(delivered.message)
+        text = bodies["text/plain"].replace("\r\n", "\n")
+        assert (
+            "    Checkout fails for some cards.\n    <!channel> Next: failover & retry.\n" in text
+        )
+        due = notification.event.at + timedelta(minutes=30)
+        assert f"Next update due: {due:%Y-%m-%d %H:%M} UTC" in " ".join(text.split())
+        assert "Audience: external" in " ".join(text.split())
+        assert (
+            "<blockquote>Checkout fails for some cards.<br>\n"
+            "&lt;!channel&gt; Next: failover &amp; retry.</blockquote>"
+        ) in bodies["text/html"].replace("\r\n", "\n")
+
+    def test_a_handoff_email(self, coordination: dict[str, Notification]) -> None:
+        """A handover says who handed which role to whom, and lists role, from and to."""
+        message = EmailNotifier("127.0.0.1", sender=SENDER, recipients=RECIPIENTS).message(
+            coordination["handoff"]
+        )
+        text = " ".join(parts(message)["text/plain"].split())
+        assert "dana handed over communications_lead: dana → erin (dana is off <shift>)." in text
+        assert "Role: communications_lead From: dana To: erin" in text
+        assert "&lt;shift&gt;" in parts(message)["text/html"]

@@ -6,7 +6,7 @@ import functools
 import json
 import typing
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import attrs
 import httpx
@@ -194,3 +194,47 @@ class TestSecretUrl:
             SlackNotifier("ftp://hooks.slack.com/services/T0/B0/SECRETSECRET")
         assert "SECRETSECRET" not in str(caught.value)
         assert "ftp://hooks.slack.com/services/***" in str(caught.value)
+
+
+class TestCoordination:
+    """Status updates and role handoffs are rendered for the people in the channel."""
+
+    def test_a_status_update_shows_its_text_audience_and_next_due(
+        self, coordination: dict[str, Notification]
+    ) -> None:
+        """The whole update (lines kept, escaped), its audience and the next due time."""
+        notification = coordination["update"]
+        with SlackNotifier(SLACK_URL) as slack:
+            (attachment,) = slack.message(notification)["attachments"]
+        fields = {f["title"]: f["value"] for f in attachment["fields"]}
+        assert fields["Update"] == (
+            "Checkout fails for some cards.\n&lt;!channel&gt; Next: failover &amp; retry."
+        )
+        assert fields["Audience"] == "external"
+        due = notification.event.at + timedelta(minutes=30)
+        assert fields["Next update due"] == f"{due:%Y-%m-%d %H:%M} UTC"
+        assert attachment["text"].startswith("erin posted an external status update: Checkout")
+        assert "<" not in attachment["text"]
+
+    def test_a_handoff_names_the_role_from_and_to(
+        self, coordination: dict[str, Notification]
+    ) -> None:
+        """A handover reads "communications_lead: dana → erin", with the note."""
+        with SlackNotifier(SLACK_URL) as slack:
+            (attachment,) = slack.message(coordination["handoff"])["attachments"]
+        assert attachment["text"] == (
+            "dana handed over communications_lead: dana → erin (dana is off &lt;shift&gt;)"
+        )
+        fields = {f["title"]: f["value"] for f in attachment["fields"]}
+        assert {k: fields[k] for k in ("Role", "From", "To", "Note")} == {
+            "Role": "communications_lead",
+            "From": "dana",
+            "To": "erin",
+            "Note": "dana is off &lt;shift&gt;",
+        }
+
+    def test_other_events_keep_the_three_fields(self, notification: Notification) -> None:
+        """Only updates and handoffs add fields; a plain event keeps severity, state, commander."""
+        with SlackNotifier(SLACK_URL) as slack:
+            (attachment,) = slack.message(notification)["attachments"]
+        assert [f["title"] for f in attachment["fields"]] == ["Severity", "State", "Commander"]

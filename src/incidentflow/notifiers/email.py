@@ -22,7 +22,7 @@ from ..exceptions import ConfigError
 from ._base import DeliveryError, Notification, Notifier
 from ._checks import check_incident_url, check_name, check_timeout
 from ._secrets import Secret, scrub
-from ._text import headline, incident_link, one_line, summary, utc_text
+from ._text import details, headline, incident_link, one_line, summary, update_text, utc_text
 
 __all__ = ["EmailNotifier"]
 
@@ -148,9 +148,13 @@ class EmailNotifier(Notifier):
             ("Commander", one_line(incident.commander, 80)),
             ("Declared", utc_text(incident.declared_at)),
         ]
+        facts += details(notification)
         what = summary(notification)
+        update = update_text(notification)
         width = max(len(label) for label, _ in facts) + 2
         text = [headline(notification), "", what + ".", ""]
+        if update is not None:
+            text += [f"    {line}" if line else "" for line in update.splitlines()] + [""]
         text += [f"{label + ':':<{width}}{value}" for label, value in facts]
         if link is not None:
             text.append(f"{'Link:':<{width}}{link}")
@@ -162,12 +166,17 @@ class EmailNotifier(Notifier):
             for label, value in facts
         )
         title = html.escape(f"{incident.id}: {one_line(incident.title)}")
+        quote = ""
+        if update is not None:
+            lines = "<br>\n".join(html.escape(line) for line in update.splitlines())
+            quote = f"<blockquote>{lines}</blockquote>\n"
         if link is not None:
             title = f'<a href="{html.escape(link)}">{title}</a>'
         page = (
             "<!DOCTYPE html>\n<html><body>\n"
             f"<h2>{title}</h2>\n"
             f"<p>{html.escape(what)}.</p>\n"
+            f"{quote}"
             f"<table>{rows}</table>\n"
             f"<p><small>Sent by incidentflow; notification "
             f"{html.escape(notification.id)}.</small></p>\n"

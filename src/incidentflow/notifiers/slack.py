@@ -9,7 +9,7 @@ from .._model import Severity
 from ._base import Notification, Notifier
 from ._checks import check_incident_url, check_name, check_timeout, check_url
 from ._http import HttpPoster
-from ._text import headline, incident_link, one_line, summary
+from ._text import details, headline, incident_link, one_line, summary, update_text
 
 if TYPE_CHECKING:
     import httpx
@@ -40,9 +40,11 @@ class SlackNotifier(Notifier):
     The message has a one-line ``text`` (shown in notifications and by
     clients without attachments) and an attachment coloured by severity with
     the title, state, commander, what happened and, with ``incident_url``, a
-    link. User text is escaped, so a title cannot ping ``@channel`` or forge
-    links. Needs httpx (``pip install 'incidentflow[webhook]'``); safe to call
-    from many threads at once.
+    link. A status update shows its whole text, its audience and when the next
+    one is due; a role handoff shows the role, from whom and to whom. User
+    text is escaped, so a title cannot ping ``@channel`` or forge links. Needs
+    httpx (``pip install 'incidentflow[webhook]'``); safe to call from many
+    threads at once.
 
     Args:
         webhook_url: The incoming webhook's URL. It is a credential: reprs,
@@ -100,6 +102,15 @@ class SlackNotifier(Notifier):
             "footer": slack_escape(f"incidentflow · {notification.id}"),
             "ts": int(notification.event.at.timestamp()),
         }
+        update = update_text(notification)
+        if update is not None:
+            attachment["fields"].append(
+                {"title": "Update", "value": slack_escape(update), "short": False}
+            )
+        attachment["fields"] += [
+            {"title": label, "value": slack_escape(value), "short": True}
+            for label, value in details(notification)
+        ]
         if link is not None:
             attachment["title_link"] = link
         return {"text": text, "attachments": [attachment]}

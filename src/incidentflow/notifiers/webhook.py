@@ -94,6 +94,11 @@ WEBHOOK_SCHEMA: Final[Mapping[str, Any]] = {
                 "commander",
                 "declared_at",
                 "version",
+                "type",
+                "labels",
+                "custom_fields",
+                "references",
+                "roles",
             ],
             "properties": {
                 "id": {"description": "INC-<YYYY-MM-DD>-<slug>.", "type": "string"},
@@ -116,6 +121,43 @@ WEBHOOK_SCHEMA: Final[Mapping[str, Any]] = {
                     "description": "How many events its history holds.",
                     "type": "integer",
                     "minimum": 1,
+                },
+                "type": {
+                    "description": "The incident type: availability, security, data, "
+                    "performance, or one the policy adds.",
+                    "type": "string",
+                },
+                "labels": {
+                    "description": 'Its key=value labels, e.g. {"service": "checkout"}.',
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                },
+                "custom_fields": {
+                    "description": (
+                        "The custom fields the policy declares, by name: strings, "
+                        "numbers or booleans (a date is its ISO text)."
+                    ),
+                    "type": "object",
+                },
+                "references": {
+                    "description": (
+                        "External references (alert fingerprints, tickets, chat channels), "
+                        "in the order attached."
+                    ),
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["kind", "value"],
+                        "properties": {
+                            "kind": {"type": "string"},
+                            "value": {"type": "string"},
+                        },
+                    },
+                },
+                "roles": {
+                    "description": "Who holds each role, by role name; the commander included.",
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
                 },
                 "url": {
                     "description": "A link to the incident; only with incident_url set.",
@@ -236,6 +278,11 @@ class WebhookNotifier(Notifier):
             "commander": incident.commander,
             "declared_at": incident.declared_at.isoformat(),
             "version": incident.version,
+            "type": incident.type,
+            "labels": dict(incident.labels),
+            "custom_fields": dict(incident.custom_fields),
+            "references": [{"kind": r.kind, "value": r.value} for r in incident.references],
+            "roles": dict(incident.roles),
         }
         link = incident_link(self.incident_url, incident)
         if link is not None:

@@ -6,159 +6,69 @@ no input can forge a heading, a list item, a table row or raw HTML.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from .. import _events as ev
-from .._model import Incident, Severity, State
+from .._model import Incident, Severity
+from ._escape import block, cell, fence, inline, table, utc
+from ._sections import (
+    action_rows,
+    action_table,
+    amended_line,
+    correction_marks,
+    header,
+    marked,
+    roles,
+    updates,
+)
 from .gantt import incident_gantt
 
 __all__ = ["block", "cell", "inline", "render_gotcha", "render_incident", "timeline"]
-
-_INLINE_SPECIALS = re.compile(r"([\\`*_\[\]|~])")
-_BLOCK_START = re.compile(r"^(\s*)([#>+\-=*]|\d+[.)])")
-
-STATUS = {
-    State.DECLARED: "Declared",
-    State.TRIAGING: "Investigating",
-    State.CONTAINED: "Mitigated",
-    State.RCA: "Root cause analysis",
-    State.FIXED: "Fix deployed, monitoring",
-    State.RESOLVED: "Resolved",
-    State.POSTMORTEM: "Post-mortem complete",
-    State.KB_UPDATED: "Closed",
-    State.DISMISSED: "Dismissed",
-}
-
-
-def inline(text: str) -> str:
-    """User text on one line, with Markdown and HTML specials neutralised.
-
-    A leading block marker is escaped too, so the text is safe at the start of
-    a list item or a table cell.
-    """
-    text = " ".join(text.split())
-    text = _INLINE_SPECIALS.sub(r"\\\1", text)
-    text = text.replace("<", "&lt;").replace(">", "&gt;")
-    return _BLOCK_START.sub(lambda m: m.group(1) + _escape_marker(m.group(2)), text)
-
-
-def cell(text: str) -> str:
-    """User text for one table cell."""
-    return inline(text) or " "
-
-
-def block(text: str) -> str:
-    """Multi-line user text as a paragraph; no line can start a heading, list or quote."""
-    lines = []
-    for raw in text.splitlines():
-        line = _INLINE_SPECIALS.sub(r"\\\1", raw.strip()).replace("<", "&lt;").replace(">", "&gt;")
-        line = _BLOCK_START.sub(lambda m: m.group(1) + _escape_marker(m.group(2)), line)
-        lines.append(line)
-    return "  \n".join(line for line in lines if line) or "_(empty)_"
-
-
-def _escape_marker(marker: str) -> str:
-    if marker[0].isdigit():
-        return marker[:-1] + "\\" + marker[-1]
-    return "\\" + marker
-
-
-def _fence(text: str) -> str:
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{text}\n{fence}"
 
 
 def _severity(severity: Severity | None) -> str:
     return severity.value if severity is not None else "?"
 
 
-def _time(at: datetime) -> str:
-    return f"{at:%Y-%m-%d %H:%M} UTC"
-
-
 def _short(at: datetime, with_date: bool) -> str:
     return f"{at:%Y-%m-%d %H:%M}" if with_date else f"{at:%H:%M}"
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines.extend("| " + " | ".join(row) + " |" for row in rows)
-    return lines
 
 
 def render_incident(incident: Incident, history: Sequence[ev.Event] = ()) -> str:
     """The incident file, and its post-mortem once one is drafted.
 
-    ``history`` is needed only for the post-mortem's timeline.
+    ``history`` is needed only for the post-mortem's timeline. Corrections show
+    in place: an amended item carries "(amended <time> by <actor>: <reason>)",
+    a retracted one stays struck through with "(retracted ...)", and what a
+    reopen set aside stays struck through, marked superseded.
     """
     inc = incident
-    out = [
-        f"# Incident: {inline(inc.title)}",
-        "",
-        f"**ID:** {inc.id}  ",
-        f"**Date:** {_time(inc.declared_at)}  ",
-        f"**Severity:** {inc.severity.label}  ",
-        f"**Status:** {STATUS[inc.state]}  ",
-        f"**Incident Commander:** {inline(inc.commander)}  ",
-    ]
-    if inc.acknowledged_at is not None:
-        out.append(f"**Acknowledged:** {_time(inc.acknowledged_at)}  ")
-    if inc.detection is not None:
-        d = inc.detection
-        parts = [f"by {d.method.replace('_', ' ')}"]
-        if d.detected_at is not None:
-            parts.append(f"at {_time(d.detected_at)}")
-        if d.first_occurred_at is not None:
-            parts.append(f"(first occurred {_time(d.first_occurred_at)})")
-        out.append(f"**Detected:** {' '.join(parts)}  ")
-    if inc.reopen_count:
-        out.append(f"**Reopened:** {inc.reopen_count} time(s)  ")
-    if inc.state is State.DISMISSED and inc.dismissal_reason is not None:
-        dup = f" (duplicate of {inline(inc.duplicate_of)})" if inc.duplicate_of else ""
-        out.append(f"**Dismissed:** {inline(inc.dismissal_reason)}{dup}  ")
-
+    out = [f"# Incident: {inline(inc.title)}", "", *header(inc)]
     out += ["", "## Evidence", ""]
     if inc.triage_answers:
         out += ["### Triage", ""]
         out += [
-            f"- **{inline(a.question.replace('_', ' ').capitalize())}:** {inline(a.answer)}"
+            f"- **{inline(a.question.replace('_', ' ').capitalize())}:** "
+            + marked(inline(a.answer), a)
             for a in inc.triage_answers
         ]
         out.append("")
     if not inc.evidence and not inc.triage_answers:
         out += ["_No evidence yet._", ""]
     for item in inc.evidence:
-        out += [f"### {_time(item.at)}: {inline(item.source)} ({inline(item.actor)})", ""]
-        out += [_fence(item.content), ""]
+        out += [f"### {utc(item.at)}: {inline(item.source)} ({inline(item.actor)})", ""]
+        marks = correction_marks(item.amended, item.retracted)
+        if marks:
+            out += [marks, ""]
+        out += [fence(item.content), ""]
 
     out += ["## Actions", ""]
-    actions = [
-        (a.at, f"Containment: {inline(a.description)}", inline(a.actor)) for a in inc.containment
-    ]
-    if inc.fix is not None:
-        verified = "verified on staging" if inc.fix.staging_verified else "not verified on staging"
-        actions.append(
-            (
-                inc.fix.at,
-                f"Fix: {inline(inc.fix.description)} (test: {inline(inc.fix.test)}; {verified})",
-                inline(inc.fix.actor),
-            )
-        )
-    for deploy in inc.deploys:
-        ref = f" {inline(deploy.ref)}" if deploy.ref else ""
-        actions.append((deploy.deployed_at, f"Deployed{ref}", inline(deploy.actor)))
-    if inc.confirmation is not None:
-        c = inc.confirmation
-        said = "confirmed it works" if c.positive else "reported it still fails"
-        comment = f": {inline(c.comment)}" if c.comment else ""
-        actions.append((c.at, f"User {inline(c.user)} {said}{comment}", inline(c.actor)))
+    actions = action_rows(inc)
     if actions:
-        out += _table(
+        out += table(
             ["Time (UTC)", "Action", "By"],
-            ([_time(at), text, who] for at, text, who in sorted(actions, key=lambda a: a[0])),
+            ([utc(at), text, who] for at, text, who in sorted(actions, key=lambda a: a[0])),
         )
     else:
         out.append("_No actions yet._")
@@ -166,54 +76,44 @@ def render_incident(incident: Incident, history: Sequence[ev.Event] = ()) -> str
 
     out += ["## Root Cause Analysis", ""]
     if inc.whys:
-        out += [f"{n}. Why? {inline(w.answer)}" for n, w in enumerate(inc.whys, start=1)]
+        out += [f"{n}. Why? {marked(inline(w.answer), w)}" for n, w in enumerate(inc.whys, start=1)]
         out.append("")
     if inc.root_cause is not None:
-        out += [
-            f"**Root cause:** {inline(inc.root_cause.statement)}  ",
-            f"**Process gap:** {inline(inc.root_cause.process_gap)}",
-            "",
-        ]
+        rc = inc.root_cause
+        out += [f"**Root cause:** {inline(rc.statement)}  "]
+        out += [f"**Process gap:** {inline(rc.process_gap)}" + ("  " if rc.amended else "")]
+        if rc.amended is not None:
+            out.append(amended_line(rc.amended))
+        out.append("")
     if not inc.whys and inc.root_cause is None:
         out += ["_Not started._", ""]
 
     if inc.postmortem is None and inc.action_items:
-        out += ["## Action Items", "", *_action_table(inc), ""]
+        out += ["## Action Items", "", *action_table(inc.action_items), ""]
+    out += roles(inc)
+    out += updates(inc)
     if inc.notes:
         out += ["## Notes", ""]
-        out += [f"- {_time(n.at)} ({inline(n.actor)}): {inline(n.text)}" for n in inc.notes]
+        out += [f"- {utc(n.at)} ({inline(n.actor)}): {inline(n.text)}" for n in inc.notes]
         out.append("")
     if inc.postmortem is not None:
         out += ["---", "", *_postmortem(inc, history)]
     return "\n".join(out).rstrip() + "\n"
 
 
-def _action_table(inc: Incident) -> list[str]:
-    return _table(
-        ["#", "Action", "Owner", "Due Date", "Status"],
-        (
-            [
-                str(a.number),
-                cell(a.description),
-                cell(a.owner),
-                a.due.isoformat(),
-                f"done {a.done_at:%Y-%m-%d}" if a.done_at is not None else "open",
-            ]
-            for a in inc.action_items
-        ),
-    )
-
-
 def _postmortem(inc: Incident, history: Sequence[ev.Event]) -> list[str]:
     pm = inc.postmortem
     assert pm is not None
     status = "" if pm.completed else " (draft)"
-    out = [f"# Post-Mortem: {inline(inc.title)}{status}", "", "## Summary", ""]
+    out = [f"# Post-Mortem: {inline(inc.title)}{status}", ""]
+    if pm.amended is not None:
+        out += [amended_line(pm.amended), ""]
+    out += ["## Summary", ""]
     out += [block(pm.summary) if pm.summary else "_To be written._", ""]
     out += ["## Timeline", ""]
     rows = timeline(history)
     with_date = len({at.date() for at, _ in rows}) > 1
-    out += _table(["Time (UTC)", "Event"], ([_short(at, with_date), text] for at, text in rows))
+    out += table(["Time (UTC)", "Event"], ([_short(at, with_date), text] for at, text in rows))
     if history:
         # Task names are sanitised and never hold backticks, so the fence is safe.
         out += ["", "```mermaid", *incident_gantt(inc, history).splitlines(), "```"]
@@ -224,7 +124,7 @@ def _postmortem(inc: Incident, history: Sequence[ev.Event]) -> list[str]:
         out += [f"- {inline(i)}" for i in items] or ["_To be written._"]
         out.append("")
     out += ["## Action Items", ""]
-    out += _action_table(inc) if inc.action_items else ["_None yet._"]
+    out += action_table(inc.action_items) if inc.action_items else ["_None yet._"]
     if pm.blame_warnings:
         out += ["", "> **Blame check:** " + "; ".join(inline(w) for w in pm.blame_warnings)]
     return out
@@ -275,8 +175,36 @@ def timeline(history: Sequence[ev.Event]) -> list[tuple[datetime, str]]:
                 rows.append((e.at, f"Dismissed: {inline(d.reason)}"))
             case ev.PostmortemCompleted():
                 rows.append((e.at, "Post-mortem completed"))
+            case ev.TypeChanged():
+                previous = inline(d.previous) if d.previous else "?"
+                rows.append(
+                    (e.at, f"Type changed {previous} → {inline(d.type)}: {inline(d.reason)}")
+                )
+            case _:
+                rows += _coordination_row(e)
     rows.sort(key=lambda row: row[0])
     return rows
+
+
+def _coordination_row(e: ev.Event) -> list[tuple[datetime, str]]:
+    """The timeline row of a role handoff or a status update, if ``e`` is one."""
+    d = e.data
+    match d:
+        case ev.RoleAssigned():
+            note = f": {inline(d.note)}" if d.note else ""
+            if d.previous is None:
+                return [(e.at, f"{inline(d.role)} assigned to {inline(d.person)}{note}")]
+            handoff = f"{inline(d.previous)} → {inline(d.person)}"
+            return [(e.at, f"{inline(d.role)} handed over: {handoff}{note}")]
+        case ev.CommanderAssigned():
+            return [(e.at, f"Command handed to {inline(d.commander)}")]
+        case ev.RoleReleased():
+            held = f" by {inline(d.previous)}" if d.previous else ""
+            note = f": {inline(d.note)}" if d.note else ""
+            return [(e.at, f"{inline(d.role)} released{held}{note}")]
+        case ev.UpdatePosted():
+            return [(e.at, f"Status update ({inline(d.audience)}): {inline(d.text)}")]
+    return []
 
 
 def render_gotcha(incident: Incident, incident_link: str | None = None) -> str:
@@ -291,7 +219,7 @@ def render_gotcha(incident: Incident, incident_link: str | None = None) -> str:
             "",
             f"**Incident:** {link}  ",
             f"**Severity:** {incident.severity.label}  ",
-            f"**Written:** {_time(entry.at)} by {inline(entry.actor)}",
+            f"**Written:** {utc(entry.at)} by {inline(entry.actor)}",
             "",
             "## Symptom",
             "",
