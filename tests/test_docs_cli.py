@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,6 +48,9 @@ def script(commands: list[tuple[str, int]]) -> str:
             "exit 99; fi"
         )
     lines.append('incidentflow --json show "$ID" > final.json')
+    # The walkthroughs that follow the main one keep their incidents in their own folders.
+    lines.append('(cd search && incidentflow --json show "$P3") > p3.json')
+    lines.append('(cd payments && incidentflow --json show "$P1") > p1.json')
     return "\n".join(lines) + "\n"
 
 
@@ -94,3 +98,27 @@ class TestTerminalTutorial:
         assert len(files) == 1
         assert "# Post-Mortem: Checkout returns 500" in files[0].read_text(encoding="utf-8")
         assert list((tmp_path / ".agent" / "knowledge" / "gotchas").glob("*.md"))
+        self.check_lighter_p3(json.loads((tmp_path / "p3.json").read_text(encoding="utf-8")))
+        self.check_handoff_p1(json.loads((tmp_path / "p1.json").read_text(encoding="utf-8")))
+
+    @staticmethod
+    def check_lighter_p3(shown: dict[str, Any]) -> None:
+        """The P3 closed without staging, a watch window, a post-mortem or an action item."""
+        incident = shown["incident"]
+        assert (incident["severity"], incident["state"]) == ("P3", "kb_updated")
+        assert incident["type"] == "performance"
+        assert incident["fix"]["staging_verified"] is False
+        assert incident["postmortem"] is None
+        assert incident["action_items"] == []
+        assert incident["confirmation"]["user"] == "bob"
+
+    @staticmethod
+    def check_handoff_p1(shown: dict[str, Any]) -> None:
+        """The P1's communications lead was handed over, and two updates were posted."""
+        incident = shown["incident"]
+        assert incident["roles"]["communications_lead"] == "dave"
+        handoffs = [(h["role"], h["from_person"], h["to_person"]) for h in incident["handoffs"]]
+        assert ("communications_lead", "carol", "dave") in handoffs
+        assert [u["audience"] for u in incident["updates"]] == ["external", "internal"]
+        assert incident["next_update_due"] == incident["updates"][-1]["next_update_at"]
+        assert incident["labels"] == {"service": "payments"}

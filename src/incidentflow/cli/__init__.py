@@ -10,8 +10,9 @@ Exit codes:
 
 - 0: done.
 - 1: rejected by the process: a guard unmet (every reason is printed), a
-  command outside its states, a stale version, a duplicate, or ``verify``
-  finding a history that does not replay to its snapshot.
+  command outside its states, a stale version, a duplicate, a reference another
+  open incident holds, ``find`` finding nothing, or ``verify`` finding a history
+  that does not replay to its snapshot.
 - 2: usage or input error: an unknown option, a bad value (a number out of
   range, an argument that is not UTF-8), an unknown incident, a configuration
   error. One line, never a traceback.

@@ -17,7 +17,7 @@ from ._output import (
     table,
     when,
 )
-from ._params import SEVERITY_METAVAR, STATE, count, incident_argument, moment, severity
+from ._params import SEVERITY_METAVAR, STATE, count, incident_argument, moment, pairs, severity
 from ._usage import in_cli_terms, usage
 
 __all__ = ["COMMANDS"]
@@ -35,6 +35,15 @@ __all__ = ["COMMANDS"]
 )
 @click.option("-c", "--commander", metavar="NAME", required=True, help="The incident commander.")
 @click.option("--slug", help="The slug for the id and files (default: from the title).")
+@click.option(
+    "--type", "incident_type", metavar="TYPE", help="The incident type (default: the policy's)."
+)
+@click.option("--label", "labels", metavar="KEY=VALUE", multiple=True, callback=pairs,
+              help="A label, e.g. service=checkout (repeatable).")  # fmt: skip
+@click.option("--field", "fields", metavar="NAME=VALUE", multiple=True, callback=pairs,
+              help="A custom field the policy declares (repeatable).")  # fmt: skip
+@click.option("--ref", "references", metavar="KIND=VALUE", multiple=True, callback=pairs,
+              help="An external reference, e.g. ticket=OPS-12 (repeatable).")  # fmt: skip
 @click.option("--idempotency-key", metavar="KEY", help="Declare at most once for this key.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the new incident's id.")
 @pass_app
@@ -44,16 +53,27 @@ def declare(
     severity: str,
     commander: str,
     slug: str | None,
+    incident_type: str | None,
+    labels: dict[str, str],
+    fields: dict[str, str],
+    references: dict[str, str],
     idempotency_key: str | None,
     quiet: bool,
 ) -> None:
     """Declare an incident (ID=$(incidentflow declare ... -q) keeps its id)."""
-    incident = app.flow.declare(
+    from ._labels import field_values
+
+    flow = app.flow
+    incident = flow.declare(
         title,
         severity=severity,
         commander=commander,
         actor=app.actor,
         slug=slug,
+        type=incident_type,
+        labels=labels or None,
+        fields=field_values(flow.policy.custom_fields, fields) or None,
+        references=references or None,
         idempotency_key=idempotency_key,
     )
     if quiet and not app.as_json:
@@ -77,6 +97,16 @@ def declare(
 )
 @click.option("--commander", metavar="NAME", help="Commanded by NAME.")
 @click.option("--text", metavar="TEXT", help="Title contains TEXT.")
+@click.option("--type", "types", metavar="TYPE", multiple=True, help="Of this type (repeatable).")
+@click.option("--label", "labels", metavar="KEY=VALUE", multiple=True, callback=pairs,
+              help="With this label (repeatable: all must match).")  # fmt: skip
+@click.option("--field", "fields", metavar="NAME=VALUE", multiple=True, callback=pairs,
+              help="With this custom field value (repeatable: all must match).")  # fmt: skip
+@click.option("--ref", "reference", metavar="KIND=VALUE", callback=pairs,
+              help="Holding this external reference.")  # fmt: skip
+@click.option(
+    "--open-action-items", is_flag=True, help="Only incidents with an action item still open."
+)
 @click.option("--since", metavar="TIME", callback=moment, help="Declared at or after this time.")
 @click.option("--until", metavar="TIME", callback=moment, help="Declared before this time.")
 @click.option("--oldest-first", is_flag=True, help="Oldest first (default: newest first).")
@@ -89,18 +119,38 @@ def list_incidents(
     severities: tuple[str, ...],
     commander: str | None,
     text: str | None,
+    types: tuple[str, ...],
+    labels: dict[str, str],
+    fields: dict[str, str],
+    reference: dict[str, str],
+    open_action_items: bool,
     since: datetime | None,
     until: datetime | None,
     oldest_first: bool,
     limit: int | None,
 ) -> None:
     """List incidents, newest first."""
-    incidents = app.reader.summaries(
+    from ._labels import field_values
+
+    reader = app.reader
+    declared_fields = reader.policy.custom_fields
+    if unknown := [name for name in fields if name not in declared_fields]:
+        known = ", ".join(declared_fields) or "none"
+        raise click.BadParameter(
+            f"{unknown[0]!r} is not a custom field; the policy declares {known}",
+            param_hint="--field",
+        )
+    incidents = reader.summaries(
         state=states or None,
         severity=severities or None,
         open_only=open_only,
         commander=commander,
         text=text,
+        type=types or None,
+        labels=labels or None,
+        fields=field_values(declared_fields, fields) or None,
+        reference=next(iter(reference.items()), None),
+        open_action_items=open_action_items,
         declared_after=since,
         declared_before=until,
         newest_first=not oldest_first,

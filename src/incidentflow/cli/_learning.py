@@ -1,4 +1,4 @@
-"""Learning from the incident: ``postmortem draft|complete``, ``action add|done``, ``kb``."""
+"""Learning from the incident: ``postmortem draft|complete``, ``action ...``, ``kb``."""
 
 from __future__ import annotations
 
@@ -94,9 +94,13 @@ _postmortem_command(
 )
 
 
-@click.group(cls=Group, short_help="Add action items and mark them done.")
+@click.group(cls=Group, short_help="Follow-up action items, in every state.")
 def action() -> None:
-    """Follow-up action items, each with an owner and a due date."""
+    """Follow-up action items, each with an owner and a due date.
+
+    They can be done, reassigned, re-dated, declined or linked in every state,
+    after closure too.
+    """
 
 
 @action.command("add")
@@ -104,11 +108,14 @@ def action() -> None:
 @click.argument("description")
 @click.option("--owner", required=True, help="Who will do it.")
 @click.option("--due", metavar="DATE", callback=day, required=True, help="By when (YYYY-MM-DD).")
+@click.option("--ref", metavar="REF", help="The issue that tracks it (a URL or a key).")
 @pass_app
-def action_add(app: App, incident_id: str, description: str, owner: str, due: date) -> None:
+def action_add(
+    app: App, incident_id: str, description: str, owner: str, due: date, ref: str | None
+) -> None:
     """Add an action item."""
     incident = app.flow.add_action_item(incident_id, description, owner=owner, due=due,
-                                        actor=app.actor)  # fmt: skip
+                                        ref=ref, actor=app.actor)  # fmt: skip
     app.done(incident, f"action item #{len(incident.action_items)} added")
 
 
@@ -120,6 +127,56 @@ def action_done(app: App, incident_id: str, number: int) -> None:
     """Mark action item NUMBER done."""
     incident = app.flow.complete_action_item(incident_id, number, actor=app.actor)
     app.done(incident, f"action item #{number} done")
+
+
+@action.command("reassign")
+@incident_argument
+@click.argument("number", type=count(1, INT_MAX))
+@click.argument("owner")
+@click.option("--reason", help="Why it changes hands.")
+@pass_app
+def action_reassign(
+    app: App, incident_id: str, number: int, owner: str, reason: str | None
+) -> None:
+    """Hand open action item NUMBER to OWNER."""
+    incident = app.flow.reassign_action_item(incident_id, number, owner=owner, reason=reason,
+                                             actor=app.actor)  # fmt: skip
+    app.done(incident, f"action item #{number} now owned by {owner}")
+
+
+@action.command("redate")
+@incident_argument
+@click.argument("number", type=count(1, INT_MAX))
+@click.argument("due", metavar="DUE", callback=day)
+@click.option("--reason", help="Why the date moves.")
+@pass_app
+def action_redate(app: App, incident_id: str, number: int, due: date, reason: str | None) -> None:
+    """Give open action item NUMBER the due date DUE (YYYY-MM-DD)."""
+    incident = app.flow.redate_action_item(incident_id, number, due=due, reason=reason,
+                                           actor=app.actor)  # fmt: skip
+    app.done(incident, f"action item #{number} now due {due.isoformat()}")
+
+
+@action.command("decline")
+@incident_argument
+@click.argument("number", type=count(1, INT_MAX))
+@click.option("--reason", required=True, help="Why it will not be done.")
+@pass_app
+def action_decline(app: App, incident_id: str, number: int, reason: str) -> None:
+    """Decline open action item NUMBER: it will not be done."""
+    incident = app.flow.decline_action_item(incident_id, number, reason=reason, actor=app.actor)
+    app.done(incident, f"action item #{number} declined")
+
+
+@action.command("link")
+@incident_argument
+@click.argument("number", type=count(1, INT_MAX))
+@click.argument("ref", metavar="REF")
+@pass_app
+def action_link(app: App, incident_id: str, number: int, ref: str) -> None:
+    """Link action item NUMBER to the issue that tracks it (a URL or a key)."""
+    incident = app.flow.link_action_item(incident_id, number, ref, actor=app.actor)
+    app.done(incident, f"action item #{number} linked to {ref}")
 
 
 @click.command(short_help="Write the KB gotcha and close the incident.")

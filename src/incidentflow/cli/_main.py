@@ -16,6 +16,7 @@ from ..exceptions import (
     IncidentFlowError,
     IncidentNotFound,
     InvalidTransition,
+    ReferenceTaken,
     TransitionRejected,
     ValidationError,
 )
@@ -131,6 +132,8 @@ def _report_error(exc: IncidentFlowError, as_json: bool) -> int:
     message = str(exc)
     if isinstance(exc, IncidentNotFound):
         message = f"no incident with id {exc.incident_id!r}; run 'incidentflow list' to find its id"
+    elif isinstance(exc, ReferenceTaken):
+        message = message.replace("flow.find gives it", f"incidentflow find {exc.kind} VALUE")
     if as_json:
         document = {
             "error": type(exc).__name__,
@@ -146,7 +149,7 @@ def _report_error(exc: IncidentFlowError, as_json: bool) -> int:
         click.echo(f"incidentflow: error: {message}", err=True)
     else:
         label = "rejected" if code == EXIT_REJECTED else "error"
-        click.echo(f"incidentflow: {label}: {in_cli_terms(one_line(str(exc)))}", err=True)
+        click.echo(f"incidentflow: {label}: {in_cli_terms(one_line(message))}", err=True)
     return code
 
 
@@ -157,6 +160,7 @@ def _exit_code(exc: IncidentFlowError) -> int:
         ConcurrencyConflict,
         DuplicateIncident,
         IdempotencyConflict,
+        ReferenceTaken,
     )
     if isinstance(exc, rejected):
         return EXIT_REJECTED

@@ -103,7 +103,10 @@ def duration(span: timedelta | None) -> str:
 
 
 def deadline_status(deadline: Any, now: datetime) -> str:
-    """Breached, overdue, or due in how long."""
+    """Met (late, if its breach was recorded), breached, overdue, or due in how long."""
+    if deadline.met_at is not None:
+        late = " late (breach recorded)" if deadline.breached else ""
+        return f"met{late} {when(deadline.met_at)}"
     if deadline.breached:
         return "breached (recorded)"
     if deadline.is_overdue(now):

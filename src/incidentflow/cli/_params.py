@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
@@ -23,7 +23,9 @@ __all__ = [
     "day",
     "incident_argument",
     "moment",
+    "pairs",
     "severity",
+    "span",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -108,6 +110,55 @@ def severity(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
             f"{value!r} is not a severity; use one of {', '.join(_SEVERITY_NAMES)}"
         )
     return name
+
+
+_SPAN = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_SPAN_UNITS = (86400, 3600, 60, 1)
+#: The longest span the command line takes: a year, far beyond any update cadence.
+_SPAN_MAX = timedelta(days=366)
+
+
+def span(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    """A length of time as people write it: ``90s``, ``30m``, ``1h``, ``1h30m``, ``2d``."""
+    if value is None:
+        return None
+    found = _SPAN.fullmatch(value.strip().lower())
+    if not value.strip() or found is None:
+        raise click.BadParameter(
+            f"{value!r} is not a length of time; write e.g. 90s, 30m, 1h or 1h30m"
+        )
+    # Digits beyond a year's worth are refused below; cap them before int() sees a huge string.
+    if any(len(part) > 9 for part in found.groups() if part):
+        raise click.BadParameter(f"{value!r} is too long; give at most {_SPAN_MAX.days} days")
+    seconds = sum(int(n) * unit for n, unit in zip(found.groups(), _SPAN_UNITS, strict=True) if n)
+    result = timedelta(seconds=seconds)
+    if not timedelta(0) < result <= _SPAN_MAX:
+        raise click.BadParameter(
+            f"{value!r} is out of range; give more than 0s and at most {_SPAN_MAX.days} days"
+        )
+    return result
+
+
+def pairs(ctx: click.Context, param: click.Parameter, value: Any) -> dict[str, str]:
+    """``KEY=VALUE`` words (``service=checkout``) as a dict; a key given twice is refused.
+
+    The value may itself hold ``=``: only the first one separates.
+    """
+    found: dict[str, str] = {}
+    for word in (value,) if isinstance(value, str) else value or ():
+        key, sep, text = str(word).partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(
+                f"{word!r} is not KEY=VALUE; write e.g. service=checkout", param=param
+            )
+        key = key.strip()
+        if key in found and found[key] != text:
+            raise click.BadParameter(
+                f"{key!r} is given twice ({found[key]!r} and {text!r}); give it once",
+                param=param,
+            )
+        found[key] = text
+    return found
 
 
 STATE = click.Choice([s.value for s in State], case_sensitive=False)

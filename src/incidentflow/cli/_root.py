@@ -7,9 +7,12 @@ import click
 from .._version import __version__
 from . import (
     _closing,
+    _coordination,
+    _corrections,
     _delivery,
     _diagram,
     _incidents,
+    _labels,
     _learning,
     _records,
     _remediation,
@@ -77,6 +80,9 @@ for _module in (
     _closing,
     _learning,
     _records,
+    _corrections,
+    _labels,
+    _coordination,
     _timing,
     _delivery,
     _diagram,

@@ -18,11 +18,11 @@ __all__ = ["COMMANDS"]
 @incident_argument
 @pass_app
 def deadlines(app: App, incident_id: str) -> None:
-    """List an incident's deadlines: response, post-mortem, action items."""
+    """List an incident's deadlines: response, post-mortem, action items, status updates."""
     found = app.reader.deadlines(incident_id)
     now = app.reader.now()
     app.emit(
-        [plain(d) for d in found],
+        [{**plain(d), "status": d.status(now)} for d in found],
         lambda: table(
             ("KIND", "SUBJECT", "DUE (UTC)", "STATUS"),
             ((d.kind, d.subject, when(d.due_at), deadline_status(d, now)) for d in found),

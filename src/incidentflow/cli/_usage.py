@@ -35,6 +35,20 @@ USAGE = {
     "assign_commander": "incidentflow assign {id} NAME",
     "record_detection": "incidentflow detect {id} --method alert",
     "add_note": "incidentflow note {id} TEXT",
+    "amend": "incidentflow amend {id} ITEM VALUE --reason TEXT",
+    "retract": "incidentflow retract {id} ITEM --reason TEXT",
+    "reassign_action_item": "incidentflow action reassign {id} NUMBER OWNER",
+    "redate_action_item": "incidentflow action redate {id} NUMBER DATE",
+    "decline_action_item": "incidentflow action decline {id} NUMBER --reason TEXT",
+    "link_action_item": "incidentflow action link {id} NUMBER REF",
+    "change_type": "incidentflow type {id} TYPE --reason TEXT",
+    "set_labels": "incidentflow label {id} KEY=VALUE",
+    "set_fields": "incidentflow field {id} NAME=VALUE",
+    "add_reference": "incidentflow ref add {id} KIND VALUE",
+    "remove_reference": "incidentflow ref remove {id} KIND VALUE",
+    "assign_role": "incidentflow role assign {id} ROLE PERSON",
+    "release_role": "incidentflow role release {id} ROLE",
+    "post_update": "incidentflow update {id} internal|external TEXT --next 30m",
 }
 
 
