@@ -10,12 +10,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
-from incidentflow import Incident, IncidentFlow, State
+import pytest
+
+from incidentflow import Incident, IncidentFlow, State, TransitionRejected
 from incidentflow.testing import FrozenClock
 
 __all__ = [
@@ -25,14 +30,18 @@ __all__ = [
     "RESPONDER",
     "START",
     "STEP",
+    "STORE_KINDS",
     "TITLE",
     "USER",
     "advance_to",
+    "codes",
     "declare",
     "drive_to",
     "markdown_headings",
     "markdown_outside_fences",
     "markdown_tables",
+    "refusal",
+    "store_flow",
     "unchanged",
 ]
 
@@ -375,3 +384,69 @@ def markdown_tables(text: str) -> list[list[list[str]]]:
         else:
             current = None
     return tables
+
+
+# -- one flow per kind of store, for the example tests of the commands ----------
+
+#: The stores the command tests run on: each the real engine, PostgreSQL when configured.
+STORE_KINDS = ("memory", "sqlite", "jsonl", "postgres")
+
+
+@contextmanager
+def store_flow(
+    kind: str, location: Path, clock: FrozenClock, **kwargs: Any
+) -> Iterator[IncidentFlow]:
+    """A flow on a fresh store of ``kind`` under ``location`` (a test's tmp_path), closed after.
+
+    PostgreSQL runs in a throwaway schema, dropped afterwards; without a server
+    the test skips, or fails under CI (``tests/pg.py`` says how to enable it).
+    """
+    from incidentflow.stores import JsonlStore, SQLiteStore, Store
+
+    schema = ""
+    store: Store
+    if kind == "memory":
+        flow = IncidentFlow.in_memory(clock=clock, **kwargs)
+        store = flow.store  # type: ignore[assignment]
+    elif kind == "sqlite":
+        store = SQLiteStore(location / "incidents.db")
+    elif kind == "jsonl":
+        store = JsonlStore(location / "store")
+    elif kind == "postgres":
+        from incidentflow.stores.postgres import PostgresStore
+        from pg import postgres_dsn
+
+        dsn = postgres_dsn()
+        schema = "test_cmd_" + hashlib.sha256(str(location).encode()).hexdigest()[:20]
+        store = PostgresStore(dsn, schema=schema)
+    else:
+        raise ValueError(kind)
+    if kind != "memory":
+        flow = IncidentFlow(store, clock=clock, **kwargs)
+    try:
+        yield flow
+    finally:
+        flow.close()
+        if schema:
+            import psycopg
+
+            from pg import postgres_dsn
+
+            with psycopg.connect(postgres_dsn(), autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def refusal(flow: IncidentFlow, incident_id: str, call: Callable[[], object]) -> TransitionRejected:
+    """Run ``call`` expecting TransitionRejected that leaves the incident as it was.
+
+    Returns the exception; ``codes(refusal(...))`` gives its reason codes.
+    """
+    with unchanged(flow, incident_id), pytest.raises(TransitionRejected) as info:
+        call()
+    assert info.value.incident_id == incident_id
+    return info.value
+
+
+def codes(rejection: TransitionRejected) -> set[str]:
+    """The reason codes of a rejection."""
+    return {reason.code for reason in rejection.reasons}

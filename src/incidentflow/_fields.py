@@ -31,9 +31,8 @@ def check_field(declared: Mapping[str, str], name: str, value: object) -> FieldV
     if kind == "bool":
         return v.boolean(field, value)
     if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValidationError(field, f"expected a whole number, got {v._shown(value)}")
-        return value
+        # Bounded as the stores' integer columns are: a 64-bit signed number.
+        return v.whole_number(field, value, minimum=-v.INT_MAX - 1, maximum=v.INT_MAX)
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValidationError(field, f"expected a number, got {v._shown(value)}")

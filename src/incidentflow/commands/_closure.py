@@ -98,14 +98,24 @@ def _missing(field: str, message: str) -> Guard[ev.PostmortemDrafted]:
     return Guard(f"postmortem.{field}_missing", f"post-mortem {field}", check)
 
 
-def _action_items(c: Context[ev.EventData]) -> Unmet | None:
+def _enough_action_items(c: Context[ev.EventData], *, written: bool) -> Unmet | None:
     inc = c.incident
     # A written post-mortem always needs a follow-up; the policy may ask for more.
-    needed = max(int(inc.postmortem_required), c.policy.process_of(inc).min_action_items)
+    floor = (
+        written
+        or inc.postmortem_required
+        or (inc.postmortem is not None and inc.postmortem.completed)
+    )
+    needed = max(int(floor), c.policy.process_of(inc).min_action_items)
     live = sum(1 for item in inc.action_items if item.live)
     if live >= needed:
         return None
-    if live == 0 and needed == 1:
+    if needed == 1:
+        if inc.action_items:
+            return unmet(
+                "no live action items (retracted ones do not count): add one with an owner "
+                "and a due date"
+            )
         return unmet("no action items: add at least one with an owner and a due date")
     return unmet(
         f"{live} action items recorded; a {inc.severity.value} {inc.type} incident needs "
@@ -139,9 +149,17 @@ def _completed(inc: Incident, e: ev.Event, d: ev.PostmortemCompleted) -> Inciden
     )
 
 
-#: Shared by complete_postmortem and update_kb: every closed incident has a follow-up.
+_ACTION_ITEMS_SUMMARY = "enough action items (≥1 with a post-mortem)"
+#: Shared by complete_postmortem and update_kb: every closed incident has its follow-ups.
 ACTION_ITEMS_MISSING: Guard[ev.EventData] = Guard(
-    "action_items.missing", "enough action items (≥1 with a post-mortem)", _action_items
+    "action_items.missing",
+    _ACTION_ITEMS_SUMMARY,
+    lambda c: _enough_action_items(c, written=False),
+)
+_ACTION_ITEMS_FOR_POSTMORTEM: Guard[ev.EventData] = Guard(
+    "action_items.missing",
+    _ACTION_ITEMS_SUMMARY,
+    lambda c: _enough_action_items(c, written=True),
 )
 
 COMPLETE_POSTMORTEM = Command(
@@ -155,7 +173,7 @@ COMPLETE_POSTMORTEM = Command(
         _missing("root_cause", "the post-mortem has no root cause"),
         _missing("went_well", 'the post-mortem lists nothing under "what went well"'),
         _missing("went_poorly", 'the post-mortem lists nothing under "what went poorly"'),
-        ACTION_ITEMS_MISSING,
+        _ACTION_ITEMS_FOR_POSTMORTEM,
         Guard("postmortem.blame", "no blame (policy: reject)", _no_blame),
     ),
     emit=_complete,

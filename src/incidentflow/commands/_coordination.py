@@ -71,6 +71,8 @@ ASSIGN_ROLE = Command(
 def _held(c: Context[ev.RoleReleased]) -> Unmet | None:
     if c.payload is None or c.payload.role == COMMANDER:
         return None
+    if c.payload.role not in c.policy.roles:
+        return None  # not a role at all: refused with the list of roles (see _releasable)
     if c.payload.role in c.incident.roles:
         return None
     return unmet(f"nobody holds {c.payload.role} on {c.incident.id}", role=c.payload.role)

@@ -289,9 +289,10 @@ def _needed(c: Context[ev.Retracted]) -> Unmet | None:
 
 
 def _minimum_items(c: Context[Any]) -> int:
-    process = c.policy.process_of(c.incident)
-    floor = 1 if c.incident.postmortem_required else 0
-    return max(floor, process.min_action_items)
+    inc = c.incident
+    process = c.policy.process_of(inc)
+    written = inc.postmortem is not None and inc.postmortem.completed
+    return max(int(inc.postmortem_required or written), process.min_action_items)
 
 
 def _retractable(c: Context[ev.Retracted]) -> Unmet | None:
