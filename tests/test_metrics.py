@@ -627,3 +627,39 @@ class TestPublicSurface:
             [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
         )
         assert result.stdout.strip() == "False"
+
+
+class TestByType:
+    def test_one_summary_per_type_by_name(self) -> None:
+        """by="type" gives one summary per incident type that occurs, in name order."""
+        incidents = [
+            attrs.evolve(resolved_after(10, 0), type="security"),
+            resolved_after(20, 1),
+            attrs.evolve(resolved_after(30, 2), type="security"),
+        ]
+        summaries = m.summarize(incidents, by="type")
+        assert [(s.type, s.count) for s in summaries] == [("availability", 1), ("security", 2)]
+        assert summaries[1].mttr == 20 * MIN
+        assert all(s.severity is None and s.period is None for s in summaries)
+
+    def test_milestones_carry_the_type(self) -> None:
+        """Milestones taken from a snapshot keep its type, and summarize groups them alike."""
+        snapshot = attrs.evolve(resolved_after(10), type="data")
+        found = m.milestones(snapshot)
+        assert found.type == "data"
+        [summary] = m.summarize([found], by="type")
+        assert summary.type == "data"
+
+    def test_prometheus_labels_the_type(self) -> None:
+        """A type group's samples carry a type label; type is reserved for constant labels."""
+        incidents = [attrs.evolve(resolved_after(10), type="security")]
+        samples = parse_exposition(m.to_prometheus(m.summarize(incidents, by="type")))
+        name = "incidentflow_time_to_resolve_seconds"
+        assert sample(samples, f"{name}_count", type="security") == 1
+        with pytest.raises(ValidationError):
+            m.to_prometheus(m.summarize(incidents), labels={"type": "x"})
+
+    def test_unknown_grouping_names_type(self) -> None:
+        """A bad grouping's message lists type among the groupings."""
+        with pytest.raises(ValidationError, match="'type'"):
+            m.summarize([], by="team")  # type: ignore[arg-type]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from . import _validate as v
-from ._model import Incident, Severity, State
-from ._queries import query, severities
+from ._model import FieldValue, Incident, Reference, Severity, State
+from ._queries import query, severities, types
+from ._queries import reference as checked_reference
 from ._similar import MAX_RESULTS, SearchText, SimilarIncident
 from .exceptions import ValidationError
 from .stores._protocols import QueryIndex
@@ -42,11 +43,31 @@ class Reads(abc.ABC):
         declared_after: datetime | None = None,
         declared_before: datetime | None = None,
         text: str | None = None,
+        type: str | Iterable[str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        fields: Mapping[str, FieldValue] | None = None,
+        reference: tuple[str, str] | Reference | None = None,
+        open_action_items: bool = False,
         newest_first: bool = True,
         limit: int | None = None,
         offset: int = 0,
     ) -> Sequence[Incident]:
-        """Incidents matching every given filter, newest first, paged."""
+        """Incidents matching every given filter, newest first, paged.
+
+        ``type`` is an incident type or a list of them; ``labels`` and
+        ``fields`` must all match (a field's value and its type: ``1`` does not
+        match ``True``); ``reference`` is a ``(kind, value)`` pair; with
+        ``open_action_items`` only incidents with an action item still open, in
+        any state, closed ones included. SQLite and PostgreSQL answer each of
+        these filters from an index.
+
+        >>> from incidentflow import IncidentFlow
+        >>> flow = IncidentFlow.in_memory()
+        >>> inc = flow.declare("Checkout returns 500", severity="P2", commander="al",
+        ...                    actor="al", labels={"service": "checkout"})
+        >>> [found.id for found in flow.list(labels={"service": "checkout"})] == [inc.id]
+        True
+        """
         return self._index().list(
             query(
                 state=state,
@@ -56,6 +77,11 @@ class Reads(abc.ABC):
                 declared_after=declared_after,
                 declared_before=declared_before,
                 text=text,
+                type=type,
+                labels=labels,
+                fields=fields,
+                reference=reference,
+                open_action_items=open_action_items,
                 newest_first=newest_first,
                 limit=limit,
                 offset=offset,
@@ -72,6 +98,11 @@ class Reads(abc.ABC):
         declared_after: datetime | None = None,
         declared_before: datetime | None = None,
         text: str | None = None,
+        type: str | Iterable[str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        fields: Mapping[str, FieldValue] | None = None,
+        reference: tuple[str, str] | Reference | None = None,
+        open_action_items: bool = False,
         newest_first: bool = True,
         limit: int | None = None,
         offset: int = 0,
@@ -91,14 +122,47 @@ class Reads(abc.ABC):
                 declared_after=declared_after,
                 declared_before=declared_before,
                 text=text,
+                type=type,
+                labels=labels,
+                fields=fields,
+                reference=reference,
+                open_action_items=open_action_items,
                 newest_first=newest_first,
                 limit=limit,
                 offset=offset,
             )
         )
 
+    def find(self, kind: str, value: str) -> Incident | None:
+        """The incident holding the external reference ``kind``/``value``, or None.
+
+        The open incident holding it if there is one (at most one open incident
+        holds a reference); else the newest declared incident that held it.
+
+        Raises:
+            ValidationError: ``kind`` is not a key, or ``value`` not a one-line text.
+
+        >>> from incidentflow import IncidentFlow
+        >>> flow = IncidentFlow.in_memory()
+        >>> inc = flow.declare("Disk full on db-7", severity="P2", commander="al", actor="al",
+        ...                    references={"alert": "fp-1c9e"})
+        >>> flow.find("alert", "fp-1c9e").id == inc.id
+        True
+        >>> flow.find("alert", "fp-0000") is None
+        True
+
+        """
+        wanted = checked_reference((kind, value), field="reference")
+        found = self._index().find_reference(wanted)
+        return next((i for i in found if i.is_open), found[0] if found else None)
+
     def similar(
-        self, incident_id: str | None = None, *, text: str | None = None, limit: int = 5
+        self,
+        incident_id: str | None = None,
+        *,
+        text: str | None = None,
+        limit: int = 5,
+        type: str | Iterable[str] | None = None,
     ) -> Sequence[SimilarIncident]:
         """Past incidents most like this one, with their KB gotchas, best first.
 
@@ -107,8 +171,9 @@ class Reads(abc.ABC):
         words to it (an error message, a log line); without ``incident_id`` it
         is the whole query, so a responder can search before declaring. The
         incident itself is never in the answer; closed and dismissed incidents
-        are. The store ranks: SQLite with FTS5, PostgreSQL with its full-text
-        search, the other stores in memory (see :class:`SimilarIncident`).
+        are. ``type`` keeps the incidents of that type (or those types). The
+        store ranks: SQLite with FTS5, PostgreSQL with its full-text search,
+        the other stores in memory (see :class:`SimilarIncident`).
 
         Raises:
             ValidationError: Neither ``incident_id`` nor ``text`` is given, or
@@ -138,7 +203,9 @@ class Reads(abc.ABC):
             raise ValidationError(
                 "incident_id", "give the incident to compare, text= to search for, or both"
             )
-        return self._index().search("\n".join(parts), exclude=incident_id, limit=limit)
+        return self._index().search(
+            "\n".join(parts), exclude=incident_id, limit=limit, types=types(type)
+        )
 
     def milestones(
         self,
@@ -146,6 +213,7 @@ class Reads(abc.ABC):
         severity: Severity | str | Iterable[Severity | str] | None = None,
         declared_after: datetime | None = None,
         declared_before: datetime | None = None,
+        type: str | Iterable[str] | None = None,
     ) -> Iterator[Milestones]:
         """When each matching incident reached each milestone, oldest first.
 
@@ -157,6 +225,7 @@ class Reads(abc.ABC):
         """
         query = IncidentQuery(
             severities=severities(severity),
+            types=types(type),
             declared_after=None
             if declared_after is None
             else v.aware("declared_after", declared_after),
@@ -170,18 +239,20 @@ class Reads(abc.ABC):
     def metrics(
         self,
         *,
-        by: Literal["severity", "period"] | None = None,
+        by: Literal["severity", "type", "period"] | None = None,
         period: Literal["day", "week", "month"] = "week",
         severity: Severity | str | Iterable[Severity | str] | None = None,
         declared_after: datetime | None = None,
         declared_before: datetime | None = None,
+        type: str | Iterable[str] | None = None,
     ) -> Sequence[Summary]:
         """MTTx figures over the matching incidents: see :func:`incidentflow.metrics.summarize`.
 
         Aggregates the :meth:`milestones`: on SQLite and PostgreSQL they come
         from one query and no snapshot is built, so it stays quick on a store
         of a hundred thousand incidents; the memory and JSONL stores load each
-        matching snapshot first.
+        matching snapshot first. ``type`` keeps the incidents of that type (or
+        those types); ``by="type"`` gives one summary per type.
 
         >>> from incidentflow import IncidentFlow
         >>> flow = IncidentFlow.in_memory()
@@ -193,6 +264,9 @@ class Reads(abc.ABC):
         from ._metrics import summarize
 
         found = self.milestones(
-            severity=severity, declared_after=declared_after, declared_before=declared_before
+            severity=severity,
+            declared_after=declared_after,
+            declared_before=declared_before,
+            type=type,
         )
         return summarize(found, by=by, period=period)

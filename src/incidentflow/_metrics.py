@@ -1,10 +1,12 @@
-"""The metrics' implementation; the public names are re-exported by :mod:`incidentflow.metrics`."""
+"""The metrics' implementation; the public names are re-exported by :mod:`incidentflow.metrics`.
+
+The Prometheus rendering of the summaries lives in :mod:`incidentflow._prometheus`.
+"""
 
 from __future__ import annotations
 
 import math
 import operator
-import re
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -28,7 +30,6 @@ __all__ = [
     "milestones",
     "percentile",
     "summarize",
-    "to_prometheus",
 ]
 
 #: The duration names, in the order the milestones are reached.
@@ -44,19 +45,6 @@ METRICS: tuple[str, ...] = (
 
 #: The periods :func:`summarize` groups by, on the UTC date of ``declared_at``.
 PERIODS: tuple[str, ...] = ("day", "week", "month")
-
-_HELP = {
-    "time_to_detect": "Time from the issue first occurring to its detection.",
-    "time_to_declare": "Time from detection to the incident's declaration.",
-    "time_to_acknowledge": "Time from declaration to acknowledgement (triage started).",
-    "time_to_contain": "Time from declaration to containment.",
-    "time_to_fix": "Time from declaration to the fix (marked fixed).",
-    "time_to_resolve": "Time from declaration to resolution.",
-    "time_to_postmortem": "Time from resolution to the completed post-mortem.",
-}
-
-#: The quantiles each summary reports, as Prometheus ``quantile`` labels.
-_QUANTILES = ((0.5, "0.5"), (0.9, "0.9"))
 
 
 @attrs.frozen(slots=True)
@@ -79,6 +67,7 @@ class Milestones:
         fixed_at: When it was marked fixed.
         resolved_at: When it was resolved.
         postmortem_completed_at: When its post-mortem was completed.
+        type: Its incident type (``availability``, ``security``, ...).
 
     """
 
@@ -93,10 +82,13 @@ class Milestones:
     fixed_at: datetime | None = None
     resolved_at: datetime | None = None
     postmortem_completed_at: datetime | None = None
+    type: str = attrs.field(default="availability", kw_only=True)
 
 
 #: The seven milestone times of :class:`Milestones`, in the order of its fields.
-MILESTONE_TIMES: tuple[str, ...] = tuple(f.name for f in attrs.fields(Milestones))[4:]
+MILESTONE_TIMES: tuple[str, ...] = tuple(
+    f.name for f in attrs.fields(Milestones)[4:] if f.name != "type"
+)
 _milestone_times_of = operator.attrgetter(*MILESTONE_TIMES)
 
 
@@ -121,6 +113,7 @@ def milestones(incident: Incident) -> Milestones:
         severity=incident.severity,
         state=incident.state,
         declared_at=incident.declared_at,
+        type=incident.type,
         **dict(zip(MILESTONE_TIMES, milestone_times(incident), strict=True)),
     )
 
@@ -197,7 +190,7 @@ class Stats:
 
 @attrs.frozen
 class Summary:
-    """The metrics of one group of incidents: a severity, a period, or all of them.
+    """The metrics of one group of incidents: a severity, a type, a period, or all of them.
 
     Each duration of :data:`METRICS` (``time_to_detect`` ... ``time_to_postmortem``,
     see :class:`IncidentTimes`) is an attribute holding its :class:`Stats`.
@@ -210,6 +203,7 @@ class Summary:
         count: How many incidents the group holds, in any state.
         counts: How many incidents of the group are in each
             ``(severity, state)``; pairs with none are left out.
+        type: The group's incident type, when grouped by type.
 
     """
 
@@ -225,6 +219,7 @@ class Summary:
     time_to_fix: Stats
     time_to_resolve: Stats
     time_to_postmortem: Stats
+    type: str | None = attrs.field(default=None, kw_only=True)
 
     @property
     def mtta(self) -> timedelta | None:
@@ -344,10 +339,17 @@ class _Group:
             if span is not None:
                 values.append(span.total_seconds())
 
-    def summary(self, severity: Severity | None, period: str | None, start: date | None) -> Summary:
+    def summary(
+        self,
+        severity: Severity | None,
+        period: str | None,
+        start: date | None,
+        kind: str | None = None,
+    ) -> Summary:
         counts = MappingProxyType(dict(sorted(self.counts.items(), key=_count_order)))
         stats = (_stats(values) for values in self.values)
-        return Summary(severity, period, start, sum(self.counts.values()), counts, *stats)
+        total = sum(self.counts.values())
+        return Summary(severity, period, start, total, counts, *stats, type=kind)
 
 
 _SEVERITY_ORDER = {s: n for n, s in enumerate(Severity)}
@@ -362,7 +364,7 @@ def _count_order(item: tuple[tuple[Severity, State], int]) -> tuple[int, int]:
 def summarize(
     incidents: Iterable[Incident | Milestones],
     *,
-    by: Literal["severity", "period"] | None = None,
+    by: Literal["severity", "type", "period"] | None = None,
     period: Literal["day", "week", "month"] = "week",
 ) -> list[Summary]:
     """Aggregate the durations of many incidents, in one pass.
@@ -377,8 +379,9 @@ def summarize(
         incidents: The snapshots (e.g. ``flow.list()``, or a generator) or their
             :class:`Milestones` (``flow.store.milestones(query)``).
         by: ``None`` for one summary of everything; ``"severity"`` for one per
-            severity that occurs (P1 first); ``"period"`` for one per period
-            that occurs, oldest first.
+            severity that occurs (P1 first); ``"type"`` for one per incident
+            type that occurs (by name); ``"period"`` for one per period that
+            occurs, oldest first.
         period: With ``by="period"``: ``"day"``, ``"week"`` (ISO weeks,
             Monday to Sunday) or ``"month"``, of ``declared_at`` in UTC.
 
@@ -392,9 +395,9 @@ def summarize(
             (naive) is not acceptable.
 
     """
-    if by not in (None, "severity", "period"):
+    if by not in (None, "severity", "type", "period"):
         raise ValidationError(
-            "by", f"{v._shown(by)} is not a grouping; use 'severity', 'period' or None"
+            "by", f"{v._shown(by)} is not a grouping; use 'severity', 'type', 'period' or None"
         )
     if period not in PERIODS:
         raise ValidationError(
@@ -419,6 +422,15 @@ def summarize(
             for severity in Severity
             if severity in per_severity
         ]
+
+    if by == "type":
+        per_type: dict[str, _Group] = {}
+        for inc in incidents:
+            group = per_type.get(inc.type)
+            if group is None:
+                group = per_type[inc.type] = _Group()
+            group.add(inc)
+        return [per_type[kind].summary(None, None, None, kind) for kind in sorted(per_type)]
 
     # Groups are keyed by the ordinal of the period's first day: cheap, and sorts by time.
     start_of = _PERIOD_START[period]
@@ -463,136 +475,3 @@ def _period_label(period: str, first_day: date) -> str:
         year, week, _ = first_day.isocalendar()
         return f"{year}-W{week:02d}"
     return f"{first_day:%Y-%m}"
-
-
-# -- Prometheus text exposition ---------------------------------------------------
-
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
-#: Labels the exposition sets itself; a constant label may not reuse them.
-_RESERVED_LABELS = frozenset({"severity", "state", "period", "quantile", "le"})
-
-
-def to_prometheus(summaries: Iterable[Summary], *, labels: Mapping[str, str] | None = None) -> str:
-    """The summaries in the Prometheus text exposition format (version 0.0.4).
-
-    Each duration becomes a summary-type metric in seconds with ``quantile``
-    0.5 and 0.9 samples (``NaN`` when no incident has the duration) plus
-    ``_sum`` and ``_count``; MTTA and MTTR become gauges; the incidents in each
-    severity and state become the ``incidentflow_incidents`` gauge (a gauge,
-    not a ``_total`` counter: the count of a state goes down as incidents move
-    on). A summary's group becomes a ``severity`` or ``period`` label. Serve
-    the text with the content type ``text/plain; version=0.0.4``.
-
-    Args:
-        summaries: What :func:`summarize` returned; summaries of different
-            groupings may be mixed, but no two may have the same group.
-        labels: Constant labels added to every sample, e.g.
-            ``{"service": "checkout"}``. Values may hold any text; they are
-            escaped.
-
-    Returns:
-        The exposition text, ending with a newline.
-
-    Raises:
-        ValidationError: A label name is not a valid Prometheus label name or
-            is one the exposition sets itself, or two summaries share a group.
-
-    """
-    constant = _constant_labels(labels or {})
-    groups: list[tuple[Summary, str]] = []
-    seen: set[str] = set()
-    for summary in summaries:
-        group = _labels(constant, _group_labels(summary))
-        if group in seen:
-            raise ValidationError(
-                "summaries",
-                f"two summaries share the labels {{{group}}}; pass one summarize() result "
-                "or summaries of different groupings",
-            )
-        seen.add(group)
-        groups.append((summary, group))
-
-    out: list[str] = []
-    name = "incidentflow_incidents"
-    _family(out, name, "gauge", "Incidents by current severity and state.")
-    for summary, _ in groups:
-        base = {**constant, **_group_labels(summary)}
-        for (severity, state), n in summary.counts.items():
-            sample = {**base, "severity": severity.value, "state": state.value}
-            out.append(f"{name}{{{_labels(sample)}}} {n}")
-
-    for metric in METRICS:
-        name = f"incidentflow_{metric}_seconds"
-        _family(out, name, "summary", _HELP[metric])
-        for summary, group in groups:
-            stats: Stats = getattr(summary, metric)
-            for q, q_label in _QUANTILES:
-                value = getattr(stats, "median" if q == 0.5 else "p90")
-                quantile = _labels({"quantile": q_label})
-                sample_labels = f"{group},{quantile}" if group else quantile
-                out.append(f"{name}{{{sample_labels}}} {_seconds(value)}")
-            suffix = f"{{{group}}}" if group else ""
-            out.append(f"{name}_sum{suffix} {_number(stats.total.total_seconds())}")
-            out.append(f"{name}_count{suffix} {stats.count}")
-
-    for name, help_text, attribute in (
-        ("incidentflow_mtta_seconds", "Mean time to acknowledge.", "mtta"),
-        ("incidentflow_mttr_seconds", "Mean time to resolve.", "mttr"),
-    ):
-        _family(out, name, "gauge", help_text)
-        for summary, group in groups:
-            suffix = f"{{{group}}}" if group else ""
-            out.append(f"{name}{suffix} {_seconds(getattr(summary, attribute))}")
-    return "\n".join(out) + "\n"
-
-
-def _constant_labels(labels: Mapping[str, str]) -> dict[str, str]:
-    checked = {}
-    for name, value in labels.items():
-        if not isinstance(name, str) or not _LABEL_NAME.match(name) or name.startswith("__"):
-            raise ValidationError(
-                "labels",
-                f"{name!r} is not a Prometheus label name; use letters, digits and underscores, "
-                "not starting with a digit or '__'",
-            )
-        if name in _RESERVED_LABELS:
-            raise ValidationError(
-                "labels", f"{name!r} is set by the exposition itself; choose another label name"
-            )
-        if not isinstance(value, str):
-            raise ValidationError("labels", f"the value of {name!r} must be text (str)")
-        checked[name] = value
-    return checked
-
-
-def _group_labels(summary: Summary) -> dict[str, str]:
-    severity = {} if summary.severity is None else {"severity": summary.severity.value}
-    return severity if summary.period is None else {**severity, "period": summary.period}
-
-
-def _family(out: list[str], name: str, kind: str, help_text: str) -> None:
-    help_text = help_text.replace("\\", "\\\\").replace("\n", "\\n")
-    out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-
-
-def _labels(*label_sets: Mapping[str, str]) -> str:
-    merged = {name: value for label_set in label_sets for name, value in label_set.items()}
-    return ",".join(f'{name}="{_escape_label_value(value)}"' for name, value in merged.items())
-
-
-def _escape_label_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _seconds(span: timedelta | None) -> str:
-    return "NaN" if span is None else _number(span.total_seconds())
-
-
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(value)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import date, datetime
-from types import MappingProxyType
 from typing import Any, TypeVar
 
 import attrs
 
-from ._sequences import Records
+from ._sequences import FrozenMap, Records
 
 T = TypeVar("T")
 
@@ -398,9 +397,9 @@ class StatusUpdate:
 
 def frozen_map(value: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
     """A read-only copy of ``value``, so no caller can change a snapshot's mapping."""
-    if isinstance(value, MappingProxyType):
+    if isinstance(value, FrozenMap):
         return value
-    return MappingProxyType(dict(value or {}))
+    return FrozenMap(value or {})
 
 
 @attrs.frozen

@@ -1,14 +1,15 @@
-"""Records: the immutable, cheaply growing sequence that snapshots hold their lists in."""
+"""The immutable containers snapshots hold: Records (their lists) and FrozenMap (their mappings)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Generic, TypeVar, overload
 
-__all__ = ["Records"]
+__all__ = ["FrozenMap", "Records"]
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 
 class Records(Sequence[T], Generic[T]):
@@ -89,3 +90,48 @@ class Records(Sequence[T], Generic[T]):
 
     def __repr__(self) -> str:
         return f"Records({list(self)!r})"
+
+
+class FrozenMap(Mapping[str, V]):
+    """A read-only mapping: labels, custom fields and roles on a snapshot.
+
+    It compares equal to any mapping with the same items (as a dict does),
+    pickles (a snapshot crosses process boundaries), and offers no way to
+    change it, so no caller can alter a snapshot another holds.
+
+    >>> labels = FrozenMap({"service": "checkout"})
+    >>> labels["service"], labels == {"service": "checkout"}, dict(labels)
+    ('checkout', True, {'service': 'checkout'})
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, items: Mapping[str, V] | Iterable[tuple[str, V]] = ()) -> None:
+        self._data: dict[str, V] = dict(items)
+
+    def __getitem__(self, key: str) -> V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FrozenMap):
+            return self._data == other._data
+        if isinstance(other, Mapping):
+            return self._data == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[type[FrozenMap[V]], tuple[dict[str, V]]]:
+        return (type(self), (self._data,))
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"

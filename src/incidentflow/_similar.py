@@ -109,6 +109,7 @@ class SimilarIncident:
             process gap (``""`` before the root cause is set).
         gotcha_slug: The slug of its KB gotcha (the file
             ``<knowledge_dir>/<slug>.md``), ``None`` until one is written.
+        type: Its incident type (``availability``, ``security``, ...).
 
     """
 
@@ -122,6 +123,7 @@ class SimilarIncident:
     symptom: str = ""
     root_cause: str = ""
     gotcha_slug: str | None = None
+    type: str = attrs.field(default="availability", kw_only=True)
 
 
 class SearchText(NamedTuple):
@@ -257,6 +259,7 @@ class SearchDocument:
         state: Its current state.
         declared_at: When it was declared (newer incidents win ties).
         text: Its searchable text.
+        type: Its incident type.
 
     """
 
@@ -265,6 +268,7 @@ class SearchDocument:
     state: State
     declared_at: datetime
     text: SearchText
+    type: str = attrs.field(default="availability", kw_only=True)
 
     @classmethod
     def of(cls, incident: Incident) -> SearchDocument:
@@ -275,6 +279,7 @@ class SearchDocument:
             incident.state,
             incident.declared_at,
             SearchText.of(incident),
+            type=incident.type,
         )
 
     def found(self, score: float, matched: Iterable[str]) -> SimilarIncident:
@@ -291,6 +296,7 @@ class SearchDocument:
             symptom=self.text.symptom,
             root_cause=self.text.root_cause,
             gotcha_slug=self.text.gotcha_slug,
+            type=self.type,
         )
 
 
@@ -300,12 +306,14 @@ def rank(
     *,
     exclude: str | None = None,
     limit: int = 5,
+    types: frozenset[str] | None = None,
 ) -> list[SimilarIncident]:
     """The ``limit`` documents most like the query ``terms``, best first (BM25F).
 
     Each field's word counts are weighted by :data:`FIELD_WEIGHTS`; a word
     counts more the fewer incidents hold it. ``exclude`` is left out of the
-    answer (it still counts for how rare a word is, as in an index). Ties go
+    answer (it still counts for how rare a word is, as in an index), and so
+    are documents whose type is not one of ``types``, when given. Ties go
     to the newer incident, then to the greater id. Documents sharing no word
     with the query are not returned.
     """
@@ -329,7 +337,7 @@ def rank(
     }
     scored: list[tuple[float, SearchDocument, list[str]]] = []
     for document, counts, length in analysed:
-        if document.incident_id == exclude:
+        if document.incident_id == exclude or (types is not None and document.type not in types):
             continue
         score = 0.0
         norm = _K1 * (1 - _B + _B * length / average)

@@ -47,8 +47,8 @@ from ._metrics import (
     milestones,
     percentile,
     summarize,
-    to_prometheus,
 )
+from ._prometheus import to_prometheus
 
 __all__ = [
     "METRICS",

@@ -139,6 +139,9 @@ class TestSetup:
         assert sorted(t for (t,) in tables) == [
             "events",
             "idempotency_keys",
+            "incident_fields",
+            "incident_labels",
+            "incident_references",
             "incidents",
             "outbox",
             "schema_version",

@@ -460,7 +460,7 @@ class TestMilestones:
         monkeypatch.undo()
 
         with IncidentFlow(SQLiteStore(path), clock=clock) as flow:
-            assert flow.store.schema_version() == 5  # type: ignore[attr-defined]
+            assert flow.store.schema_version() == sqlite_module.SCHEMA_VERSION  # type: ignore[attr-defined]
             found = {m.incident_id: m for m in flow.milestones()}
             assert found == {s.id: milestones(s) for s in snapshots}
             assert found[moved].contained_at == START + timedelta(minutes=11)
@@ -543,6 +543,7 @@ class TestMilestoneColumns:
             "severity",
             "state",
             "declared_at",
+            "type",
         }
 
 

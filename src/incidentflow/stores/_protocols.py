@@ -3,7 +3,8 @@
 - :class:`EventStore`: each incident's append-only history and its snapshot.
 - :class:`Outbox`: notifications written with the events, claimed and settled
   by delivery workers.
-- :class:`QueryIndex`: listing, summaries, similar incidents and milestones.
+- :class:`QueryIndex`: listing, summaries, finding by reference, similar
+  incidents and milestones.
 
 They are abstract base classes: ``isinstance(store, Outbox)`` tells whether a
 backend can deliver notifications, and a backend that leaves a method out
@@ -21,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .._events import Event
-from .._model import Incident
+from .._model import Incident, Reference
 from ._records import Commit, IdempotencyRecord, IncidentQuery, IncidentSummary, OutboxItem
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class EventStore(abc.ABC):
 
         Raises:
             DuplicateIncident: ``expected_version`` is 0 and the incident exists.
+            ReferenceTaken: the snapshot is open and holds an external reference
+                another open incident holds (checked atomically with the write).
             ConcurrencyConflict: the incident is not at ``expected_version``.
             IdempotencyConflict: another commit already kept the commit's
                 idempotency key (nothing of this commit was written).
@@ -147,20 +150,36 @@ class QueryIndex(abc.ABC):
 
     @abc.abstractmethod
     def search(
-        self, text: str, *, exclude: str | None = None, limit: int = 5
+        self,
+        text: str,
+        *,
+        exclude: str | None = None,
+        limit: int = 5,
+        types: frozenset[str] | None = None,
     ) -> Sequence[SimilarIncident]:
         """Incidents whose title, symptom, root cause or KB gotcha share words with ``text``.
 
         Best first, at most ``limit``; ``exclude`` leaves one incident out (the
-        one being compared). Incidents in every state are searched, closed and
-        dismissed ones included. The query is ``text``'s words, lower-cased,
-        without English stop words and one-letter words, at most 64; text
-        without any gives an empty answer.
+        one being compared), ``types`` keeps the incidents of those types.
+        Incidents in every state are searched, closed and dismissed ones
+        included. The query is ``text``'s words, lower-cased, without English
+        stop words and one-letter words, at most 64; text without any gives an
+        empty answer.
         """
 
     @abc.abstractmethod
     def milestones(self, query: IncidentQuery) -> Iterator[Milestones]:
         """The milestones of the incidents matching ``query``, for metrics."""
+
+    @abc.abstractmethod
+    def find_reference(
+        self, reference: Reference, *, open_only: bool = False
+    ) -> Sequence[Incident]:
+        """The incidents holding ``reference``, newest declared first (only open ones if asked).
+
+        At most one open incident holds a reference: :meth:`EventStore.append`
+        raises ReferenceTaken for a commit that would make a second.
+        """
 
 
 class Store(EventStore, Outbox, QueryIndex):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 import attrs
 
 from .._events import Event
-from .._model import Incident, Severity, State
+from .._model import FieldValue, Incident, Reference, Severity, State
 
 __all__ = [
     "Commit",
@@ -16,6 +16,8 @@ __all__ = [
     "IncidentQuery",
     "IncidentSummary",
     "OutboxItem",
+    "has_open_action_items",
+    "same_value",
 ]
 
 
@@ -86,6 +88,9 @@ class Commit:
         snapshot: The snapshot after the events.
         outbox: Notifications to deliver once committed.
         idempotency: The idempotency record to keep, if the command had a key.
+        index_changed: False when the events change nothing the query index keeps
+            beside the snapshot (type, labels, custom fields, references, action
+            items, open or not): a store may then leave those index rows alone.
 
     """
 
@@ -95,6 +100,7 @@ class Commit:
     snapshot: Incident
     outbox: tuple[OutboxItem, ...] = ()
     idempotency: IdempotencyRecord | None = None
+    index_changed: bool = True
 
 
 @attrs.frozen
@@ -110,6 +116,7 @@ class IncidentSummary:
         declared_at: When it was declared (aware UTC).
         updated_at: When its last event was recorded.
         version: The number of events in its history.
+        type: Its incident type (``availability``, ``security``, ...).
 
     """
 
@@ -121,6 +128,7 @@ class IncidentSummary:
     declared_at: datetime
     updated_at: datetime
     version: int
+    type: str = "availability"
 
     @classmethod
     def of(cls, incident: Incident) -> IncidentSummary:
@@ -134,6 +142,7 @@ class IncidentSummary:
             incident.declared_at,
             incident.updated_at,
             incident.version,
+            incident.type,
         )
 
 
@@ -149,6 +158,13 @@ class IncidentQuery:
         declared_after: Only incidents declared at or after this time.
         declared_before: Only incidents declared before this time.
         text: Only incidents whose title contains this text (case-insensitive).
+        types: Only incidents of one of these types.
+        labels: Only incidents carrying every one of these labels.
+        fields: Only incidents whose custom fields hold every one of these
+            values (of the same type: ``1`` does not match ``True`` or ``1.0``).
+        reference: Only incidents holding this external reference.
+        open_action_items: Only incidents with at least one open action item
+            (in any state, closed incidents included).
         newest_first: Order by declaration time, newest first (default) or oldest first.
         limit: At most this many incidents.
         offset: Skip this many matching incidents first.
@@ -162,6 +178,11 @@ class IncidentQuery:
     declared_after: datetime | None = None
     declared_before: datetime | None = None
     text: str | None = None
+    types: frozenset[str] | None = None
+    labels: Mapping[str, str] | None = None
+    fields: Mapping[str, FieldValue] | None = None
+    reference: Reference | None = None
+    open_action_items: bool = False
     newest_first: bool = True
     limit: int | None = None
     offset: int = 0
@@ -176,6 +197,11 @@ class IncidentQuery:
             and (self.declared_after is None or incident.declared_at >= self.declared_after)
             and (self.declared_before is None or incident.declared_at < self.declared_before)
             and (self.text is None or self.text.casefold() in incident.title.casefold())
+            and (self.types is None or incident.type in self.types)
+            and (self.labels is None or _holds(incident.labels, self.labels))
+            and (self.fields is None or _holds(incident.custom_fields, self.fields))
+            and (self.reference is None or self.reference in incident.references)
+            and (not self.open_action_items or has_open_action_items(incident))
         )
 
     def apply(self, incidents: Iterable[Incident]) -> list[Incident]:
@@ -187,3 +213,18 @@ class IncidentQuery:
         )
         end = None if self.limit is None else self.offset + self.limit
         return found[self.offset : end]
+
+
+def has_open_action_items(incident: Incident) -> bool:
+    """True when at least one of the incident's action items is still open."""
+    return any(item.open for item in incident.action_items)
+
+
+def same_value(held: object, wanted: object) -> bool:
+    """Equal and of the same type: a field holding ``1`` does not match ``True``."""
+    return type(held) is type(wanted) and held == wanted
+
+
+def _holds(held: Mapping[str, object], wanted: Mapping[str, object]) -> bool:
+    missing = object()
+    return all(same_value(held.get(key, missing), value) for key, value in wanted.items())

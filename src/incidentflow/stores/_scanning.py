@@ -2,8 +2,8 @@
 
 A backend chooses it explicitly by inheriting :class:`ScanningQueryIndex` and
 implementing its one primitive, :meth:`~incidentflow.stores.QueryIndex.list`:
-summaries, milestones and similar incidents are then made from the snapshots
-``list`` returns. Backends with a full-text index inherit :class:`TermSearch`
+summaries, milestones, references and similar incidents are then made from the
+snapshots ``list`` returns. Backends with a full-text index inherit :class:`TermSearch`
 alone, which turns the query text into words once and calls their ranking.
 """
 
@@ -13,7 +13,7 @@ import abc
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from .._model import Incident
+from .._model import Incident, Reference
 from .._similar import SearchDocument, SimilarIncident, query_terms, rank
 from ._protocols import QueryIndex
 from ._records import IncidentQuery, IncidentSummary
@@ -28,23 +28,39 @@ class TermSearch(QueryIndex):
     """:meth:`search` split into the shared query parsing and a backend's ranking primitive."""
 
     def search(
-        self, text: str, *, exclude: str | None = None, limit: int = 5
+        self,
+        text: str,
+        *,
+        exclude: str | None = None,
+        limit: int = 5,
+        types: frozenset[str] | None = None,
     ) -> Sequence[SimilarIncident]:
         """Incidents sharing words with ``text``, best first (see :meth:`QueryIndex.search`)."""
         terms = query_terms(text)
-        if not terms or limit < 1:
+        if not terms or limit < 1 or types == frozenset():
             return ()
-        return self._search(terms, exclude=exclude, limit=limit)
+        return self._search(terms, exclude=exclude, limit=limit, types=types)
 
     @abc.abstractmethod
     def _search(
-        self, terms: tuple[str, ...], *, exclude: str | None, limit: int
+        self,
+        terms: tuple[str, ...],
+        *,
+        exclude: str | None,
+        limit: int,
+        types: frozenset[str] | None = None,
     ) -> Sequence[SimilarIncident]:
-        """Rank every incident against ``terms`` (non-empty words, each bound, never syntax)."""
+        """Rank incidents (of ``types``, if given) against ``terms`` (bound words, never syntax)."""
 
 
 class ScanningQueryIndex(TermSearch):
     """A query index computed from the snapshots :meth:`list` returns."""
+
+    def find_reference(
+        self, reference: Reference, *, open_only: bool = False
+    ) -> Sequence[Incident]:
+        """The incidents holding ``reference``, newest declared first (see :meth:`list`)."""
+        return self.list(IncidentQuery(reference=reference, open_only=open_only))
 
     def summaries(self, query: IncidentQuery) -> Sequence[IncidentSummary]:
         """What :meth:`list` returns, as summaries."""
@@ -57,15 +73,27 @@ class ScanningQueryIndex(TermSearch):
         return (milestones(incident) for incident in self.list(query))
 
     def _search(
-        self, terms: tuple[str, ...], *, exclude: str | None, limit: int
+        self,
+        terms: tuple[str, ...],
+        *,
+        exclude: str | None,
+        limit: int,
+        types: frozenset[str] | None = None,
     ) -> Sequence[SimilarIncident]:
         """BM25F over every snapshot, in memory (see :func:`incidentflow._similar.rank`)."""
-        return rank_snapshots(self.list(IncidentQuery()), terms, exclude=exclude, limit=limit)
+        return rank_snapshots(
+            self.list(IncidentQuery()), terms, exclude=exclude, limit=limit, types=types
+        )
 
 
 def rank_snapshots(
-    incidents: Iterable[Incident], terms: tuple[str, ...], *, exclude: str | None, limit: int
+    incidents: Iterable[Incident],
+    terms: tuple[str, ...],
+    *,
+    exclude: str | None,
+    limit: int,
+    types: frozenset[str] | None = None,
 ) -> Sequence[SimilarIncident]:
     """Rank ``incidents`` against ``terms`` in memory, best first, at most ``limit``."""
     documents = (SearchDocument.of(incident) for incident in incidents)
-    return rank(documents, terms, exclude=exclude, limit=limit)
+    return rank(documents, terms, exclude=exclude, limit=limit, types=types)

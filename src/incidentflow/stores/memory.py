@@ -9,8 +9,13 @@ from datetime import datetime, timedelta
 import attrs
 
 from .._events import Event
-from .._model import Incident
-from ..exceptions import ConcurrencyConflict, DuplicateIncident, IncidentNotFound
+from .._model import Incident, Reference
+from ..exceptions import (
+    ConcurrencyConflict,
+    DuplicateIncident,
+    IncidentNotFound,
+    ReferenceTaken,
+)
 from ._appending import CheckedAppend, check_key_unused
 from ._protocols import Store
 from ._records import Commit, IdempotencyRecord, IncidentQuery, OutboxItem
@@ -35,6 +40,8 @@ class MemoryStore(CheckedAppend, ScanningQueryIndex, Store):
         # Undelivered item ids per (incident, notifier) stream, oldest first.
         self._streams: dict[tuple[str, str], list[str]] = {}
         self._claims: dict[str, datetime] = {}
+        # The open incident holding each external reference (unique among open ones).
+        self._open_references: dict[Reference, str] = {}
 
     def _write_commit(self, commit: Commit) -> None:
         """Write a checked commit under the store's lock: all of it or nothing."""
@@ -47,6 +54,8 @@ class MemoryStore(CheckedAppend, ScanningQueryIndex, Store):
                 raise ConcurrencyConflict(commit.incident_id, commit.expected_version, actual)
             if commit.idempotency is not None:
                 check_key_unused(self._keys.get(commit.idempotency.key), commit)
+            if commit.index_changed:
+                self._hold_references(current, commit.snapshot)
             self._events.setdefault(commit.incident_id, []).extend(commit.events)
             self._snapshots[commit.incident_id] = commit.snapshot
             for item in commit.outbox:
@@ -59,6 +68,21 @@ class MemoryStore(CheckedAppend, ScanningQueryIndex, Store):
                     waiting.append(item.id)
             if commit.idempotency is not None:
                 self._keys[commit.idempotency.key] = commit.idempotency
+
+    def _hold_references(self, before: Incident | None, after: Incident) -> None:
+        """Move ``after``'s references into the open set, or raise ReferenceTaken first."""
+        held = self._open_references
+        wanted = set(after.references) if after.is_open else set()
+        for ref in sorted(wanted):
+            holder = held.get(ref)
+            if holder is not None and holder != after.id:
+                raise ReferenceTaken(ref.kind, ref.value, holder)
+        if before is not None and before.is_open:
+            for ref in before.references:
+                if ref not in wanted and held.get(ref) == after.id:
+                    del held[ref]
+        for ref in wanted:
+            held[ref] = after.id
 
     def load(self, incident_id: str) -> Incident:
         """The current snapshot. Raises IncidentNotFound."""

@@ -1,4 +1,7 @@
-"""The query index contract: listings, summaries, milestones and similar incidents."""
+"""The query index contract: listings, summaries, milestones and similar incidents.
+
+The filters on types, labels, fields and references are in :mod:`._contract_labels`.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from ._builders import (
     write,
 )
 from ._clock import FrozenClock
+from ._contract_labels import LabelsContract
 from ._suite import ContractFixtures
 
 _GATEWAY = "INC-2026-10-01-checkout-gateway"
@@ -159,8 +163,12 @@ _SYNTAX_QUERIES = (
 )
 
 
-class QueryIndexContract(ContractFixtures):
-    """The tests every :class:`~incidentflow.stores.QueryIndex` passes."""
+class QueryIndexContract(LabelsContract, ContractFixtures):
+    """The tests every :class:`~incidentflow.stores.QueryIndex` passes.
+
+    The tests of types, labels, fields, references and open action items come
+    from :class:`~incidentflow.testing._contract_labels.LabelsContract`.
+    """
 
     @pytest.fixture
     def fleet(self, store: Store) -> dict[str, Incident]:

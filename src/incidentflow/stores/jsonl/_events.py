@@ -18,6 +18,7 @@ from ...exceptions import (
     ConcurrencyConflict,
     DuplicateIncident,
     IncidentNotFound,
+    ReferenceTaken,
     StoreError,
 )
 from .._appending import CheckedAppend, check_key_unused
@@ -72,7 +73,11 @@ class JsonlEventStore(JsonlBase, CheckedAppend):
             ).encode("utf-8")
         except (TypeError, ValueError) as exc:
             raise StoreError(f"{path}: cannot serialise the commit: {exc}") from exc
-        with self._lock, self._incident_lock(incident_id, shared=False):
+        snapshot = commit.snapshot
+        takes = commit.index_changed and snapshot.is_open and bool(snapshot.references)
+        # The references lock comes first, then the incident's: never the other way round.
+        references = self._references_lock() if takes else contextlib.nullcontext()
+        with self._lock, references, self._incident_lock(incident_id, shared=False):
             before, end, size = self._current(incident_id, path)
             actual = 0 if before is None else before.version
             if commit.expected_version == 0 and before is not None:
@@ -81,6 +86,13 @@ class JsonlEventStore(JsonlBase, CheckedAppend):
                 raise ConcurrencyConflict(incident_id, commit.expected_version, actual)
             if commit.idempotency is not None:
                 self._check_key_unused(commit)
+            if takes:
+                held = set() if before is None or not before.is_open else set(before.references)
+                taken = self._open_holder(
+                    [ref for ref in snapshot.references if ref not in held], excluding=incident_id
+                )
+                if taken is not None:
+                    raise ReferenceTaken(taken[0].kind, taken[0].value, taken[1])
             intents = self._write_intents(commit, token, end)
             try:
                 self._write_history(path, data, end, size)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from ..._serialization import event_to_dict
 from ...exceptions import (
     StoreError,
 )
-from .._records import IncidentQuery, OutboxItem
+from .._records import IncidentQuery, OutboxItem, same_value
 from .._snapshots import (
     decode_event_dict,
     from_micros,
@@ -28,7 +29,7 @@ from .._snapshots import (
 FORMAT_VERSION = 2
 
 # The version of the index entries and checkpoints (caches, rebuilt when it differs).
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 _META = ".incidentflow"
 
@@ -144,7 +145,20 @@ def _entry_matches(query: IncidentQuery, entry: dict[str, Any]) -> bool:
         and (query.declared_after is None or entry["declared_at"] >= micros(query.declared_after))
         and (query.declared_before is None or entry["declared_at"] < micros(query.declared_before))
         and (query.text is None or query.text.casefold() in str(entry["title"]).casefold())
+        and (query.types is None or entry["type"] in query.types)
+        and (query.labels is None or _entry_holds(entry["labels"], query.labels))
+        and (query.fields is None or _entry_holds(entry["fields"], query.fields))
+        and (
+            query.reference is None
+            or [query.reference.kind, query.reference.value] in entry["references"]
+        )
+        and (not query.open_action_items or bool(entry["open_action_items"]))
     )
+
+
+def _entry_holds(held: dict[str, Any], wanted: Mapping[str, object]) -> bool:
+    missing = object()
+    return all(same_value(held.get(key, missing), value) for key, value in wanted.items())
 
 
 class _OutboxFile:

@@ -8,18 +8,18 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..._model import Incident
+from ..._model import Incident, Reference
 from ..._serialization import incident_to_dict
 from ...exceptions import (
     IncidentNotFound,
     StoreError,
     ValidationError,
 )
-from .._records import OutboxItem
+from .._records import OutboxItem, has_open_action_items
 from .._snapshots import (
     SnapshotCache,
     decode_snapshot,
@@ -138,6 +138,16 @@ class JsonlBase:
         self, incident_id: str, *, shared: bool
     ) -> contextlib.AbstractContextManager[None]:
         return self._flock(self._meta / "locks" / f"{incident_id}.lock", shared=shared)
+
+    def _references_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Held by every commit that may take an external reference, before its incident's lock."""
+        return self._flock(self._meta / "locks" / ".references.lock", shared=False)
+
+    def _open_holder(
+        self, references: Iterable[Reference], *, excluding: str
+    ) -> tuple[Reference, str] | None:
+        """The first of ``references`` another open incident holds, and that incident."""
+        raise NotImplementedError  # the query index (JsonlQueryIndex) answers
 
     def _write_atomic(self, path: Path, text: str, *, durable: bool) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -295,17 +305,7 @@ class JsonlBase:
         return snapshot
 
     def _write_index(self, snapshot: Incident, end: int) -> None:
-        entry = {
-            "format": _CACHE_FORMAT,
-            "offset": end,
-            "version": snapshot.version,
-            "state": snapshot.state.value,
-            "severity": snapshot.severity.value,
-            "is_open": snapshot.is_open,
-            "commander": snapshot.commander,
-            "title": snapshot.title,
-            "declared_at": micros(snapshot.declared_at),
-        }
+        entry = {"format": _CACHE_FORMAT, "offset": end, **_index_values(snapshot)}
         path = self._meta / "index" / f"{snapshot.id}.json"
         self._write_atomic(path, _dumps(entry), durable=False)
 
@@ -318,3 +318,21 @@ class JsonlBase:
         }
         path = self._meta / "snapshots" / f"{snapshot.id}.json"
         self._write_atomic(path, _dumps(value), durable=False)
+
+
+def _index_values(snapshot: Incident) -> dict[str, Any]:
+    """What an index entry keeps of a snapshot, for listings that load no snapshot."""
+    return {
+        "version": snapshot.version,
+        "state": snapshot.state.value,
+        "severity": snapshot.severity.value,
+        "is_open": snapshot.is_open,
+        "commander": snapshot.commander,
+        "title": snapshot.title,
+        "declared_at": micros(snapshot.declared_at),
+        "type": snapshot.type,
+        "labels": dict(snapshot.labels),
+        "fields": dict(snapshot.custom_fields),
+        "references": [[ref.kind, ref.value] for ref in snapshot.references],
+        "open_action_items": has_open_action_items(snapshot),
+    }

@@ -4,28 +4,25 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from loguru import logger
 
-from ..._model import Incident
+from ..._model import Incident, Reference
 from ...exceptions import (
     IncidentNotFound,
     StoreError,
 )
 from .._records import IncidentQuery
 from .._scanning import ScanningQueryIndex
-from .._snapshots import (
-    micros,
-)
 from ._files import (
     _CACHE_FORMAT,
     _SAFE_ID,
     _SUFFIX,
     _entry_matches,
 )
-from ._folder import JsonlBase
+from ._folder import JsonlBase, _index_values
 
 
 class JsonlQueryIndex(JsonlBase, ScanningQueryIndex):
@@ -82,15 +79,27 @@ class JsonlQueryIndex(JsonlBase, ScanningQueryIndex):
             self._write_index(snapshot, end)
         except OSError as exc:
             logger.warning("{}: could not rewrite the index of {}: {}", self, incident_id, exc)
-        return {
-            "id": incident_id,
-            "state": snapshot.state.value,
-            "severity": snapshot.severity.value,
-            "is_open": snapshot.is_open,
-            "commander": snapshot.commander,
-            "title": snapshot.title,
-            "declared_at": micros(snapshot.declared_at),
-        }
+        return {"id": incident_id, **_index_values(snapshot)}
+
+    def _open_holder(
+        self, references: Iterable[Reference], *, excluding: str
+    ) -> tuple[Reference, str] | None:
+        """The first of ``references`` another open incident holds, from the index entries.
+
+        The caller holds the references lock, so no other commit takes one meanwhile.
+        """
+        wanted = {(ref.kind, ref.value): ref for ref in references}
+        for incident_id, info in self._histories():
+            if incident_id == excluding:
+                continue
+            entry = self._index_entry(incident_id, info)
+            if entry is None or not entry["is_open"]:
+                continue
+            for kind, value in entry["references"]:
+                ref = wanted.get((kind, value))
+                if ref is not None:
+                    return ref, incident_id
+        return None
 
     def rebuild_index(self) -> int:
         """Rebuild every index entry and checkpoint from the histories; returns how many."""

@@ -29,6 +29,7 @@ from .._snapshots import (
     checkpoint_due,
 )
 from ._schema import PostgresBase
+from ._tags import write_tags
 from ._values import (
     _COLUMNS,
     _changed_columns,
@@ -38,6 +39,7 @@ from ._values import (
     _from_column,
     _jsonb,
     _outbox_columns,
+    _param,
     _search_params,
     _to_column,
 )
@@ -58,9 +60,33 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
             previous = cached[0]
         self._write(
             f"cannot append to {commit.incident_id}",
-            lambda conn: self._apply(conn, commit, events, previous),
+            lambda conn: self._apply_with_tags(conn, commit, events, previous),
         )
         self._cache.put(commit.snapshot, commit.snapshot.version)
+
+    def _apply_with_tags(
+        self,
+        conn: psycopg.Connection[Any],
+        commit: Commit,
+        events: dict[str, Any],
+        previous: Incident | None,
+    ) -> None:
+        """The commit's statement, and its index rows in the same transaction if they change.
+
+        Most commands change no label, field, reference or action item: they stay
+        one statement in one round trip.
+        """
+        if not (self._tagged and commit.index_changed):
+            self._apply(conn, commit, events, previous)
+            return
+        try:
+            with conn.transaction():
+                self._apply(conn, commit, events, previous, in_transaction=True)
+                known = previous if commit.expected_version > 0 else None
+                write_tags(conn, self._sql.schema, commit.snapshot, known)
+        except _Refused as refused:
+            # Rolled back: the reads that name the refusal run outside the aborted transaction.
+            raise self._refused(conn, commit, refused.violation) from None
 
     def _apply(
         self,
@@ -68,6 +94,8 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
         commit: Commit,
         events: dict[str, Any],
         previous: Incident | None,
+        *,
+        in_transaction: bool = False,
     ) -> None:
         snapshot = commit.snapshot
         expected = commit.expected_version
@@ -81,11 +109,14 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
             state_before = State(row[1])
         params: dict[str, Any] = {"id": commit.incident_id, "expected": expected, **events}
         if expected == 0:
-            params.update(zip(_COLUMNS, _columns(snapshot), strict=True))
+            params.update(zip(map(_param, _COLUMNS), _columns(snapshot), strict=True))
             columns: tuple[str, ...] = ()
         else:
             changes = _changed_columns(snapshot, previous)
-            params.update(changes)
+            if not self._tagged:
+                changes.pop("type", None)
+                changes.pop("open_action_items", None)
+            params.update((_param(name), value) for name, value in changes.items())
             columns = tuple(changes)
         body = None
         if checkpoint_due(expected, state_before, snapshot):
@@ -106,7 +137,7 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
         if search:
             params.update(_search_params(SearchText.of(snapshot)))
         sql = self._sql.commit(
-            columns, body is not None, record is not None, bool(commit.outbox), search
+            columns, body is not None, record is not None, bool(commit.outbox), search, self._tagged
         )
         try:
             if commit.outbox:
@@ -118,13 +149,23 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
                 cursor = conn.execute(sql, params)
             found = cursor.fetchone()
         except psycopg.errors.UniqueViolation as exc:
-            if exc.diag.table_name == "idempotency_keys":
-                assert record is not None
-                check_key_unused(self._idempotency(conn, record.key), commit)
-                raise ConcurrencyConflict(commit.incident_id, expected, expected + 1) from None
-            raise self._refusal(conn, commit) from None
+            if in_transaction:
+                raise _Refused(exc) from None
+            raise self._refused(conn, commit, exc) from None
         if found is None or found[0] != 1:
             raise self._refusal(conn, commit)
+
+    def _refused(
+        self, conn: psycopg.Connection[Any], commit: Commit, exc: psycopg.errors.UniqueViolation
+    ) -> Exception:
+        """The error of a commit a UNIQUE constraint refused (idempotency key, seq, id)."""
+        if exc.diag.table_name == "idempotency_keys":
+            record = commit.idempotency
+            assert record is not None
+            check_key_unused(self._idempotency(conn, record.key), commit)
+            expected = commit.expected_version
+            return ConcurrencyConflict(commit.incident_id, expected, expected + 1)
+        return self._refusal(conn, commit)
 
     def _snapshot_json(self, snapshot: Incident) -> str:
         try:
@@ -172,3 +213,11 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
             f"cannot look up {incident_id}",
             lambda conn: conn.execute(self._sql.exists, (incident_id,)).fetchone() is not None,
         )
+
+
+class _Refused(Exception):
+    """A UNIQUE violation inside a commit's transaction, named once it is rolled back."""
+
+    def __init__(self, violation: psycopg.errors.UniqueViolation) -> None:
+        super().__init__(str(violation))
+        self.violation = violation

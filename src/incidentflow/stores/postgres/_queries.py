@@ -10,7 +10,7 @@ import psycopg
 import psycopg.errors
 
 from ..._metrics import MILESTONE_TIMES, Milestones
-from ..._model import Incident, Severity, State
+from ..._model import Incident, Reference, Severity, State
 from ..._similar import (
     FIELDS,
     SearchDocument,
@@ -23,12 +23,14 @@ from .._base import (
 )
 from .._scanning import TermSearch, rank_snapshots
 from ._schema import PostgresBase
+from ._tags import find_reference_sql
 from ._values import (
     _MILESTONE_PATHS,
     _RANK_WEIGHTS,
     _SEARCH,
     SEARCH_CONFIG,
     _from_column,
+    _to_column,
 )
 
 
@@ -48,6 +50,21 @@ class PostgresQueryIndex(PostgresBase, TermSearch):
 
         return self._read("cannot list incidents", read)
 
+    def find_reference(
+        self, reference: Reference, *, open_only: bool = False
+    ) -> Sequence[Incident]:
+        """The incidents holding ``reference``, newest declared first, by its index."""
+        sql = find_reference_sql(self._sql.schema, open_only)
+        params = (_to_column(reference.kind), _to_column(reference.value))
+
+        def read(conn: psycopg.Connection[Any]) -> Sequence[Incident]:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                found = [(str(i), int(v)) for i, v in conn.execute(sql, params).fetchall()]
+                return self._snapshots_of(conn, found)
+
+        return self._read("cannot find incidents by reference", read)
+
     def milestones(self, query: IncidentQuery) -> Iterator[Milestones]:
         """The milestones of matching incidents, read from the checkpoints by the server.
 
@@ -60,7 +77,7 @@ class PostgresQueryIndex(PostgresBase, TermSearch):
         times = ", ".join(f"s.body #>> '{{{path}}}'" for path in _MILESTONE_PATHS)
         sql, params = self._sql.list(
             query,
-            "id, version, severity, state, declared_at, "
+            "id, version, severity, state, declared_at, type, "
             f"(SELECT ARRAY[s.version::text, {times}] FROM {self.schema}.snapshots s "
             "WHERE s.incident_id = incidents.id)",
         )
@@ -72,14 +89,14 @@ class PostgresQueryIndex(PostgresBase, TermSearch):
                 lagging = [
                     milestones(self._load(conn, str(row[0])))
                     for row in rows
-                    if row[5] is None or int(row[5][0]) != int(row[1])
+                    if row[6] is None or int(row[6][0]) != int(row[1])
                 ]
             return rows, lagging
 
         rows, lagging = self._read("cannot read the milestones", read)
         yield from lagging
         when = datetime.fromisoformat
-        for incident_id, version, severity, state, declared, stored in rows:
+        for incident_id, version, severity, state, declared, kind, stored in rows:
             if stored is None or int(stored[0]) != int(version):
                 continue
             found = dict(
@@ -94,33 +111,40 @@ class PostgresQueryIndex(PostgresBase, TermSearch):
                 severity=Severity(severity),
                 state=State(state),
                 declared_at=declared.astimezone(UTC),
+                type=str(kind),
                 **found,
             )
 
     def summaries(self, query: IncidentQuery) -> Sequence[IncidentSummary]:
         """Summaries of matching incidents, read from the indexed columns alone."""
         sql, params = self._sql.list(
-            query, "id, title, severity, state, commander, declared_at, updated_at, version"
+            query, "id, title, severity, state, commander, declared_at, updated_at, version, type"
         )
         rows = self._read(
             "cannot list incidents", lambda conn: conn.execute(sql, params).fetchall()
         )
         return [
             IncidentSummary(
-                str(incident_id),
-                _from_column(title),
-                Severity(severity),
-                State(state),
-                _from_column(commander),
-                declared.astimezone(UTC),
-                updated.astimezone(UTC),
-                int(version),
+                str(row[0]),
+                _from_column(row[1]),
+                Severity(row[2]),
+                State(row[3]),
+                _from_column(row[4]),
+                row[5].astimezone(UTC),
+                row[6].astimezone(UTC),
+                int(row[7]),
+                str(row[8]),
             )
-            for incident_id, title, severity, state, commander, declared, updated, version in rows
+            for row in rows
         ]
 
     def _search(
-        self, terms: tuple[str, ...], *, exclude: str | None, limit: int
+        self,
+        terms: tuple[str, ...],
+        *,
+        exclude: str | None,
+        limit: int,
+        types: frozenset[str] | None = None,
     ) -> Sequence[SimilarIncident]:
         """Rank with ``ts_rank_cd`` over the GIN-indexed tsvectors .
 
@@ -129,12 +153,15 @@ class PostgresQueryIndex(PostgresBase, TermSearch):
         those whose own tsvector matches it.
         """
         if not self._searchable:
-            return rank_snapshots(self.list(IncidentQuery()), terms, exclude=exclude, limit=limit)
+            return rank_snapshots(
+                self.list(IncidentQuery()), terms, exclude=exclude, limit=limit, types=types
+            )
         params = {
             "config": SEARCH_CONFIG,
             "terms": list(terms),
             "weights": _RANK_WEIGHTS,
             "exclude": exclude,
+            "types": None if types is None else sorted(types),
             "limit": limit,
         }
         sql = _SEARCH.format(s=self._sql.schema)
@@ -145,7 +172,7 @@ class PostgresQueryIndex(PostgresBase, TermSearch):
         found = []
         for row in rows:
             incident_id, severity, state, declared_at, title, symptom, root_cause, slug = row[:8]
-            score, hits = row[8], row[9:]
+            kind, score, hits = row[8], row[9], row[10:]
             text = SearchText(
                 _from_column(title),
                 _from_column(symptom),
@@ -154,7 +181,12 @@ class PostgresQueryIndex(PostgresBase, TermSearch):
                 None if slug is None else _from_column(slug),
             )
             document = SearchDocument(
-                incident_id, Severity(severity), State(state), declared_at.astimezone(UTC), text
+                incident_id,
+                Severity(severity),
+                State(state),
+                declared_at.astimezone(UTC),
+                text,
+                type=str(kind),
             )
             matched = [name for name, hit in zip(FIELDS, hits, strict=True) if hit]
             found.append(document.found(float(score), matched))

@@ -39,6 +39,7 @@ from ._dsn import (
     _schema_name,
 )
 from ._sql import _Statements
+from ._tags import TAG_TABLES, fill_tags
 from ._values import (
     _FILL_SEARCH,
     _from_column,
@@ -47,7 +48,7 @@ from ._values import (
 )
 
 #: The schema this release writes. Schemas at an older version are migrated forward.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: The PostgreSQL schema (namespace) holding the tables unless told otherwise.
 
@@ -83,6 +84,9 @@ _Step: TypeAlias = "str | Callable[[PostgresBase, psycopg.Connection[Any]], None
 
 #: The first schema with the search table.
 _SEARCH_SCHEMA = 2
+
+#: The first schema with the label, field and reference tables.
+_TAGS_SCHEMA = 3
 
 # Migration N takes a schema from version N-1 to N; all run in one transaction.
 _MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
@@ -178,6 +182,12 @@ _MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
         "CREATE AGGREGATE {s}.tsquery_any (tsquery) (SFUNC = tsquery_or, STYPE = tsquery)",
         _fill_search,
     ),
+    (
+        # What listings filter on beside the row (see _tags): type, labels, custom
+        # fields, external references (one open holder each) and open action items.
+        *TAG_TABLES,
+        fill_tags,
+    ),
 )
 
 # Pools made before a fork belong to the parent; a child must neither use nor close them.
@@ -224,6 +234,7 @@ class PostgresBase:
         self._pid = os.getpid()
         # A store pinned to an older schema (as tests of migrations do) keeps no search rows.
         self._searchable = SCHEMA_VERSION >= _SEARCH_SCHEMA
+        self._tagged = SCHEMA_VERSION >= _TAGS_SCHEMA
         self._prepare()
         self._pool = self._open_pool()
 

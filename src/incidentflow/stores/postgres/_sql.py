@@ -8,14 +8,17 @@ from typing import Any
 from .._base import (
     IncidentQuery,
 )
+from ._tags import tag_filters
 from ._values import (
     _COLUMNS,
+    _COLUMNS_BEFORE_TAGS,
     _EVENT_COLUMNS,
     _EVENT_SELECT,
     _SEARCH_COLUMNS,
     _SEARCH_TEXT,
     _SEARCH_VALUES,
     _casefold,
+    _param,
     _to_column,
 )
 
@@ -117,6 +120,7 @@ class _Statements:
         key: bool,
         outbox: bool,
         search: bool = False,
+        tagged: bool = True,
     ) -> str:
         """The statement writing a commit; ``columns`` empty means a new incident.
 
@@ -128,15 +132,16 @@ class _Statements:
         """
         s = self.schema
         if columns:
-            assignments = ", ".join(f"{name} = %({name})s" for name in columns)
+            assignments = ", ".join(f"{name} = %({_param(name)})s" for name in columns)
             changed = (
                 f"UPDATE {s}.incidents SET {assignments} "
                 "WHERE id = %(id)s AND version = %(expected)s RETURNING id"
             )
         else:
-            values = ", ".join(f"%({name})s" for name in _COLUMNS)
+            names = _COLUMNS if tagged else _COLUMNS_BEFORE_TAGS
+            values = ", ".join(f"%({_param(name)})s" for name in names)
             changed = (
-                f"INSERT INTO {s}.incidents (id, {', '.join(_COLUMNS)}) "
+                f"INSERT INTO {s}.incidents (id, {', '.join(names)}) "
                 f"VALUES (%(id)s, {values}) RETURNING id"
             )
         parts = [
@@ -218,6 +223,9 @@ class _Statements:
             # Bytes of UTF-8: a substring of bytes is a substring of characters.
             where.append("position(%s::bytea IN title_casefold) > 0")
             params.append(_casefold(query.text))
+        tags, values = tag_filters(self.schema, query)
+        where.extend(tags)
+        params.extend(values)
         order = "DESC" if query.newest_first else "ASC"
         sql = f"SELECT {columns} FROM {self.schema}.incidents"
         if where:

@@ -23,6 +23,7 @@ from ...exceptions import (
 from .._base import (
     OutboxItem,
 )
+from .._records import has_open_action_items
 
 # NUL cannot be stored in text or JSONB: it becomes MARK "0", and MARK itself MARK "1".
 _MARK = "\U0010ffff"
@@ -78,12 +79,14 @@ _SEARCH = (
     "WITH q AS (SELECT {s}.tsquery_any(plainto_tsquery(%(config)s::regconfig, t)) AS query "
     "FROM unnest(%(terms)s::text[]) AS t WHERE to_tsvector(%(config)s::regconfig, t) <> '') "
     "SELECT x.incident_id, i.severity, i.state, i.declared_at, x.title, x.symptom, "
-    "x.root_cause, x.gotcha_slug, ts_rank_cd(%(weights)s::float4[], x.document, q.query) "
+    "x.root_cause, x.gotcha_slug, i.type, "
+    "ts_rank_cd(%(weights)s::float4[], x.document, q.query) "
     "AS score, "
     + ", ".join(f"x.{name} @@ q.query" for name in _SEARCH_LEXEMES)
     + " FROM q JOIN {s}.search x ON x.document @@ q.query "
     "JOIN {s}.incidents i ON i.id = x.incident_id "
     "WHERE x.incident_id IS DISTINCT FROM %(exclude)s::text "
+    "AND (%(types)s::text[] IS NULL OR i.type = ANY(%(types)s::text[])) "
     "ORDER BY score DESC, i.declared_at DESC, x.incident_id DESC LIMIT %(limit)s"
 )
 
@@ -111,7 +114,18 @@ _COLUMNS = (
     "title_casefold",
     "declared_at",
     "updated_at",
+    "type",
+    "open_action_items",
 )
+
+
+def _param(column: str) -> str:
+    """The statement parameter of an incident column (``type`` is the events' already)."""
+    return "incident_type" if column == "type" else column
+
+
+#: The columns of a schema before version 3 (a store pinned to one, as migration tests do).
+_COLUMNS_BEFORE_TAGS = _COLUMNS[:-2]
 
 _EVENT_COLUMNS = "incident_id, seq, type, at, actor, data, idempotency_key, schema_version"
 
@@ -223,6 +237,8 @@ def _columns(incident: Incident) -> tuple[Any, ...]:
         _casefold(incident.title),
         incident.declared_at,
         incident.updated_at,
+        incident.type,
+        has_open_action_items(incident),
     )
 
 
@@ -246,4 +262,10 @@ def _changed_columns(incident: Incident, before: Incident | None) -> dict[str, A
         columns["declared_at"] = incident.declared_at
     if incident.updated_at != before.updated_at:
         columns["updated_at"] = incident.updated_at
+    if incident.type != before.type:
+        columns["type"] = incident.type
+    if incident.action_items is not before.action_items:
+        now_open = has_open_action_items(incident)
+        if now_open != has_open_action_items(before):
+            columns["open_action_items"] = now_open
     return columns

@@ -11,13 +11,18 @@ and a write that still finds it locked is retried with a jittered backoff.
 Optimistic concurrency is a versioned ``UPDATE`` of the incident row, backed by
 ``UNIQUE (incident_id, seq)`` on the events.
 
-Layout (schema version 4)::
+Layout (schema version 6)::
 
     events(incident_id, seq, type, at, actor, data JSON, idempotency_key, schema_version,
            notify JSON)            UNIQUE (incident_id, seq); notify: the notifiers that
                                    announce the event (version 4)
     incidents(id, version, state, severity, is_open, commander, title,
-              declared_at µs, updated_at µs)            small row, indexed for list()
+              declared_at µs, updated_at µs, type,      small row, indexed for list()
+              open_action_items)                        (type, open_action_items: version 6)
+    incident_labels(incident_id, key, value)            what list() filters on beside the
+    incident_fields(incident_id, name, value JSON)      row, each indexed (version 6); a
+    incident_references(incident_id, kind, value,       partial UNIQUE index keeps one open
+                        is_open)                        holder per reference
     snapshots(incident_id, version, body JSON)          checkpoint: each time the history
                                                         doubles, and on every change of state
     outbox(position, id, incident_id, seq, notifier,    undelivered notifications and

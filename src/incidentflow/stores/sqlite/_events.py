@@ -26,6 +26,7 @@ from .._snapshots import (
 )
 from ._rows import (
     _COLUMNS,
+    _COLUMNS_BEFORE_TAGS,
     _EVENT_ROW_COLUMNS,
     _INDEX,
     _INSERT_ANNOUNCED_EVENT,
@@ -44,6 +45,7 @@ from ._rows import (
     _update_sql,
 )
 from ._schema import SQLiteBase
+from ._tags import write_tags
 
 
 class SQLiteEventStore(SQLiteBase, CheckedAppend):
@@ -75,7 +77,7 @@ class SQLiteEventStore(SQLiteBase, CheckedAppend):
         snapshot = commit.snapshot
         state_before: State | None = None
         if commit.expected_version == 0:
-            columns = _columns(snapshot)
+            columns = _columns(snapshot, tagged=self._tagged)
             try:
                 conn.execute(
                     f"INSERT INTO incidents (id, {', '.join(columns)}) "
@@ -87,18 +89,19 @@ class SQLiteEventStore(SQLiteBase, CheckedAppend):
         else:
             # Setting only what changed leaves the indexes alone on most commands.
             if previous is not None:
-                changed = _columns(snapshot, changing=previous)
+                changed = _columns(snapshot, changing=previous, tagged=self._tagged)
             else:
                 # Not cached: the row still holds the columns before this commit.
+                names = _COLUMNS if self._tagged else _COLUMNS_BEFORE_TAGS
                 row = conn.execute(
-                    f"SELECT {', '.join(_COLUMNS)} FROM incidents WHERE id = ?",
+                    f"SELECT {', '.join(names)} FROM incidents WHERE id = ?",
                     (commit.incident_id,),
                 ).fetchone()
-                before = {} if row is None else dict(zip(_COLUMNS, row, strict=True))
+                before = {} if row is None else dict(zip(names, row, strict=True))
                 state_before = State(before["state"]) if before else None
                 changed = {
                     name: value
-                    for name, value in _columns(snapshot).items()
+                    for name, value in _columns(snapshot, tagged=self._tagged).items()
                     if name == "version" or before.get(name) != value
                 }
             updated = conn.execute(
@@ -122,6 +125,9 @@ class SQLiteEventStore(SQLiteBase, CheckedAppend):
             raise ConcurrencyConflict(
                 commit.incident_id, commit.expected_version, commit.expected_version + 1
             ) from None
+        # Most commands change no label, field, reference or action item: no index rows.
+        if self._tagged and commit.index_changed:
+            write_tags(conn, commit, previous)
         # Most commands (evidence, notes, deploys) change no searchable text: no search I/O.
         if self._searchable and (previous is None or search_text_changed(previous, snapshot)):
             self._index_search(conn, commit)

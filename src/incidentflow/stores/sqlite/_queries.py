@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from ..._metrics import Milestones
-from ..._model import Incident, Severity, State
+from ..._model import Incident, Reference, Severity, State
 from ..._similar import (
     FIELDS,
     SimilarIncident,
@@ -30,8 +31,10 @@ from ._rows import (
     _list_sql,
     _rollback,
     _search_document,
+    _types_param,
 )
 from ._schema import SQLiteBase
+from ._tags import find_reference_sql
 
 
 class SQLiteQueryIndex(SQLiteBase, TermSearch):
@@ -39,7 +42,16 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
 
     def list(self, query: IncidentQuery) -> Sequence[Incident]:
         """Snapshots matching ``query``, filtered, ordered and paged by SQL on indexed columns."""
-        sql, params = _list_sql(query)
+        return self._snapshots_of(*_list_sql(query))
+
+    def find_reference(
+        self, reference: Reference, *, open_only: bool = False
+    ) -> Sequence[Incident]:
+        """The incidents holding ``reference``, newest declared first, by its index."""
+        return self._snapshots_of(find_reference_sql(open_only), (reference.kind, reference.value))
+
+    def _snapshots_of(self, sql: str, params: tuple[Any, ...]) -> Sequence[Incident]:
+        """The snapshots of the (id, version) rows ``sql`` selects, as of one moment."""
 
         def read(conn: sqlite3.Connection) -> list[Incident]:
             found = []
@@ -63,16 +75,17 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
         rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
         return [
             IncidentSummary(
-                incident_id,
-                title,
-                Severity(severity),
-                State(state),
-                commander,
-                from_micros(declared),
-                from_micros(updated),
-                version,
+                row[0],
+                row[1],
+                Severity(row[2]),
+                State(row[3]),
+                row[4],
+                from_micros(row[5]),
+                from_micros(row[6]),
+                row[7],
+                row[8],
             )
-            for incident_id, title, severity, state, commander, declared, updated, version in rows
+            for row in rows
         ]
 
     def milestones(self, query: IncidentQuery) -> Iterator[Milestones]:
@@ -86,12 +99,13 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
         rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
         # A hundred thousand rows go through this loop: look names up once.
         severities, states, when, names = _SEVERITIES, _STATES, from_micros, _MILESTONES
-        for incident_id, severity, state, declared, *times in rows:
+        for incident_id, severity, state, declared, kind, *times in rows:
             yield Milestones(
                 incident_id=incident_id,
                 severity=severities[severity],
                 state=states[state],
                 declared_at=when(declared),
+                type=kind,
                 **{
                     name: None if at is None else when(at)
                     for name, at in zip(names, times, strict=True)
@@ -99,7 +113,12 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
             )
 
     def _search(
-        self, terms: tuple[str, ...], *, exclude: str | None, limit: int
+        self,
+        terms: tuple[str, ...],
+        *,
+        exclude: str | None,
+        limit: int,
+        types: frozenset[str] | None = None,
     ) -> Sequence[SimilarIncident]:
         """Rank with FTS5's ``bm25()``, each term a quoted phrase, OR-ed.
 
@@ -108,7 +127,9 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
         stores do (:func:`incidentflow._similar.rank`).
         """
         if not self._searchable:
-            return rank_snapshots(self.list(IncidentQuery()), terms, exclude=exclude, limit=limit)
+            return rank_snapshots(
+                self.list(IncidentQuery()), terms, exclude=exclude, limit=limit, types=types
+            )
         if not self._fts:
             return self._read(
                 lambda conn: rank(
@@ -116,6 +137,7 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
                     terms,
                     exclude=exclude,
                     limit=limit,
+                    types=types,
                 )
             )
         match = " OR ".join(_fts_phrase(term) for term in terms)
@@ -123,7 +145,9 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
         def read(conn: sqlite3.Connection) -> list[SimilarIncident]:
             conn.execute("BEGIN")  # one read transaction: the hits of the rows ranked
             try:
-                best = conn.execute(_SEARCH, (match, exclude, limit)).fetchall()
+                best = conn.execute(
+                    _SEARCH, (match, exclude, limit, _types_param(types))
+                ).fetchall()
                 if not best:
                     return []
                 marks = ", ".join("?" * len(best))
@@ -137,7 +161,7 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
                 _rollback(conn)  # nothing was written; this ends the read transaction
             found = []
             for row_id, score, *rest in best:
-                document = _search_document((*rest[:7], "", rest[7]))
+                document = _search_document((*rest[:7], "", *rest[7:]))
                 columns = hits.get(row_id, ())
                 matched = [name for name, hit in zip(FIELDS, columns, strict=False) if hit]
                 found.append(document.found(float(score), matched))
@@ -146,7 +170,12 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
         return self._read(read)
 
     def explain_list(self, query: IncidentQuery) -> Sequence[str]:
-        """The SQLite query plan of :meth:`list` for ``query``, one line per step."""
+        """The SQLite query plan of :meth:`list` for ``query``, one line per step.
+
+        Every step names the index it reads (``labels_by_pair``,
+        ``fields_by_value``, ``references_by_value``, ``incidents_by_type``, ...)
+        or says ``SCAN`` where it reads a whole table.
+        """
         sql, params = _list_sql(query)
         rows = self._read(lambda conn: conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall())
         return [str(row[-1]) for row in rows]

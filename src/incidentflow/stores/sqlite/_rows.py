@@ -18,11 +18,12 @@ from ..._similar import (
     SearchDocument,
     SearchText,
 )
-from .._records import Commit, IncidentQuery, OutboxItem
+from .._records import Commit, IncidentQuery, OutboxItem, has_open_action_items
 from .._snapshots import (
     from_micros,
     micros,
 )
+from ._tags import tag_filters
 
 _SEARCH_COLUMNS = "title, symptom, root_cause, gotcha"
 
@@ -54,10 +55,11 @@ _UNINDEX = "DELETE FROM search_index WHERE rowid = ?"
 #: The best matches, ties to the newest; bm25() weighs the columns as the other stores do.
 _SEARCH = (
     f"SELECT t.id, -bm25(search_index, {', '.join(map(str, FIELD_WEIGHTS))}), t.incident_id, "
-    "i.severity, i.state, i.declared_at, t.title, t.symptom, t.root_cause, t.gotcha_slug "
+    "i.severity, i.state, i.declared_at, t.title, t.symptom, t.root_cause, t.gotcha_slug, i.type "
     "FROM search_index JOIN search_text t ON t.id = search_index.rowid "
     "JOIN incidents i ON i.id = t.incident_id "
     "WHERE search_index MATCH ?1 AND t.incident_id IS NOT ?2 "
+    "AND (?4 IS NULL OR instr(?4, ',' || i.type || ',') > 0) "
     "ORDER BY 2 DESC, i.declared_at DESC, t.incident_id DESC LIMIT ?3"
 )
 
@@ -73,9 +75,14 @@ _SEARCH_HITS = (
 
 _SEARCH_DOCUMENTS = (
     "SELECT t.incident_id, i.severity, i.state, i.declared_at, t.title, t.symptom, "
-    "t.root_cause, t.gotcha, t.gotcha_slug FROM search_text t "
+    "t.root_cause, t.gotcha, t.gotcha_slug, i.type FROM search_text t "
     "JOIN incidents i ON i.id = t.incident_id"
 )
+
+
+def _types_param(types: frozenset[str] | None) -> str | None:
+    """The ``?4`` of :data:`_SEARCH`: ``",a,b,"`` (types are keys, without commas), or NULL."""
+    return None if types is None else "," + ",".join(sorted(types)) + ","
 
 
 def _fts_phrase(term: str) -> str:
@@ -191,13 +198,20 @@ _COLUMNS = (
     "title",
     "declared_at",
     "updated_at",
+    "type",
+    "open_action_items",
 )
 
+#: The columns of a schema before version 6 (a store pinned to one, as migration tests do).
+_COLUMNS_BEFORE_TAGS = _COLUMNS[:-2]
 
-def _columns(incident: Incident, changing: Incident | None = None) -> dict[str, Any]:
+
+def _columns(
+    incident: Incident, changing: Incident | None = None, *, tagged: bool = True
+) -> dict[str, Any]:
     """The ``incidents`` row's columns; with ``changing``, only those that may differ from it."""
     if changing is None:
-        return {
+        columns = {
             "version": incident.version,
             "state": incident.state.value,
             "severity": incident.severity.value,
@@ -207,7 +221,17 @@ def _columns(incident: Incident, changing: Incident | None = None) -> dict[str, 
             "declared_at": micros(incident.declared_at),
             "updated_at": micros(incident.updated_at),
         }
-    columns: dict[str, Any] = {"version": incident.version}
+        if tagged:
+            columns["type"] = incident.type
+            columns["open_action_items"] = int(has_open_action_items(incident))
+        return columns
+    columns = {"version": incident.version}
+    if tagged and incident.type != changing.type:
+        columns["type"] = incident.type
+    if tagged and incident.action_items is not changing.action_items:
+        now_open = has_open_action_items(incident)
+        if now_open != has_open_action_items(changing):
+            columns["open_action_items"] = int(now_open)
     if incident.state is not changing.state:
         columns["state"] = incident.state.value
         columns["is_open"] = int(incident.is_open)
@@ -321,10 +345,15 @@ def _outbox_row(item: OutboxItem) -> tuple[Any, ...]:
 
 
 def _search_document(row: Sequence[Any]) -> SearchDocument:
-    """A search_text row joined with its incident's severity, state and declaration time."""
-    incident_id, severity, state, declared_at, *text = row
+    """A search_text row joined with its incident's severity, state, declaration time and type."""
+    incident_id, severity, state, declared_at, *text, kind = row
     return SearchDocument(
-        incident_id, Severity(severity), State(state), from_micros(declared_at), SearchText(*text)
+        incident_id,
+        Severity(severity),
+        State(state),
+        from_micros(declared_at),
+        SearchText(*text),
+        type=kind,
     )
 
 
@@ -343,12 +372,12 @@ def _event_row(event: Event) -> tuple[Any, ...]:
 
 
 _SUMMARY_COLUMNS = (
-    "id, title, severity, state, commander, declared_at, updated_at, version FROM incidents"
+    "id, title, severity, state, commander, declared_at, updated_at, version, type FROM incidents"
 )
 
 # What metrics need of an incident.
 _MILESTONE_COLUMNS = (
-    f"id, severity, state, declared_at, {', '.join(_MILESTONES)} "
+    f"id, severity, state, declared_at, type, {', '.join(_MILESTONES)} "
     "FROM incidents LEFT JOIN milestones ON milestones.incident_id = incidents.id"
 )
 
@@ -382,6 +411,9 @@ def _list_sql(
     if query.text is not None:
         where.append("incidentflow_contains(title, ?)")
         params.append(query.text)
+    tags, values = tag_filters(query)
+    where.extend(tags)
+    params.extend(values)
     order = "DESC" if query.newest_first else "ASC"
     sql = f"SELECT {columns}"
     if where:

@@ -49,9 +49,10 @@ from ._rows import (
     _rollback,
     _write_milestones,
 )
+from ._tags import TAG_TABLES, fill_tags
 
 #: The schema this release writes. Databases at an older version are migrated forward.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: ``PRAGMA application_id`` of an incidentflow database ("IFLW"): tells ours from foreign files.
 APPLICATION_ID = 0x49464C57
@@ -86,6 +87,12 @@ def _fill_milestones(store: SQLiteBase, conn: sqlite3.Connection) -> None:
         _write_milestones(conn, store._load(conn, incident_id))
 
 
+def _fill_tags(store: SQLiteBase, conn: sqlite3.Connection) -> None:
+    """Migration 6: every incident's type, labels, fields, references and open follow-ups."""
+    for (incident_id,) in conn.execute("SELECT id FROM incidents").fetchall():
+        fill_tags(conn, store._load(conn, incident_id))
+
+
 #: A step of a migration: a statement, or a function for what SQL alone cannot do.
 _Step: TypeAlias = "str | Callable[[SQLiteBase, sqlite3.Connection], None]"
 
@@ -94,6 +101,9 @@ _SEARCH_SCHEMA = 3
 
 #: The first schema with the milestones table.
 _MILESTONES_SCHEMA = 5
+
+#: The first schema with the label, field and reference tables.
+_TAGS_SCHEMA = 6
 
 # Migration N takes a database from schema N-1 to N; each runs in one transaction.
 _MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
@@ -210,6 +220,12 @@ _MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
         ) WITHOUT ROWID""",
         _fill_milestones,
     ),
+    (
+        # What listings filter on beside the row (see _tags): type, labels, custom
+        # fields, external references (one open holder each) and open action items.
+        *TAG_TABLES,
+        _fill_tags,
+    ),
 )
 
 # How many times this process is a forked child: a store made before a fork reconnects.
@@ -249,6 +265,7 @@ class SQLiteBase:
         # or milestones rows.
         self._searchable = SCHEMA_VERSION >= _SEARCH_SCHEMA
         self._timed = SCHEMA_VERSION >= _MILESTONES_SCHEMA
+        self._tagged = SCHEMA_VERSION >= _TAGS_SCHEMA
         self._fts = self._searchable and _fts5_available()
         self._conn = self._connect()
 
