@@ -469,8 +469,9 @@ class IncidentFlow(Commands, Coordination, Reads, Deliveries):
             if key is not None
             else None
         )
-        commit = Commit(incident_id, base, events, snapshot, outbox, record)
-        self.store.append(attrs.evolve(commit, index_changed=index_changed))
+        self.store.append(
+            Commit(incident_id, base, events, snapshot, outbox, record, index_changed=index_changed)
+        )
         self._after_commit(snapshot, outbox)
         return snapshot
 
@@ -548,15 +549,21 @@ class IncidentFlow(Commands, Coordination, Reads, Deliveries):
         self.close()
 
 
-#: The snapshot fields the query index keeps beside the snapshot itself.
-_INDEXED = ("type", "labels", "custom_fields", "references", "action_items")
-
-
 def _index_changed(before: Incident | None, after: Incident) -> bool:
-    """True when the commit changes what the query index keys on besides the snapshot."""
-    if before is None or before.state.is_open != after.state.is_open:
-        return True
-    return any(getattr(before, name) is not getattr(after, name) for name in _INDEXED)
+    """True when the commit changes what the query index keeps beside the snapshot.
+
+    Folds keep every field they do not change (the same object), so identity
+    tells: type, labels, custom fields, references, action items, open or not.
+    """
+    return (
+        before is None
+        or (before.state is not after.state and before.state.is_open != after.state.is_open)
+        or before.type != after.type
+        or before.labels is not after.labels
+        or before.custom_fields is not after.custom_fields
+        or before.references is not after.references
+        or before.action_items is not after.action_items
+    )
 
 
 def _slug_candidates(slug: str, *, numbered: bool) -> Iterable[str]:

@@ -78,16 +78,18 @@ class State(enum.Enum):
 
     @property
     def is_terminal(self) -> bool:
-        """True for kb_updated and dismissed, which accept nothing but notes."""
-        return self in (State.KB_UPDATED, State.DISMISSED)
+        """True for kb_updated and dismissed: closed, no state changes any more."""
+        return self._value_ in _TERMINAL_VALUES
 
     @property
     def is_open(self) -> bool:
         """True while the incident still needs work before it is resolved."""
-        return self in _OPEN_STATES
+        # By value: an Enum member's hash runs in Python, a str's in C (asked on every commit).
+        return self._value_ in _OPEN_VALUES
 
 
-_OPEN_STATES = frozenset({State.DECLARED, State.TRIAGING, State.CONTAINED, State.RCA, State.FIXED})
+_OPEN_VALUES = frozenset({"declared", "triaging", "contained", "rca", "fixed"})
+_TERMINAL_VALUES = frozenset({"kb_updated", "dismissed"})
 
 
 #: A custom field's value: JSON-ready (a date is kept as its ISO text).

@@ -270,6 +270,24 @@ class Policy:
     _processes: dict[tuple[Severity, str | None], Process] = attrs.field(
         init=False, factory=dict, eq=False, repr=False, metadata={"toml": None}
     )
+    # Asked on every command: whether any severity or type requires roles.
+    _requires_roles: bool = attrs.field(init=False, eq=False, repr=False, metadata={"toml": None})
+
+    # Asked on every answer_triage.
+    _known_questions: tuple[str, ...] = attrs.field(
+        init=False, eq=False, repr=False, metadata={"toml": None}
+    )
+
+    @_known_questions.default
+    def _every_question(self) -> tuple[str, ...]:
+        found = [*self.required_triage_answers, *self.triage_questions]
+        for override in (*self.severities.values(), *self.types.values()):
+            found.extend(override.triage_questions or ())
+        return tuple(dict.fromkeys(found))
+
+    @_requires_roles.default
+    def _any_required_roles(self) -> bool:
+        return any(o.required_roles for o in (*self.severities.values(), *self.types.values()))
 
     def __attrs_post_init__(self) -> None:
         check.check_rules(self)
@@ -330,7 +348,7 @@ class Policy:
     @property
     def requires_roles(self) -> bool:
         """True when some severity or type requires roles before a command."""
-        return any(o.required_roles for o in (*self.severities.values(), *self.types.values()))
+        return self._requires_roles
 
     @property
     def default_type(self) -> str:
@@ -340,10 +358,7 @@ class Policy:
     @property
     def known_triage_questions(self) -> tuple[str, ...]:
         """Every triage question the policy knows: required anywhere, or added as optional."""
-        found = [*self.required_triage_answers, *self.triage_questions]
-        for override in (*self.severities.values(), *self.types.values()):
-            found.extend(override.triage_questions or ())
-        return tuple(dict.fromkeys(found))
+        return self._known_questions
 
     def check_type(self, value: str, field: str = "type") -> str:
         """``value`` if it is an incident type of this policy, else ValidationError."""

@@ -353,6 +353,17 @@ class TestFindAndFilters:
         error = one_line_error(term("list", "--field", "customers=1"), EXIT_USAGE)
         assert "'customers' is not a custom field" in error
 
+    def test_metrics_by_type(self, term: Terminal, library: Library) -> None:
+        """``metrics --by type`` gives one group per type; ``--type`` keeps one."""
+        library.drive("kb_updated", "P3")
+        ok(term("declare", "Token leak", "-s", "P1", "-c", "alice", "--type", "security", "-q"))
+        groups = ok(term("--json", "metrics", "--by", "type")).json()
+        assert [g["type"] for g in groups] == ["availability", "security"]
+        assert [g["count"] for g in groups] == [1, 1]
+        only = ok(term("--json", "metrics", "--type", "security")).json()
+        assert [g["count"] for g in only] == [1]
+        assert "security: 1 incident(s)" in ok(term("metrics", "--by", "type")).out
+
 
 class TestDeadlines:
     """``deadlines`` says met, open or overdue, never a negative countdown."""

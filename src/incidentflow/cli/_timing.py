@@ -54,7 +54,7 @@ def check_deadlines(app: App, at: datetime | None) -> None:
 
 
 @click.command(short_help="MTTA, MTTR and each duration's figures.")
-@click.option("--by", type=click.Choice(["severity", "period"]), help="Group the figures.")
+@click.option("--by", type=click.Choice(["severity", "type", "period"]), help="Group the figures.")
 @click.option(
     "--period",
     type=click.Choice(["day", "week", "month"]),
@@ -70,6 +70,7 @@ def check_deadlines(app: App, at: datetime | None) -> None:
     multiple=True,
     help="Only these.",
 )
+@click.option("--type", "types", metavar="TYPE", multiple=True, help="Only incidents of this type.")
 @click.option("--since", metavar="TIME", callback=moment, help="Declared at or after this time.")
 @click.option("--until", metavar="TIME", callback=moment, help="Declared before this time.")
 @click.option("--prometheus", is_flag=True, help="Print the Prometheus text exposition.")
@@ -79,6 +80,7 @@ def metrics(
     by: str | None,
     period: str,
     severities: tuple[str, ...],
+    types: tuple[str, ...],
     since: datetime | None,
     until: datetime | None,
     prometheus: bool,
@@ -93,6 +95,7 @@ def metrics(
 
     found = app.reader.milestones(
         severity=severities or None,
+        type=types or None,
         declared_after=since,
         declared_before=until,
     )
@@ -108,7 +111,9 @@ def metrics(
     def text() -> str:
         blocks = []
         for summary in summaries:
-            group = summary.severity.value if summary.severity else summary.period or "all"
+            group = (
+                summary.severity.value if summary.severity else summary.type or summary.period
+            ) or "all"
             mtta, mttr = duration(summary.mtta), duration(summary.mttr)
             heading = f"{group}: {summary.count} incident(s), MTTA {mtta}, MTTR {mttr}"
             rows = []
