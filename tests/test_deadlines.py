@@ -449,3 +449,55 @@ class TestBreachNotifications:
         clock.advance(hours=1)
         assert len(flow.check_deadlines()) == 2
         assert [n.event.incident_id for n in pager.notifications] == [p1.id]
+
+
+class TestMovedDeadlines:
+    """A reclassification or a change of type moves a deadline; it is still one deadline."""
+
+    def test_a_moved_response_deadline_is_breached_once(self, clock: FrozenClock) -> None:
+        """Escalating after the response breach moves its due time; no second breach."""
+        flow = IncidentFlow.in_memory(clock=clock)
+        inc = declare(flow, severity="P3")
+        clock.advance(hours=3)
+        [first] = flow.check_deadlines()
+        assert first.data.kind == "response"
+        flow.reclassify(inc.id, "P1", reason="every region", actor=COMMANDER)
+        assert flow.check_deadlines() == []
+        [response] = [d for d in flow.deadlines(inc.id) if d.kind == "response"]
+        assert response.breached
+
+    def test_a_moved_update_deadline_is_breached_once(self, clock: FrozenClock) -> None:
+        """A shorter cadence after a change of type does not breach the same update again."""
+        from incidentflow import ProcessOverride
+
+        policy = Policy(
+            update_cadence=timedelta(minutes=30),
+            types={"security": ProcessOverride(update_cadence=timedelta(minutes=10))},
+        )
+        flow = IncidentFlow.in_memory(clock=clock, policy=policy)
+        inc = declare(flow, severity="P3")
+        flow.start_triage(inc.id, actor=COMMANDER)
+        clock.advance(minutes=31)
+        assert [e.data.kind for e in flow.check_deadlines()] == ["update"]
+        flow.change_type(inc.id, "security", reason="a leaked token", actor=COMMANDER)
+        assert flow.check_deadlines() == []
+
+    def test_an_escalation_brings_a_cadence_after_an_unpromised_update(
+        self, clock: FrozenClock
+    ) -> None:
+        """An update posted with no cadence promises nothing; a P1 cadence then starts from it."""
+        from incidentflow import ProcessOverride, Severity
+
+        policy = Policy(
+            severities={Severity.P1: ProcessOverride(update_cadence=timedelta(minutes=15))}
+        )
+        flow = IncidentFlow.in_memory(clock=clock, policy=policy)
+        inc = declare(flow, severity="P3")
+        flow.start_triage(inc.id, actor=COMMANDER)
+        posted = flow.post_update(inc.id, "internal", "looking", actor=COMMANDER)
+        assert posted.next_update_due is None
+        flow.reclassify(inc.id, "P1", reason="every region", actor=COMMANDER)
+        [update] = [d for d in flow.deadlines(inc.id) if d.kind == "update"]
+        assert update.due_at == clock() + timedelta(minutes=15)
+        clock.advance(hours=2)
+        assert [e.data.kind for e in flow.check_deadlines()] == ["update"]

@@ -558,3 +558,30 @@ class TestRoundTrip:
         data = tomllib.loads(policy.to_toml())
         assert data["severity"] == {"P3": {"staging_required": False}}
         assert data["type"] == {"security": {"required_roles": {"contain": ["scribe"]}}}
+
+
+class TestRolesThatCannotWait:
+    @pytest.mark.parametrize(
+        "command", ["assign_role", "release_role", "assign_commander", "record_breach"]
+    )
+    def test_these_commands_never_require_a_role(self, command: str) -> None:
+        """A role required before assigning roles (or recording breaches) could never be met."""
+        with pytest.raises(ConfigError) as info:
+            Policy(severities={"P1": ProcessOverride(required_roles={command: ["scribe"]})})
+        assert command in info.value.message
+
+    def test_closed_incidents_never_wait_for_a_role(self) -> None:
+        """A role required before add_note does not block notes once the incident is closed."""
+        from datetime import UTC, datetime
+
+        from incidentflow import IncidentFlow
+        from incidentflow.testing import FrozenClock
+
+        policy = Policy(severities={"P3": ProcessOverride(required_roles={"add_note": ["scribe"]})})
+        clock = FrozenClock(datetime(2026, 11, 27, 14, tzinfo=UTC))
+        flow = IncidentFlow.in_memory(clock=clock, policy=policy)
+        inc = flow.declare("Slow search", severity="P3", commander="al", actor="al")
+        assert not flow.can(inc.id, "add_note").allowed  # open: the scribe is needed
+        flow.dismiss(inc.id, reason="false alarm", actor="al")
+        noted = flow.add_note(inc.id, "closed for good", actor="al")
+        assert noted.notes[-1].text == "closed for good"

@@ -94,8 +94,23 @@ def deadlines(incident: Incident, policy: Policy) -> list[Deadline]:
     if update is not None:
         found.append(update)
     breached = set(incident.breaches)
-    found = [attrs.evolve(d, breached=d.key in breached) for d in found]
+    # A reclassification or a change of type moves the response and update deadlines: the
+    # same deadline, breached once. A re-dated action item or a re-resolved post-mortem
+    # is a new promise, breached anew.
+    once = {tuple(key.split(":", 2)[:2]) for key in breached}  # kind:subject:due
+    found = [
+        attrs.evolve(
+            d,
+            breached=d.key in breached
+            or (d.kind in _ONCE_PER_SUBJECT and (d.kind, d.subject) in once),
+        )
+        for d in found
+    ]
     return sorted(found, key=lambda d: d.due_at)
+
+
+#: Deadlines whose due time moves with the severity or type, but which are one deadline.
+_ONCE_PER_SUBJECT = frozenset({"response", "update"})
 
 
 def _next_update(incident: Incident, cadence: timedelta | None) -> Deadline | None:
@@ -104,6 +119,8 @@ def _next_update(incident: Incident, cadence: timedelta | None) -> Deadline | No
         return None
     if incident.updates:
         due = incident.next_update_due
+        if due is None and cadence is not None:  # none promised, but the process now asks
+            due = incident.updates[-1].at + cadence
     elif cadence is not None:
         due = incident.declared_at + cadence
     else:

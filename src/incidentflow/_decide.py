@@ -93,6 +93,8 @@ def _reasons(command: Command[Any], context: Context[Any]) -> list[Reason]:
 
 def role_reasons(inc: Incident, command: str, policy: Policy) -> list[Reason]:
     """The roles the policy requires before ``command`` that nobody holds on ``inc``."""
+    if inc.state.is_terminal:
+        return []  # roles cannot be assigned once closed: follow-ups never wait for one
     needed = policy.process_of(inc).required_roles.get(command, ())
     missing = [role for role in needed if role != "commander" and role not in inc.roles]
     if not missing:

@@ -36,9 +36,13 @@ def check_field(declared: Mapping[str, str], name: str, value: object) -> FieldV
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValidationError(field, f"expected a number, got {v._shown(value)}")
-        if not math.isfinite(value):
-            raise ValidationError(field, f"expected a finite number, got {value!r}")
-        return float(value)
+        # Beyond 1e15 JSON writes a float without its point (1e+16), and a jsonb column
+        # gives it back as an int: the stores could no longer tell it was a float.
+        if not math.isfinite(value) or abs(value) >= 1e15:
+            raise ValidationError(
+                field, f"expected a number between -1e15 and 1e15, got {v._shown(value)}"
+            )
+        return float(value) + 0.0  # -0.0 is 0.0, as SQL compares it
     if kind == "date":
         if isinstance(value, str):
             try:

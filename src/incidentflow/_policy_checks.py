@@ -296,11 +296,25 @@ def check_rules(policy: Policy) -> None:
     _check_action_items(policy)
 
 
+#: Commands that must never wait for a role, and why.
+_NO_ROLES_BEFORE = {
+    "assign_role": "it is how a role gets held",
+    "release_role": "a held role must always be releasable",
+    "assign_commander": "it is how the commander changes",
+    "record_breach": "the library records breaches itself (check_deadlines)",
+}
+
+
 def _check_roles(policy: Policy) -> None:
     from .commands import DEFINITIONS
 
     for where, override in _overrides_of(policy):
         for command, needed in (override.required_roles or {}).items():
+            if command in _NO_ROLES_BEFORE:
+                raise ConfigError(
+                    f"{where}.required_roles",
+                    f"{command} cannot require roles: {_NO_ROLES_BEFORE[command]}",
+                )
             if command not in DEFINITIONS or command == "declare":
                 close = difflib.get_close_matches(command, list(DEFINITIONS), n=1)
                 hint = f"did you mean {close[0]}? " if close and close[0] != "declare" else ""

@@ -140,7 +140,7 @@ class SearchText(NamedTuple):
         """The searchable text of ``incident``."""
         symptom = ""
         for answer in incident.triage_answers:
-            if answer.question == SYMPTOM_QUESTION:
+            if answer.question == SYMPTOM_QUESTION and answer.retracted is None:
                 symptom = answer.answer
         cause = incident.root_cause
         root_cause = "" if cause is None else _lines(cause.statement, cause.process_gap)

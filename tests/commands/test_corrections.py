@@ -509,3 +509,67 @@ class TestOnEveryStore:
             after = flow.get(inc.id)
             assert after.superseded[0].fix == inc.fix
             assert replay(flow.history(inc.id)) == after
+
+
+class TestEdges:
+    """What a review of the corrections found: each a refusal or a kept mark."""
+
+    def test_a_completed_postmortem_list_cannot_be_emptied(
+        self, flow: IncidentFlow, clock: FrozenClock
+    ) -> None:
+        """Amending went_well to nothing is refused: complete_postmortem required an item."""
+        inc = drive_to(flow, clock, State.POSTMORTEM)
+        with unchanged(flow, inc.id), pytest.raises(ValidationError) as info:
+            flow.amend(inc.id, "postmortem:went_well", [], reason=REASON, actor=COMMANDER)
+        assert info.value.field == "value"
+        assert "at least one item" in info.value.message
+
+    @pytest.mark.parametrize("item", ["why:²", "action_item:³", "evidence:①", "why:١"])
+    def test_item_numbers_are_ascii_digits(
+        self, flow: IncidentFlow, clock: FrozenClock, item: str
+    ) -> None:
+        """A number written with other digits is a ValidationError naming item, never a crash."""
+        inc = drive_to(flow, clock, State.RCA)
+        with unchanged(flow, inc.id), pytest.raises(ValidationError) as info:
+            flow.amend(inc.id, item, "x", reason=REASON, actor=COMMANDER)
+        assert info.value.field == "item"
+        with pytest.raises(ValidationError):
+            flow.can(inc.id, "retract", item=item, reason=REASON)
+
+    def test_evidence_is_amended_up_to_its_own_length(
+        self, flow: IncidentFlow, clock: FrozenClock
+    ) -> None:
+        """Evidence may be long (a log excerpt), and so may its correction; a why may not."""
+        inc = drive_to(flow, clock, State.RCA)
+        excerpt = "log line\n" * 5_000  # 45,000 characters
+        after = flow.amend(inc.id, "evidence:1", excerpt, reason=REASON, actor=RESPONDER)
+        assert after.evidence[0].content == excerpt.strip()
+        flow.add_why(inc.id, "the pool was too small", actor=RESPONDER)
+        with pytest.raises(ValidationError) as info:
+            flow.amend(inc.id, "why:1", excerpt, reason=REASON, actor=RESPONDER)
+        assert "20,000" in info.value.message
+
+    def test_a_later_draft_keeps_the_amendment_mark(
+        self, flow: IncidentFlow, clock: FrozenClock
+    ) -> None:
+        """Drafting another field after an amendment keeps the post-mortem marked amended."""
+        inc = drive_to(flow, clock, State.RESOLVED)
+        flow.draft_postmortem(inc.id, summary="checkout failed", actor=COMMANDER)
+        flow.amend(inc.id, "postmortem:summary", "checkout failed for 20 min", reason=REASON,
+                   actor=COMMANDER)  # fmt: skip
+        after = flow.draft_postmortem(inc.id, root_cause="no pool alert", actor=COMMANDER)
+        assert after.postmortem is not None
+        assert after.postmortem.amended == amended_by(clock, COMMANDER)
+        assert replay(flow.history(inc.id)) == after
+
+    def test_a_retracted_symptom_is_not_searched(
+        self, flow: IncidentFlow, clock: FrozenClock
+    ) -> None:
+        """similar() stops matching a symptom once it is retracted."""
+        from incidentflow._similar import SearchText
+
+        inc = drive_to(flow, clock, State.TRIAGING)
+        inc = flow.answer_triage(inc.id, "symptom", "payment gateway timeouts", actor=RESPONDER)
+        assert SearchText.of(inc).symptom == "payment gateway timeouts"
+        inc = flow.retract(inc.id, "triage:symptom", reason=REASON, actor=RESPONDER)
+        assert SearchText.of(inc).symptom == ""

@@ -29,7 +29,7 @@ from incidentflow import (
 from incidentflow.testing import FrozenClock
 
 SECURITY_NEEDS_POSTMORTEM = Policy(types={"security": ProcessOverride(postmortem_required=True)})
-FIELDS = Policy(custom_fields={"customer": "text", "seats": "int"})
+FIELDS = Policy(custom_fields={"customer": "text", "seats": "int", "ratio": "float"})
 
 
 def policy_flow(clock: FrozenClock, policy: Policy) -> IncidentFlow:
@@ -215,6 +215,24 @@ class TestFields:
         inc = declare(flow)
         with unchanged(flow, inc.id), pytest.raises(ValidationError):
             flow.set_fields(inc.id, {"seats": 10**30}, actor=COMMANDER)
+
+    @pytest.mark.parametrize("value", [1e15, -2e16, float("inf"), float("nan")])
+    def test_a_float_field_stays_a_float_in_every_store(
+        self, clock: FrozenClock, value: float
+    ) -> None:
+        """Floats beyond 1e15 lose their point in JSON (1e+16): they are refused, not changed."""
+        flow = policy_flow(clock, FIELDS)
+        inc = declare(flow)
+        with unchanged(flow, inc.id), pytest.raises(ValidationError) as info:
+            flow.set_fields(inc.id, {"ratio": value}, actor=COMMANDER)
+        assert info.value.field == "fields.ratio"
+
+    def test_negative_zero_is_zero(self, clock: FrozenClock) -> None:
+        """-0.0 is kept as 0.0, so every store's filter finds it the same way."""
+        flow = policy_flow(clock, FIELDS)
+        inc = declare(flow)
+        after = flow.set_fields(inc.id, {"ratio": -0.0}, actor=COMMANDER)
+        assert str(after.custom_fields["ratio"]) == "0.0"
 
     def test_removing_an_unset_field_is_refused(self, clock: FrozenClock) -> None:
         """Removing a field that has no value is refused on remove."""

@@ -436,11 +436,15 @@ class TestConcurrency:
         blocker.execute(
             f'UPDATE "{schema}".incidents SET version = version + 1 WHERE id = %s', (CHECKOUT,)
         )
-        threading.Timer(0.3, blocker.commit).start()
-        with pytest.raises(ConcurrencyConflict) as caught:
-            store.append(next_commit(store.load(CHECKOUT)))  # loaded before the commit
-        assert caught.value.actual == 3
-        blocker.close()
+        committer = threading.Timer(0.3, blocker.commit)
+        committer.start()
+        try:
+            with pytest.raises(ConcurrencyConflict) as caught:
+                store.append(next_commit(store.load(CHECKOUT)))  # loaded before the commit
+            assert caught.value.actual == 3
+        finally:
+            committer.join(timeout=30)  # never close the connection under its commit
+            blocker.close()
 
     def test_processes_migrate_once(self, tmp_path: Path, schema: str) -> None:
         """Eight processes opening a new schema at the same moment: all succeed, one migrates."""

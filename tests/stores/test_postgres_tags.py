@@ -139,3 +139,41 @@ class TestMigration:
                 store.append(next_commit(other, ReferenceAdded(_ALERT.kind, _ALERT.value)))
         finally:
             store.close()
+
+    def test_checkpoints_of_an_older_fold_are_rebuilt(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A checkpoint an older release folded (a reopen kept nothing) is rebuilt on opening."""
+        import json
+
+        import psycopg
+
+        from helpers import drive_to
+        from incidentflow import IncidentFlow, State
+        from incidentflow._serialization import incident_to_dict
+        from incidentflow.stores.postgres import _schema
+        from incidentflow.testing import FrozenClock
+        from incidentflow.testing.contract import START
+
+        dsn = postgres_dsn()
+        monkeypatch.setattr(_schema, "_MIGRATIONS", _schema._MIGRATIONS[:2])
+        monkeypatch.setattr(_schema, "SCHEMA_VERSION", 2)
+        clock = FrozenClock(START)
+        with IncidentFlow(open_kind("postgres", tmp_path), clock=clock) as flow:
+            inc = drive_to(flow, clock, State.FIXED)
+            inc = flow.reopen(inc.id, reason="errors are back", actor="al")
+        body = incident_to_dict(inc)
+        body["superseded"] = []  # what the release before corrections wrote
+        schema = postgres_schema(tmp_path)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(
+                f'INSERT INTO "{schema}".snapshots (incident_id, version, body) '
+                "VALUES (%s, %s, %s::jsonb) ON CONFLICT (incident_id) DO UPDATE "
+                "SET version = excluded.version, body = excluded.body",
+                (inc.id, inc.version, json.dumps(body)),
+            )
+        monkeypatch.undo()
+
+        with IncidentFlow(open_kind("postgres", tmp_path), clock=clock) as flow:
+            assert flow.verify(inc.id)
+            assert len(flow.get(inc.id).superseded) == 1

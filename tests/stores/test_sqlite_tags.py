@@ -141,6 +141,38 @@ class TestMigration:
             store.close()
 
 
+    def test_checkpoints_of_an_older_fold_are_rebuilt(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A checkpoint an older release folded (a reopen kept nothing) is rebuilt on opening."""
+        import json
+        import sqlite3
+
+        from helpers import drive_to
+        from incidentflow import State
+        from incidentflow._serialization import incident_to_dict
+
+        monkeypatch.setattr(sqlite_module, "_MIGRATIONS", sqlite_module._MIGRATIONS[:5])
+        monkeypatch.setattr(sqlite_module, "SCHEMA_VERSION", 5)
+        clock = FrozenClock(START)
+        with IncidentFlow(SQLiteStore(path), clock=clock) as flow:
+            inc = drive_to(flow, clock, State.FIXED)
+            inc = flow.reopen(inc.id, reason="errors are back", actor="al")
+        assert len(inc.superseded) == 1
+        body = incident_to_dict(inc)
+        body["superseded"] = []  # what the release before corrections wrote
+        with sqlite3.connect(path) as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO snapshots (incident_id, version, body) VALUES (?, ?, ?)",
+                (inc.id, inc.version, json.dumps(body)),
+            )
+        monkeypatch.undo()
+
+        with IncidentFlow(SQLiteStore(path), clock=clock) as flow:
+            assert flow.verify(inc.id)
+            assert len(flow.get(inc.id).superseded) == 1
+
+
 class TestRaces:
     def test_two_stores_declaring_with_one_reference(self, path: Path) -> None:
         """Two stores on one file append the same reference at once: one wins, one is refused."""

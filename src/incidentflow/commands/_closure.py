@@ -51,6 +51,7 @@ def merged(pm: Postmortem | None, draft: ev.PostmortemDrafted | None) -> Postmor
         went_poorly=draft.went_poorly if draft.went_poorly is not None else pm.went_poorly,
         completed_at=pm.completed_at,
         blame_warnings=pm.blame_warnings,
+        amended=pm.amended,
     )
 
 

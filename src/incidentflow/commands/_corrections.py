@@ -78,7 +78,7 @@ def item(field: str, value: object) -> Item:
         kinds = "; ".join(f"{k}:{hint}" for k, hint in CORRECTABLE.items())
         raise ValidationError(field, f"{v._shown(value)} names nothing to correct; name {kinds}")
     if kind in _NUMBERED:
-        if not key.isdigit() or int(key) < 1 or len(key) > 9:
+        if not (key.isascii() and key.isdigit()) or int(key) < 1 or len(key) > 9:
             raise ValidationError(field, f"{kind} items are numbered from 1, e.g. {kind}:1")
         key = str(int(key))
     elif kind == "triage":
@@ -140,7 +140,13 @@ def _still_live(c: Context[ev.Amended | ev.Retracted]) -> Unmet | None:
 
 
 def _value(field: str, value: object) -> tuple[str, ...]:
-    return v.texts(field, value)
+    # As long as evidence may be; other items are held to their own limit in _fits.
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValidationError(field, f"expected a text or a list of texts, got {v._shown(value)}")
+    if len(items) > 100:
+        raise ValidationError(field, f"has {len(items)} items; at most 100 are accepted")
+    return tuple(v.text(f"{field}[{i}]", x, max_len=v.EVIDENCE_MAX) for i, x in enumerate(items))
 
 
 def _amended_pm(c: Context[ev.Amended]) -> Postmortem | None:
@@ -166,8 +172,15 @@ def _no_blame(c: Context[ev.Amended]) -> list[Unmet]:
 def _fits(context: Context[ev.Amended], payload: ev.Amended) -> ev.Amended:
     it = item("item", payload.item)
     many = it.kind == "postmortem" and it.key in ("went_well", "went_poorly")
+    if many and not payload.value:
+        raise ValidationError(
+            "value", f"{it} lists at least one item; amend it with the corrected list"
+        )
     if not many and len(payload.value) != 1:
         raise ValidationError("value", f"{it} takes one text, not a list")
+    limit = v.EVIDENCE_MAX if it.kind == "evidence" else v.TEXT_MAX
+    if any(len(text) > limit for text in payload.value):
+        raise ValidationError("value", f"is longer than {limit:,} characters, the limit of {it}")
     warnings: tuple[str, ...] = ()
     pm = _amended_pm(context)
     if pm is not None and pm.completed and context.policy.blame_check is BlameCheck.WARN:

@@ -149,17 +149,33 @@ def _write_references(conn: psycopg.Connection[Any], s: str, snapshot: Incident)
 
 
 def fill_tags(store: PostgresBase, conn: psycopg.Connection[Any]) -> None:
-    """Migration 3: every incident's type, labels, fields, references and open follow-ups."""
+    """Migration 3: every incident's type, labels, fields, references and open follow-ups.
+
+    The checkpoints are rebuilt from each whole history first: an older release
+    folded some events into less (a reopen did not keep the fix it set aside),
+    so a checkpoint it wrote would disagree with the replay of its own history.
+    """
+    from ..._decide import replay
+    from ..._serialization import incident_to_json
+    from ._values import _jsonb
+
     s = store._sql.schema
     rows = conn.execute(f"SELECT id, version FROM {s}.incidents ORDER BY id").fetchall()
-    found = [(str(incident_id), int(version)) for incident_id, version in rows]
-    for start in range(0, len(found), 500):
-        for incident in store._snapshots_of(conn, found[start : start + 500]):
-            conn.execute(
-                f"UPDATE {s}.incidents SET type = %s, open_action_items = %s WHERE id = %s",
-                (incident.type, has_open_action_items(incident), incident.id),
-            )
-            write_tags(conn, s, incident, None)
+    store._cache.clear()
+    for incident_id, version in rows:
+        tail = conn.execute(store._sql.select_tail, (incident_id, 0, version))
+        incident = replay(store._events(tail))
+        conn.execute(
+            f"INSERT INTO {s}.snapshots (incident_id, version, body) VALUES (%s, %s, %s) "
+            "ON CONFLICT (incident_id) DO UPDATE SET version = excluded.version, "
+            "body = excluded.body",
+            (incident.id, incident.version, _jsonb(incident_to_json(incident))),
+        )
+        conn.execute(
+            f"UPDATE {s}.incidents SET type = %s, open_action_items = %s WHERE id = %s",
+            (incident.type, has_open_action_items(incident), incident.id),
+        )
+        write_tags(conn, s, incident, None)
 
 
 def tag_filters(schema: str, query: IncidentQuery) -> tuple[list[str], list[Any]]:

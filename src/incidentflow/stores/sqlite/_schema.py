@@ -88,9 +88,24 @@ def _fill_milestones(store: SQLiteBase, conn: sqlite3.Connection) -> None:
 
 
 def _fill_tags(store: SQLiteBase, conn: sqlite3.Connection) -> None:
-    """Migration 6: every incident's type, labels, fields, references and open follow-ups."""
+    """Migration 6: every incident's type, labels, fields, references and open follow-ups.
+
+    The checkpoints are rebuilt from each whole history first: an older release
+    folded some events into less (a reopen did not keep the fix it set aside),
+    so a checkpoint it wrote would disagree with the replay of its own history.
+    """
+    from ..._decide import replay
+    from ..._serialization import incident_to_json
+
+    store._cache.clear()
     for (incident_id,) in conn.execute("SELECT id FROM incidents").fetchall():
-        fill_tags(conn, store._load(conn, incident_id))
+        history = store._events(conn, "WHERE incident_id = ? ORDER BY seq", (incident_id,))
+        incident = replay(history)
+        conn.execute(
+            "INSERT OR REPLACE INTO snapshots (incident_id, version, body) VALUES (?, ?, ?)",
+            (incident.id, incident.version, incident_to_json(incident)),
+        )
+        fill_tags(conn, incident)
 
 
 #: A step of a migration: a statement, or a function for what SQL alone cannot do.
