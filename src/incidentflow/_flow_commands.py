@@ -56,8 +56,8 @@ _D = DEFINITIONS
 _OPTION_NAMES = frozenset(CommandOptions.__annotations__)
 
 
-class Commands(abc.ABC):
-    """Every command of the lifecycle as a method; see :class:`IncidentFlow`."""
+class _Pipeline(abc.ABC):
+    """What the command methods run on: the facade's pipeline."""
 
     @abc.abstractmethod
     def _run(
@@ -68,6 +68,10 @@ class Commands(abc.ABC):
         args: dict[str, Any],
     ) -> Incident:
         """Validate, decide, commit and announce one command."""
+
+
+class Commands(_Pipeline):
+    """Every command of the lifecycle as a method; see :class:`IncidentFlow`."""
 
     def start_triage(self, incident_id: str, **options: Unpack[CommandOptions]) -> Incident:
         """Acknowledge the incident and start triage (stops the response-time clock)."""
@@ -316,18 +320,8 @@ class Commands(abc.ABC):
         return self._run(_D["add_note"], incident_id, options, {"text": text})
 
 
-class Coordination(abc.ABC):
+class Coordination(_Pipeline):
     """Corrections, the type, labels, fields, references, roles and status updates."""
-
-    @abc.abstractmethod
-    def _run(
-        self,
-        command: Command[Any],
-        incident_id: str,
-        options: CommandOptions,
-        args: dict[str, Any],
-    ) -> Incident:
-        """Validate, decide, commit and announce one command."""
 
     def amend(
         self,
