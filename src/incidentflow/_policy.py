@@ -309,8 +309,9 @@ class Policy:
 
         >>> light = ProcessOverride(staging_required=False, min_action_items=0)
         >>> policy = Policy(severities={"P4": light})
-        >>> [policy.process(s).staging_required for s in (Severity.P1, Severity.P4)]
-        [True, False]
+        >>> p1, p4 = policy.process(Severity.P1), policy.process(Severity.P4)
+        >>> p1.staging_required, p4.staging_required
+        (True, False)
         """
         if type not in self.types:
             type = None  # an incident type without overrides runs its severity's process
