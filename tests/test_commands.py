@@ -865,3 +865,41 @@ class TestEveryCommand:
         inc = drive("rca")
         after = flow.add_why(inc.id, "why", actor="bob", expected_version=inc.version)
         assert after.version == inc.version + 1
+
+
+class TestExecute:
+    """``flow.execute``: a command by name, telling a replay from a new run."""
+
+    def test_a_replayed_key_says_so(self, flow: IncidentFlow, clock: FrozenClock) -> None:
+        """The same key and arguments again: replayed, nothing recorded, the first snapshot."""
+        inc = drive_to(flow, clock, State.TRIAGING)
+        args = {"source": "grafana", "content": "p99 12 s", "actor": RESPONDER}
+        first = flow.execute("add_evidence", inc.id, idempotency_key="ev-1", **args)
+        again = flow.execute("add_evidence", inc.id, idempotency_key="ev-1", **args)
+        assert (first.replayed, again.replayed) == (False, True)
+        assert again.incident == first.incident
+        assert flow.get(inc.id).version == first.incident.version
+
+    def test_declare_by_name(self, flow: IncidentFlow) -> None:
+        """declare takes no incident id, and replays like any keyed command."""
+        args = {"title": "DB down", "severity": "P1", "commander": COMMANDER, "actor": COMMANDER}
+        first = flow.execute("declare", idempotency_key="page-7", **args)
+        again = flow.execute("declare", idempotency_key="page-7", **args)
+        assert (first.replayed, again.replayed) == (False, True)
+        assert len(flow.list()) == 1
+        with pytest.raises(ValidationError) as info:
+            flow.execute("declare", first.incident.id, **args)
+        assert info.value.field == "incident_id"
+
+    def test_refusals_are_the_commands_own(self, flow: IncidentFlow) -> None:
+        """Unknown and system commands, and a missing id, are refused before anything runs."""
+        inc = declare(flow)
+        with pytest.raises(InvalidTransition):
+            flow.execute("frobnicate", inc.id, actor=COMMANDER)
+        with pytest.raises(InvalidTransition):
+            flow.execute("record_breach", inc.id, actor=COMMANDER)
+        with pytest.raises(ValidationError) as info:
+            flow.execute("add_note", text="x", actor=COMMANDER)
+        assert info.value.field == "incident_id"
+        with unchanged(flow, inc.id), pytest.raises(InvalidTransition):
+            flow.execute("resolve", inc.id, actor=COMMANDER)

@@ -43,7 +43,7 @@ from ._model import (
 )
 from ._policy import BlameCheck, CommandRequest, Guard, Policy, find_blame
 from ._process import Process, ProcessOverride
-from ._reasons import Reason
+from ._reasons import Outcome, Reason
 from ._similar import SimilarIncident
 from ._version import __version__
 from .delivery import DeliveryReport, Dispatcher, RetryPolicy, Route
@@ -119,6 +119,7 @@ __all__ = [
     "LogNotifierSpec",
     "Note",
     "NotifierSpec",
+    "Outcome",
     "Policy",
     "Postmortem",
     "Process",

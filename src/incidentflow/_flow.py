@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack, cast
 
 import attrs
 from loguru import logger
@@ -14,15 +13,15 @@ from loguru import logger
 from . import _events as ev
 from . import _idempotency, commands
 from . import _validate as v
-from ._deadlines import Deadline, deadlines
 from ._decide import decide, evolve, incident_id_for, replay
 from ._decide import reasons as decide_reasons
+from ._flow_clocks import Clocks
 from ._flow_commands import CommandOptions, Commands, Coordination
 from ._flow_delivery import Deliveries
 from ._flow_reads import Reads
-from ._model import Incident, Reference, Severity, State
+from ._model import Incident, Reference, Severity
 from ._policy import Guard, Policy
-from ._reasons import Reason, Verdict
+from ._reasons import Outcome, Reason, Verdict
 from .commands import Command
 from .delivery import Delivery, RetryPolicy, Route
 from .exceptions import (
@@ -31,17 +30,14 @@ from .exceptions import (
     DuplicateIncident,
     IdempotencyConflict,
     IncidentFlowError,
-    IncidentNotFound,
     InvalidTransition,
     ReferenceTaken,
-    TransitionRejected,
     ValidationError,
 )
 from .notifiers._base import Notifier
 from .stores._base import (
     Commit,
     IdempotencyRecord,
-    IncidentQuery,
     OutboxItem,
 )
 from .stores._protocols import EventStore, QueryIndex
@@ -62,7 +58,6 @@ DEFAULT_KNOWLEDGE_DIR = Path(".agent/knowledge/gotchas")
 #: How many numbered slugs ("-2", "-3", ...) to try when a title's slug is taken.
 _SLUG_ATTEMPTS = 50
 
-_BREACH = commands.definition("record_breach")
 _OPTIONS = frozenset(CommandOptions.__annotations__)
 
 
@@ -71,7 +66,7 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-class IncidentFlow(Commands, Coordination, Reads, Deliveries):
+class IncidentFlow(Commands, Coordination, Reads, Clocks, Deliveries):
     """Runs incidents through the lifecycle on a store.
 
     Every command validates its arguments, checks the incident's state and
@@ -280,15 +275,18 @@ class IncidentFlow(Commands, Coordination, Reads, Deliveries):
         ``references`` (``{"alert": fingerprint}``) can be set here or later.
         A reference another open incident holds raises ReferenceTaken.
         """
-        definition = commands.definition("declare")
-        actor, key, _ = self._options(options, allow_version=False)
         args: dict[str, object] = {"title": title, "severity": severity, "commander": commander}
         args |= {"slug": slug, "type": type, "labels": labels, "fields": fields}
         args["references"] = references
+        return self._declare(args, options).incident
+
+    def _declare(self, args: dict[str, Any], options: CommandOptions) -> Outcome:
+        definition = commands.definition("declare")
+        actor, key, _ = self._options(options, allow_version=False)
         values = definition.validate(args)
         fingerprint = _idempotency.fingerprint("declare", "", values)
         if key is not None and (done := self._replayed(key, fingerprint)) is not None:
-            return done
+            return Outcome(done, replayed=True)
         now = self.now()
         proposed = ev.Declared(
             title=values["title"],
@@ -302,69 +300,23 @@ class IncidentFlow(Commands, Coordination, Reads, Deliveries):
         )
         (declared,) = decide(None, definition, proposed, self.policy, now, actor)
         assert isinstance(declared, ev.Declared)
-        for candidate in _slug_candidates(declared.slug, numbered=slug is None):
+        for candidate in _slug_candidates(declared.slug, numbered=values["slug"] is None):
             incident_id = incident_id_for(now, candidate)
-            if slug is None and self.store.exists(incident_id):
+            if values["slug"] is None and self.store.exists(incident_id):
                 if key is not None and (done := self._replayed(key, fingerprint)) is not None:
-                    return done  # a twin with the same key won the race
+                    return Outcome(done, replayed=True)  # a twin with the same key won the race
                 continue
             data = attrs.evolve(declared, slug=candidate)
             try:
-                return self._commit(incident_id, None, [data], now, actor, key, fingerprint)
+                return Outcome(
+                    self._commit(incident_id, None, [data], now, actor, key, fingerprint)
+                )
             except (DuplicateIncident, ConcurrencyConflict, IdempotencyConflict):
                 if key is not None and (done := self._replayed(key, fingerprint)) is not None:
-                    return done
-                if slug is not None:
+                    return Outcome(done, replayed=True)
+                if values["slug"] is not None:
                     raise
         raise DuplicateIncident(incident_id_for(now, declared.slug))
-
-    # -- SLA clocks ---------------------------------------------------------
-
-    def deadlines(self, incident_id: str) -> Sequence[Deadline]:
-        """The incident's deadlines (response, post-mortem, action items), due order."""
-        return deadlines(self.get(incident_id), self.policy)
-
-    def check_deadlines(
-        self, now: datetime | None = None, *, actor: str = "incidentflow"
-    ) -> Sequence[ev.Event]:
-        """Record a ``deadline_breached`` event for every deadline newly passed unmet.
-
-        Each breach is recorded once, however often this runs and from however
-        many processes: a second recording of the same deadline is refused, and
-        a lost race is retried on the fresh snapshot. Closed incidents are
-        checked too while they have open action items. The events are notified
-        through the routing like any other. Returns the events recorded.
-        """
-        checked_at = self.now() if now is None else v.aware("now", now)
-        actor = v.actor(actor)
-        recorded: list[ev.Event] = []
-        index = self._index()
-        unfinished = frozenset(s for s in State if not s.is_terminal)
-        finished = frozenset(s for s in State if s.is_terminal)
-        candidates = itertools.chain(
-            index.list(IncidentQuery(states=unfinished)),
-            index.list(IncidentQuery(states=finished, open_action_items=True)),
-        )
-        for incident in candidates:
-            for deadline in deadlines(incident, self.policy):
-                if deadline.breached or not deadline.is_overdue(checked_at):
-                    continue
-                event = self._record_breach(incident.id, deadline, actor)
-                if event is not None:
-                    recorded.append(event)
-        return recorded
-
-    def _record_breach(self, incident_id: str, deadline: Deadline, actor: str) -> ev.Event | None:
-        args = {"kind": deadline.kind, "subject": deadline.subject, "due_at": deadline.due_at}
-        for _ in range(5):
-            try:
-                after = self._run(_BREACH, incident_id, {"actor": actor}, args)
-            except ConcurrencyConflict:
-                continue  # another writer moved the incident on: decide again
-            except (TransitionRejected, InvalidTransition, IncidentNotFound):
-                return None  # already recorded by another process, or closed meanwhile
-            return self.store.history(incident_id, after=after.version - 1)[0]
-        return None
 
     # -- the pipeline ---------------------------------------------------------
 
@@ -375,6 +327,15 @@ class IncidentFlow(Commands, Coordination, Reads, Deliveries):
         options: CommandOptions,
         args: dict[str, Any],
     ) -> Incident:
+        return self._execute(command, incident_id, options, args).incident
+
+    def _execute(
+        self,
+        command: Command[Any],
+        incident_id: str,
+        options: CommandOptions,
+        args: dict[str, Any],
+    ) -> Outcome:
         incident_id = v.name("incident_id", incident_id)
         actor, key, expected_version = self._options(options)
         values = command.validate(args)
@@ -382,7 +343,7 @@ class IncidentFlow(Commands, Coordination, Reads, Deliveries):
             _idempotency.fingerprint(command.name, incident_id, values) if key is not None else ""
         )
         if key is not None and (done := self._replayed(key, fingerprint)) is not None:
-            return done
+            return Outcome(done, replayed=True)
         now = self.now()
         payload = command.payload(values, now)
         try:
@@ -392,12 +353,45 @@ class IncidentFlow(Commands, Coordination, Reads, Deliveries):
             events = decide(incident, command, payload, self.policy, now, actor)
             if command.references:
                 self._check_references(command, incident_id, values)
-            return self._commit(incident_id, incident, events, now, actor, key, fingerprint)
+            return Outcome(
+                self._commit(incident_id, incident, events, now, actor, key, fingerprint)
+            )
         except IncidentFlowError:
             # A twin with the same key may have committed since we looked: its result wins.
             if key is not None and (done := self._replayed(key, fingerprint)) is not None:
-                return done
+                return Outcome(done, replayed=True)
             raise
+
+    def execute(self, command: str, incident_id: str | None = None, **args: Any) -> Outcome:
+        """Run ``command`` by name and say whether it was new or a replay.
+
+        The arguments are the command's own, with ``actor``,
+        ``idempotency_key`` and ``expected_version``; ``declare`` takes no
+        ``incident_id``. A host that retries with an idempotency key (an alert
+        re-sent, an HTTP request repeated) learns from ``replayed`` that the
+        first run answered and nothing new was recorded.
+
+        >>> flow = IncidentFlow.in_memory()
+        >>> first = flow.execute("declare", title="DB down", severity="P1", commander="al",
+        ...                      actor="al", idempotency_key="page-1")
+        >>> again = flow.execute("declare", title="DB down", severity="P1", commander="al",
+        ...                      actor="al", idempotency_key="page-1")
+        >>> first.replayed, again.replayed, again.incident == first.incident
+        (False, True, True)
+        """
+        definition = commands.definition(command)
+        options = cast(CommandOptions, {k: args.pop(k) for k in list(args) if k in _OPTIONS})
+        if definition.name == "declare":
+            if incident_id is not None:
+                raise ValidationError("incident_id", "declare makes a new incident; give none")
+            return self._declare(args, options)
+        if definition.system:
+            raise InvalidTransition.unknown_command(
+                command, tuple(name for name, c in commands.DEFINITIONS.items() if not c.system)
+            )
+        if incident_id is None:
+            raise ValidationError("incident_id", f"{command} needs the id of an incident")
+        return self._execute(definition, incident_id, options, args)
 
     def _check_references(
         self, command: Command[Any], incident_id: str, values: dict[str, Any]

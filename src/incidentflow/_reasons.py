@@ -1,4 +1,4 @@
-"""Why a command was refused, as data: a stable code, a sentence, and what it names."""
+"""What a command answers: why it was refused (code, sentence, data), or what it did."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Reason", "Verdict"]
+from ._model import Incident
+
+__all__ = ["Outcome", "Reason", "Verdict"]
 
 
 def _frozen_data(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -58,3 +60,19 @@ class Verdict:
 
     def __bool__(self) -> bool:
         return self.allowed
+
+
+@attrs.frozen
+class Outcome:
+    """What :meth:`IncidentFlow.execute` did: the snapshot, and whether it was a replay.
+
+    Attributes:
+        incident: The incident's snapshot right after the command (for a
+            replay, as the first run of the command left it).
+        replayed: True when an earlier command with the same idempotency key
+            and arguments answered and nothing new was recorded.
+
+    """
+
+    incident: Incident
+    replayed: bool = False
