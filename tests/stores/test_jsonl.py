@@ -291,3 +291,40 @@ class TestOutbox:
             item_id(1, incident_id=f"INC-2026-11-27-many-{n}") for n in range(20)
         )
         assert store.claim(now=START, limit=100, lease=LEASE, worker="other") == []
+
+
+class TestTemporaryFiles:
+    """Snapshot and index files are replaced through temporary files nobody can hijack."""
+
+    def test_a_symlink_at_the_temporary_name_is_not_followed(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A link planted where the temporary file goes is skipped; its target is untouched."""
+        from incidentflow.stores.jsonl import _folder
+
+        victim = tmp_path / "victim.txt"
+        victim.write_text("keep me", encoding="utf-8")
+        store = JsonlStore(tmp_path / "store")
+        tokens = iter(["0" * 16, "1" * 16])
+        monkeypatch.setattr(_folder.secrets, "token_hex", lambda n: next(tokens))
+        target = tmp_path / "store" / "out.json"
+        (tmp_path / "store" / f".out.json.{os.getpid()}.{'0' * 16}.tmp").symlink_to(victim)
+        store._write_atomic(target, "written", durable=False)
+        assert victim.read_text(encoding="utf-8") == "keep me"
+        assert target.read_text(encoding="utf-8") == "written"
+        store.close()
+
+    def test_strays_of_dead_processes_are_removed_on_opening(self, tmp_path: Path) -> None:
+        """A temporary file a killed process left behind is gone once the store opens again."""
+        folder = tmp_path / "store"
+        JsonlStore(folder).close()
+        dead = folder / ".INC-2026-11-27-x.jsonl.999999999.0123456789abcdef.tmp"
+        dead.write_text("half", encoding="utf-8")
+        live = folder / f".INC-2026-11-27-y.jsonl.{os.getpid()}.fedcba9876543210.tmp"
+        live.write_text("being written", encoding="utf-8")
+        mine = folder / "notes.tmp"  # not the store's: never touched
+        mine.write_text("mine", encoding="utf-8")
+        JsonlStore(folder).close()
+        assert not dead.exists()
+        assert live.exists()
+        assert mine.exists()

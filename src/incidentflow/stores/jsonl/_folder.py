@@ -7,7 +7,10 @@ import fcntl
 import hashlib
 import json
 import os
+import re
+import secrets
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -68,6 +71,8 @@ class JsonlBase:
                 f"{self.directory}: cannot create the store's folders: {exc.strerror}; "
                 "check that the folder is writable"
             ) from exc
+        for folder in (self.directory, self._meta, *(self._meta / sub for sub in _SUBFOLDERS)):
+            _remove_strays(folder)
         marker = self._meta / "format.json"
         try:
             text = marker.read_text(encoding="utf-8")
@@ -150,9 +155,8 @@ class JsonlBase:
         raise NotImplementedError  # the query index (JsonlQueryIndex) answers
 
     def _write_atomic(self, path: Path, text: str, *, durable: bool) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp, fd = _temporary_beside(path)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 os.write(fd, text.encode("utf-8"))
                 if durable:
@@ -336,3 +340,55 @@ def _index_values(snapshot: Incident) -> dict[str, Any]:
         "references": [[ref.kind, ref.value] for ref in snapshot.references],
         "open_action_items": has_open_action_items(snapshot),
     }
+
+
+#: A temporary file of ``_write_atomic``: ``.<name>.<pid>.<random>.tmp``.
+_TEMPORARY = re.compile(r"\..+\.(\d+)\.[0-9a-f]{16}\.tmp\Z")
+#: A temporary file this old is a stray even if its process id is in use again.
+_STRAY_AGE = 3600.0
+
+
+def _temporary_beside(path: Path) -> tuple[Path, int]:
+    """A new temporary file beside ``path``: a name no one can guess, opened exclusively.
+
+    ``O_EXCL`` fails on any file or link already at the name and ``O_NOFOLLOW``
+    refuses a symlink, so nothing planted there is followed and written through.
+    """
+    for _ in range(8):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+        try:
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+        except FileExistsError:
+            continue
+    raise StoreError(f"{path.parent}: cannot make a temporary file; the names are taken")
+
+
+def _remove_strays(folder: Path) -> None:
+    """Remove temporary files left by a process that died (kill -9) before renaming them."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        found = _TEMPORARY.match(entry.name)
+        if found is None:
+            continue
+        with contextlib.suppress(OSError):
+            info = entry.stat(follow_symlinks=False)
+            if _alive(int(found.group(1))) and now - info.st_mtime < _STRAY_AGE:
+                continue  # another process is writing it now
+            os.unlink(entry.path)  # a link is removed, never what it points to
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id runs (any user's)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
