@@ -15,7 +15,10 @@ __all__ = ["mask_password"]
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # libpq takes the password as a query option (?password=) or a keyword (password=...).
-_PASSWORD_OPTION = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&#]*)", re.IGNORECASE)
+# sslpassword (the client key's passphrase) is one too: every option ending in "password".
+_PASSWORD_OPTION = re.compile(
+    r"(\b[A-Za-z_]*password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&#]*)", re.IGNORECASE
+)
 
 
 def mask_password(url: str) -> str:
@@ -31,6 +34,8 @@ def mask_password(url: str) -> str:
     '***@db/incidents'
     >>> mask_password("postgresql://db/incidents?password=hunter2&sslmode=require")
     'postgresql://db/incidents?password=***&sslmode=require'
+    >>> mask_password("postgresql://db/incidents?sslmode=verify-full&sslpassword=k3y")
+    'postgresql://db/incidents?sslmode=verify-full&sslpassword=***'
     >>> mask_password("sqlite:///data/incidents.db")
     'sqlite:///data/incidents.db'
     """

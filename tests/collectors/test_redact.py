@@ -28,6 +28,56 @@ PEM = (
 # (text with a planted secret, the secret, what the text must become)
 CASES = [
     pytest.param(
+        "curl -u admin:hunter2 https://api",
+        "hunter2",
+        "curl -u admin:[REDACTED:password] https://api",
+        id="curl-user",
+    ),
+    pytest.param(
+        "curl --user 'ops:s3cr3t!' https://api",
+        "s3cr3t!",
+        "curl --user 'ops:[REDACTED:password]' https://api",
+        id="curl-user-long",
+    ),
+    pytest.param(
+        "mysql -h db -uroot -pS3cretPW shop",
+        "S3cretPW",
+        "mysql -h db -uroot -p[REDACTED:password] shop",
+        id="mysql-p",
+    ),
+    pytest.param(
+        "charge failed with key sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "charge failed with key [REDACTED:stripe_key]",
+        id="stripe",
+    ),
+    pytest.param(
+        "maps?key=AIzaSyA-1234567890abcdefghijklmnopqrstu&q=x",
+        "AIzaSyA-1234567890abcdefghijklmnopqrstu",
+        "maps?key=[REDACTED:google_api_key]&q=x",
+        id="google-api-key",
+    ),
+    pytest.param(
+        "PRIVATE-TOKEN: glpat-Ab3dEf6hIj9kLm2nOp5q",
+        "glpat-Ab3dEf6hIj9kLm2nOp5q",
+        "PRIVATE-TOKEN: [REDACTED:gitlab_token]",
+        id="gitlab",
+    ),
+    pytest.param(
+        "DefaultEndpointsProtocol=https;AccountName=shop;AccountKey=q1w2e3r4t5y6==;"
+        "EndpointSuffix=core.windows.net",
+        "q1w2e3r4t5y6==",
+        "DefaultEndpointsProtocol=https;AccountName=shop;AccountKey=[REDACTED:azure_key];"
+        "EndpointSuffix=core.windows.net",
+        id="azure-account-key",
+    ),
+    pytest.param(
+        "db.example.com:5432:shop:app:hunter2\n*:*:*:postgres:Sup3r",
+        "hunter2",
+        "db.example.com:5432:shop:app:[REDACTED:password]\n*:*:*:postgres:[REDACTED:password]",
+        id="pgpass",
+    ),
+    pytest.param(
         "curl -H 'Authorization: Bearer abc123DEF456ghi789' https://api",
         "abc123DEF456ghi789",
         "curl -H 'Authorization: Bearer [REDACTED:authorization]' https://api",
@@ -256,6 +306,11 @@ class TestPlantedSecrets:
 
 
 ORDINARY = [
+    "PWD=/home/alice/src/shop",
+    "OLDPWD=/tmp",
+    "docker run -p8080:80 shop:latest",
+    "ssh -p2222 deploy@web1",
+    "14:05:32 worker 3 done",
     "a1b2c3d 2026-11-27T13:00:00+00:00 Alice Example: Fix tokenizer crash (HEAD -> main)",
     "Author: Alice Example <alice@example.com>",
     "Nov 27 14:00:01 web sshd[812]: Failed password for invalid user bob from 10.0.0.7",

@@ -70,6 +70,23 @@ _SLACK_WEBHOOK = re.compile(
     r"(?P<keep>hooks\.slack\.com/(?:services|workflows|triggers)/)(?P<secret>[A-Za-z0-9/_-]+)"
 )
 _AWS_KEY_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])")
+_STRIPE = re.compile(r"(?<![A-Za-z0-9])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}")
+_GOOGLE_API_KEY = re.compile(r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])")
+_GITLAB = re.compile(r"(?<![A-Za-z0-9])gl(?:pat|dt|rt|ptt|cbt)-[A-Za-z0-9_-]{20,}")
+_AZURE_KEY = re.compile(
+    r"(?i)(?<![A-Za-z0-9])(?P<key>(?:AccountKey|SharedAccessKey|SharedAccessSignature)=)"
+    r"(?P<secret>[^;\s\"']+)"
+)
+# curl -u user:password, --user user:password (and -uuser:password).
+_USER_PASSWORD_FLAG = re.compile(
+    r"(?<!\S)(?P<key>(?:-u[ \t]*|--user[ \t=]+)[\"']?[^\s:\"']+:)(?P<secret>[^\s\"']+)"
+)
+# mysql -pPASSWORD (the password attached to -p), on a MySQL client's command line.
+_MYSQL_PASSWORD = re.compile(
+    r"(?P<key>\b(?:mysql|mariadb|mysqldump|mysqladmin)\b[^\n]*?[ \t]-p)(?P<secret>[^\s\"']+)"
+)
+# A .pgpass line: hostname:port:database:username:password.
+_PGPASS = re.compile(r"(?m)^(?P<key>[^:\s]+:(?:\d{1,5}|\*):[^:\s]+:[^:\s]+:)(?P<secret>[^\s]+)$")
 _URL_PASSWORD = re.compile(
     r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]{0,30}://)(?P<user>[^\s:/?#@\"'<>]*)"
     r":(?P<secret>[^\s/@\"'<>]+)@"
@@ -147,6 +164,8 @@ def _key_value(match: re.Match[str]) -> str | None:
     inner = value[len(quote) : len(value) - closed]
     if _is_placeholder(inner) or _NOT_A_SECRET.match(inner.strip()):
         return None
+    if match["name"].lower() in _WORKING_DIRECTORY and inner.startswith(("/", "~")):
+        return None  # PWD=/home/x is the shell's working directory, not a password
     kind = _key_kind(match["name"])
     return match["key"] + match["sep"] + quote + _mark(kind) + (quote if closed else "")
 
@@ -160,6 +179,8 @@ def _xml_value(match: re.Match[str]) -> str | None:
 
 
 _CREDENTIAL = re.compile(r"[^\s\"']+")
+#: The shell's working-directory variables, which end in "pwd" but hold paths.
+_WORKING_DIRECTORY = frozenset({"pwd", "oldpwd"})
 
 
 def _authorization(match: re.Match[str]) -> str | None:
@@ -195,6 +216,13 @@ _RULES: tuple[tuple[re.Pattern[str], _Replace], ...] = (
     (_SLACK, _whole("slack_token")),
     (_SLACK_WEBHOOK, _group("secret", "slack_webhook")),
     (_AWS_KEY_ID, _whole("aws_access_key_id")),
+    (_STRIPE, _whole("stripe_key")),
+    (_GOOGLE_API_KEY, _whole("google_api_key")),
+    (_GITLAB, _whole("gitlab_token")),
+    (_AZURE_KEY, _group("secret", "azure_key")),
+    (_USER_PASSWORD_FLAG, _group("secret", "password")),
+    (_MYSQL_PASSWORD, _group("secret", "password")),
+    (_PGPASS, _group("secret", "password")),
     (_URL_PASSWORD, _group("secret", "url_password")),
     (_AUTHORIZATION, _authorization),
     (_COOKIE, _group("secret", "cookie")),
@@ -295,7 +323,9 @@ def redact(text: str) -> tuple[str, int]:
 
     Recognised: PEM private key blocks; JWTs; GitHub (``ghp_``, ``gho_``,
     ``github_pat_`` ...) and Slack (``xoxb-`` ...) tokens and Slack webhook URLs;
-    AWS access key ids (``AKIA...``); passwords in URLs
+    AWS access key ids (``AKIA...``); Stripe (``sk_live_``), Google (``AIza``)
+    and GitLab (``glpat-``) keys; Azure ``AccountKey=``; ``curl -u user:password``,
+    ``mysql -pPASSWORD`` and ``.pgpass`` lines; passwords in URLs
     (``scheme://user:password@host``); ``Authorization`` and ``Cookie`` header
     values; bearer tokens; ``password``/``passwd``/``pwd``/``secret``/``token``/
     ``api_key`` style values written as ``key=value``, ``key: value``,
