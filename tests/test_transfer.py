@@ -627,12 +627,12 @@ class TestImportOutcome:
         assert imported_into(sqlite_flow, events) == ImportOutcome(conflicts=(incident_id,))
         assert tuple(sqlite_flow.history(incident_id)) == stored
 
-    def test_older_export_is_a_conflict(self, sqlite_flow: IncidentFlow) -> None:
-        """An export older than what is stored is reported as a conflict, not truncated."""
+    def test_older_export_is_already_present(self, sqlite_flow: IncidentFlow) -> None:
+        """An export older than what is stored is reported as older, and nothing changes."""
         events, history = made(_p1_with_postmortem)
         incident_id = events[0]["incident_id"]
         imported_into(sqlite_flow, events)
-        assert imported_into(sqlite_flow, events[:5]) == ImportOutcome(conflicts=(incident_id,))
+        assert imported_into(sqlite_flow, events[:5]) == ImportOutcome(older=(incident_id,))
         assert tuple(sqlite_flow.history(incident_id)) == history
 
     def test_another_writer_first(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -889,3 +889,51 @@ def _check_deletion(events: Lines, gone: int, policy: Policy) -> None:
     incident_id = history.incident_id
     assert import_histories(flow, histories) == ImportOutcome(imported=(incident_id,))
     assert flow.verify(incident_id)
+
+
+class TestImportChecks:
+    """What an export may not hold, and what it may (issue 11: exports always re-import)."""
+
+    def test_a_schema_version_from_the_future_is_refused(self) -> None:
+        """schema_version 999 names the line and says which versions this release reads."""
+        events, _ = made(_p1_with_postmortem)
+        events[3] = {**events[3], "schema_version": 999}
+        with pytest.raises(ValidationError) as info:
+            read(events)
+        assert info.value.field == "forged.jsonl:5"
+        assert "schema_version 999" in info.value.message
+
+    def test_an_idempotency_key_must_be_text(self) -> None:
+        """A key that is a JSON object is refused on import, not later by the store."""
+        events, _ = made(_p1_with_postmortem)
+        events[2] = {**events[2], "idempotency_key": {"a": 1}}
+        with pytest.raises(ValidationError) as info:
+            read(events)
+        assert info.value.field.startswith("forged.jsonl:4")
+
+    def test_a_declaration_far_in_the_future_is_refused(self) -> None:
+        """An incident dated 9999-12-30 is refused, naming the writer's clock."""
+        events, _ = made(_p1_with_postmortem)
+        lines = [json.loads(json.dumps(e).replace("2026-11-27", "9999-12-30")) for e in events]
+        with pytest.raises(ValidationError) as info:
+            read_export(as_file(lines), "forged.jsonl", now=START)
+        assert "check the writer's clock" in info.value.message
+
+    @pytest.mark.parametrize("skew", [timedelta(minutes=-5), timedelta(minutes=5)])
+    def test_hosts_with_skewed_clocks_re_import(
+        self, sqlite_flow: IncidentFlow, skew: timedelta
+    ) -> None:
+        """Two writers whose clocks differ by five minutes: the export imports as written."""
+        clock = FrozenClock(START)
+        other = FrozenClock(START + skew)
+        with IncidentFlow.in_memory(clock=clock) as flow:
+            inc = drive_to(flow, clock, "triaging", "P2")
+            other.advance(minutes=1)
+            skewed = IncidentFlow(flow.store, clock=other)  # another host, same store
+            skewed.add_evidence(inc.id, source="logs", content="500s", actor=RESPONDER)
+            flow.add_note(inc.id, "rolled back", actor=COMMANDER)
+            assert flow.verify(inc.id)
+            lines = exported(flow, inc.id)
+            history = tuple(flow.history(inc.id))
+        assert imported_into(sqlite_flow, lines) == ImportOutcome(imported=(inc.id,))
+        assert tuple(sqlite_flow.history(inc.id)) == history

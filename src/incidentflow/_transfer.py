@@ -9,14 +9,20 @@ the pure core under the importing flow's policy, so that a history is accepted
 only if the live flow would have written it. Each history is written in one
 commit, without notifications. An incident already stored with the same history
 is left as it is; one stored with the start of the imported history is brought
-up to date; one stored with another history is reported as a conflict and not
-touched.
+up to date; one whose stored history goes on from the imported one (an older
+export) is left as it is and reported as older; one stored with another
+history is reported as a conflict and not touched.
+
+Events are in commit order, which is their ``seq``: two hosts whose clocks
+differ write times that may step back from one event to the next, and such a
+history imports as it was written.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import IO, TYPE_CHECKING
 
 import attrs
@@ -49,6 +55,8 @@ EXPORT_VERSION = 1
 
 #: How often an import looks again at an incident that another writer changed meanwhile.
 _ATTEMPTS = 5
+#: How far ahead of the importing clock an event may be dated (hosts' clocks differ).
+FUTURE_TOLERANCE = timedelta(hours=1)
 
 
 @attrs.frozen
@@ -71,6 +79,8 @@ class ImportOutcome:
         extended: Incidents stored with the start of the imported history (the
             source moved on since an earlier import): the missing events were
             appended.
+        older: Incidents stored with the whole imported history and more (the
+            export is older than the store); left as they were.
         unwritten: Incidents imported or extended whose files (the Markdown
             incident file, the KB gotcha) could not be written. Their histories
             are stored all the same; the files are written again by the next
@@ -83,6 +93,7 @@ class ImportOutcome:
     conflicts: tuple[str, ...] = ()
     extended: tuple[str, ...] = ()
     unwritten: tuple[str, ...] = ()
+    older: tuple[str, ...] = ()
 
 
 def export_lines(flow: IncidentFlow, incident_ids: Iterable[str]) -> Iterator[str]:
@@ -95,7 +106,11 @@ def export_lines(flow: IncidentFlow, incident_ids: Iterable[str]) -> Iterator[st
 
 
 def read_export(
-    stream: IO[bytes] | IO[str], name: str, policy: Policy | None = None
+    stream: IO[bytes] | IO[str],
+    name: str,
+    policy: Policy | None = None,
+    *,
+    now: datetime | None = None,
 ) -> list[History]:
     """Every history of an export, checked; ValidationError names the line at fault.
 
@@ -103,7 +118,10 @@ def read_export(
     live flow would have decided it under ``policy`` (the default policy when
     not given), at the time and by the actor its events record: a history the
     live flow would have refused at any step is refused, with the unmet guards.
+    Given ``now`` (the importing flow's clock), an event dated more than
+    :data:`FUTURE_TOLERANCE` after it is refused.
     """
+    latest = None if now is None else now + FUTURE_TOLERANCE
     lines = _numbered(stream, name)
     first = next(lines, None)
     if first is None:
@@ -126,6 +144,12 @@ def read_export(
             continue
         where = f"{name}:{number}"
         event = _event(where, _json(name, number, line))
+        if latest is not None and event.at > latest:
+            raise ValidationError(
+                where,
+                f"{event.incident_id} event {event.seq} is dated {event.at.isoformat()}, "
+                f"after now by more than {FUTURE_TOLERANCE}; check the writer's clock",
+            )
         events = grouped.setdefault(event.incident_id, [])
         if event.seq != len(events) + 1:
             raise ValidationError(
@@ -152,6 +176,7 @@ def import_histories(flow: IncidentFlow, histories: Iterable[History]) -> Import
         "conflicts": [],
         "extended": [],
         "unwritten": [],
+        "older": [],
     }
     for history in histories:
         outcome = _import_one(flow, history)
@@ -169,6 +194,8 @@ def _import_one(flow: IncidentFlow, history: History) -> str:
         stored = tuple(flow.store.history(incident_id)) if flow.store.exists(incident_id) else ()
         if stored == events:
             return "present"
+        if len(stored) > len(events) and stored[: len(events)] == events:
+            return "older"
         if stored != events[: len(stored)]:
             return "conflicts"
         commit = Commit(incident_id, len(stored), events[len(stored) :], replay(events))
@@ -237,6 +264,19 @@ def _event(where: str, value: object) -> ev.Event:
     for field, number in (("seq", event.seq), ("schema_version", event.schema_version)):
         if type(number) is not int:  # a JSON true passes for 1 everywhere else
             raise ValidationError(where, f"{field} must be a whole number, got {number!r}")
+    if not 1 <= event.schema_version <= ev.SCHEMA_VERSION:
+        raise ValidationError(
+            where,
+            f"schema_version {event.schema_version} is not one this release reads "
+            f"(1 to {ev.SCHEMA_VERSION}); import it with the release that wrote it",
+        )
+    key = event.idempotency_key
+    if key is not None and not isinstance(key, str):
+        raise ValidationError(
+            f"{where}: idempotency_key", f"must be text or null, got {type(key).__name__}"
+        )
+    if key is not None:
+        v.optional_key(f"{where}: idempotency_key", key)
     v.name(f"{where}: incident_id", event.incident_id)
     v.actor(event.actor)
     v.aware(f"{where}: at", event.at)
@@ -285,13 +325,7 @@ def _checked(name: str, numbered: list[tuple[int, ev.Event]], policy: Policy) ->
             f"{name}:{first_line}",
             f"{incident_id}: the id does not match its declaration (expected {expected_id})",
         )
-    previous_at = first.at
     for number, event in numbered[1:]:
-        if event.at < previous_at:
-            raise ValidationError(
-                f"{name}:{number}", f"event {event.seq} is dated before the event before it"
-            )
-        previous_at = event.at
         if isinstance(event.data, ev.Declared):
             raise ValidationError(
                 f"{name}:{number}",

@@ -93,6 +93,7 @@ class TestExportImport:
             "conflicts": [],
             "extended": [],
             "unwritten": [],
+            "older": [],
         }
         text = ok(term("--store", target.url, "import", "incidents.jsonl", bare=True)).out
         assert "already present 4" in text

@@ -107,7 +107,8 @@ def import_(app: App, source: IO[bytes]) -> int:
     """Import histories exported by `incidentflow export` (no notifications are sent)."""
     from .._transfer import import_histories, read_export
 
-    histories = read_export(source, getattr(source, "name", "input"), app.reader.policy)
+    name = getattr(source, "name", "input")
+    histories = read_export(source, name, app.reader.policy, now=app.reader.now())
     outcome = import_histories(app.reader, app.progress(histories, "importing"))
     app.emit(
         plain(outcome),
@@ -115,6 +116,7 @@ def import_(app: App, source: IO[bytes]) -> int:
             [
                 f"imported {len(outcome.imported)}, caught up {len(outcome.extended)}, "
                 f"already present {len(outcome.present)}, conflicting {len(outcome.conflicts)}"
+                + (f", already present (older) {len(outcome.older)}" if outcome.older else "")
             ]
             + [
                 f"  - {i}: another history is stored under this id; left as it is"
