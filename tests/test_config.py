@@ -21,6 +21,7 @@ from incidentflow import (
     Policy,
     Severity,
 )
+from incidentflow.alerts import AlertRules
 from incidentflow.config import (
     Config,
     EmailNotifierSpec,
@@ -736,6 +737,7 @@ class TestFlowArguments:
             "retry",
             "deliver_inline",
             "delivery_lease",
+            "alert_rules",
             "incidents_dir",
             "knowledge_dir",
             "notifiers",
@@ -744,6 +746,7 @@ class TestFlowArguments:
         }
         assert isinstance(arguments["store"], MemoryStore)
         assert (arguments["policy"], arguments["retry"]) == (Policy(), RetryPolicy())
+        assert arguments["alert_rules"] == AlertRules()
         assert arguments["incidents_dir"] == Path(".agent/incidents")
         assert arguments["knowledge_dir"] == Path(".agent/knowledge/gotchas")
         assert (arguments["notifiers"], arguments["routes"], arguments["clock"]) == (
@@ -877,7 +880,7 @@ class TestReferencePage:
     def test_every_key_is_documented(self) -> None:
         """docs/reference/configuration.md names every key the file accepts."""
         from incidentflow._policy import toml_forms
-        from incidentflow.config import _delivery, _load, _routes
+        from incidentflow.config import _alerts, _delivery, _load, _routes
 
         page = Path(__file__).resolve().parents[1] / "docs" / "reference" / "configuration.md"
         text = page.read_text(encoding="utf-8")
@@ -885,6 +888,8 @@ class TestReferencePage:
             _load.FileTable,
             _delivery.DeliveryTable,
             _routes.RouteTable,
+            _alerts.AlertsTable,
+            _alerts.SeverityRuleTable,
             WebhookNotifierSpec,
             SlackNotifierSpec,
             EmailNotifierSpec,
@@ -1031,3 +1036,28 @@ class TestLayout:
                 else:
                     continue
                 assert not any(name.strip(".").endswith("_flow") for name in names), path.name
+
+
+class TestAlertsFromConfig:
+    def test_the_configured_alert_rules_reach_the_flow(self, tmp_path: Path) -> None:
+        """[alerts] in the file is what flow.ingest uses: from_config passes it on."""
+        config = tmp_path / "incidentflow.toml"
+        config.write_text(
+            'store = "memory://"\n[alerts]\ncommander = "oncall"\n'
+            '[[alerts.severity]]\nmatch = { service = "checkout" }\nseverity = "P1"\n',
+            encoding="utf-8",
+        )
+        with IncidentFlow.from_config(config) as flow:
+            assert flow.alert_rules is not None
+            assert flow.alert_rules.commander == "oncall"
+            alert = {
+                "fingerprint": "fp-9",
+                "status": "firing",
+                "title": "Checkout slow",
+                "severity": "warning",
+                "labels": {"service": "checkout"},
+                "started_at": "2026-11-27T13:55:00Z",
+            }
+            [outcome] = flow.ingest({"alerts": [alert]}, source="generic")
+            incident = flow.get(outcome.incident_id)
+        assert (incident.severity.value, incident.commander) == ("P1", "oncall")

@@ -13,9 +13,11 @@ import attrs
 
 from .._policy import Policy
 from .._urls import mask_password
+from ..alerts import AlertRules
 from ..delivery import MAX_IN_FLIGHT, RetryPolicy, Route
 from ..exceptions import ConfigError
 from ..notifiers._secrets import redact_url
+from ._alerts import alerts_table
 from ._common import flat_lists, instance, key_text, tidy, where
 from ._delivery import delivery_table
 from ._notifiers import SPECS, NotifierSpec
@@ -85,6 +87,7 @@ class Config:
         poll_interval: Seconds between a dispatcher's looks at the outbox.
         notifiers: Who hears about events, by name (the ``[notifiers.NAME]`` tables).
         routes: Who hears what; ``None``: every notifier hears every event.
+        alerts: How ``flow.ingest`` turns alerts into incidents (the ``[alerts]`` table).
         source: The file this configuration was read from (``None``: the defaults).
 
     Raises:
@@ -116,6 +119,9 @@ class Config:
     )
     notifiers: Mapping[str, NotifierSpec] = attrs.field(factory=dict, converter=_notifier_specs)
     routes: tuple[Route, ...] | None = attrs.field(default=None, converter=_route_tuple)
+    alerts: AlertRules = attrs.field(
+        factory=AlertRules, validator=instance(AlertRules, "AlertRules")
+    )
     source: Path | None = attrs.field(default=None, converter=_optional_path)
 
     def __attrs_post_init__(self) -> None:
@@ -194,7 +200,7 @@ class Config:
         ``IncidentFlow(**config.flow_arguments())`` is the configured flow. The
         result holds ``store`` (opened here, unless a Store was given),
         ``policy``, ``retry``, ``deliver_inline``, ``delivery_lease``,
-        ``incidents_dir``, ``knowledge_dir``, ``notifiers`` (built, their
+        ``alert_rules``, ``incidents_dir``, ``knowledge_dir``, ``notifiers`` (built, their
         secrets read from the environment) and ``routes``, plus every other
         keyword given (``clock=``, ...).
 
@@ -224,6 +230,7 @@ class Config:
             "retry": self.retry,
             "deliver_inline": self.deliver_inline,
             "delivery_lease": self.delivery_lease,
+            "alert_rules": self.alerts,
             "incidents_dir": self._folder(self.incidents_dir, DEFAULT_INCIDENTS_DIR),
             "knowledge_dir": self._folder(self.knowledge_dir, DEFAULT_KNOWLEDGE_DIR),
         }
@@ -316,6 +323,9 @@ def configuration_document(config: Config, *, masked: bool) -> dict[str, Any]:
         max_in_flight=config.max_in_flight,
         poll_interval=config.poll_interval,
     )
+    alerts = alerts_table(config.alerts)
+    if alerts:
+        document["alerts"] = alerts
     if config.notifiers:
         document["notifiers"] = {
             name: _spec_table(spec, masked) for name, spec in config.notifiers.items()

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from ..exceptions import ConfigError
+from ._alerts import ALERTS_ACCEPT, AlertsTable, SeverityRuleTable
 from ._common import line, meta, rekey, validated, where
 from ._config import Config
 from ._delivery import DeliveryTable
@@ -83,6 +84,10 @@ class FileTable:
             "Who hears what: without [[routes]], every notifier hears every event.", ROUTES_ACCEPT
         ),
     )
+    alerts: AlertsTable = attrs.field(
+        factory=AlertsTable,
+        metadata=meta("How ingested alerts become incidents (flow.ingest).", ALERTS_ACCEPT),
+    )
 
 
 @functools.cache
@@ -92,6 +97,8 @@ def _elsewhere() -> Mapping[str, str]:
     tables: list[tuple[type, str]] = [
         (DeliveryTable, "[delivery]"),
         (RouteTable, "a [[routes]] table"),
+        (AlertsTable, "[alerts]"),
+        (SeverityRuleTable, "an [[alerts.severity]] table"),
         *((spec, f'a [notifiers.NAME] table with type = "{spec.TYPE}"') for spec in SPECS.values()),
     ]
     for table, label in tables:
@@ -150,6 +157,7 @@ def load_config(
         raise rekey(exc, where(name, within, "delivery", key)) from None
     if table.routes is not None:
         settings["routes"] = RouteTable.routes(table.routes, name, prefix)
+    settings["alerts"] = table.alerts.rules(name, prefix)
     try:
         return Config(**settings)
     except ConfigError as exc:

@@ -1,0 +1,312 @@
+"""The facade's alert ingestion: parse a webhook, then attach each alert or declare for it.
+
+Deduplication rests on two things the stores already guarantee: a reference is
+held by at most one open incident (``("alert", key)``), and a keyed command runs
+once. Every write ``ingest`` makes carries an idempotency key made from the
+alert (source, key, fingerprint, start, status), so a re-sent alert, also after a
+restart or from a second ingester, changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from . import _validate as v
+from ._model import Incident, Reference, Severity
+from .exceptions import (
+    ConfigError,
+    IdempotencyConflict,
+    InvalidTransition,
+    ReferenceTaken,
+    ValidationError,
+)
+
+if TYPE_CHECKING:
+    from ._policy import Policy
+    from ._reasons import Outcome
+    from .alerts._alert import Alert
+    from .alerts._report import AlertAction, AlertOutcome, IngestReport
+    from .alerts._rules import AlertRules
+    from .stores._protocols import EventStore, QueryIndex
+
+__all__ = ["Ingestion"]
+
+#: The reference kind alerts are kept under: ``flow.find("alert", key)``.
+REFERENCE_KIND = "alert"
+
+
+@attrs.frozen
+class _Plan:
+    """One alert, with everything its commands need, checked before anything is written."""
+
+    alert: Alert
+    reference: str
+    title: str
+    severity: Severity
+    labels: Mapping[str, str]
+    skipped: tuple[str, ...]
+    evidence: str
+    declare_key: str
+    detection_key: str
+    evidence_key: str
+
+
+def _digest(*parts: object) -> str:
+    text = "\x1f".join("" if p is None else str(p) for p in parts)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+def _reference(key: str) -> str:
+    """The alert's key as a reference value; one too long or not on one line is hashed."""
+    try:
+        return v.reference_value("reference", key)
+    except ValidationError:
+        return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Ingestion:
+    """``flow.ingest``: alerts from monitoring in, incidents out; see :class:`IncidentFlow`."""
+
+    #: The rules ``ingest`` uses when given none (``None``: the default rules;
+    #: ``Config.alerts`` holds the configured ones). The parsers load on first use.
+    alert_rules: AlertRules | None = None
+
+    if TYPE_CHECKING:
+        store: EventStore
+        policy: Policy
+
+        def execute(self, command: str, incident_id: str | None = None, **args: Any) -> Outcome:
+            """Run a command by name."""
+
+        def _index(self) -> QueryIndex:
+            """The store's query index."""
+
+        def now(self) -> datetime:
+            """The flow clock's time."""
+
+    def ingest(
+        self,
+        payload: object,
+        *,
+        source: str,
+        actor: str = "alerts",
+        rules: AlertRules | None = None,
+    ) -> IngestReport:
+        """Ingest a monitoring webhook: attach each firing alert, or declare an incident for it.
+
+        ``payload`` is the webhook's body (a mapping, or JSON text or bytes) in
+        the format ``source`` names: ``alertmanager``, ``grafana``,
+        ``pagerduty``, ``datadog`` or ``generic``. The whole payload is parsed
+        and checked first; a malformed one raises ValidationError naming the
+        field (``alerts[3].startsAt``) and nothing is written. Then, per alert:
+
+        - firing, and an open incident holds the reference ``("alert", key)``:
+          the alert is attached to it as evidence;
+        - firing, and none does: an incident is declared (severity from
+          ``rules``, title from the summary or the alert's name, the alert's
+          labels, the reference), with its detection (``method="alert"``, first
+          occurred at ``startsAt``) and the alert as first evidence;
+        - resolved (or acknowledged): evidence on the open incident that holds
+          it, else ignored. Resolving stays a person's decision.
+
+        The key is the alert's fingerprint, or its group key with
+        ``rules.group_by = "group"``. Every write is keyed by the alert, so the
+        same alert sent again changes nothing (``replayed`` says so).
+
+        >>> from incidentflow import IncidentFlow
+        >>> flow = IncidentFlow.in_memory()
+        >>> alert = {"fingerprint": "fp-1", "status": "firing", "title": "Disk full on db-7",
+        ...          "severity": "critical", "started_at": "2020-01-01T00:00:00Z"}
+        >>> [(o.action, o.replayed) for o in flow.ingest({"alerts": [alert]}, source="generic")]
+        [('declared', False)]
+        >>> [(o.action, o.replayed) for o in flow.ingest({"alerts": [alert]}, source="generic")]
+        [('declared', True)]
+        >>> flow.find("alert", "fp-1").severity.value
+        'P1'
+        """
+        from .alerts._parsers import parse
+        from .alerts._report import IngestReport
+        from .alerts._rules import AlertRules
+
+        rules = self.alert_rules if rules is None else rules
+        rules = AlertRules() if rules is None else rules
+        if not isinstance(rules, AlertRules):
+            raise ConfigError("rules", f"expected AlertRules, got {type(rules).__name__}")
+        actor = v.actor(actor)
+        alerts = parse(payload, source)
+        plans = [self._plan(alert, rules) for alert in alerts]
+        commander = rules.commander or actor
+        return IngestReport([self._ingest_one(plan, actor, commander) for plan in plans])
+
+    # -- planning: pure, before any write --------------------------------------------------
+
+    def _plan(self, alert: Alert, rules: AlertRules) -> _Plan:
+        from .alerts._alert import evidence_text
+
+        key = alert.key(rules.group_by)
+        start = alert.starts_at.isoformat() if alert.starts_at is not None else ""
+        labels, skipped = self._labels(alert)
+        title = v.text("title", alert.title, max_len=v.TITLE_MAX, multiline=False)
+        return _Plan(
+            alert=alert,
+            reference=_reference(key),
+            title=title,
+            severity=rules.severity_of(alert),
+            labels=labels,
+            skipped=skipped,
+            evidence=evidence_text(alert, key),
+            declare_key="alert-declare:" + _digest(alert.source, key, alert.fingerprint, start),
+            detection_key="alert-detect:" + _digest(alert.source, key, alert.fingerprint, start),
+            evidence_key="alert:"
+            + _digest(alert.source, key, alert.fingerprint, start, alert.status),
+        )
+
+    def _labels(self, alert: Alert) -> tuple[dict[str, str], tuple[str, ...]]:
+        """The alert's labels as incident labels, and the ones left out, with why."""
+        from .alerts._alert import label_key, label_value
+
+        copied: dict[str, str] = {}
+        skipped: list[str] = []
+        for name, raw in alert.labels.items():
+            key, value = label_key(name), label_value(raw)
+            if key is None or value is None:
+                skipped.append(f"{name} (empty once made a label)")
+                continue
+            if key in copied:
+                skipped.append(f"{name} (same label as another: {key})")
+                continue
+            if len(copied) == v.ENTRIES_MAX:
+                skipped.append(f"{name} (more than {v.ENTRIES_MAX} labels)")
+                continue
+            try:
+                copied[key] = self.policy.check_label(v.key("labels", key), value)
+            except ValidationError as exc:
+                skipped.append(f"{name} ({exc.message})")
+        return copied, tuple(skipped)
+
+    # -- one alert -------------------------------------------------------------------------
+
+    def _ingest_one(self, plan: _Plan, actor: str, commander: str) -> AlertOutcome:
+        from .alerts._report import AlertOutcome
+
+        alert = plan.alert
+        if alert.status == "firing":
+            record = self.store.idempotency(plan.declare_key)
+            if record is not None:  # this very alert declared before: finish, never redo
+                return self._declared(plan, actor, record.incident_id, replayed=True)
+            holder = self._holder(plan.reference)
+            if holder is not None:
+                return self._attach(plan, actor, holder, "attached")
+            try:
+                outcome = self.execute(
+                    "declare",
+                    title=plan.title,
+                    severity=plan.severity,
+                    commander=commander,
+                    labels=plan.labels,
+                    references={REFERENCE_KIND: plan.reference},
+                    actor=actor,
+                    idempotency_key=plan.declare_key,
+                )
+            except ReferenceTaken as exc:  # another ingester declared it first
+                return self._attach(plan, actor, exc.holder, "attached")
+            return self._declared(plan, actor, outcome.incident.id, replayed=outcome.replayed)
+        holder = self._holder(plan.reference)
+        if holder is None:
+            detail = f"{alert.status}, and no open incident holds alert {plan.reference}"
+            return AlertOutcome(alert=alert, action="ignored", incident_id=None, detail=detail)
+        action: AlertAction = "noted_resolved" if alert.status == "resolved" else "attached"
+        return self._attach(plan, actor, holder, action)
+
+    def _holder(self, reference: str) -> str | None:
+        """The open incident holding the alert reference, if one does."""
+        found = self._index().find_reference(Reference(REFERENCE_KIND, reference), open_only=True)
+        return found[0].id if found else None
+
+    def _declared(
+        self, plan: _Plan, actor: str, incident_id: str, *, replayed: bool
+    ) -> AlertOutcome:
+        """Record detection and the first evidence of the incident declared for ``plan``."""
+        from .alerts._report import AlertOutcome
+
+        incident = self._incident_at_declaration(incident_id)
+        first = plan.alert.starts_at
+        if first is not None and first > incident.declared_at:
+            first = None  # the source's clock is ahead: keep the detection consistent
+        details = []
+        try:
+            detection = self._keyed(
+                "record_detection",
+                incident_id,
+                plan.detection_key,
+                actor,
+                method="alert",
+                first_occurred_at=first,
+                detected_at=incident.declared_at,
+            )
+            evidence = self._keyed(
+                "add_evidence",
+                incident_id,
+                plan.evidence_key,
+                actor,
+                source=plan.alert.source,
+                content=plan.evidence,
+            )
+            replayed = replayed and detection and evidence
+        except InvalidTransition as exc:  # closed since: nothing more may be recorded
+            details.append(f"not recorded on {incident_id}: {exc.message}")
+        if plan.skipped:
+            details.append("labels left out: " + "; ".join(plan.skipped))
+        return AlertOutcome(
+            alert=plan.alert,
+            action="declared",
+            incident_id=incident_id,
+            replayed=replayed,
+            detail=" | ".join(details),
+        )
+
+    def _incident_at_declaration(self, incident_id: str) -> Incident:
+        return self.store.load(incident_id)
+
+    def _attach(
+        self, plan: _Plan, actor: str, incident_id: str, action: AlertAction
+    ) -> AlertOutcome:
+        from .alerts._report import AlertOutcome
+
+        try:
+            replayed = self._keyed(
+                "add_evidence",
+                incident_id,
+                plan.evidence_key,
+                actor,
+                source=plan.alert.source,
+                content=plan.evidence,
+            )
+        except InvalidTransition as exc:  # closed between the lookup and the write
+            return AlertOutcome(
+                alert=plan.alert,
+                action="ignored",
+                incident_id=incident_id,
+                detail=f"{incident_id} closed meanwhile: {exc.message}",
+            )
+        detail = "" if action != "noted_resolved" else "resolving stays a person's decision"
+        return AlertOutcome(
+            alert=plan.alert,
+            action=action,
+            incident_id=incident_id,
+            replayed=replayed,
+            detail=detail,
+        )
+
+    def _keyed(self, command: str, incident_id: str, key: str, actor: str, **args: Any) -> bool:
+        """Run ``command`` once for this alert; True when it had run before (a replay)."""
+        try:
+            outcome = self.execute(command, incident_id, idempotency_key=key, actor=actor, **args)
+        except IdempotencyConflict:
+            return True  # the alert was sent again with other text: the first is kept
+        return outcome.replayed
