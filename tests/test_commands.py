@@ -76,6 +76,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "assign_role": NON_TERMINAL,
     "release_role": NON_TERMINAL,
     "post_update": NON_TERMINAL,
+    "link": EVERY_STATE,
+    "unlink": EVERY_STATE,
+    "merge": ("declared", "triaging", "contained", "rca", "fixed"),
 }
 
 #: What a closed (kb_updated or dismissed) incident still accepts: notes, follow-ups,
@@ -83,6 +86,12 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 AFTER_CLOSURE = frozenset(c for c, states in ALLOWED.items() if "kb_updated" in states)
 
 Call = Callable[[IncidentFlow, Incident], Incident]
+
+
+def _another(flow: IncidentFlow) -> str:
+    """A new open incident to link or merge to: its id."""
+    return flow.declare("Cart down", severity="P3", commander=COMMANDER, actor=COMMANDER).id
+
 
 #: One valid call of each command (valid arguments; the state may still refuse it).
 CALLS: dict[str, Call] = {
@@ -152,6 +161,9 @@ CALLS: dict[str, Call] = {
     "post_update": lambda f, i: f.post_update(
         i.id, "internal", "rolled back; watching", actor=COMMANDER
     ),
+    "link": lambda f, i: f.link(i.id, "related_to", _another(f), actor=COMMANDER),
+    "unlink": lambda f, i: f.unlink(i.id, "related_to", _another(f), actor=COMMANDER),
+    "merge": lambda f, i: f.merge(i.id, into=_another(f), reason="one outage", actor=COMMANDER),
 }
 
 
@@ -203,7 +215,7 @@ class TestCommandTable:
     def test_terminal_states_accept_only_notes_follow_ups_and_corrections(
         self, flow: IncidentFlow, clock: FrozenClock, state: State
     ) -> None:
-        """kb_updated and dismissed refuse every command but notes, follow-ups and corrections."""
+        """kb_updated and dismissed accept notes, follow-ups, corrections, routing data, links."""
         assert {
             "add_note",
             "complete_action_item",
@@ -217,6 +229,8 @@ class TestCommandTable:
             "set_fields",
             "add_reference",
             "remove_reference",
+            "link",
+            "unlink",
         } == AFTER_CLOSURE
         inc = drive_to(flow, clock, state)
         for command, call in CALLS.items():
@@ -283,6 +297,36 @@ class TestDeclare:
         second = declare(flow)
         assert second.id == first.id + "-2"
         assert len(flow.list()) == 2
+
+    def test_numbering_never_runs_out(self, flow: IncidentFlow) -> None:
+        """The 52nd, 200th... incident of one title that day gets the next number."""
+        ids = [declare(flow).id for _ in range(120)]
+        assert ids[51].endswith("-52")
+        assert ids[-1].endswith("-120")
+        assert len(set(ids)) == 120
+
+    def test_the_next_number_takes_a_logarithmic_number_of_lookups(
+        self, flow: IncidentFlow
+    ) -> None:
+        """Finding the free number asks the store about O(log n) ids, not one per incident."""
+        for _ in range(64):
+            declare(flow)
+        asked: list[str] = []
+        exists = flow.store.exists
+
+        def counting(incident_id: str) -> bool:
+            asked.append(incident_id)
+            return exists(incident_id)
+
+        flow.store.exists = counting  # type: ignore[method-assign]
+        assert declare(flow).id.endswith("-65")
+        assert len(asked) <= 2 * 7 + 2  # doubling to 128, halving back: about 2·log2(64)
+
+    def test_a_number_taken_out_of_order_is_skipped(self, flow: IncidentFlow) -> None:
+        """An explicit slug that looks numbered does not stop the numbering."""
+        first = declare(flow)
+        declare(flow, slug=first.slug + "-2")
+        assert declare(flow).id == first.id + "-3"
 
     def test_taken_explicit_slug_raises_duplicate(self, flow: IncidentFlow) -> None:
         """An explicit slug already used that day raises DuplicateIncident and writes nothing."""

@@ -49,6 +49,7 @@ from incidentflow import (
 )
 from incidentflow._policy import find_blame
 from incidentflow._validate import INT_MAX, LIMIT_MAX
+from incidentflow.commands import LINK_KINDS
 from incidentflow.testing import FrozenClock
 
 MAX_INCIDENTS = 4
@@ -57,7 +58,11 @@ MAX_INCIDENTS = 4
 #: file still runs in about 10 s on one core.
 MAX_EXAMPLES = 200
 WATCH_WINDOW = timedelta(minutes=15)
-TERMINAL_EVENTS = {"kb_updated": State.KB_UPDATED, "dismissed": State.DISMISSED}
+TERMINAL_EVENTS = {
+    "kb_updated": State.KB_UPDATED,
+    "dismissed": State.DISMISSED,
+    "merged": State.DISMISSED,
+}
 PAST_TRIAGE = frozenset(
     {State.CONTAINED, State.RCA, State.FIXED, State.RESOLVED, State.POSTMORTEM, State.KB_UPDATED}
 )
@@ -98,6 +103,9 @@ COMMANDS = (
     "assign_role",
     "release_role",
     "post_update",
+    "link",
+    "unlink",
+    "merge",
 )
 HIGH = frozenset({Severity.P1, Severity.P2})
 COMMS = "communications_lead"
@@ -116,6 +124,8 @@ AFTER_CLOSURE = frozenset(
         "fields_set",
         "reference_added",
         "reference_removed",
+        "linked",
+        "unlinked",
     }
 )
 #: Item names for amend and retract: most name something that may exist, some nothing.
@@ -1558,6 +1568,97 @@ class IncidentMachine(RuleBasedStateMachine):
         assert limit is None or _whole(limit, 1), f"{query} accepted limit={limit!r}"
         assert _whole(offset, 0), f"{query} accepted offset={offset!r}"
         assert len(found) <= len(before)
+
+    # -- links and merges: two commits, on two incidents ---------------------------
+
+    def _relate(self, command: str, incident: object, partner: object, **kwargs: Any) -> Any:
+        """Run link, unlink or merge: a refusal changes nothing; else only the two incidents."""
+        assert self.flow is not None
+        before = self._world()
+        self._seen = None
+        try:
+            result = getattr(self.flow, command)(incident, **kwargs)
+        except IncidentFlowError:
+            self._seen = self._world()
+            assert self._seen == before, f"a refused {command} changed the store"
+            return None
+        self._seen = self._world()
+        for each, entry in before.items():
+            if each not in (incident, partner):
+                assert self._seen[each] == entry, f"{command} {incident} {partner} changed {each}"
+        return result
+
+    @rule(
+        incident=incident_ids,
+        kind=st.sampled_from(sorted(LINK_KINDS)),
+        other=incident_ids,
+        actor=names,
+    )
+    def link(self, incident: object, kind: str, other: object, actor: str) -> None:
+        """A link is recorded here and its inverse there; itself or no incident is refused."""
+        result = self._relate("link", incident, other, kind=kind, other=other, actor=actor)
+        if result is None:
+            return
+        assert incident in self.ids, f"linked the unknown {incident!r}"
+        assert other in self.ids, f"linked to the unknown {other!r}"
+        assert other != incident, "linked to itself"
+        assert any((x.kind, x.other) == (kind, other) for x in result.links)
+
+    @rule(incident=incidents, data=st.data(), actor=names)
+    def unlink(self, incident: str, data: st.DataObject, actor: str) -> None:
+        """Unlinking removes a link from both incidents; a link that is not there is refused."""
+        assert self.flow is not None
+        links = self.flow.get(incident).links
+        if links and data.draw(st.booleans(), label="existing"):
+            chosen = data.draw(st.sampled_from(list(links)), label="link")
+            kind, other = chosen.kind, chosen.other
+        else:
+            kind = data.draw(st.sampled_from(sorted(LINK_KINDS)), label="kind")
+            other = data.draw(st.sampled_from(self.ids), label="other")
+        known = any((x.kind, x.other) == (kind, other) for x in links)
+        result = self._relate("unlink", incident, other, kind=kind, other=other, actor=actor)
+        assert (result is not None) == known, f"unlink {kind} {other}: linked={known}"
+
+    @rule(incident=incident_ids, into=incident_ids, reason=one_line, actor=names)
+    def merge(self, incident: object, into: object, reason: str, actor: str) -> None:
+        """A merged duplicate is dismissed as "merged into X"; its references are X's now."""
+        assert self.flow is not None
+        before = self.flow.get(incident) if incident in self.ids else None  # type: ignore[arg-type]
+        result = self._relate("merge", incident, into, into=into, reason=reason, actor=actor)
+        if result is None:
+            return
+        assert before is not None
+        assert before.is_open, f"merged {before.id} while {before.state.value}"
+        assert result.state is State.DISMISSED
+        assert result.dismissal_reason == f"merged into {into}: {reason}"
+        assert not result.references
+        assert set(before.references) <= set(self.flow.get(into).references)  # type: ignore[arg-type]
+
+    @rule(incident=incidents, actor=names)
+    def resolve_a_parent(self, incident: str, actor: str) -> None:
+        """A parent is never resolved while one of its children is open."""
+        assert self.flow is not None
+        inc = self.flow.get(incident)
+        open_children = [
+            x.other for x in inc.links if x.kind == "parent_of" and self.flow.get(x.other).is_open
+        ]
+        resolved = self._call("resolve", incident, actor=actor)
+        assert resolved is None or not open_children, f"{incident} resolved with {open_children}"
+
+    @invariant()
+    def links_are_mutual(self) -> None:
+        """Every link has its inverse on the other incident."""
+        if self.flow is None:
+            return
+        if self._seen is None:
+            self._seen = self._world()
+        world = {i: inc for i, (inc, _) in self._seen.items()}
+        for inc in world.values():
+            for x in inc.links:
+                inverse = (LINK_KINDS[x.kind], inc.id)
+                assert inverse in {(y.kind, y.other) for y in world[x.other].links}, (
+                    f"{inc.id} {x.kind} {x.other} has no inverse"
+                )
 
     # -- invariants, read off histories and snapshots ----------------------------
 

@@ -7,8 +7,9 @@ payload, the policy and the time, and returns the events to append, or raises.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -33,6 +34,9 @@ __all__ = [
     "role_reasons",
     "steps",
 ]
+
+
+_NO_OTHERS: Mapping[str, State] = MappingProxyType({})
 
 
 def incident_id_for(declared_at: datetime, slug: str) -> str:
@@ -61,13 +65,15 @@ def reasons(
     policy: Policy,
     now: datetime,
     actor: str,
+    others: Mapping[str, State] = _NO_OTHERS,
 ) -> list[Reason]:
     """Every unmet guard of the transition the payload takes (the state must allow it).
 
     Without a payload (``flow.can`` with no arguments) every transition from
     the state is considered and the guards of all of them are evaluated.
+    ``others`` holds the states of linked incidents the guards read.
     """
-    return _reasons(command, Context(inc, payload, policy, now, actor))
+    return _reasons(command, Context(inc, payload, policy, now, actor, others))
 
 
 def _reasons(command: Command[Any], context: Context[Any]) -> list[Reason]:
@@ -182,8 +188,12 @@ def decide(
     policy: Policy,
     now: datetime,
     actor: str,
+    others: Mapping[str, State] = _NO_OTHERS,
 ) -> list[ev.EventData]:
     """The events that ``command`` with ``payload`` produces, or an error.
+
+    ``others`` holds the states of the linked incidents whose states the
+    command's guards read (see ``Command.sees_links``); pure data, like the rest.
 
     Raises:
         InvalidTransition: the command is not allowed in the incident's state.
@@ -202,7 +212,7 @@ def decide(
     if command.plain and not policy.guards and not policy.requires_roles:
         steps(inc, command)  # the state must allow it; there is nothing else to check
         return [payload]
-    context: Context[Any] = Context(inc, payload, policy, now, actor)
+    context: Context[Any] = Context(inc, payload, policy, now, actor, others)
     if command.guards or policy.guards or policy.requires_roles:
         found = _reasons(command, context)
         if found:

@@ -12,10 +12,11 @@ from typing import ClassVar
 
 import attrs
 
-from ._model import FieldValue, Reference, Severity, State, frozen_map
+from ._model import Evidence, FieldValue, Reference, Severity, State, frozen_map
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Absorbed",
     "ActionItemAdded",
     "ActionItemCompleted",
     "ActionItemDeclined",
@@ -38,7 +39,9 @@ __all__ = [
     "FixRecorded",
     "KbUpdated",
     "LabelsSet",
+    "Linked",
     "MarkedFixed",
+    "Merged",
     "NoteAdded",
     "PostmortemCompleted",
     "PostmortemDrafted",
@@ -55,6 +58,7 @@ __all__ = [
     "TriageAnswered",
     "TriageStarted",
     "TypeChanged",
+    "Unlinked",
     "UpdatePosted",
     "UserConfirmed",
     "WhyAdded",
@@ -513,3 +517,43 @@ def _all_subclasses(cls: type[EventData]) -> list[type[EventData]]:
         found.append(sub)
         found.extend(_all_subclasses(sub))
     return found
+
+
+@attrs.frozen
+class Linked(EventData):
+    """A link to another incident was recorded (the other records the inverse kind)."""
+
+    TYPE: ClassVar[str] = "linked"
+    kind: str
+    other: str
+
+
+@attrs.frozen
+class Unlinked(EventData):
+    """A link to another incident was removed (the other removes the inverse)."""
+
+    TYPE: ClassVar[str] = "unlinked"
+    kind: str
+    other: str
+
+
+@attrs.frozen
+class Merged(EventData):
+    """The incident was merged into another and closed as its duplicate."""
+
+    TYPE: ClassVar[str] = "merged"
+    into: str
+    reason: str
+    #: The external references it gave up to ``into``; filled in by ``decide``.
+    references: tuple[Reference, ...] = attrs.field(default=(), kw_only=True)
+
+
+@attrs.frozen
+class Absorbed(EventData):
+    """A duplicate merged into this incident: its evidence, labels and references moved here."""
+
+    TYPE: ClassVar[str] = "absorbed"
+    source: str
+    evidence: tuple[Evidence, ...] = ()
+    labels: Mapping[str, str] = attrs.field(factory=frozen_map, converter=frozen_map)
+    references: tuple[Reference, ...] = ()

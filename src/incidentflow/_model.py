@@ -26,6 +26,7 @@ __all__ = [
     "Handoff",
     "Incident",
     "KbEntry",
+    "Link",
     "Note",
     "Postmortem",
     "Records",
@@ -397,6 +398,25 @@ class StatusUpdate:
     next_update_at: datetime | None = None
 
 
+@attrs.frozen
+class Link:
+    """A link from this incident to another one; the other incident holds the inverse.
+
+    Attributes:
+        kind: ``duplicate_of``, ``duplicated_by``, ``caused_by``, ``causes``,
+            ``related_to``, ``parent_of`` or ``child_of``.
+        other: The other incident's id.
+        at: When it was linked (aware UTC).
+        actor: Who linked it.
+
+    """
+
+    kind: str
+    other: str
+    at: datetime
+    actor: str
+
+
 def frozen_map(value: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
     """A read-only copy of ``value``, so no caller can change a snapshot's mapping."""
     if isinstance(value, FrozenMap):
@@ -457,6 +477,8 @@ class Incident:
         next_update_due: When the next status update is due, if one was promised
             or the policy sets a cadence.
         superseded: The fixes, deploys and confirmations that reopens set aside.
+        links: Its links to other incidents (duplicate of, caused by, related
+            to, parent of, child of, and their inverses), oldest first.
 
     """
 
@@ -505,6 +527,7 @@ class Incident:
     updates: Records[StatusUpdate] = attrs.field(factory=Records)
     next_update_due: datetime | None = None
     superseded: Records[SupersededFix] = attrs.field(factory=Records)
+    links: Records[Link] = attrs.field(factory=Records, kw_only=True)
 
     @property
     def triage(self) -> dict[str, str]:

@@ -10,6 +10,7 @@ Match on these in notifiers and projections::
 
 from ._events import (
     SCHEMA_VERSION,
+    Absorbed,
     ActionItemAdded,
     ActionItemCompleted,
     ActionItemDeclined,
@@ -32,7 +33,9 @@ from ._events import (
     FixRecorded,
     KbUpdated,
     LabelsSet,
+    Linked,
     MarkedFixed,
+    Merged,
     NoteAdded,
     PostmortemCompleted,
     PostmortemDrafted,
@@ -49,6 +52,7 @@ from ._events import (
     TriageAnswered,
     TriageStarted,
     TypeChanged,
+    Unlinked,
     UpdatePosted,
     UserConfirmed,
     WhyAdded,
@@ -57,6 +61,7 @@ from ._events import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Absorbed",
     "ActionItemAdded",
     "ActionItemCompleted",
     "ActionItemDeclined",
@@ -79,7 +84,9 @@ __all__ = [
     "FixRecorded",
     "KbUpdated",
     "LabelsSet",
+    "Linked",
     "MarkedFixed",
+    "Merged",
     "NoteAdded",
     "PostmortemCompleted",
     "PostmortemDrafted",
@@ -96,6 +103,7 @@ __all__ = [
     "TriageAnswered",
     "TriageStarted",
     "TypeChanged",
+    "Unlinked",
     "UpdatePosted",
     "UserConfirmed",
     "WhyAdded",

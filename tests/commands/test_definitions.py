@@ -64,6 +64,10 @@ REASON_CODES = {
     "evidence.missing",
     "fix.missing",
     "fix.not_verified_on_staging",
+    "links.absent",
+    "links.child_open",
+    "links.contradicted",
+    "links.present",
     "policy.guard",
     "postmortem.blame",
     "postmortem.required",
@@ -250,6 +254,12 @@ class TestFold:
         dismissed = flow.declare("False alarm", severity="P4", commander="al", actor="al")
         flow.dismiss(dismissed.id, reason="noise", actor="al")
         histories.append(flow.history(dismissed.id))
+        parent = flow.declare("Parent", severity="P4", commander="al", actor="al")
+        child = flow.declare("Child", severity="P4", commander="al", actor="al")
+        flow.link(parent.id, "parent_of", child.id, actor="al")
+        flow.unlink(parent.id, "parent_of", child.id, actor="al")
+        flow.merge(child.id, into=parent.id, reason="the same outage", actor="al")
+        histories += [flow.history(parent.id), flow.history(child.id)]
         # Histories from before roles hold commander_assigned, which no command records now.
         legacy = flow.declare("Old history", severity="P4", commander="al", actor="al")
         handover = Event(legacy.id, 2, clock(), "al", CommanderAssigned("bo"))
@@ -260,7 +270,7 @@ class TestFold:
         import incidentflow.commands._shared as shared
 
         modules = ("_triage", "_rca", "_resolve", "_closure", "_anytime", "_followups", "_labels")
-        for module in (*modules, "_coordination", "_corrections"):
+        for module in (*modules, "_coordination", "_corrections", "_links"):
             monkeypatch.setattr(f"incidentflow.commands.{module}.replace", attrs.evolve)
         monkeypatch.setattr(shared, "replace", attrs.evolve)
         assert [replay(history) for history in histories] == fast

@@ -49,6 +49,9 @@ USAGE = {
     "assign_role": "incidentflow role assign {id} ROLE PERSON",
     "release_role": "incidentflow role release {id} ROLE",
     "post_update": "incidentflow update {id} internal|external TEXT --next 30m",
+    "link": "incidentflow link {id} KIND OTHER",
+    "unlink": "incidentflow unlink {id} KIND OTHER",
+    "merge": "incidentflow merge {id} --into OTHER --reason TEXT",
 }
 
 

@@ -35,6 +35,7 @@ from . import (
     _corrections,
     _followups,
     _labels,
+    _links,
     _rca,
     _resolve,
     _triage,
@@ -43,6 +44,7 @@ from ._anytime import DEADLINE_KINDS, DETECTION_METHODS
 from ._coordination import AUDIENCES
 from ._corrections import CORRECTABLE
 from ._define import NOW, Argument, Command, Context, Guard, Move, Recorded, Unmet, unmet
+from ._links import LINK_KINDS
 from ._rca import MAX_WHYS
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "DEADLINE_KINDS",
     "DEFINITIONS",
     "DETECTION_METHODS",
+    "LINK_KINDS",
     "MAX_WHYS",
     "NOW",
     "Argument",
@@ -90,6 +93,7 @@ DEFINITIONS: Mapping[str, Command[Any]] = _by_name(
     *_labels.PHASE,
     *_coordination.PHASE,
     *_corrections.PHASE,
+    *_links.PHASE,
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, TypeVar
 
 import attrs
@@ -76,6 +77,8 @@ class Context(NamedTuple, Generic[E_co]):
         policy: The flow's policy.
         now: The flow clock's time (aware UTC).
         actor: Who runs the command (``""`` when ``can`` was not told).
+        others: The states of the incidents this one links to, by id, for the
+            commands whose guards read them (:attr:`Guard.sees`); else empty.
 
     """
 
@@ -84,6 +87,7 @@ class Context(NamedTuple, Generic[E_co]):
     policy: Policy
     now: datetime
     actor: str
+    others: Mapping[str, State] = MappingProxyType({})
 
 
 @attrs.frozen
@@ -111,12 +115,15 @@ class Guard(Generic[E_contra]):
         code: The public, stable reason code, e.g. ``"triage.unanswered"``.
         check: The requirement itself.
         summary: What it requires, in a few words (drawn on the lifecycle diagram).
+        sees: The kinds of links whose other incidents' states the check reads
+            from ``Context.others`` (the facade reads them only then).
 
     """
 
     code: str
     summary: str
     check: Callable[[Context[E_contra]], Unmet | str | Sequence[Unmet] | None]
+    sees: tuple[str, ...] = attrs.field(default=(), kw_only=True)
 
     def reasons(self, context: Context[E_contra]) -> tuple[Reason, ...]:
         """The :class:`~incidentflow.Reason` objects it is unmet for; none when it holds."""
@@ -236,6 +243,12 @@ class Command(Generic[E]):
     _names: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
 
     references: tuple[Argument, ...] = attrs.field(init=False, eq=False, repr=False)
+    #: The kinds of links whose other incidents' states its guards read.
+    sees_links: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
+
+    @sees_links.default
+    def _sees_links(self) -> frozenset[str]:
+        return frozenset(kind for guard in self.guards for kind in guard.sees)
 
     _fields_by_name: bool = attrs.field(init=False, eq=False, repr=False)
     #: True when it has no guards and records its payload as given: nothing to decide.

@@ -9,6 +9,7 @@ from .. import _validate as v
 from .._model import Confirmation, Incident, Records, State, SupersededFix
 from ..exceptions import ValidationError
 from ._define import Argument, Command, Context, Guard, Move, Unmet, unmet
+from ._links import CHILD_OPEN
 from ._shared import minutes, remembered, replace, when
 
 __all__ = ["CONFIRM_BY_USER", "REOPEN", "RESOLVE"]
@@ -122,6 +123,7 @@ RESOLVE = Command(
         Guard("confirmation.negative", "the confirmation is positive", _confirmed_positive),
         Guard("confirmation.by_commander", "confirmed by a non-commander", _confirmed_by_another),
         Guard("watch_window.running", "watch window passed", _watched),
+        CHILD_OPEN,
     ),
     fold=lambda inc, e, d: replace(inc, resolved_at=e.at),
 )

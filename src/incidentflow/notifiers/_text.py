@@ -63,7 +63,31 @@ def summary(notification: Notification) -> str:
 
 def sentence(event: ev.Event) -> str | None:
     """The sentence for ``event``, or None for an event type it has none for."""
-    return _lifecycle_sentence(event) or _record_sentence(event) or _coordination_sentence(event)
+    return (
+        _lifecycle_sentence(event)
+        or _record_sentence(event)
+        or _coordination_sentence(event)
+        or _relation_sentence(event)
+    )
+
+
+def _relation_sentence(event: ev.Event) -> str | None:
+    """Links between incidents, and merges."""
+    actor = one_line(event.actor, 80)
+    d = event.data
+    match d:
+        case ev.Linked():
+            kind = one_line(d.kind, 40).replace("_", " ")
+            return f"{actor} linked the incident: {kind} {one_line(d.other, 80)}"
+        case ev.Unlinked():
+            kind = one_line(d.kind, 40).replace("_", " ")
+            return f"{actor} removed the link: {kind} {one_line(d.other, 80)}"
+        case ev.Merged():
+            return f"{actor} merged the incident into {one_line(d.into, 80)}{_because(d.reason)}"
+        case ev.Absorbed():
+            moved = f"{len(d.evidence)} evidence item(s), {len(d.references)} reference(s)"
+            return f"{actor} merged {one_line(d.source, 80)} into this incident ({moved})"
+    return None
 
 
 def _lifecycle_sentence(event: ev.Event) -> str | None:

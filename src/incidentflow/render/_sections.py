@@ -1,7 +1,7 @@
 """The incident file's parts beyond the template's prose.
 
 Header lines, correction marks, superseded fixes, roles with their handoffs,
-status updates and the action items table.
+links to other incidents, status updates and the action items table.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ __all__ = [
     "amended_line",
     "correction_marks",
     "header",
+    "links",
     "marked",
     "roles",
     "updates",
@@ -206,6 +207,33 @@ def roles(inc: Incident) -> list[str]:
                 for h in inc.handoffs
             ),
         )
+    return [*out, ""]
+
+
+#: How the Links section reads each kind of link.
+_LINK_WORDS = {
+    "duplicate_of": "Duplicate of",
+    "duplicated_by": "Duplicated by",
+    "caused_by": "Caused by",
+    "causes": "Causes",
+    "related_to": "Related to",
+    "parent_of": "Parent of",
+    "child_of": "Child of",
+}
+
+
+def links(inc: Incident) -> list[str]:
+    """The Links section: each link to another incident, its kind and since when."""
+    if not inc.links:
+        return []
+    out = ["## Links", ""]
+    out += table(
+        ["Link", "Incident", "Since (UTC)", "By"],
+        (
+            [_LINK_WORDS.get(x.kind, cell(x.kind)), cell(x.other), utc(x.at), cell(x.actor)]
+            for x in inc.links
+        ),
+    )
     return [*out, ""]
 
 

@@ -18,6 +18,7 @@ from ._sections import (
     amended_line,
     correction_marks,
     header,
+    links,
     marked,
     roles,
     updates,
@@ -91,6 +92,7 @@ def render_incident(incident: Incident, history: Sequence[ev.Event] = ()) -> str
     if inc.postmortem is None and inc.action_items:
         out += ["## Action Items", "", *action_table(inc.action_items), ""]
     out += roles(inc)
+    out += links(inc)
     out += updates(inc)
     if inc.notes:
         out += ["## Notes", ""]

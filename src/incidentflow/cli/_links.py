@@ -1,0 +1,59 @@
+"""Relations between incidents: ``link``, ``unlink`` and ``merge``."""
+
+from __future__ import annotations
+
+import click
+
+from ..commands import LINK_KINDS
+from ._app import App, pass_app
+from ._params import incident_argument
+
+__all__ = ["COMMANDS"]
+
+_KIND = click.Choice(sorted(LINK_KINDS))
+
+
+@click.command(short_help="Link to another incident (the other records the inverse).")
+@incident_argument
+@click.argument("kind", metavar="KIND", type=_KIND)
+@click.argument("other", metavar="OTHER")
+@pass_app
+def link(app: App, incident_id: str, kind: str, other: str) -> None:
+    """Link ID to the incident OTHER as KIND; OTHER records the inverse.
+
+    KIND is duplicate_of, caused_by, related_to, parent_of or child_of
+    (parent_of ↔ child_of). A parent cannot be resolved while a child is open.
+    """
+    incident = app.flow.link(incident_id, kind, other, actor=app.actor)
+    app.done(incident, f"{kind} {other}")
+
+
+@click.command(short_help="Remove a link to another incident.")
+@incident_argument
+@click.argument("kind", metavar="KIND", type=_KIND)
+@click.argument("other", metavar="OTHER")
+@pass_app
+def unlink(app: App, incident_id: str, kind: str, other: str) -> None:
+    """Remove the KIND link from ID to OTHER, and its inverse on OTHER."""
+    incident = app.flow.unlink(incident_id, kind, other, actor=app.actor)
+    app.done(incident, f"no longer {kind} {other}")
+
+
+@click.command(short_help="Merge a duplicate into another incident.")
+@incident_argument
+@click.option(
+    "--into", "target", metavar="OTHER", required=True, help="The incident it duplicates."
+)
+@click.option("--reason", required=True, help="Why they are one incident.")
+@pass_app
+def merge(app: App, incident_id: str, target: str, reason: str) -> None:
+    """Merge the duplicate ID into OTHER; ID is dismissed.
+
+    Its evidence, labels and references move to OTHER, so later alerts for its
+    fingerprints attach there. Run it again to finish a merge that stopped halfway.
+    """
+    incident = app.flow.merge(incident_id, into=target, reason=reason, actor=app.actor)
+    app.done(incident, f"merged into {target}")
+
+
+COMMANDS: tuple[click.Command, ...] = (link, unlink, merge)
