@@ -48,6 +48,7 @@ from incidentflow.stores import (
     IdempotencyRecord,
     MemoryStore,
     OutboxItem,
+    SQLiteStore,
 )
 from incidentflow.testing import FrozenClock
 
@@ -1241,3 +1242,60 @@ class TestDeliveryHost:
         with flow.dispatcher(interval=0.01) as dispatcher:
             assert flow.delivery.dispatchers == (dispatcher,)
         assert not flow.delivery.dispatchers
+
+
+class Hung(Notifier):
+    """Blocks every notification until ``release`` is set; counts who is waiting."""
+
+    def __init__(self, name: str, release: threading.Event) -> None:
+        self.name = name
+        self.release = release
+        self.waiting = 0
+        self.received: list[str] = []
+        self._lock = threading.Lock()
+
+    def notify(self, notification: Notification) -> None:
+        with self._lock:
+            self.waiting += 1
+        self.release.wait(60)  # a hang guard, not a speed claim
+        with self._lock:
+            self.waiting -= 1
+            self.received.append(notification.id)
+
+
+class TestInlineBudget:
+    """Commands are never held up by notifications: inline delivery has a budget."""
+
+    def test_hung_notifiers_do_not_hold_up_the_command(self, tmp_path: Path) -> None:
+        """Three hung notifiers: the command returns while all three still wait, tried at once."""
+        release = threading.Event()
+        hung = [Hung(f"hook-{n}", release) for n in range(3)]
+        flow = IncidentFlow(
+            SQLiteStore(tmp_path / "incidents.db"),
+            clock=FrozenClock(START),
+            notifiers=hung,
+            delivery_budget=timedelta(milliseconds=50),
+        )
+        try:
+            inc = declare(flow, severity="P1")
+            assert flow.get(inc.id).version == 1  # committed, and returned
+            deadline = time.monotonic() + 30  # a hang guard
+            while sum(h.waiting for h in hung) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert [h.waiting for h in hung] == [1, 1, 1]  # all tried at once, all still hung
+            assert all(h.received == [] for h in hung)
+            release.set()
+        finally:
+            release.set()
+            flow.close()  # waits for the deliveries under way
+        assert all(h.received == [f"{inc.id}:1"] for h in hung)
+        store = SQLiteStore(tmp_path / "incidents.db")
+        assert store.pending() == []  # settled by the deliveries that went on
+        store.close()
+
+    def test_a_budget_must_be_a_duration(self) -> None:
+        """A negative or non-timedelta budget is a ConfigError naming delivery_budget."""
+        for wrong in (timedelta(seconds=-1), 2):
+            with pytest.raises(ConfigError) as info:
+                IncidentFlow.in_memory(delivery_budget=wrong)  # type: ignore[arg-type]
+            assert info.value.key == "delivery_budget"

@@ -22,7 +22,7 @@ import typing as _typing
 
 from .._lazy import lazy_attributes as _lazy_attributes
 from ._deliverer import Deliverer, DeliveryReport
-from ._host import Delivery
+from ._host import DEFAULT_INLINE_BUDGET, Delivery
 from ._protocol import MAX_IN_FLIGHT, MAX_LIMIT, AttachedDispatcher, DeliveryHost
 from ._retry import RetryPolicy
 from ._routing import Route, Router
@@ -32,6 +32,7 @@ if _typing.TYPE_CHECKING:
     from ._process import DispatcherProcess, FlowFactory
 
 __all__ = [
+    "DEFAULT_INLINE_BUDGET",
     "MAX_IN_FLIGHT",
     "MAX_LIMIT",
     "AttachedDispatcher",

@@ -8,6 +8,7 @@ and dispatchers serve it (it is their :class:`DeliveryHost`), not the facade.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, overload
@@ -29,10 +30,12 @@ from ._thread import Dispatcher
 if TYPE_CHECKING:
     from ._process import DispatcherProcess, FlowFactory
 
-__all__ = ["Delivery"]
+__all__ = ["DEFAULT_INLINE_BUDGET", "Delivery"]
 
 #: How many of one incident's items a command delivers inline after its commit.
 _INLINE_LIMIT = 100
+#: How long a command waits, at most, for its own notifications (all notifiers together).
+DEFAULT_INLINE_BUDGET = timedelta(seconds=2)
 
 
 def _bounded(field: str, value: object, maximum: int) -> int:
@@ -72,6 +75,10 @@ class Delivery:
         routes: Which notifier hears which events (``None``: all hear everything).
         retry: How failed deliveries are retried.
         deliver_inline: Deliver right after a commit when no dispatcher runs.
+        inline_budget: How long a command waits for its inline deliveries, all
+            notifiers together (they are tried at once, one attempt each). An
+            attempt still running then goes on in the background and settles its
+            item itself; a failure is retried by the next delivery.
         lease: How long a claim holds before another dispatcher may take the item.
         worker: The name claims are made under (default ``host:pid``).
 
@@ -92,6 +99,7 @@ class Delivery:
         deliver_inline: bool = True,
         lease: timedelta = timedelta(minutes=1),
         worker: str | None = None,
+        inline_budget: timedelta = DEFAULT_INLINE_BUDGET,
     ) -> None:
         if isinstance(notifiers, (str, bytes)) or not isinstance(notifiers, Iterable):
             raise ConfigError(
@@ -116,6 +124,8 @@ class Delivery:
             raise ConfigError("deliver_inline", f"expected True or False, got {deliver_inline!r}")
         if not isinstance(lease, timedelta) or lease <= timedelta(0):
             raise ConfigError("delivery_lease", "expected a positive timedelta")
+        if not isinstance(inline_budget, timedelta) or inline_budget < timedelta(0):
+            raise ConfigError("delivery_budget", "expected a timedelta of zero or more")
         self._events = store
         self._outbox = store if isinstance(store, Outbox) else None
         self.now = now
@@ -130,6 +140,10 @@ class Delivery:
         #: The name this process's claims are made under.
         self.worker = worker or default_worker_name()
         self._dispatchers: dict[AttachedDispatcher, None] = {}
+        #: How long a command waits for its own notifications.
+        self.inline_budget = inline_budget
+        self._inline: set[threading.Thread] = set()
+        self._inline_lock = threading.Lock()
 
     @property
     def outbox(self) -> Outbox:
@@ -184,17 +198,39 @@ class Delivery:
                     except Exception:
                         logger.exception("waking a dispatcher after {} failed", snapshot.id)
             elif self.deliver_inline:
-                # Only this incident's streams: another incident's backlog of
-                # retries must not hold up the command.
-                self.deliverer().run(
-                    self.worker,
-                    limit=_INLINE_LIMIT,
-                    max_in_flight=1,
-                    known={snapshot.id: snapshot},
-                    incident_id=snapshot.id,
-                )
+                self._deliver_within_budget(snapshot)
         except Exception:
             logger.exception("inline delivery after {} failed", snapshot.id)
+
+    def _deliver_within_budget(self, snapshot: Incident) -> None:
+        """Deliver this incident's due items, waiting at most ``inline_budget`` for them."""
+        thread = threading.Thread(
+            target=self._deliver_inline,
+            args=(snapshot,),
+            name=f"incidentflow-inline-{snapshot.id}",
+            daemon=True,  # a hung notifier never keeps the process alive
+        )
+        with self._inline_lock:
+            self._inline.add(thread)
+        thread.start()
+        thread.join(self.inline_budget.total_seconds())
+
+    def _deliver_inline(self, snapshot: Incident) -> None:
+        try:
+            # Only this incident's streams: another incident's backlog of retries
+            # must not hold up the command. Its notifiers are tried at once.
+            self.deliverer().run(
+                self.worker,
+                limit=_INLINE_LIMIT,
+                max_in_flight=max(1, min(len(self.notifiers), MAX_IN_FLIGHT)),
+                known={snapshot.id: snapshot},
+                incident_id=snapshot.id,
+            )
+        except Exception:
+            logger.exception("inline delivery after {} failed", snapshot.id)
+        finally:
+            with self._inline_lock:
+                self._inline.discard(threading.current_thread())
 
     # -- the protocol dispatchers use -----------------------------------------
 
@@ -275,6 +311,14 @@ class Delivery:
         return total
 
     def stop_dispatchers(self) -> None:
-        """Stop every attached dispatcher, letting each finish its deliveries under way."""
+        """Stop every attached dispatcher, letting each finish its deliveries under way.
+
+        Inline deliveries still running are given one more budget to finish;
+        one that does not is left to its lease (the item is retried later).
+        """
         for dispatcher in tuple(self._dispatchers):
             dispatcher.stop()
+        with self._inline_lock:
+            running = tuple(self._inline)
+        for thread in running:
+            thread.join(self.inline_budget.total_seconds())
