@@ -29,6 +29,7 @@ from ._model import (
     Handoff,
     Incident,
     KbEntry,
+    Link,
     Note,
     Postmortem,
     Records,
@@ -64,6 +65,7 @@ from .exceptions import (
 from .stores._base import IncidentSummary
 
 if _typing.TYPE_CHECKING:
+    from ._async import AsyncDispatcher, AsyncIncidentFlow
     from .config import (
         Config,
         EmailNotifierSpec,
@@ -83,6 +85,8 @@ _logger.disable("incidentflow")
 
 __all__ = [
     "ActionItem",
+    "AsyncDispatcher",
+    "AsyncIncidentFlow",
     "BlameCheck",
     "Clock",
     "CommandOptions",
@@ -116,6 +120,7 @@ __all__ = [
     "IncidentSummary",
     "InvalidTransition",
     "KbEntry",
+    "Link",
     "LogNotifierSpec",
     "Note",
     "NotifierSpec",
@@ -160,6 +165,7 @@ __getattr__, __dir__ = _lazy_attributes(
         [
             "Config",
             "EmailNotifierSpec",
+            "Link",
             "LogNotifierSpec",
             "NotifierSpec",
             "SlackNotifierSpec",
@@ -170,5 +176,6 @@ __getattr__, __dir__ = _lazy_attributes(
         ],
         ".config",
     )
-    | {"DispatcherProcess": ".delivery._process"},
+    | {"DispatcherProcess": ".delivery._process"}
+    | dict.fromkeys(["AsyncDispatcher", "AsyncIncidentFlow"], "._async"),
 )

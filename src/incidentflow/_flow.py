@@ -18,12 +18,15 @@ from ._decide import reasons as decide_reasons
 from ._flow_clocks import Clocks
 from ._flow_commands import CommandOptions, Commands, Coordination
 from ._flow_delivery import Deliveries
+from ._flow_ingest import Ingestion
+from ._flow_links import RELATIONS, Relations
 from ._flow_reads import Reads
 from ._model import Incident, Reference, Severity
 from ._policy import Guard, Policy
 from ._reasons import Outcome, Reason, Verdict
+from ._slugs import slug_candidates
 from .commands import Command
-from .delivery import Delivery, RetryPolicy, Route
+from .delivery import DEFAULT_INLINE_BUDGET, Delivery, RetryPolicy, Route
 from .exceptions import (
     ConcurrencyConflict,
     ConfigError,
@@ -43,7 +46,7 @@ from .stores._base import (
 from .stores._protocols import EventStore, QueryIndex
 
 if TYPE_CHECKING:
-    pass
+    from .alerts._rules import AlertRules
 
 __all__ = ["Clock", "IncidentFlow", "Verdict"]
 
@@ -55,8 +58,6 @@ DEFAULT_INCIDENTS_DIR = Path(".agent/incidents")
 #: Where ``IncidentFlow.open`` writes KB gotchas unless told otherwise.
 DEFAULT_KNOWLEDGE_DIR = Path(".agent/knowledge/gotchas")
 
-#: How many numbered slugs ("-2", "-3", ...) to try when a title's slug is taken.
-_SLUG_ATTEMPTS = 50
 
 _OPTIONS = frozenset(CommandOptions.__annotations__)
 
@@ -66,7 +67,7 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-class IncidentFlow(Commands, Coordination, Reads, Clocks, Deliveries):
+class IncidentFlow(Commands, Coordination, Relations, Reads, Clocks, Deliveries, Ingestion):
     """Runs incidents through the lifecycle on a store.
 
     Every command validates its arguments, checks the incident's state and
@@ -93,6 +94,8 @@ class IncidentFlow(Commands, Coordination, Reads, Clocks, Deliveries):
         retry: RetryPolicy | None = None,
         deliver_inline: bool = True,
         delivery_lease: timedelta = timedelta(minutes=1),
+        delivery_budget: timedelta = DEFAULT_INLINE_BUDGET,
+        alert_rules: AlertRules | None = None,
         incidents_dir: str | Path | None = None,
         knowledge_dir: str | Path | None = None,
     ) -> None:
@@ -112,7 +115,16 @@ class IncidentFlow(Commands, Coordination, Reads, Clocks, Deliveries):
             retry=retry,
             deliver_inline=deliver_inline,
             lease=delivery_lease,
+            inline_budget=delivery_budget,
         )
+        if alert_rules is not None:
+            from .alerts._rules import AlertRules
+
+            if not isinstance(alert_rules, AlertRules):
+                raise ConfigError(
+                    "alert_rules", f"expected AlertRules, got {type(alert_rules).__name__}"
+                )
+            self.alert_rules = alert_rules
         self.incidents_dir = Path(incidents_dir) if incidents_dir is not None else None
         self.knowledge_dir = Path(knowledge_dir) if knowledge_dir is not None else None
 
@@ -232,7 +244,8 @@ class IncidentFlow(Commands, Coordination, Reads, Clocks, Deliveries):
         values = definition.validate(args) if args else None
         payload = None if values is None else definition.payload(values, now)
         try:
-            reasons = decide_reasons(incident, definition, payload, self.policy, now, actor)
+            others = self._linked_states(incident, definition)
+            reasons = decide_reasons(incident, definition, payload, self.policy, now, actor, others)
         except InvalidTransition as exc:
             data = {"state": exc.state, "allowed_states": list(exc.allowed_states)}
             return Verdict(False, (Reason("state.not_allowed", exc.message, data),))
@@ -300,7 +313,12 @@ class IncidentFlow(Commands, Coordination, Reads, Clocks, Deliveries):
         )
         (declared,) = decide(None, definition, proposed, self.policy, now, actor)
         assert isinstance(declared, ev.Declared)
-        for candidate in _slug_candidates(declared.slug, numbered=values["slug"] is None):
+
+        def taken(candidate: str) -> bool:
+            return self.store.exists(incident_id_for(now, candidate))
+
+        numbered = values["slug"] is None
+        for candidate in slug_candidates(declared.slug, numbered=numbered, taken=taken):
             incident_id = incident_id_for(now, candidate)
             if values["slug"] is None and self.store.exists(incident_id):
                 if key is not None and (done := self._replayed(key, fingerprint)) is not None:
@@ -350,7 +368,8 @@ class IncidentFlow(Commands, Coordination, Reads, Clocks, Deliveries):
             incident = self.store.load(incident_id)
             if expected_version is not None and expected_version != incident.version:
                 raise ConcurrencyConflict(incident_id, expected_version, incident.version)
-            events = decide(incident, command, payload, self.policy, now, actor)
+            others = self._linked_states(incident, command)
+            events = decide(incident, command, payload, self.policy, now, actor, others)
             if command.references:
                 self._check_references(command, incident_id, values)
             return Outcome(
@@ -391,6 +410,8 @@ class IncidentFlow(Commands, Coordination, Reads, Clocks, Deliveries):
             )
         if incident_id is None:
             raise ValidationError("incident_id", f"{command} needs the id of an incident")
+        if definition.name in RELATIONS:
+            return self._relation(definition, incident_id, options, args)
         return self._execute(definition, incident_id, options, args)
 
     def _check_references(
@@ -558,12 +579,3 @@ def _index_changed(before: Incident | None, after: Incident) -> bool:
         or before.references is not after.references
         or before.action_items is not after.action_items
     )
-
-
-def _slug_candidates(slug: str, *, numbered: bool) -> Iterable[str]:
-    yield slug
-    if not numbered:
-        return
-    for n in range(2, _SLUG_ATTEMPTS + 2):
-        suffix = f"-{n}"
-        yield slug[: v.SLUG_MAX - len(suffix)].rstrip("-") + suffix
