@@ -453,6 +453,9 @@ class IncidentFlow(Commands, Coordination, Relations, Reads, Clocks, Deliveries,
             return None
         if record.fingerprint != fingerprint:
             raise IdempotencyConflict(key)
+        current = self.store.load(record.incident_id)
+        if current.version == record.version:
+            return current  # nothing happened since: no need to fold the history
         history = self.store.history(record.incident_id)
         return replay(history[: record.version])
 
