@@ -9,7 +9,6 @@ restart or from a second ingester, changes nothing.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -58,6 +57,8 @@ class _Plan:
 
 def _digest(*parts: object) -> str:
     text = "\x1f".join("" if p is None else str(p) for p in parts)
+    import hashlib  # here, not at import: the parsers and their keys load on first use
+
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
@@ -66,6 +67,8 @@ def _reference(key: str) -> str:
     try:
         return v.reference_value("reference", key)
     except ValidationError:
+        import hashlib
+
         return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -12,7 +12,6 @@ are not settings at all: no policy can switch them off.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from types import MappingProxyType
@@ -316,6 +315,8 @@ def _check_roles(policy: Policy) -> None:
                     f"{command} cannot require roles: {_NO_ROLES_BEFORE[command]}",
                 )
             if command not in DEFINITIONS or command == "declare":
+                import difflib  # only to word a refusal
+
                 close = difflib.get_close_matches(command, list(DEFINITIONS), n=1)
                 hint = f"did you mean {close[0]}? " if close and close[0] != "declare" else ""
                 raise ConfigError(
