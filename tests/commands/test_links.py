@@ -323,6 +323,18 @@ class TestMerge:
         with pytest.raises(InvalidTransition):  # complete now: a third run is refused
             flow.merge(dup.id, into=target.id, reason="same", actor=COMMANDER)
 
+    def test_a_merge_cut_short_is_completed_even_after_the_target_closed(
+        self, flow: IncidentFlow
+    ) -> None:
+        """The target closed before the re-run: it still takes the duplicate's share."""
+        target, dup = two(flow, references={"alert": "fp-3"})
+        with crash_on(flow, lambda name, _: name == "absorb"), pytest.raises(StoreError):
+            flow.merge(dup.id, into=target.id, reason="same", actor=COMMANDER)
+        flow.dismiss(target.id, reason="handled elsewhere", actor=COMMANDER)
+        flow.merge(dup.id, into=target.id, reason="same", actor=COMMANDER)
+        assert Reference("alert", "fp-3") in flow.get(target.id).references
+        assert flow.verify(target.id)
+
     def test_dismiss_as_duplicate_still_needs_an_existing_incident(
         self, flow: IncidentFlow
     ) -> None:

@@ -17,7 +17,6 @@ from .._model import Evidence, Incident, Link, Records, State
 from ..exceptions import ValidationError
 from ._define import (
     EVERY_STATE,
-    NOT_TERMINAL,
     Argument,
     Command,
     Context,
@@ -201,7 +200,8 @@ ABSORB = Command(
     name="absorb",
     summary="Take in a merged duplicate's evidence, labels and references (run by merge).",
     event=ev.Absorbed,
-    moves=(Move(NOT_TERMINAL),),
+    # In every state: a merge cut short is completed even if its target closed meanwhile.
+    moves=(Move(EVERY_STATE),),
     arguments=(
         Argument("source", incident_id, "The merged duplicate.", incident_ref=True),
         Argument("evidence", _evidence, "Its live evidence items.", default=()),
