@@ -937,3 +937,48 @@ class TestImportChecks:
             history = tuple(flow.history(inc.id))
         assert imported_into(sqlite_flow, lines) == ImportOutcome(imported=(inc.id,))
         assert tuple(sqlite_flow.history(inc.id)) == history
+
+
+class TestStreaming:
+    """An export is read one history at a time: memory does not grow with its size."""
+
+    @staticmethod
+    def _export(incidents: int) -> bytes:
+        clock = FrozenClock(START)
+        with IncidentFlow.in_memory(clock=clock) as flow:
+            ids = [
+                flow.declare(f"Alert {n}", severity="P4", commander=COMMANDER, actor=COMMANDER).id
+                for n in range(incidents)
+            ]
+            return "".join(line + "\n" for line in export_lines(flow, ids)).encode("utf-8")
+
+    def test_memory_does_not_grow_with_the_export(self) -> None:
+        """Reading 2,000 incidents peaks at about what reading 200 does, not ten times it."""
+        import tracemalloc
+
+        from incidentflow._transfer import iter_export
+
+        def peak(data: bytes) -> int:
+            tracemalloc.start()
+            try:
+                for _ in iter_export(io.BytesIO(data), "big.jsonl"):
+                    pass
+                return tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+
+        small, large = self._export(200), self._export(2_000)
+        peak(small)  # warm the converter's caches
+        assert peak(large) < 2 * peak(small)
+
+    def test_a_history_split_in_two_is_refused(self) -> None:
+        """Each incident's events stand together; one that starts again is named by its line."""
+        lines = self._export(2).decode("utf-8").splitlines()
+        header, first, second = lines[0], lines[1], lines[2]
+        again = json.loads(first)
+        again["seq"] = 2
+        text = "\n".join([header, first, second, json.dumps(again)]) + "\n"
+        with pytest.raises(ValidationError) as info:
+            read_export(io.StringIO(text), "split.jsonl")
+        assert info.value.field == "split.jsonl:4"
+        assert "start again" in info.value.message

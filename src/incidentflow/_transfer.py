@@ -119,9 +119,28 @@ def read_export(
     not given), at the time and by the actor its events record: a history the
     live flow would have refused at any step is refused, with the unmet guards.
     Given ``now`` (the importing flow's clock), an event dated more than
-    :data:`FUTURE_TOLERANCE` after it is refused.
+    :data:`FUTURE_TOLERANCE` after it is refused. :func:`iter_export` reads the
+    same one history at a time.
+    """
+    return list(iter_export(stream, name, policy, now=now))
+
+
+def iter_export(
+    stream: IO[bytes] | IO[str],
+    name: str,
+    policy: Policy | None = None,
+    *,
+    now: datetime | None = None,
+) -> Iterator[History]:
+    """The histories of an export, each checked as :func:`read_export` checks them, in turn.
+
+    Only one history is held at a time, so an export of any size is read in
+    bounded memory. Each incident's events must stand together from its
+    declaration, as ``export`` writes them; events that start again later are
+    refused, naming the line.
     """
     latest = None if now is None else now + FUTURE_TOLERANCE
+    checked_policy = policy if policy is not None else Policy()
     lines = _numbered(stream, name)
     first = next(lines, None)
     if first is None:
@@ -138,7 +157,7 @@ def read_export(
             f"export version {version!r} is not one this release reads "
             f"({EXPORT_VERSION}); import it with the release that wrote it",
         )
-    grouped: dict[str, list[tuple[int, ev.Event]]] = {}
+    events: list[tuple[int, ev.Event]] = []
     for number, line in lines:
         if not line.strip():
             continue
@@ -150,7 +169,15 @@ def read_export(
                 f"{event.incident_id} event {event.seq} is dated {event.at.isoformat()}, "
                 f"after now by more than {FUTURE_TOLERANCE}; check the writer's clock",
             )
-        events = grouped.setdefault(event.incident_id, [])
+        if events and event.incident_id != events[0][1].incident_id:
+            yield _checked(name, events, checked_policy)
+            events = []
+        if not events and event.seq != 1:
+            raise ValidationError(
+                where,
+                f"the events of {event.incident_id} start again here at seq {event.seq}; "
+                "each history's events stand together from its declaration (export again)",
+            )
         if event.seq != len(events) + 1:
             raise ValidationError(
                 where,
@@ -158,8 +185,8 @@ def read_export(
                 "each history must run 1, 2, 3, ... without gaps",
             )
         events.append((number, event))
-    checked_policy = policy if policy is not None else Policy()
-    return [_checked(name, events, checked_policy) for events in grouped.values()]
+    if events:
+        yield _checked(name, events, checked_policy)
 
 
 def import_histories(flow: IncidentFlow, histories: Iterable[History]) -> ImportOutcome:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import io
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -105,11 +109,18 @@ def _write_lines(path: Path, lines: Iterable[str]) -> int:
 @pass_app
 def import_(app: App, source: IO[bytes]) -> int:
     """Import histories exported by `incidentflow export` (no notifications are sent)."""
-    from .._transfer import import_histories, read_export
+    from .._transfer import import_histories, iter_export
 
     name = getattr(source, "name", "input")
-    histories = read_export(source, name, app.reader.policy, now=app.reader.now())
-    outcome = import_histories(app.reader, app.progress(histories, "importing"))
+    policy, now = app.reader.policy, app.reader.now()
+    with _seekable(source) as stream:
+        # Two passes, one history at a time: everything is checked before anything is
+        # written, and an export of any size moves in bounded memory.
+        for _ in iter_export(stream, name, policy, now=now):
+            pass
+        stream.seek(0)
+        histories = iter_export(stream, name, policy, now=now)
+        outcome = import_histories(app.reader, app.progress(histories, "importing"))
     app.emit(
         plain(outcome),
         lambda: "\n".join(
@@ -152,3 +163,20 @@ def verify(app: App, incident_ids: tuple[str, ...]) -> int:
 
 
 COMMANDS: tuple[click.Command, ...] = (export, import_, verify)
+
+
+@contextlib.contextmanager
+def _seekable(source: IO[bytes]) -> Iterator[IO[bytes]]:
+    """``source`` if it can be read twice, else a temporary copy of it (standard input)."""
+    try:
+        source.seek(0, io.SEEK_CUR)
+        seekable = source.seekable()
+    except (OSError, ValueError):
+        seekable = False
+    if seekable:
+        yield source
+        return
+    with tempfile.TemporaryFile() as copy:
+        shutil.copyfileobj(source, copy)
+        copy.seek(0)
+        yield copy
