@@ -953,7 +953,7 @@ class TestStreaming:
             return "".join(line + "\n" for line in export_lines(flow, ids)).encode("utf-8")
 
     def test_memory_does_not_grow_with_the_export(self) -> None:
-        """Reading 2,000 incidents peaks at about what reading 200 does, not ten times it."""
+        """Reading 2,000 incidents peaks at what reading 200 does, give or take noise."""
         import tracemalloc
 
         from incidentflow._transfer import iter_export
@@ -968,8 +968,11 @@ class TestStreaming:
                 tracemalloc.stop()
 
         small, large = self._export(200), self._export(2_000)
-        peak(small)  # warm the converter's caches
-        assert peak(large) < 2 * peak(small)
+        peak(large)  # warm the converter's caches
+        held = 2_000 * len(large) // len(large.splitlines())  # a line per incident, kept
+        # Holding every history would add at least a line per incident; reading one at a
+        # time adds nothing that grows with the file.
+        assert peak(large) - peak(small) < held // 4
 
     def test_a_history_split_in_two_is_refused(self) -> None:
         """Each incident's events stand together; one that starts again is named by its line."""
