@@ -33,6 +33,7 @@ CORE = (
     "_lifecycle",
     "_decide",
     "_policy",
+    "_authz",
     "_policy_checks",
     "_policy_toml",
     "_toml",

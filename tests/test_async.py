@@ -247,6 +247,8 @@ async def every_command(flow: AsyncIncidentFlow, called: set[str]) -> Incident:
     await run("link", parent.id, "related_to", i)
     await run("unlink", parent.id, "related_to", i)
     merged = await run("merge", twin.id, into=parent.id, reason="same outage")
+    await run("restrict", parent.id, ["group:security"])
+    await run("unrestrict", parent.id)
     assert merged.state is State.DISMISSED
     return await flow.get(i)
 

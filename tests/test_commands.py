@@ -79,6 +79,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "link": EVERY_STATE,
     "unlink": EVERY_STATE,
     "merge": ("declared", "triaging", "contained", "rca", "fixed"),
+    "restrict": EVERY_STATE,
+    "unrestrict": EVERY_STATE,
 }
 
 #: What a closed (kb_updated or dismissed) incident still accepts: notes, follow-ups,
@@ -164,6 +166,8 @@ CALLS: dict[str, Call] = {
     "link": lambda f, i: f.link(i.id, "related_to", _another(f), actor=COMMANDER),
     "unlink": lambda f, i: f.unlink(i.id, "related_to", _another(f), actor=COMMANDER),
     "merge": lambda f, i: f.merge(i.id, into=_another(f), reason="one outage", actor=COMMANDER),
+    "restrict": lambda f, i: f.restrict(i.id, ["group:security"], actor=COMMANDER),
+    "unrestrict": lambda f, i: f.unrestrict(i.id, actor=COMMANDER),
 }
 
 
@@ -215,7 +219,8 @@ class TestCommandTable:
     def test_terminal_states_accept_only_notes_follow_ups_and_corrections(
         self, flow: IncidentFlow, clock: FrozenClock, state: State
     ) -> None:
-        """kb_updated and dismissed accept notes, follow-ups, corrections, routing data, links."""
+        """kb_updated and dismissed accept notes, follow-ups, corrections, routing data, links
+        and access changes; no state changes."""
         assert {
             "add_note",
             "complete_action_item",
@@ -231,6 +236,8 @@ class TestCommandTable:
             "remove_reference",
             "link",
             "unlink",
+            "restrict",
+            "unrestrict",
         } == AFTER_CLOSURE
         inc = drive_to(flow, clock, state)
         for command, call in CALLS.items():

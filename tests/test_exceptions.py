@@ -21,6 +21,7 @@ EXAMPLES: list[errors.IncidentFlowError] = [
     errors.IncidentNotFound("INC-2026-11-27-db"),
     errors.DuplicateIncident("INC-2026-11-27-db"),
     errors.ReferenceTaken("alert", "d41d8cd9", "INC-2026-11-27-db"),
+    errors.Unauthorized("dave", "contain", "command", "INC-2026-11-27-db"),
     errors.ConcurrencyConflict("INC-2026-11-27-db", 3, 4),
     errors.IdempotencyConflict("key-1"),
     errors.StoreError("the database is locked"),

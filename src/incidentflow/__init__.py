@@ -11,6 +11,7 @@ import typing as _typing
 
 from loguru import logger as _logger
 
+from ._authz import Access, Authorizer, Permission, hash_token
 from ._deadlines import Deadline
 from ._decide import replay
 from ._events import Event, EventData
@@ -60,6 +61,7 @@ from .exceptions import (
     ReferenceTaken,
     StoreError,
     TransitionRejected,
+    Unauthorized,
     ValidationError,
 )
 from .stores._base import IncidentSummary
@@ -84,9 +86,11 @@ _logger.disable("incidentflow")
 
 
 __all__ = [
+    "Access",
     "ActionItem",
     "AsyncDispatcher",
     "AsyncIncidentFlow",
+    "Authorizer",
     "BlameCheck",
     "Clock",
     "CommandOptions",
@@ -125,6 +129,7 @@ __all__ = [
     "Note",
     "NotifierSpec",
     "Outcome",
+    "Permission",
     "Policy",
     "Postmortem",
     "Process",
@@ -145,6 +150,7 @@ __all__ = [
     "SupersededFix",
     "TransitionRejected",
     "TriageAnswer",
+    "Unauthorized",
     "ValidationError",
     "Verdict",
     "WebhookNotifierSpec",
@@ -152,6 +158,7 @@ __all__ = [
     "__version__",
     "default_config_toml",
     "find_blame",
+    "hash_token",
     "load_config",
     "replay",
     "routes_from_toml",

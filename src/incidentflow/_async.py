@@ -237,6 +237,8 @@ class AsyncIncidentFlow:
     unlink = _coroutine(IncidentFlow.unlink)
     merge = _coroutine(IncidentFlow.merge)
     ingest = _coroutine(IncidentFlow.ingest)
+    restrict = _coroutine(IncidentFlow.restrict)
+    unrestrict = _coroutine(IncidentFlow.unrestrict)
 
     # -- reads -----------------------------------------------------------------
 
@@ -262,6 +264,7 @@ class AsyncIncidentFlow:
         declared_after: datetime | None = None,
         declared_before: datetime | None = None,
         type: str | Iterable[str] | None = None,
+        viewer: str | None = None,
     ) -> Iterator[Milestones]:
         """When each matching incident reached each milestone, oldest first.
 
@@ -275,6 +278,7 @@ class AsyncIncidentFlow:
                     declared_after=declared_after,
                     declared_before=declared_before,
                     type=type,
+                    viewer=viewer,
                 )
             )
         )

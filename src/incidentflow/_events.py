@@ -557,3 +557,18 @@ class Absorbed(EventData):
     evidence: tuple[Evidence, ...] = ()
     labels: Mapping[str, str] = attrs.field(factory=frozen_map, converter=frozen_map)
     references: tuple[Reference, ...] = ()
+
+
+@attrs.frozen
+class Restricted(EventData):
+    """The incident was restricted to named actors and groups (``group:sre``)."""
+
+    TYPE: ClassVar[str] = "restricted"
+    to: tuple[str, ...]
+
+
+@attrs.frozen
+class Unrestricted(EventData):
+    """The restriction was lifted: everyone with the read permission sees the incident."""
+
+    TYPE: ClassVar[str] = "unrestricted"

@@ -15,6 +15,7 @@ from . import _idempotency, commands
 from . import _validate as v
 from ._decide import decide, evolve, incident_id_for, replay
 from ._decide import reasons as decide_reasons
+from ._flow_access import Access
 from ._flow_clocks import Clocks
 from ._flow_commands import CommandOptions, Commands, Coordination
 from ._flow_delivery import Deliveries
@@ -35,6 +36,7 @@ from .exceptions import (
     IncidentFlowError,
     InvalidTransition,
     ReferenceTaken,
+    Unauthorized,
     ValidationError,
 )
 from .notifiers._base import Notifier
@@ -67,7 +69,7 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-class IncidentFlow(Commands, Coordination, Relations, Reads, Clocks, Deliveries, Ingestion):
+class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Deliveries, Ingestion):
     """Runs incidents through the lifecycle on a store.
 
     Every command validates its arguments, checks the incident's state and
@@ -205,12 +207,14 @@ class IncidentFlow(Commands, Coordination, Relations, Reads, Clocks, Deliveries,
 
     # -- reading ------------------------------------------------------------
 
-    def get(self, incident_id: str) -> Incident:
-        """The current snapshot of an incident. Raises IncidentNotFound."""
-        return self.store.load(v.name("incident_id", incident_id))
+    def get(self, incident_id: str, *, viewer: str | None = None) -> Incident:
+        """The current snapshot of an incident; IncidentNotFound if ``viewer`` may not see it."""
+        return self._shown_to(viewer, "get", self.store.load(v.name("incident_id", incident_id)))
 
-    def history(self, incident_id: str) -> Sequence[ev.Event]:
-        """The incident's whole event history, seq 1..n."""
+    def history(self, incident_id: str, *, viewer: str | None = None) -> Sequence[ev.Event]:
+        """The incident's whole event history, seq 1..n; ``viewer`` as for :meth:`get`."""
+        if viewer is not None:
+            self.get(incident_id, viewer=viewer)
         return self.store.history(v.name("incident_id", incident_id))
 
     def verify(self, incident_id: str) -> bool:
@@ -240,6 +244,11 @@ class IncidentFlow(Commands, Coordination, Relations, Reads, Clocks, Deliveries,
         if actor:
             actor = v.actor(actor)
         incident = self.get(incident_id)
+        try:
+            if actor:
+                self._check_access(actor, definition.name, incident)
+        except Unauthorized as exc:
+            return Verdict(False, (Reason("access.denied", exc.message, {"actor": actor}),))
         now = self.now()
         values = definition.validate(args) if args else None
         payload = None if values is None else definition.payload(values, now)
@@ -296,6 +305,7 @@ class IncidentFlow(Commands, Coordination, Relations, Reads, Clocks, Deliveries,
     def _declare(self, args: dict[str, Any], options: CommandOptions) -> Outcome:
         definition = commands.definition("declare")
         actor, key, _ = self._options(options, allow_version=False)
+        self._check_access(actor, "declare", None)
         values = definition.validate(args)
         fingerprint = _idempotency.fingerprint("declare", "", values)
         if key is not None and (done := self._replayed(key, fingerprint)) is not None:
@@ -357,6 +367,8 @@ class IncidentFlow(Commands, Coordination, Relations, Reads, Clocks, Deliveries,
         incident_id = v.name("incident_id", incident_id)
         actor, key, expected_version = self._options(options)
         values = command.validate(args)
+        incident = self.store.load(incident_id)
+        self._check_access(actor, command.name, incident)  # before any guard, or any replay
         fingerprint = (
             _idempotency.fingerprint(command.name, incident_id, values) if key is not None else ""
         )
@@ -365,7 +377,6 @@ class IncidentFlow(Commands, Coordination, Relations, Reads, Clocks, Deliveries,
         now = self.now()
         payload = command.payload(values, now)
         try:
-            incident = self.store.load(incident_id)
             if expected_version is not None and expected_version != incident.version:
                 raise ConcurrencyConflict(incident_id, expected_version, incident.version)
             others = self._linked_states(incident, command)

@@ -7,7 +7,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
+import attrs
+
 from . import _validate as v
+from ._authz import can_see
 from ._model import FieldValue, Incident, Reference, Severity, State
 from ._queries import query, severities, types
 from ._queries import reference as checked_reference
@@ -30,8 +33,16 @@ class Reads(abc.ABC):
         """The store's query index."""
 
     @abc.abstractmethod
-    def get(self, incident_id: str) -> Incident:
+    def get(self, incident_id: str, *, viewer: str | None = None) -> Incident:
         """The current snapshot of an incident."""
+
+    @abc.abstractmethod
+    def _visible_to(self, viewer: str | None, read: str) -> frozenset[str] | None:
+        """What a listing filters by for ``viewer``; raises Unauthorized without read access."""
+
+    def _seen(self, found: Sequence[Incident], visible: frozenset[str] | None) -> list[Incident]:
+        # Every store filters by visible_to; this makes sure none shows more.
+        return [i for i in found if can_see(i, visible)]
 
     def list(
         self,
@@ -51,6 +62,7 @@ class Reads(abc.ABC):
         newest_first: bool = True,
         limit: int | None = None,
         offset: int = 0,
+        viewer: str | None = None,
     ) -> Sequence[Incident]:
         """Incidents matching every given filter, newest first, paged.
 
@@ -59,7 +71,9 @@ class Reads(abc.ABC):
         match ``True``); ``reference`` is a ``(kind, value)`` pair; with
         ``open_action_items`` only incidents with an action item still open, in
         any state, closed ones included. SQLite and PostgreSQL answer each of
-        these filters from an index.
+        these filters from an index. With ``viewer`` (an actor's name) only the
+        incidents it may see are listed: none restricted to others (see
+        :meth:`restrict`); without it the caller is the trusted host and sees all.
 
         >>> from incidentflow import IncidentFlow
         >>> flow = IncidentFlow.in_memory()
@@ -68,25 +82,30 @@ class Reads(abc.ABC):
         >>> [found.id for found in flow.list(labels={"service": "checkout"})] == [inc.id]
         True
         """
-        return self._index().list(
-            query(
-                state=state,
-                severity=severity,
-                open_only=open_only,
-                commander=commander,
-                declared_after=declared_after,
-                declared_before=declared_before,
-                text=text,
-                type=type,
-                labels=labels,
-                fields=fields,
-                reference=reference,
-                open_action_items=open_action_items,
-                newest_first=newest_first,
-                limit=limit,
-                offset=offset,
+        visible = self._visible_to(viewer, "list")
+        found = self._index().list(
+            attrs.evolve(
+                query(
+                    state=state,
+                    severity=severity,
+                    open_only=open_only,
+                    commander=commander,
+                    declared_after=declared_after,
+                    declared_before=declared_before,
+                    text=text,
+                    type=type,
+                    labels=labels,
+                    fields=fields,
+                    reference=reference,
+                    open_action_items=open_action_items,
+                    newest_first=newest_first,
+                    limit=limit,
+                    offset=offset,
+                ),
+                visible_to=visible,
             )
         )
+        return found if visible is None else self._seen(found, visible)
 
     def summaries(
         self,
@@ -106,14 +125,16 @@ class Reads(abc.ABC):
         newest_first: bool = True,
         limit: int | None = None,
         offset: int = 0,
+        viewer: str | None = None,
     ) -> Sequence[IncidentSummary]:
         """What :meth:`list` finds, as one-line summaries: cheaper for a table of many.
 
         Takes the same filters. SQLite and PostgreSQL read the summaries from
         their indexed columns without building a single snapshot; the other
-        stores make them from :meth:`list`'s snapshots.
+        stores make them from :meth:`list`'s snapshots. ``viewer`` as for :meth:`list`.
         """
-        return self._index().summaries(
+        visible = self._visible_to(viewer, "summaries")
+        checked = attrs.evolve(
             query(
                 state=state,
                 severity=severity,
@@ -130,8 +151,12 @@ class Reads(abc.ABC):
                 newest_first=newest_first,
                 limit=limit,
                 offset=offset,
-            )
+            ),
+            visible_to=visible,
         )
+        if visible is None:
+            return self._index().summaries(checked)
+        return [IncidentSummary.of(i) for i in self._seen(self._index().list(checked), visible)]
 
     def find(self, kind: str, value: str) -> Incident | None:
         """The incident holding the external reference ``kind``/``value``, or None.
@@ -163,6 +188,7 @@ class Reads(abc.ABC):
         text: str | None = None,
         limit: int = 5,
         type: str | Iterable[str] | None = None,
+        viewer: str | None = None,
     ) -> Sequence[SimilarIncident]:
         """Past incidents most like this one, with their KB gotchas, best first.
 
@@ -173,7 +199,8 @@ class Reads(abc.ABC):
         incident itself is never in the answer; closed and dismissed incidents
         are. ``type`` keeps the incidents of that type (or those types). The
         store ranks: SQLite with FTS5, PostgreSQL with its full-text search,
-        the other stores in memory (see :class:`SimilarIncident`).
+        the other stores in memory (see :class:`SimilarIncident`). With
+        ``viewer`` the incidents restricted to others are left out.
 
         Raises:
             ValidationError: Neither ``incident_id`` nor ``text`` is given, or
@@ -189,6 +216,7 @@ class Reads(abc.ABC):
         Gateway timeout ('title',)
 
         """
+        visible = self._visible_to(viewer, "similar")
         limit = v.positive_int("limit", limit)
         if limit > MAX_RESULTS:
             raise ValidationError(
@@ -196,16 +224,21 @@ class Reads(abc.ABC):
             )
         parts = []
         if incident_id is not None:
-            parts.append(SearchText.of(self.get(incident_id)).query)
+            parts.append(SearchText.of(self.get(incident_id, viewer=viewer)).query)
         if text is not None:
             parts.append(v.text("text", text))
         if not parts:
             raise ValidationError(
                 "incident_id", "give the incident to compare, text= to search for, or both"
             )
-        return self._index().search(
-            "\n".join(parts), exclude=incident_id, limit=limit, types=types(type)
+        if visible is None:
+            return self._index().search(
+                "\n".join(parts), exclude=incident_id, limit=limit, types=types(type)
+            )
+        found = self._index().search(
+            "\n".join(parts), exclude=incident_id, limit=MAX_RESULTS, types=types(type)
         )
+        return [hit for hit in found if can_see(self.get(hit.incident_id), visible)][:limit]
 
     def milestones(
         self,
@@ -214,6 +247,7 @@ class Reads(abc.ABC):
         declared_after: datetime | None = None,
         declared_before: datetime | None = None,
         type: str | Iterable[str] | None = None,
+        viewer: str | None = None,
     ) -> Iterator[Milestones]:
         """When each matching incident reached each milestone, oldest first.
 
@@ -222,7 +256,9 @@ class Reads(abc.ABC):
         without building a single snapshot; the memory and JSONL stores take
         them from each matching incident's snapshot (the default
         :meth:`Store.milestones <incidentflow.stores.Store.milestones>`).
+        With ``viewer`` the incidents restricted to others are left out.
         """
+        visible = self._visible_to(viewer, "metrics")
         query = IncidentQuery(
             severities=severities(severity),
             types=types(type),
@@ -233,8 +269,13 @@ class Reads(abc.ABC):
             if declared_before is None
             else v.aware("declared_before", declared_before),
             newest_first=False,
+            visible_to=visible,
         )
-        return iter(self._index().milestones(query))
+        if visible is None:
+            return iter(self._index().milestones(query))
+        from ._metrics import milestones
+
+        return (milestones(i) for i in self._seen(self._index().list(query), visible))
 
     def metrics(
         self,
@@ -245,6 +286,7 @@ class Reads(abc.ABC):
         declared_after: datetime | None = None,
         declared_before: datetime | None = None,
         type: str | Iterable[str] | None = None,
+        viewer: str | None = None,
     ) -> Sequence[Summary]:
         """MTTx figures over the matching incidents: see :func:`incidentflow.metrics.summarize`.
 
@@ -252,7 +294,8 @@ class Reads(abc.ABC):
         from one query and no snapshot is built, so it stays quick on a store
         of a hundred thousand incidents; the memory and JSONL stores load each
         matching snapshot first. ``type`` keeps the incidents of that type (or
-        those types); ``by="type"`` gives one summary per type.
+        those types); ``by="type"`` gives one summary per type. With ``viewer``
+        the incidents restricted to others are not counted.
 
         >>> from incidentflow import IncidentFlow
         >>> flow = IncidentFlow.in_memory()
@@ -268,5 +311,6 @@ class Reads(abc.ABC):
             declared_after=declared_after,
             declared_before=declared_before,
             type=type,
+            viewer=viewer,
         )
         return summarize(found, by=by, period=period)

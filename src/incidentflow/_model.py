@@ -477,6 +477,8 @@ class Incident:
         next_update_due: When the next status update is due, if one was promised
             or the policy sets a cadence.
         superseded: The fixes, deploys and confirmations that reopens set aside.
+        restricted_to: The actors and groups (``group:sre``) who alone may see it;
+            empty: everyone with the read permission.
         links: Its links to other incidents (duplicate of, caused by, related
             to, parent of, child of, and their inverses), oldest first.
 
@@ -528,6 +530,7 @@ class Incident:
     next_update_due: datetime | None = None
     superseded: Records[SupersededFix] = attrs.field(factory=Records)
     links: Records[Link] = attrs.field(factory=Records, kw_only=True)
+    restricted_to: tuple[str, ...] = attrs.field(default=(), kw_only=True)
 
     @property
     def triage(self) -> dict[str, str]:

@@ -20,6 +20,7 @@ import attrs
 
 from . import _policy_checks as check
 from . import _policy_toml as pt
+from ._authz import Authorizer
 from ._blame import BlameCheck, find_blame
 from ._fields import FIELD_TYPES
 from ._model import FieldValue, Incident, Severity
@@ -82,6 +83,9 @@ class Policy:
         blame_check: Warn on (default), reject, or ignore blaming language.
         postmortem_due: How long after resolution the post-mortem is due.
         guards: Extra guards per command, added with :meth:`with_guard`.
+        authorizer: Who may run what (:class:`~incidentflow.Access`, or your own
+            :class:`~incidentflow.Authorizer`); asked before any guard. ``None``:
+            everyone may run everything.
 
     """
 
@@ -265,6 +269,10 @@ class Policy:
     # Guards are code: they have no TOML form and are added after loading.
     guards: Mapping[str, tuple[Guard, ...]] = attrs.field(
         factory=lambda: MappingProxyType({}), eq=False, repr=False, metadata={"toml": None}
+    )
+    # The authorizer is code too: asked before any guard (see incidentflow._authz).
+    authorizer: Authorizer | None = attrs.field(
+        default=None, eq=False, repr=False, metadata={"toml": None}
     )
     # Guards resolve a process on every command: each (severity, type) is resolved once.
     _processes: dict[tuple[Severity, str | None], Process] = attrs.field(

@@ -13,6 +13,7 @@ The tree::
     ├── IdempotencyConflict           an idempotency key reused with another payload
     ├── StoreError                    the storage backend failed; the original is ``__cause__``
     ├── ConfigError                   a policy or configuration value is wrong; ``.key`` names it
+    ├── Unauthorized                  the authorizer refused; ``.actor``, ``.command``
     └── DeliveryError                 a notifier could not deliver; ``.retryable``, ``.status``
 
 Every message names the incident, field or state involved and says what would
@@ -43,6 +44,7 @@ __all__ = [
     "ReferenceTaken",
     "StoreError",
     "TransitionRejected",
+    "Unauthorized",
     "ValidationError",
 ]
 
@@ -215,6 +217,38 @@ class ReferenceTaken(IncidentFlowError):
             f"the {kind} reference {value!r} belongs to the open incident {holder}; "
             f"work on {holder} (flow.find gives it), or detach the reference there first"
         )
+
+
+class Unauthorized(IncidentFlowError, PermissionError):
+    """The policy's authorizer refused the actor this command (or read).
+
+    Raised before any guard runs, so nothing is recorded. An incident the
+    actor may not see answers :class:`IncidentNotFound` instead: its existence
+    is not disclosed.
+
+    Attributes:
+        actor: Who asked (``""`` when nobody was named).
+        command: The command (or read: ``"get"``, ``"list"``) refused.
+        permission: The permission it needs (``read``, ``respond``, ``command``, ``admin``).
+        incident_id: The incident it was run on, if any.
+
+    """
+
+    def __init__(
+        self, actor: str, command: str, permission: str = "", incident_id: str | None = None
+    ) -> None:
+        self.actor = actor
+        self.command = command
+        self.permission = permission
+        self.incident_id = incident_id
+        who = repr(actor) if actor else "an anonymous caller"
+        needs = f" (it needs the {permission} permission)" if permission else ""
+        on = f" on {incident_id}" if incident_id else ""
+        super().__init__(
+            f"{who} may not run {command}{on}{needs}; grant a role with that permission "
+            "in [access] of the configuration, or run it as someone who has one"
+        )
+        self.message = str(self)
 
 
 class ConcurrencyConflict(IncidentFlowError):

@@ -47,6 +47,8 @@ from incidentflow.testing import FrozenClock
 
 #: The public reason codes. Adding one is a feature; renaming or dropping one breaks users.
 REASON_CODES = {
+    "access.denied",
+    "access.unrestricted",
     "action_item.closed",
     "action_item.done",
     "action_item.unknown",
@@ -259,6 +261,8 @@ class TestFold:
         flow.link(parent.id, "parent_of", child.id, actor="al")
         flow.unlink(parent.id, "parent_of", child.id, actor="al")
         flow.merge(child.id, into=parent.id, reason="the same outage", actor="al")
+        flow.restrict(parent.id, ["group:sre"], actor="al")
+        flow.unrestrict(parent.id, actor="al")
         histories += [flow.history(parent.id), flow.history(child.id)]
         # Histories from before roles hold commander_assigned, which no command records now.
         legacy = flow.declare("Old history", severity="P4", commander="al", actor="al")
@@ -270,7 +274,7 @@ class TestFold:
         import incidentflow.commands._shared as shared
 
         modules = ("_triage", "_rca", "_resolve", "_closure", "_anytime", "_followups", "_labels")
-        for module in (*modules, "_coordination", "_corrections", "_links"):
+        for module in (*modules, "_coordination", "_corrections", "_links", "_access"):
             monkeypatch.setattr(f"incidentflow.commands.{module}.replace", attrs.evolve)
         monkeypatch.setattr(shared, "replace", attrs.evolve)
         assert [replay(history) for history in histories] == fast

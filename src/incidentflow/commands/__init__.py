@@ -29,6 +29,7 @@ from .._model import State as _State
 from ..exceptions import InvalidTransition as _InvalidTransition
 from ..exceptions import ValidationError as _ValidationError
 from . import (
+    _access,
     _anytime,
     _closure,
     _coordination,
@@ -94,6 +95,7 @@ DEFINITIONS: Mapping[str, Command[Any]] = _by_name(
     *_coordination.PHASE,
     *_corrections.PHASE,
     *_links.PHASE,
+    *_access.PHASE,
 )
 
 
@@ -183,5 +185,6 @@ def reason_codes() -> dict[str, str]:
     codes["policy.guard"] = "a custom guard of the policy"
     codes["roles.missing"] = "the roles the policy requires before the command are held"
     codes["reference.taken"] = "no other open incident holds the reference (flow.can)"
+    codes["access.denied"] = "the policy's authorizer allows the actor the command (flow.can)"
     codes["state.not_allowed"] = "the incident is in a state the command runs in (flow.can)"
     return dict(sorted(codes.items()))

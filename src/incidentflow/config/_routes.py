@@ -19,7 +19,7 @@ from ._structure import structure
 __all__ = ["ROUTES_ACCEPT", "RouteTable", "route_table", "route_tables", "routes_from_toml"]
 
 #: What ``routes`` accepts, as errors and the reference page say it.
-ROUTES_ACCEPT = "[[routes]] tables with notifier, severities and events"
+ROUTES_ACCEPT = "[[routes]] tables with notifier, severities, events and restricted"
 
 
 def _event_type(key: str, value: str) -> None:
@@ -56,6 +56,13 @@ class RouteTable:
             'a list of event types, e.g. ["declared", "resolved"]',
         ),
     )
+    restricted: bool = attrs.field(
+        default=False,
+        metadata=meta(
+            "Also announce restricted incidents here (only such routes hear them).",
+            "true or false",
+        ),
+    )
 
     @staticmethod
     def routes(
@@ -65,7 +72,14 @@ class RouteTable:
         routes = []
         for number, table in enumerate(tables, start=1):
             try:
-                routes.append(Route(table.notifier, table.severities, table.events))
+                routes.append(
+                    Route(
+                        table.notifier,
+                        table.severities,
+                        table.events,
+                        restricted=table.restricted,
+                    )
+                )
             except ConfigError as exc:  # a check of Route's that the table did not make
                 key = f"routes[{number}].{exc.key.rpartition('.')[2]}"
                 raise rekey(exc, where(source, ".".join(prefix), key)) from None
@@ -109,6 +123,8 @@ def route_table(route: Route) -> dict[str, Any]:
         table["severities"] = sorted(s.value for s in route.severities)
     if route.events is not None:
         table["events"] = sorted(route.events)
+    if route.restricted:
+        table["restricted"] = True
     return table
 
 

@@ -54,6 +54,9 @@ class Route:
         notifier: The notifier's ``name``.
         severities: Only incidents of these severities (``None``: all).
         events: Only these event types, e.g. ``{"declared", "resolved"}`` (``None``: all).
+        restricted: Whether it also carries the events of restricted incidents
+            (see :meth:`IncidentFlow.restrict <incidentflow.IncidentFlow.restrict>`);
+            only such routes do, and without routes nobody hears them.
 
     >>> Route("pager", severities={"P1"}, events={"declared"}).notifier
     'pager'
@@ -63,10 +66,12 @@ class Route:
     notifier: str
     severities: frozenset[Severity] | None = attrs.field(default=None, converter=_severities)
     events: frozenset[str] | None = attrs.field(default=None, converter=_event_types)
+    restricted: bool = attrs.field(default=False, kw_only=True)
 
     def matches(self, event: Event, incident: Incident) -> bool:
         """True when ``event`` on ``incident`` goes to this route's notifier."""
-        return self.accepts(incident.severity, event.type)
+        restricted = bool(incident.restricted_to)
+        return (self.restricted or not restricted) and self.accepts(incident.severity, event.type)
 
     def accepts(self, severity: Severity, event_type: str) -> bool:
         """True when an event of ``event_type`` on an incident of ``severity`` goes here."""
@@ -113,17 +118,22 @@ class Router:
         self.routes = None if routes is None else tuple(routes)
         # (severity, event type) -> (notifier, item id suffix) pairs: routing is decided
         # once per kind of event, not on every command.
-        self._targets: dict[tuple[Severity, str], tuple[tuple[str, str], ...]] = {}
+        self._targets: dict[tuple[Severity, str, bool], tuple[tuple[str, str], ...]] = {}
 
-    def _suffixed(self, severity: Severity, event_type: str) -> tuple[tuple[str, str], ...]:
-        key = (severity, event_type)
+    def _suffixed(
+        self, severity: Severity, event_type: str, restricted: bool
+    ) -> tuple[tuple[str, str], ...]:
+        key = (severity, event_type, restricted)
         found = self._targets.get(key)
         if found is None:
             if self.routes is None:
-                names: Iterable[str] = self.notifiers
+                # A restricted incident is announced only through routes marked for it.
+                names: Iterable[str] = () if restricted else self.notifiers
             else:
                 names = dict.fromkeys(
-                    r.notifier for r in self.routes if r.accepts(severity, event_type)
+                    r.notifier
+                    for r in self.routes
+                    if (r.restricted or not restricted) and r.accepts(severity, event_type)
                 )
             found = tuple((name, f":{name}" if name else "") for name in names)
             self._targets[key] = found
@@ -136,6 +146,7 @@ class Router:
         items: list[OutboxItem] = []
         for event in events:
             stem = f"{event.incident_id}:{event.seq}"
-            for name, suffix in self._suffixed(incident.severity, event.data.TYPE):
+            restricted = bool(incident.restricted_to)
+            for name, suffix in self._suffixed(incident.severity, event.data.TYPE, restricted):
                 items.append(OutboxItem(stem + suffix, event, name))
         return tuple(items)

@@ -165,6 +165,9 @@ class IncidentQuery:
         reference: Only incidents holding this external reference.
         open_action_items: Only incidents with at least one open action item
             (in any state, closed incidents included).
+        visible_to: Only incidents these names (an actor, ``group:<name>``) may
+            see: unrestricted ones and those restricted to one of them
+            (``None``: every incident).
         newest_first: Order by declaration time, newest first (default) or oldest first.
         limit: At most this many incidents.
         offset: Skip this many matching incidents first.
@@ -183,6 +186,7 @@ class IncidentQuery:
     fields: Mapping[str, FieldValue] | None = None
     reference: Reference | None = None
     open_action_items: bool = False
+    visible_to: frozenset[str] | None = None
     newest_first: bool = True
     limit: int | None = None
     offset: int = 0
@@ -202,6 +206,11 @@ class IncidentQuery:
             and (self.fields is None or _holds(incident.custom_fields, self.fields))
             and (self.reference is None or self.reference in incident.references)
             and (not self.open_action_items or has_open_action_items(incident))
+            and (
+                self.visible_to is None
+                or not incident.restricted_to
+                or not self.visible_to.isdisjoint(incident.restricted_to)
+            )
         )
 
     def apply(self, incidents: Iterable[Incident]) -> list[Incident]:
