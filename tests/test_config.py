@@ -880,7 +880,7 @@ class TestReferencePage:
     def test_every_key_is_documented(self) -> None:
         """docs/reference/configuration.md names every key the file accepts."""
         from incidentflow._policy import toml_forms
-        from incidentflow.config import _alerts, _delivery, _load, _routes
+        from incidentflow.config import _alerts, _delivery, _load, _routes, _web
 
         page = Path(__file__).resolve().parents[1] / "docs" / "reference" / "configuration.md"
         text = page.read_text(encoding="utf-8")
@@ -890,6 +890,7 @@ class TestReferencePage:
             _routes.RouteTable,
             _alerts.AlertsTable,
             _alerts.SeverityRuleTable,
+            _web.WebTable,
             WebhookNotifierSpec,
             SlackNotifierSpec,
             EmailNotifierSpec,

@@ -28,6 +28,7 @@ from ._store import (
     configured_url,
     open_configured_store,
 )
+from ._web import WebTable
 
 if TYPE_CHECKING:
     from ..notifiers._base import Notifier
@@ -122,6 +123,8 @@ class Config:
     alerts: AlertRules = attrs.field(
         factory=AlertRules, validator=instance(AlertRules, "AlertRules")
     )
+    #: The ``[web]`` table: the HTTP service's tokens and alert secrets (as ``env:VARIABLE``).
+    web: WebTable = attrs.field(factory=WebTable, validator=instance(WebTable, "WebTable"))
     source: Path | None = attrs.field(default=None, converter=_optional_path)
 
     def __attrs_post_init__(self) -> None:

@@ -21,6 +21,7 @@ from ._policy_table import POLICY_KEYS, policy_from_table
 from ._routes import ROUTES_ACCEPT, RouteTable
 from ._store import anchor_path, anchor_store, check_store_url
 from ._structure import accepted_keys, structure
+from ._web import WEB_ACCEPT, WebTable
 
 __all__ = ["FileTable", "load_config"]
 
@@ -88,6 +89,10 @@ class FileTable:
         factory=AlertsTable,
         metadata=meta("How ingested alerts become incidents (flow.ingest).", ALERTS_ACCEPT),
     )
+    web: WebTable = attrs.field(
+        factory=WebTable,
+        metadata=meta("Who may call the HTTP service (incidentflow serve).", WEB_ACCEPT),
+    )
 
 
 @functools.cache
@@ -99,6 +104,7 @@ def _elsewhere() -> Mapping[str, str]:
         (RouteTable, "a [[routes]] table"),
         (AlertsTable, "[alerts]"),
         (SeverityRuleTable, "an [[alerts.severity]] table"),
+        (WebTable, "[web]"),
         *((spec, f'a [notifiers.NAME] table with type = "{spec.TYPE}"') for spec in SPECS.values()),
     ]
     for table, label in tables:
@@ -158,6 +164,7 @@ def load_config(
     if table.routes is not None:
         settings["routes"] = RouteTable.routes(table.routes, name, prefix)
     settings["alerts"] = table.alerts.rules(name, prefix)
+    settings["web"] = table.web
     try:
         return Config(**settings)
     except ConfigError as exc:

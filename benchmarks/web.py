@@ -1,0 +1,191 @@
+"""HTTP overhead: a command over HTTP vs the library call plus a trivial round trip (issue 13).
+
+Run with ``python benchmarks/web.py`` (``--quick``: fewer rounds). Needs the
+``web`` extra. The service runs in a child process (uvicorn on 127.0.0.1, its
+own SQLite file), so client and server do not share one interpreter lock.
+
+1. Latency, interleaved round by round: ``flow.add_note`` called in this
+   process on a SQLite store of its own; ``POST /api/incidents/{id}/add_note``
+   over HTTP; ``GET /ping``, a trivial endpoint of the same server (each pair
+   of incidents takes 50 notes, then fresh ones are declared, so the snapshot
+   each HTTP answer carries stays the size of a real incident's). It prints
+   the medians and ``http / (library + ping)``; the issue asks at most 1.5.
+2. Throughput: 16 clients (threads, one keep-alive connection each) post
+   ``add_note`` to 16 incidents for a few seconds, on SQLite and, when
+   ``INCIDENTFLOW_TEST_POSTGRES_DSN`` is set, on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from incidentflow import IncidentFlow
+from incidentflow.stores import SQLiteStore
+
+CLIENTS = 16
+#: Notes added to one incident before the latency run moves to a fresh one.
+PER_INCIDENT = 50
+
+
+def serve(store: str, port: int) -> None:
+    """The child process: the service on ``store`` (SQLite path or PostgreSQL DSN), and /ping."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    from incidentflow.web import app
+
+    if store.startswith("postgresql://"):
+        from incidentflow.stores.postgres import PostgresStore
+
+        flow = IncidentFlow(PostgresStore(store, schema=f"bench_web_{os.getpid()}"))
+    else:
+        flow = IncidentFlow(SQLiteStore(Path(store)))
+
+    async def ping(request: object) -> PlainTextResponse:
+        return PlainTextResponse("pong")
+
+    asgi = Starlette(routes=[Route("/ping", ping), Mount("/", app(flow))])
+    uvicorn.run(asgi, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+class Server:
+    """The service in a child process, stopped on exit."""
+
+    def __init__(self, store: str, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        command = [sys.executable, __file__, "--serve", store, "--port", str(port)]
+        self.process = subprocess.Popen(command)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{self.url}/ping", timeout=1)
+                return
+            except httpx.TransportError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("the service did not start") from None
+                time.sleep(0.1)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def _declare(client: httpx.Client, title: str) -> str:
+    body = {"title": title, "severity": "P2", "commander": "bench"}
+    answer = client.post("/api/incidents", json=body, headers={"X-Actor": "bench"})
+    answer.raise_for_status()
+    return str(answer.json()["id"])
+
+
+def latency(folder: Path, rounds: int, port: int) -> None:
+    """Median latencies, interleaved: library, HTTP command, trivial round trip."""
+    flow = IncidentFlow(SQLiteStore(folder / "library.db"))
+    local = flow.declare("Library incident", severity="P2", commander="bench", actor="bench")
+    with Server(str(folder / "served.db"), port) as server, httpx.Client(base_url=server.url) as c:
+        remote = _declare(c, "Served incident")
+        path, headers = f"/api/incidents/{remote}/add_note", {"X-Actor": "bench"}
+        for _ in range(20):  # warm both paths up
+            flow.add_note(local.id, "warm-up", actor="bench")
+            c.post(path, json={"text": "warm-up"}, headers=headers).raise_for_status()
+            c.get("/ping")
+        library, http, ping = [], [], []
+        for n in range(rounds):
+            if n % PER_INCIDENT == 0:  # a fresh incident now and then: a realistic snapshot size
+                local = flow.declare(f"Library {n}", severity="P2", commander="bench", actor="b")
+                path = f"/api/incidents/{_declare(c, f'Served {n}')}/add_note"
+            started = time.perf_counter()
+            flow.add_note(local.id, f"note {n}", actor="bench")
+            library.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            c.post(path, json={"text": f"note {n}"}, headers=headers).raise_for_status()
+            http.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            c.get("/ping").raise_for_status()
+            ping.append(time.perf_counter() - started)
+    flow.close()
+    lib_ms, http_ms, ping_ms = (statistics.median(xs) * 1000 for xs in (library, http, ping))
+    print(f"latency over {rounds} interleaved rounds (medians, SQLite):")
+    print(f"  library add_note      {lib_ms:7.3f} ms")
+    print(f"  GET /ping round trip  {ping_ms:7.3f} ms")
+    print(f"  HTTP add_note         {http_ms:7.3f} ms")
+    print(f"  ratio http / (library + ping) = {http_ms / (lib_ms + ping_ms):.2f} (target <= 1.5)")
+
+
+def throughput(store: str, label: str, seconds: float, port: int) -> None:
+    """Commands per second with ``CLIENTS`` concurrent clients, each on its own incident."""
+    with Server(store, port) as server:
+        with httpx.Client(base_url=server.url) as setup:
+            ids = [_declare(setup, f"Throughput incident {n}") for n in range(CLIENTS)]
+        counts = [0] * CLIENTS
+        errors: list[str] = []
+        start = threading.Barrier(CLIENTS + 1)
+        stop = time.monotonic() + seconds + 0.5
+
+        def client(n: int) -> None:
+            with httpx.Client(base_url=server.url, timeout=30) as c:
+                path = f"/api/incidents/{ids[n]}/add_note"
+                start.wait()
+                while time.monotonic() < stop:
+                    answer = c.post(path, json={"text": "busy"}, headers={"X-Actor": "bench"})
+                    if answer.status_code != 200:
+                        errors.append(answer.text)
+                    counts[n] += 1
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+        for thread in threads:
+            thread.start()
+        start.wait()
+        began = time.monotonic()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - began
+    if store.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(store, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "bench_web_{server.process.pid}" CASCADE')
+    total = sum(counts)
+    print(f"throughput on {label}, {CLIENTS} concurrent clients: {total / elapsed:,.0f} commands/s "
+          f"({total:,} in {elapsed:.1f} s, {len(errors)} errors)")  # fmt: skip
+    if errors:
+        raise SystemExit(f"errors under load, e.g. {errors[0]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter runs")
+    parser.add_argument("--serve", metavar="STORE", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=18_400, help="the first port to use")
+    options = parser.parse_args()
+    if options.serve:
+        serve(options.serve, options.port)
+        return
+    rounds, seconds = (200, 2.0) if options.quick else (1000, 5.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        latency(folder, rounds, options.port)
+        throughput(str(folder / "throughput.db"), "SQLite", seconds, options.port + 1)
+    dsn = os.environ.get("INCIDENTFLOW_TEST_POSTGRES_DSN")
+    if dsn:
+        throughput(dsn, "PostgreSQL", seconds, options.port + 2)
+    else:
+        print("PostgreSQL: skipped (set INCIDENTFLOW_TEST_POSTGRES_DSN)")
+
+
+if __name__ == "__main__":
+    main()

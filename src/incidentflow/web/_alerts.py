@@ -1,0 +1,75 @@
+"""The alert endpoints: ``POST /alerts/{source}``, one per alert format, feeding ``ingest``.
+
+A request is admitted by a bearer token from ``alert_tokens`` or by an
+``X-Incidentflow-Signature: sha256=<hex>`` HMAC of the raw body with a secret
+from ``alert_secrets``; anything else answers 401 and nothing is read. The
+token's (or secret's) name is the actor the alerts are ingested as. Sending
+the same alert again changes nothing: ``ingest`` keys every write by the alert.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .._flow import IncidentFlow
+from ..alerts import SOURCES
+from ..exceptions import IncidentFlowError
+from ._auth import SIGNATURE_HEADER, Signatures, Tokens, bearer
+from ._errors import error_response, problem
+
+__all__ = ["MAX_ALERT_BODY", "alert_routes"]
+
+#: The largest alert payload accepted, in bytes.
+MAX_ALERT_BODY = 5 << 20
+
+
+def alert_routes(flow: IncidentFlow, tokens: Tokens, secrets: Signatures) -> list[Route]:
+    """One ``POST /alerts/{source}`` route per format of :data:`incidentflow.alerts.SOURCES`."""
+
+    def endpoint(source: str) -> Route:
+        async def ingest(request: Request) -> Response:
+            length = request.headers.get("content-length", "0")
+            if length.isdigit() and int(length) > MAX_ALERT_BODY:
+                return problem(413, "TooLarge", f"send at most {MAX_ALERT_BODY:,} bytes")
+            body = await request.body()
+            sender = tokens.actor(bearer(request.headers.get("authorization")))
+            if sender is None:
+                sender = secrets.sender(request.headers.get(SIGNATURE_HEADER), body)
+            if sender is None:
+                return problem(
+                    401,
+                    "Unauthenticated",
+                    "send Authorization: Bearer <alert token>, or sign the body: "
+                    f"{SIGNATURE_HEADER}: sha256=<HMAC-SHA256 hex of the body>",
+                )
+            if len(body) > MAX_ALERT_BODY:
+                return problem(413, "TooLarge", f"send at most {MAX_ALERT_BODY:,} bytes")
+            try:
+                report = await run_in_threadpool(flow.ingest, body, source=source, actor=sender)
+            except IncidentFlowError as exc:
+                return error_response(exc)
+            outcomes = [
+                {
+                    "action": o.action,
+                    "incident_id": o.incident_id,
+                    "replayed": o.replayed,
+                    "detail": o.detail,
+                    "fingerprint": o.alert.fingerprint,
+                    "status": o.alert.status,
+                }
+                for o in report
+            ]
+            return JSONResponse(
+                {
+                    "counts": report.counts(),
+                    "incident_ids": list(report.incident_ids),
+                    "outcomes": outcomes,
+                }
+            )
+
+        return Route(f"/alerts/{source}", ingest, methods=["POST"], name=f"alerts_{source}")
+
+    return [endpoint(source) for source in SOURCES]

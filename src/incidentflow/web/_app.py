@@ -1,0 +1,77 @@
+"""The application: the JSON API, the alert endpoints and the pages, on one flow."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.routing import BaseRoute
+    from starlette.types import Receive, Scope, Send
+
+    from .._flow import IncidentFlow
+    from ._auth import Signatures, Tokens
+
+__all__ = ["app"]
+
+
+class _Metrics:
+    """``GET /metrics``: the Prometheus text for scrapers, the metrics page for browsers."""
+
+    def __init__(self, prometheus: Any, page: BaseRoute | None) -> None:
+        self.prometheus = prometheus
+        self.page = page
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from starlette.requests import Request
+
+        accept = dict(scope.get("headers") or []).get(b"accept", b"")
+        if self.page is not None and b"text/html" in accept:
+            await self.page.handle(scope, receive, send)
+            return
+        response = await self.prometheus(Request(scope, receive))
+        await response(scope, receive, send)
+
+
+def app(
+    flow: IncidentFlow,
+    *,
+    tokens: Mapping[str, str] | Tokens | None = None,
+    alert_tokens: Mapping[str, str] | Tokens | None = None,
+    alert_secrets: Mapping[str, str] | Signatures | None = None,
+    **page_options: Any,
+) -> Starlette:
+    """An ASGI application serving ``flow``: JSON API under ``/api``, pages under ``/``.
+
+    A plain Starlette app: mount it in a host's FastAPI or Starlette app, or
+    run it with ``incidentflow serve``. ``tokens`` (actor name → bearer token,
+    or ``"env:VAR"``) guard the API and name who runs each command; without
+    them the ``X-Actor`` header does. ``alert_tokens`` and ``alert_secrets``
+    admit the alert endpoints ``POST /api/alerts/{source}`` (bearer token, or
+    HMAC-SHA256 signature of the body). ``GET /metrics`` answers the Prometheus
+    text, or the metrics page to a browser. ``page_options`` go to the pages.
+
+    Raises:
+        ConfigError: A token or secret is malformed, or names an unset variable.
+
+    """
+    from starlette.applications import Starlette
+    from starlette.routing import Mount, Route
+
+    from ._api import api_routes, prometheus_endpoint
+    from ._auth import Signatures, Tokens
+    from ._pages import page_routes
+
+    keys = tokens if isinstance(tokens, Tokens) else Tokens(tokens)
+    alert_keys = (
+        alert_tokens
+        if isinstance(alert_tokens, Tokens)
+        else Tokens(alert_tokens, option="alert_tokens")
+    )
+    secrets = alert_secrets if isinstance(alert_secrets, Signatures) else Signatures(alert_secrets)
+    api = api_routes(flow, tokens=keys, alert_tokens=alert_keys, alert_secrets=secrets)
+    pages = page_routes(flow, **page_options)
+    page = next((r for r in pages if getattr(r, "path", None) == "/metrics"), None)
+    metrics = Route("/metrics", _Metrics(prometheus_endpoint(flow, keys), page), methods=["GET"])
+    return Starlette(routes=[Mount("/api", routes=api), metrics, *pages])
