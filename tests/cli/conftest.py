@@ -24,6 +24,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("INCIDENTFLOW_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("TZ", "UTC")  # times are shown in the local zone; tests read UTC
     monkeypatch.chdir(tmp_path)
     assert load_config().source is None, "a configuration file above the test folder leaks in"
 

@@ -18,7 +18,7 @@ Exit codes:
   error. One line, never a traceback.
 - 3: the store or the environment failed (a database error, an unwritable file).
 
-The command line needs click (``pip install 'incidentflow[cli]'``); it is
+The command line needs click (``pip install -e '.[cli]'`` in a clone); it is
 imported by this package only, never by ``import incidentflow``. One module per
 command group holds its subcommands; each imports what its work needs inside
 the command, so ``incidentflow --help`` loads no store, notifier or renderer.
@@ -33,7 +33,7 @@ try:
 except ModuleNotFoundError:  # pragma: no cover - exercised by hand: depends on the install
     sys.stderr.write(
         "incidentflow: the command line needs click; install it with "
-        "pip install 'incidentflow[cli]'\n"
+        "pip install 'click>=8.1', or pip install -e '.[cli]' in a clone of incidentflow\n"
     )
     raise SystemExit(2) from None
 

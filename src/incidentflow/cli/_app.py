@@ -66,8 +66,11 @@ class App:
     as_json: bool = False
     actor_option: str | None = None
     write_files: bool = True
+    #: ``-i/--incident``: the incident a command without an ID is about.
+    incident_option: str | None = None
     _config: Config | None = None
     _flow: IncidentFlow | None = None
+    _notifying: bool = False
 
     @property
     def config(self) -> Config:
@@ -76,6 +79,9 @@ class App:
             from ..config import load_config
 
             self._config = load_config(self.config_path)
+            from ._clock import configure_zone
+
+            configure_zone(getattr(self._config, "display_timezone", None))
         return self._config
 
     @property
@@ -92,17 +98,27 @@ class App:
         return self._open(notify=False)
 
     def _open(self, *, notify: bool) -> IncidentFlow:
+        if self._flow is not None and notify and not self._notifying:
+            # Opened to read (an ID to resolve); the command writes: same store, with notifiers.
+            store = self._flow.store
+            self._flow = _open_flow(self.config, {**self._overrides(), "store": store})
+            self._notifying = True
         if self._flow is None:
-            overrides: dict[str, Any] = {}
-            if self.store is not None:
-                overrides["store"] = self.store
-            if not self.write_files:
-                overrides["incidents_dir"] = None
-                overrides["knowledge_dir"] = None
+            overrides = self._overrides()
             if not notify:
                 overrides["notifiers"] = []
             self._flow = _open_flow(self.config, overrides)
+            self._notifying = notify
         return self._flow
+
+    def _overrides(self) -> dict[str, Any]:
+        overrides: dict[str, Any] = {}
+        if self.store is not None:
+            overrides["store"] = self.store
+        if not self.write_files:
+            overrides["incidents_dir"] = None
+            overrides["knowledge_dir"] = None
+        return overrides
 
     @property
     def actor(self) -> str:

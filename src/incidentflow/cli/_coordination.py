@@ -7,7 +7,7 @@ from datetime import timedelta
 import click
 
 from ._app import App, pass_app
-from ._output import when
+from ._output import when, zone
 from ._params import Group, incident_argument, span
 
 __all__ = ["COMMANDS"]
@@ -65,7 +65,8 @@ def update(app: App, incident_id: str, audience: str, text: str, next_in: timede
     due = incident.next_update_due
     app.done(
         incident,
-        f"{audience} update posted" + (f"; next due {when(due)} UTC" if due is not None else ""),
+        f"{audience} update posted"
+        + (f"; next due {when(due)} {zone()}" if due is not None else ""),
     )
 
 

@@ -16,6 +16,7 @@ from ._output import (
     summary_json,
     table,
     when,
+    zone,
 )
 from ._params import SEVERITY_METAVAR, STATE, count, incident_argument, moment, pairs, severity
 from ._usage import in_cli_terms, usage
@@ -171,11 +172,13 @@ def list_incidents(
 
 @click.command(short_help="Show an incident and what its next step needs.")
 @incident_argument
+@click.option("--markdown", is_flag=True, help="Print the Markdown file as it is.")
 @pass_app
-def show(app: App, incident_id: str) -> None:
-    """Show an incident as its Markdown file, then what its next step needs."""
+def show(app: App, incident_id: str, markdown: bool) -> None:
+    """Show an incident, formatted for the terminal, then what its next step needs."""
     from .._lifecycle import next_command
     from ..render.markdown import render_incident
+    from ._terminal import for_terminal, width, wrapped
 
     flow = app.reader
     incident = flow.get(incident_id)
@@ -183,14 +186,17 @@ def show(app: App, incident_id: str) -> None:
     verdict = None if command is None else flow.can(incident.id, command, actor=app.actor)
 
     def text() -> str:
-        lines = [render_incident(incident, flow.history(incident.id)).rstrip(), ""]
+        document = render_incident(incident, flow.history(incident.id))
+        lines = [(document if markdown else for_terminal(document)).rstrip(), ""]
         if command is None or verdict is None:
             lines.append(f"The incident is {incident.state.value}: nothing follows.")
         elif verdict.allowed:
             lines.append(f"Next: {usage(command, incident.id)}")
         else:
             lines.append(f"Before {command}:")
-            lines.extend(f"  - {in_cli_terms(str(r))}" for r in verdict.reasons)
+            for reason in verdict.reasons:
+                line = f"  - {in_cli_terms(str(reason))}"
+                lines.extend([line] if markdown else wrapped(line, width(), "    "))
         return "\n".join(lines)
 
     next_step = None
@@ -209,15 +215,12 @@ def show(app: App, incident_id: str) -> None:
 def timeline(app: App, incident_id: str) -> None:
     """Show every event of an incident's history, oldest first."""
     from ..serialization import event_to_dict
+    from ._terminal import width, wrap_rows
 
     history = app.reader.history(incident_id)
-    app.emit(
-        [event_to_dict(e) for e in history],
-        lambda: table(
-            ("SEQ", "TIME (UTC)", "ACTOR", "EVENT", "DETAILS"),
-            ((str(e.seq), when(e.at), e.actor, e.type, details(e)) for e in history),
-        ),
-    )
+    rows = [("SEQ", f"TIME ({zone()})", "ACTOR", "EVENT", "DETAILS")]
+    rows += [(str(e.seq), when(e.at), e.actor, e.type, details(e)) for e in history]
+    app.emit([event_to_dict(e) for e in history], lambda: "\n".join(wrap_rows(rows, width())))
 
 
 @click.command(short_help="Past incidents and KB gotchas like this one.")

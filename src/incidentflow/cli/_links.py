@@ -1,4 +1,4 @@
-"""Relations between incidents: ``link``, ``unlink`` and ``merge``."""
+"""Relations between incidents (link, unlink, merge) and who sees one (restrict)."""
 
 from __future__ import annotations
 
@@ -56,4 +56,27 @@ def merge(app: App, incident_id: str, target: str, reason: str) -> None:
     app.done(incident, f"merged into {target}")
 
 
-COMMANDS: tuple[click.Command, ...] = (link, unlink, merge)
+@click.command(short_help="Restrict an incident to named actors or groups.")
+@incident_argument
+@click.argument("who", metavar="WHO...", nargs=-1, required=True)
+@pass_app
+def restrict(app: App, incident_id: str, who: tuple[str, ...]) -> None:
+    """Restrict ID to the actors and groups WHO (group:NAME); you are added.
+
+    For everyone else it is gone: listings, searches and metrics omit it, and
+    its notifications go only to routes marked restricted.
+    """
+    incident = app.flow.restrict(incident_id, list(who), actor=app.actor)
+    app.done(incident, f"restricted to {', '.join(incident.restricted_to)}")
+
+
+@click.command(short_help="Lift an incident's restriction.")
+@incident_argument
+@pass_app
+def unrestrict(app: App, incident_id: str) -> None:
+    """Lift ID's restriction: everyone with the read permission sees it again."""
+    incident = app.flow.unrestrict(incident_id, actor=app.actor)
+    app.done(incident, "no longer restricted")
+
+
+COMMANDS: tuple[click.Command, ...] = (link, unlink, merge, restrict, unrestrict)

@@ -30,6 +30,7 @@ from ._app import (
     App,
     library_warnings,
 )
+from ._current import AmbiguousIncident
 from ._output import one_line, printable, reason_json
 from ._root import cli
 from ._usage import in_cli_terms
@@ -49,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
         return EXIT_USAGE
+    except AmbiguousIncident as exc:
+        return _report(f"incidentflow: error: {exc.message}", "AmbiguousIncident",
+                       exc.message, app, args)  # fmt: skip
     except click.UsageError as exc:
         where = exc.ctx.command_path if exc.ctx is not None else "incidentflow"
         message = f"{one_line(exc.format_message())} (see '{where} --help')"
@@ -100,20 +104,20 @@ def _not_utf8(args: Sequence[str]) -> str | None:
     return None
 
 
-#: Global options that take a value, to find ``--json`` before the subcommand.
-_VALUED_OPTIONS = frozenset({"--store", "--config", "--actor"})
+#: Global options that take a value, to find ``--json`` when parsing failed before reading it.
+_VALUED_OPTIONS = frozenset({"--store", "--config", "--actor", "-i", "--incident"})
 
 
 def _json_requested(args: Sequence[str]) -> bool:
-    """Whether ``--json`` is among the global options, when parsing failed before reading it."""
+    """Whether ``--json`` is on the line (anywhere before ``--``), when parsing failed first."""
     tokens = iter(args)
     for token in tokens:
         if token == "--json":
             return True
         if token in _VALUED_OPTIONS:
             next(tokens, None)
-        elif token == "--" or not token.startswith("-"):
-            return False  # the subcommand (or its arguments) begins
+        elif token == "--":
+            return False  # the rest are arguments
     return False
 
 

@@ -6,7 +6,7 @@ import enum
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -36,6 +36,7 @@ __all__ = [
     "table",
     "toml_loads",
     "when",
+    "zone",
 ]
 
 
@@ -83,8 +84,17 @@ def _terminal_width() -> int:
 
 
 def when(moment: datetime) -> str:
-    """A moment as ``YYYY-MM-DD HH:MM``, UTC."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    """A moment as ``YYYY-MM-DD HH:MM`` in the display zone (``TZ``; see :func:`zone`)."""
+    from ._clock import display_zone
+
+    return moment.astimezone(display_zone()).strftime("%Y-%m-%d %H:%M")
+
+
+def zone() -> str:
+    """The display zone's short name, for headings: ``UTC``, ``CET``."""
+    from ._clock import zone_name
+
+    return zone_name()
 
 
 def duration(span: timedelta | None) -> str:

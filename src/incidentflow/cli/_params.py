@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
@@ -24,6 +24,7 @@ __all__ = [
     "incident_argument",
     "moment",
     "pairs",
+    "set_app",
     "severity",
     "span",
 ]
@@ -54,43 +55,36 @@ class Seconds(click.FloatRange):
         return seconds
 
 
-_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
 def moment(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    """An ISO 8601 time with its UTC offset (``2026-11-27T09:30Z``), in UTC.
+    """A time as people type it, in UTC: ``now-10m``, ``+3d``, ``yesterday 23:15``, ``23:15Z``, ISO.
 
-    A bare date (``2026-11-27``) means its first moment, UTC.
+    Clock times and bare dates are in the display zone (``TZ``); ISO 8601 needs its offset.
     """
     if value is None:
         return None
-    if _DATE_ONLY.fullmatch(value):
-        value = f"{value}T00:00Z"
+    from ._clock import parse_time
+
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a time; write ISO 8601 with an offset, e.g. 2026-11-27T09:30Z"
-        ) from None
-    if parsed.tzinfo is None:
-        raise click.BadParameter(
-            f"{value!r} has no UTC offset; add one, e.g. {value}Z or {value}+01:00"
-        )
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:
-        raise click.BadParameter(f"{value!r} is out of range in UTC; give a nearer time") from None
+        return parse_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def day(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    """A calendar date, ``YYYY-MM-DD``."""
+    """A calendar date: ``YYYY-MM-DD``, ``today``, ``tomorrow``, ``+3d``, in the display zone."""
     if value is None:
         return None
     try:
         return date.fromisoformat(value)
     except ValueError:
+        pass
+    from ._clock import display_zone, parse_time
+
+    try:
+        return parse_time(value).astimezone(display_zone()).date()
+    except ValueError:
         raise click.BadParameter(
-            f"{value!r} is not a date; write YYYY-MM-DD, e.g. 2026-12-04"
+            f"{value!r} is not a date; write YYYY-MM-DD (e.g. 2026-12-04), today, tomorrow or +3d"
         ) from None
 
 
@@ -165,13 +159,92 @@ STATE = click.Choice([s.value for s in State], case_sensitive=False)
 
 
 def incident_argument(function: _F) -> _F:
-    """The ``ID`` argument of a command about one incident."""
-    return click.argument("incident_id", metavar="ID")(function)
+    """The ``ID`` argument of a command about one incident: an id, a unique prefix or slug.
+
+    Left out, it is ``-i/--incident`` or the folder's current incident (``incidentflow use``).
+    """
+    from ._current import complete_incident, resolve_argument
+
+    return click.argument(
+        "incident_id", metavar="ID", callback=resolve_argument, shell_complete=complete_incident
+    )(function)
+
+
+def set_app(
+    attribute: str, *, given: object = None
+) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A callback setting the shared App's ``attribute`` to the option's value (or ``given``)."""
+
+    def store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None and value is not False:
+            from ._app import App
+
+            setattr(ctx.ensure_object(App), attribute, value if given is None else given)
+        return value
+
+    return store
+
+
+def _global_options() -> list[click.Option]:
+    """The group's options, repeated hidden on every subcommand: accepted anywhere on the line."""
+    return [
+        click.Option(
+            ["--store"], hidden=True, expose_value=False, is_eager=True, callback=set_app("store")
+        ),
+        click.Option(
+            ["--config"],
+            hidden=True,
+            expose_value=False,
+            is_eager=True,
+            callback=set_app("config_path"),
+        ),
+        click.Option(
+            ["--json"], is_flag=True, hidden=True, expose_value=False, callback=set_app("as_json")
+        ),
+        click.Option(
+            ["--actor"], hidden=True, expose_value=False, callback=set_app("actor_option")
+        ),
+        click.Option(
+            ["--no-files"],
+            is_flag=True,
+            hidden=True,
+            expose_value=False,
+            callback=set_app("write_files", given=False),
+        ),
+        click.Option(
+            ["-i", "--incident"],
+            hidden=True,
+            expose_value=False,
+            callback=set_app("incident_option"),
+        ),
+    ]
 
 
 class Group(click.Group):
-    """Lists subcommands in the order they are added: the order of the process."""
+    """Lists subcommands in the order they are added: the order of the process.
+
+    Every subcommand also takes the global options (``list --json``), and a
+    command about one incident may leave its ID out when there is a current one.
+    """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """The subcommands' names, in the order they were added."""
         return list(self.commands)
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Add ``cmd``, giving it the global options it does not have yet."""
+        taken = {opt for param in cmd.params for opt in param.opts}
+        cmd.params.extend(o for o in _global_options() if not taken & set(o.opts))
+        super().add_command(cmd, name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """The subcommand, and its words with the current incident put in for a left-out ID."""
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if cmd is not None and not isinstance(cmd, click.Group) and not ctx.resilient_parsing:
+            from ._app import App
+            from ._current import insert_incident
+
+            rest = insert_incident(ctx.ensure_object(App), cmd, rest)
+        return name, cmd, rest

@@ -9,6 +9,7 @@ from . import (
     _closing,
     _coordination,
     _corrections,
+    _current,
     _delivery,
     _diagram,
     _incidents,
@@ -17,13 +18,14 @@ from . import (
     _links,
     _records,
     _remediation,
+    _serve,
     _setup,
     _timing,
     _transfer,
     _triage,
 )
 from ._app import App
-from ._params import Group
+from ._params import Group, set_app
 
 __all__ = ["cli"]
 
@@ -32,6 +34,7 @@ __all__ = ["cli"]
 @click.option(
     "--store",
     metavar="URL",
+    callback=set_app("store"),
     help="Store URL (sqlite:///PATH, file://DIR, postgresql://..., memory://). "
     "Default: INCIDENTFLOW_URL, then the config's store, then SQLite under .agent/incidents/.",
 )
@@ -39,6 +42,7 @@ __all__ = ["cli"]
     "--config",
     "config_path",
     metavar="PATH",
+    callback=set_app("config_path"),  # read before the subcommand: its ID may be left out
     help="Configuration file. Default: INCIDENTFLOW_CONFIG, then the nearest "
     "incidentflow.toml or pyproject.toml with [tool.incidentflow].",
 )
@@ -49,6 +53,14 @@ __all__ = ["cli"]
     help="Who runs the command. Default: INCIDENTFLOW_ACTOR, the config's actor, your login.",
 )
 @click.option("--no-files", is_flag=True, help="Do not rewrite the incident's Markdown files.")
+@click.option(
+    "-i",
+    "--incident",
+    metavar="ID",
+    expose_value=False,
+    callback=set_app("incident_option"),
+    help="The incident of a command whose ID is left out (default: 'incidentflow use').",
+)
 @click.version_option(__version__, "--version", prog_name="incidentflow")
 @click.pass_context
 def cli(
@@ -63,6 +75,7 @@ def cli(
 
     \b
     declare → triage → contain → rca → fix → resolve → postmortem → kb
+    Global options go anywhere on the line; an ID may be any unique prefix or slug.
     Exit codes: 0 done, 1 rejected (every reason printed), 2 usage or input
     error, 3 the store or the environment failed.
     """  # noqa: D301 - "\b" is click's marker for a paragraph kept as written
@@ -76,6 +89,7 @@ def cli(
 for _module in (
     _setup,
     _incidents,
+    _current,
     _triage,
     _remediation,
     _closing,
@@ -89,6 +103,22 @@ for _module in (
     _delivery,
     _diagram,
     _transfer,
+    _serve,
 ):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
+
+
+def _add_examples(group: click.Group, path: str = "") -> None:
+    """Give every command's ``--help`` its examples (``_usage.examples``)."""
+    from ._usage import examples
+
+    for name, command in group.commands.items():
+        where = f"{path}{name}"
+        if isinstance(command, click.Group):
+            _add_examples(command, f"{where} ")
+        elif command.epilog is None:
+            command.epilog = examples(where) or None
+
+
+_add_examples(cli)

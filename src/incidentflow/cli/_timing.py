@@ -8,7 +8,7 @@ import click
 
 from .._events import DeadlineBreached
 from ._app import App, pass_app
-from ._output import deadline_status, duration, plain, summary_metrics_json, table, when
+from ._output import deadline_status, duration, plain, summary_metrics_json, table, when, zone
 from ._params import SEVERITY_METAVAR, incident_argument, moment, severity
 
 __all__ = ["COMMANDS"]
@@ -24,7 +24,7 @@ def deadlines(app: App, incident_id: str) -> None:
     app.emit(
         [{**plain(d), "status": d.status(now)} for d in found],
         lambda: table(
-            ("KIND", "SUBJECT", "DUE (UTC)", "STATUS"),
+            ("KIND", "SUBJECT", f"DUE ({zone()})", "STATUS"),
             ((d.kind, d.subject, when(d.due_at), deadline_status(d, now)) for d in found),
             empty="no deadlines",
         ),
@@ -42,7 +42,7 @@ def check_deadlines(app: App, at: datetime | None) -> None:
     app.emit(
         [{"incident_id": e.incident_id, **plain(e.data)} for e in events],
         lambda: table(
-            ("INCIDENT", "KIND", "SUBJECT", "DUE (UTC)"),
+            ("INCIDENT", "KIND", "SUBJECT", f"DUE ({zone()})"),
             (
                 (e.incident_id, breach.kind, breach.subject, when(breach.due_at))
                 for e in events

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 
-__all__ = ["USAGE", "in_cli_terms", "usage"]
+__all__ = ["EXAMPLES", "USAGE", "examples", "in_cli_terms", "usage"]
 
 #: How to run each library command from the terminal; ``{id}`` is the incident's id.
 #: Which command comes next is the core's to say (``_lifecycle.next_command``).
@@ -52,7 +52,54 @@ USAGE = {
     "link": "incidentflow link {id} KIND OTHER",
     "unlink": "incidentflow unlink {id} KIND OTHER",
     "merge": "incidentflow merge {id} --into OTHER --reason TEXT",
+    "restrict": "incidentflow restrict {id} alice group:security",
+    "unrestrict": "incidentflow unrestrict {id}",
 }
+
+
+#: Examples of the commands that run no library command (reading, operations).
+EXAMPLES = {
+    "init": ("incidentflow init", "incidentflow init --path ops/incidentflow.toml --force"),
+    "config show": ("incidentflow config show", "incidentflow config show --json"),
+    "list": (
+        "incidentflow list --open",
+        "incidentflow list --severity P1 --since yesterday --json",
+    ),
+    "show": ("incidentflow show payments", "incidentflow show --markdown > incident.md"),
+    "timeline": ("incidentflow timeline payments", "incidentflow timeline --json"),
+    "similar": ("incidentflow similar payments --limit 3",),
+    "use": ("incidentflow use payments", "incidentflow use", "incidentflow use --clear"),
+    "evidence collect": (
+        "incidentflow evidence collect {id} --git . --journalctl nginx",
+        "incidentflow evidence collect {id} --run 'kubectl get pods -n shop'",
+    ),
+    "find": ("incidentflow find alert 3f9c0e2a", "incidentflow find ticket OPS-12 --json"),
+    "deadlines": ("incidentflow deadlines {id}",),
+    "check-deadlines": ("incidentflow check-deadlines",),
+    "metrics": ("incidentflow metrics --by severity", "incidentflow metrics --since -30d"),
+    "deliver": ("incidentflow deliver",),
+    "dispatch": ("incidentflow dispatch",),
+    "diagram": ("incidentflow diagram", "incidentflow diagram {id}"),
+    "export": ("incidentflow export -o incidents.jsonl", "incidentflow export {id}"),
+    "import": ("incidentflow import incidents.jsonl",),
+    "verify": ("incidentflow verify", "incidentflow verify {id}"),
+    "serve": ("incidentflow serve",),
+}
+
+
+def examples(path: str) -> str:
+    """The ``Examples:`` paragraph of ``incidentflow PATH --help``; empty when there are none.
+
+    The library commands' lines come from :data:`USAGE`; ``ID`` may be left out
+    after ``incidentflow use ID``.
+    """
+    lines = list(EXAMPLES.get(path, ()))
+    prefix = f"incidentflow {path}"
+    lines += [u for u in USAGE.values() if u == prefix or u.startswith(prefix + " ")]
+    if not lines:
+        return ""
+    shown = "\n".join("  " + line.format(id="payments") for line in lines)
+    return f"\b\nExamples:\n{shown}"
 
 
 @functools.cache

@@ -149,7 +149,8 @@ def _postgres(key: str, url: str, rest: str) -> Store:
     except ImportError as exc:
         raise ConfigError(
             key,
-            "PostgreSQL stores need the postgres extra: pip install 'incidentflow[postgres]' "
+            "PostgreSQL stores need psycopg: pip install 'psycopg[binary]>=3.1' "
+            "'psycopg-pool>=3.2', or pip install -e '.[postgres]' in a clone of incidentflow "
             f"({exc})",
         ) from exc
     store: Store = PostgresStore(url)

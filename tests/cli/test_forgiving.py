@@ -1,0 +1,295 @@
+"""A forgiving command line: short ids, a current incident, options anywhere, times as typed."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import pytest
+from cli_terminal import Library, Terminal, declared, ok
+
+from incidentflow import ConfigError
+from incidentflow.cli import EXIT_USAGE, cli
+from incidentflow.cli._clock import parse_time
+from incidentflow.cli._output import when
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+PAYMENTS = "Payments API 503s in eu-west"
+
+
+class TestShortIds:
+    """An id by any unique prefix or slug; an ambiguous one lists the matches."""
+
+    def test_slug_prefix_finds_the_incident(self, term: Terminal) -> None:
+        """``show payments`` shows the one incident whose slug begins with ``payments``."""
+        wanted = declared(term, PAYMENTS)
+        declared(term, "Login page is slow", "P3")
+        shown = ok(term("--json", "show", "payments")).json()
+        assert shown["incident"]["id"] == wanted
+
+    def test_id_prefix_and_slug_word(self, term: Terminal, library: Library) -> None:
+        """A beginning of the id, or a word inside the slug, names the incident too."""
+        wanted = declared(term, PAYMENTS)
+        ok(term("note", wanted[:-5], "first"))
+        ok(term("note", "eu-west", "second"))
+        assert [e.type for e in library.history(wanted)][-2:] == ["note_added", "note_added"]
+
+    def test_ambiguous_prefix_lists_the_matches(self, term: Terminal) -> None:
+        """Two incidents beginning with the word: nothing runs, both are listed, exit 2."""
+        first = declared(term, PAYMENTS)
+        second = declared(term, "Payments queue stuck", "P2")
+        outcome = term("note", "payments", "which one?")
+        assert outcome.code == EXIT_USAGE
+        assert "matches 2 incidents" in outcome.err
+        assert first in outcome.err
+        assert second in outcome.err
+        assert "Traceback" not in outcome.err
+
+    def test_ambiguous_prefix_as_json(self, term: Terminal) -> None:
+        """With ``--json`` the ambiguity is a JSON error naming the matches."""
+        declared(term, PAYMENTS)
+        declared(term, "Payments queue stuck", "P2")
+        outcome = term("show", "payments", "--json")
+        assert outcome.code == EXIT_USAGE
+        assert outcome.json()["error"] == "AmbiguousIncident"
+
+    def test_unknown_word_is_not_found(self, term: Terminal) -> None:
+        """A word no incident answers to is an unknown incident, exit 2."""
+        declared(term, PAYMENTS)
+        outcome = term("show", "nothing-like-it")
+        assert outcome.code == EXIT_USAGE
+        assert "no incident with id 'nothing-like-it'" in outcome.err
+
+
+class TestCurrentIncident:
+    """``use ID`` sets the folder's current incident; ``-i`` overrides it."""
+
+    def test_commands_take_the_current_incident(self, term: Terminal, library: Library) -> None:
+        """After ``use``, a command about one incident may leave its ID out."""
+        wanted = declared(term, PAYMENTS)
+        assert wanted in ok(term("use", "payments")).out
+        ok(term("note", "rolled back 4.2.1"))
+        ok(term("triage", "answer", "symptom", "POST /pay returns 503"))
+        incident = library.get(wanted)
+        assert incident.notes[-1].text == "rolled back 4.2.1"
+        assert ok(term("use")).out.strip() == wanted
+
+    def test_incident_option_overrides_use(self, term: Terminal, library: Library) -> None:
+        """``-i ID`` (before or after the subcommand) wins over the current incident."""
+        current = declared(term, PAYMENTS)
+        other = declared(term, "Login page is slow", "P3")
+        ok(term("use", current))
+        ok(term("-i", "login", "note", "before"))
+        ok(term("note", "after", "--incident", "login"))
+        assert [n.text for n in library.get(other).notes] == ["before", "after"]
+        assert list(library.get(current).notes) == []
+
+    def test_label_words_are_not_taken_for_an_id(self, term: Terminal, library: Library) -> None:
+        """``label service=pay`` with a current incident labels it: KEY=VALUE is never an id."""
+        wanted = declared(term, PAYMENTS)
+        ok(term("use", wanted))
+        ok(term("label", "service=pay"))
+        assert library.get(wanted).labels == {"service": "pay"}
+
+    def test_clear_forgets_it(self, term: Terminal) -> None:
+        """``use --clear`` forgets the current incident; an ID is then needed again."""
+        ok(term("use", declared(term, PAYMENTS)))
+        ok(term("use", "--clear"))
+        assert term("note", "lost").code == EXIT_USAGE
+
+
+class TestOptionsAnywhere:
+    """The global options are accepted after the subcommand too."""
+
+    def test_json_after_the_subcommand(self, term: Terminal) -> None:
+        """``list --json`` prints JSON, as ``--json list`` does."""
+        wanted = declared(term)
+        assert [row["id"] for row in ok(term("list", "--json")).json()] == [wanted]
+
+    def test_store_after_the_subcommand(self, term: Terminal) -> None:
+        """``--store`` after the subcommand's arguments chooses the store."""
+        wanted = declared(term)
+        outcome = ok(term("show", wanted, "--json", "--store", term.store_url, bare=True))
+        assert outcome.json()["incident"]["id"] == wanted
+
+    def test_json_error_after_the_subcommand(self, term: Terminal) -> None:
+        """An error of a command given ``--json`` at its end is JSON too."""
+        outcome = term("show", "INC-2026-01-01-none", "--json")
+        assert outcome.code == EXIT_USAGE
+        assert outcome.json()["error"] == "IncidentNotFound"
+
+
+AT = datetime(2026, 12, 1, 10, 30, tzinfo=UTC)
+
+
+class TestTimeInput:
+    """Times as people type them, read in the display zone, stored in UTC."""
+
+    @pytest.mark.parametrize(
+        ("typed", "expected"),
+        [
+            ("now", AT),
+            ("now-10m", datetime(2026, 12, 1, 10, 20, tzinfo=UTC)),
+            ("+3d", datetime(2026, 12, 4, 10, 30, tzinfo=UTC)),
+            ("yesterday 23:15", datetime(2026, 11, 30, 22, 15, tzinfo=UTC)),
+            ("tomorrow", datetime(2026, 12, 1, 23, 0, tzinfo=UTC)),
+            ("23:15Z", datetime(2026, 12, 1, 23, 15, tzinfo=UTC)),
+            ("09:00", datetime(2026, 12, 1, 8, 0, tzinfo=UTC)),
+            ("2026-11-27T09:30Z", datetime(2026, 11, 27, 9, 30, tzinfo=UTC)),
+            ("2026-11-27", datetime(2026, 11, 26, 23, 0, tzinfo=UTC)),
+        ],
+    )
+    def test_forms(self, typed: str, expected: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Each documented form names the moment a person in Berlin means by it."""
+        monkeypatch.setenv("TZ", "Europe/Berlin")
+        assert parse_time(typed, at=AT) == expected
+
+    @pytest.mark.parametrize("typed", ["soon", "now-10x", "25:00", "2026-11-27T09:30"])
+    def test_refusals_say_what_to_write(self, typed: str) -> None:
+        """A time that cannot be read is refused with the forms that can."""
+        with pytest.raises(ValueError, match=r"now-10m|HH:MM|offset"):
+            parse_time(typed, at=AT)
+
+    def test_due_tomorrow(self, term: Terminal, library: Library) -> None:
+        """``action add --due tomorrow`` records tomorrow's date."""
+        from incidentflow.cli import _clock
+
+        wanted = library.drive("resolved", "P1").id
+        ok(term("action", "add", wanted, "Alert on 5xx", "--owner", "bob", "--due", "tomorrow"))
+        tomorrow = _clock.now().date().toordinal() + 1
+        assert library.get(wanted).action_items[-1].due.toordinal() == tomorrow
+
+    def test_since_accepts_relative_times(self, term: Terminal) -> None:
+        """``list --since now-1h`` lists what was declared within the hour."""
+        wanted = declared(term)
+        assert [r["id"] for r in ok(term("--json", "list", "--since", "now-1h")).json()] == [wanted]
+        assert ok(term("--json", "list", "--since", "+1d")).json() == []
+
+
+class TestTimeDisplay:
+    """Times are shown in the local zone, ``TZ`` first."""
+
+    def test_when_uses_tz(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A UTC moment is shown in the zone ``TZ`` names."""
+        monkeypatch.setenv("TZ", "Asia/Tokyo")
+        assert when(AT) == "2026-12-01 19:30"
+
+    def test_timeline_heading_names_the_zone(
+        self, term: Terminal, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The timeline's time column says which zone it is in."""
+        wanted = declared(term)
+        monkeypatch.setenv("TZ", "Asia/Tokyo")
+        assert "TIME (JST)" in ok(term("timeline", wanted)).out.splitlines()[0]
+
+
+class TestCompletion:
+    """click's completion offers open incidents' ids."""
+
+    def test_completes_open_ids(
+        self, term: Terminal, library: Library, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Completing ``show pay`` offers the open incidents beginning with it, not closed ones."""
+        from click.shell_completion import ShellComplete
+
+        wanted = declared(term, PAYMENTS)
+        declared(term, "Login page is slow", "P3")
+        library.drive("kb_updated", "P3", texts={"title": "Payments page old"})
+        monkeypatch.setenv("INCIDENTFLOW_URL", term.store_url)
+        complete = ShellComplete(cli, {}, "incidentflow", "_INCIDENTFLOW_COMPLETE")
+        assert [c.value for c in complete.get_completions(["show"], "pay")] == [wanted]
+
+    def test_completes_subcommands_and_options(self) -> None:
+        """Subcommands and a subcommand's options complete too."""
+        from click.shell_completion import ShellComplete
+
+        complete = ShellComplete(cli, {}, "incidentflow", "_INCIDENTFLOW_COMPLETE")
+        assert "declare" in [c.value for c in complete.get_completions([], "de")]
+        assert "--severity" in [c.value for c in complete.get_completions(["declare"], "--sev")]
+
+
+class TestInstallLines:
+    """The docs' install lines work from a clone: no distribution named incidentflow is needed."""
+
+    def test_no_line_installs_from_an_index(self) -> None:
+        """No doc, README or message tells anyone to ``pip install 'incidentflow[...]'``."""
+        texts = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+        texts += [ROOT / "docs" / "reference" / "cli.md", ROOT / "src/incidentflow/cli/__init__.py"]
+        bad = re.compile(r"pip install ['\"]?incidentflow\[cli\]")
+        assert [str(p) for p in texts if bad.search(p.read_text(encoding="utf-8"))] == []
+
+    def test_missing_psycopg_hint_names_a_working_install(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without psycopg, the PostgreSQL store's error names what pip can install."""
+        import sys
+
+        from incidentflow.stores._url import open_store
+
+        monkeypatch.setitem(sys.modules, "incidentflow.stores.postgres", None)
+        with pytest.raises(ConfigError) as raised:
+            open_store("postgresql://u@localhost/db")
+        assert "incidentflow[postgres]'" not in str(raised.value)
+        assert "psycopg" in str(raised.value)
+
+
+def _leaves(group: click.Group, path: str = "") -> list[str]:
+    found = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += _leaves(command, f"{path}{name} ")
+        else:
+            found.append(f"{path}{name}")
+    return found
+
+
+class TestHelpExamples:
+    """Every command's ``--help`` shows examples."""
+
+    @pytest.mark.parametrize("path", _leaves(cli))
+    def test_help_has_examples(self, path: str, term: Terminal) -> None:
+        """``incidentflow PATH --help`` ends with an Examples paragraph naming the command."""
+        out = term(*path.split(), "--help", bare=True).out
+        assert "Examples:" in out
+        assert f"incidentflow {path}" in out.split("Examples:")[1]
+
+
+class TestTerminalOutput:
+    """``show`` and ``timeline`` are made for a terminal; ``--markdown`` keeps the file."""
+
+    def test_show_has_no_markdown_escapes(
+        self, term: Terminal, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """User text reads as typed, headings are underlined, every line fits the width."""
+        monkeypatch.setenv("COLUMNS", "60")
+        wanted = declared(term, PAYMENTS)
+        ok(term("note", wanted, "load ~40% on http_code 503 " + "and more words " * 8))
+        out = ok(term("show", wanted)).out
+        assert "~40% on http_code" in out
+        assert "\\~" not in out
+        assert "\\_" not in out
+        assert "Incident: Payments API 503s in eu-west\n=====" in out
+        # The next step's command stays on one line, to be copied whole.
+        assert max(len(line) for line in out.splitlines() if not line.startswith("Next:")) <= 60
+
+    def test_markdown_keeps_the_file(self, term: Terminal) -> None:
+        """``show --markdown`` prints the Markdown, escapes included."""
+        wanted = declared(term, PAYMENTS)
+        ok(term("note", wanted, "http_code"))
+        out = ok(term("show", wanted, "--markdown")).out
+        assert out.startswith("# Incident: Payments API")
+        assert "http\\_code" in out
+
+    def test_timeline_wraps_to_the_width(
+        self, term: Terminal, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """No timeline line runs past the terminal's width."""
+        monkeypatch.setenv("COLUMNS", "80")
+        wanted = declared(term, PAYMENTS)
+        ok(term("note", wanted, "word " * 60))
+        lines = ok(term("timeline", wanted)).out.splitlines()
+        assert lines[0].split()[:2] == ["SEQ", "TIME"]
+        assert max(len(line) for line in lines) <= 80
