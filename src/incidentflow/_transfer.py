@@ -42,6 +42,7 @@ from .exceptions import (
     InvalidTransition,
     TransitionRejected,
     ValidationError,
+    _either,
 )
 from .stores._base import Commit
 
@@ -467,7 +468,7 @@ def _decided(
         raise ValidationError(
             where,
             f"{label} cannot have happened: {command} is allowed only when the incident is "
-            f"{', '.join(exc.allowed_states) or 'never'}, and it was {exc.state}",
+            f"{_either(exc.allowed_states) or 'never'}, and it was {exc.state}",
         ) from None
     except TransitionRejected as exc:
         raise ValidationError(

@@ -118,7 +118,7 @@ class TestBuiltIn:
         monkeypatch.setitem(sys.modules, "psycopg_pool", None)
         for name in [m for m in sys.modules if m.startswith("incidentflow.stores.postgres")]:
             monkeypatch.delitem(sys.modules, name)
-        with pytest.raises(ConfigError, match=r"incidentflow\[postgres\]"):
+        with pytest.raises(ConfigError, match=r"-e '\.\[postgres\]'"):
             open_store("postgresql://user@localhost/incidents")
 
 

@@ -1,8 +1,8 @@
 """Notifiers: who hears about committed events.
 
 The log, callback and recording notifiers need nothing beyond the library.
-``WebhookNotifier`` and ``SlackNotifier`` need httpx (``pip install
-'incidentflow[webhook]'``); ``EmailNotifier`` uses the standard library. They
+``WebhookNotifier`` and ``SlackNotifier`` need httpx (the ``webhook`` extra:
+``pip install -e '.[webhook]'`` in a clone); ``EmailNotifier`` uses the standard library. They
 are imported on first use, so ``import incidentflow.notifiers`` loads neither
 httpx nor smtplib.
 """

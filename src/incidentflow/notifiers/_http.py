@@ -41,7 +41,7 @@ def require_httpx(notifier: str) -> ModuleType:
         import httpx
     except ImportError:
         raise ConfigError(
-            "httpx", f"{notifier} needs httpx: install it with pip install 'incidentflow[webhook]'"
+            "httpx", f"{notifier} needs httpx: install it with pip install -e '.[webhook]'"
         ) from None
     return httpx
 

@@ -87,6 +87,10 @@ def _relation_sentence(event: ev.Event) -> str | None:
         case ev.Absorbed():
             moved = f"{len(d.evidence)} evidence item(s), {len(d.references)} reference(s)"
             return f"{actor} merged {one_line(d.source, 80)} into this incident ({moved})"
+        case ev.Restricted():
+            return f"{actor} restricted the incident to {len(d.to)} actor(s) and group(s)"
+        case ev.Unrestricted():
+            return f"{actor} lifted the incident's restriction"
     return None
 
 

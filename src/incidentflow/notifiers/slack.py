@@ -43,7 +43,7 @@ class SlackNotifier(Notifier):
     link. A status update shows its whole text, its audience and when the next
     one is due; a role handoff shows the role, from whom and to whom. User
     text is escaped, so a title cannot ping ``@channel`` or forge links. Needs
-    httpx (``pip install 'incidentflow[webhook]'``); safe to call from many
+    httpx (``pip install -e '.[webhook]'``); safe to call from many
     threads at once.
 
     Args:

@@ -214,7 +214,7 @@ def _sign(key: bytes, timestamp: int, body: bytes) -> str:
 class WebhookNotifier(Notifier):
     """POSTs each notification as JSON to ``url``, signed when given a ``secret``.
 
-    Needs httpx (``pip install 'incidentflow[webhook]'``). One instance keeps a
+    Needs httpx (``pip install -e '.[webhook]'``). One instance keeps a
     pool of connections and may be called from many threads at once.
 
     Args:
