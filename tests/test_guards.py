@@ -265,7 +265,10 @@ class TestResolveGuards:
         (reason,) = rejected(flow, inc.id, "resolve", lambda: flow.resolve(inc.id, actor=COMMANDER))
         assert "watch window" in reason
         assert f"{deployed + timedelta(minutes=15):%H:%M} UTC" in reason
-        assert "1 min left" in reason
+        assert "1m00s left" in reason
+        clock.set(deployed + timedelta(minutes=14, seconds=59))
+        (reason,) = rejected(flow, inc.id, "resolve", lambda: flow.resolve(inc.id, actor=COMMANDER))
+        assert "(1s left)" in reason  # exact: never a minute that has already passed
         clock.set(deployed + timedelta(minutes=15))
         assert flow.resolve(inc.id, actor=COMMANDER).state is State.RESOLVED
 
@@ -276,7 +279,7 @@ class TestResolveGuards:
         flow.confirm_by_user(inc.id, user=USER, actor=COMMANDER)
         clock.advance(minutes=30)
         (reason,) = rejected(flow, inc.id, "resolve", lambda: flow.resolve(inc.id, actor=COMMANDER))
-        assert "min left" in reason
+        assert "30m00s left" in reason
         clock.advance(minutes=30)
         assert flow.resolve(inc.id, actor=COMMANDER).state is State.RESOLVED
 

@@ -10,7 +10,7 @@ from .._model import Confirmation, Incident, Records, State, SupersededFix
 from ..exceptions import ValidationError
 from ._define import Argument, Command, Context, Guard, Move, Unmet, unmet
 from ._links import CHILD_OPEN
-from ._shared import minutes, remembered, replace, when
+from ._shared import remembered, replace, time_left, when
 
 __all__ = ["CONFIRM_BY_USER", "REOPEN", "RESOLVE"]
 
@@ -108,7 +108,7 @@ def _watched(c: Context[ev.Resolved]) -> Unmet | None:
         return None
     return unmet(
         f"the post-deploy watch window runs until {when(watch_end)} "
-        f"({minutes(watch_end - c.now)} left)",
+        f"({time_left(watch_end - c.now)} left)",
         until=watch_end.isoformat(),
     )
 

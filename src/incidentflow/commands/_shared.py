@@ -16,10 +16,10 @@ from ._define import Context
 __all__ = [
     "in_incident_time",
     "incident_id",
-    "minutes",
     "not_before_declared",
     "remembered",
     "replace",
+    "time_left",
     "when",
 ]
 
@@ -54,10 +54,18 @@ def when(at: datetime) -> str:
     return f"{at:%Y-%m-%d %H:%M} UTC"
 
 
-def minutes(delta: timedelta) -> str:
-    """What is left of a wait, rounded up to whole minutes (at least 1)."""
-    whole = max(1, int(-(-delta.total_seconds() // 60)))
-    return f"{whole} min"
+def time_left(delta: timedelta) -> str:
+    """What is left of a wait, exactly, to the second: ``14m05s``, ``1h02m10s``, ``40s``.
+
+    >>> time_left(timedelta(minutes=14, seconds=5)), time_left(timedelta(seconds=0.2))
+    ('14m05s', '1s')
+    """
+    seconds = max(1, int(-(-delta.total_seconds() // 1)))  # a part of a second is a second
+    hours, rest = divmod(seconds, 3600)
+    mins, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{mins:02d}m{secs:02d}s"
+    return f"{mins}m{secs:02d}s" if mins else f"{secs}s"
 
 
 def not_before_declared(context: Context[Any], field: str, at: datetime) -> None:
