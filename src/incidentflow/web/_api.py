@@ -52,6 +52,15 @@ _MOMENTS = ("declared_after", "declared_before")
 _Endpoint = Callable[[Request], Awaitable[Response]]
 
 
+#: Who reads without naming themselves: restricted incidents are hidden from them.
+ANONYMOUS = "(anonymous)"
+
+
+def _viewer(actor: str | None) -> str:
+    """Whom a read is for: the caller, or an anonymous one who sees no restricted incident."""
+    return actor or ANONYMOUS
+
+
 class _Api:
     """The endpoints, bound to one flow and its credentials."""
 
@@ -157,7 +166,9 @@ class _Api:
         """``GET /incidents/{incident_id}``: the current snapshot."""
 
         async def answer(actor: str | None) -> Response:
-            found = await run_in_threadpool(self.flow.get, request.path_params["incident_id"])
+            found = await run_in_threadpool(
+                self.flow.get, request.path_params["incident_id"], viewer=_viewer(actor)
+            )
             if request.headers.get("if-none-match") == _etag(found):
                 return Response(status_code=304, headers={"ETag": _etag(found)})
             return JSONResponse(jsonable(found), headers={"ETag": _etag(found)})
@@ -168,7 +179,9 @@ class _Api:
         """``GET /incidents/{incident_id}/history``: every event, seq 1..n."""
 
         async def answer(actor: str | None) -> Response:
-            events = await run_in_threadpool(self.flow.history, request.path_params["incident_id"])
+            events = await run_in_threadpool(
+                self.flow.history, request.path_params["incident_id"], viewer=_viewer(actor)
+            )
             return JSONResponse([event_to_dict(e) for e in events])
 
         return await self._read(request, answer)
@@ -177,7 +190,9 @@ class _Api:
         """``GET /incidents``: the incidents matching the query's filters, paged."""
 
         async def answer(actor: str | None) -> Response:
-            found = await run_in_threadpool(self.flow.list, **_filters(request))
+            found = await run_in_threadpool(
+                self.flow.list, **_filters(request), viewer=_viewer(actor)
+            )
             return JSONResponse([jsonable(incident) for incident in found])
 
         return await self._read(request, answer)
@@ -186,7 +201,9 @@ class _Api:
         """``GET /summaries``: what ``/incidents`` finds, as one-line summaries."""
 
         async def answer(actor: str | None) -> Response:
-            found = await run_in_threadpool(self.flow.summaries, **_filters(request))
+            found = await run_in_threadpool(
+                self.flow.summaries, **_filters(request), viewer=_viewer(actor)
+            )
             return JSONResponse(jsonable(found))
 
         return await self._read(request, answer)
@@ -202,7 +219,9 @@ class _Api:
             if request.query_params.getlist("type"):
                 kwargs["type"] = request.query_params.getlist("type")
             incident_id = request.path_params.get("incident_id")
-            found = await run_in_threadpool(self.flow.similar, incident_id, **kwargs)
+            found = await run_in_threadpool(
+                self.flow.similar, incident_id, **kwargs, viewer=_viewer(actor)
+            )
             return JSONResponse(jsonable(found))
 
         return await self._read(request, answer)
@@ -219,7 +238,7 @@ class _Api:
             for name in _MOMENTS:
                 if name in params:
                     kwargs[name] = parse_moment(name, params[name])
-            found = await run_in_threadpool(self.flow.metrics, **kwargs)
+            found = await run_in_threadpool(self.flow.metrics, **kwargs, viewer=_viewer(actor))
             if params.get("format") == "prometheus":
                 return _prometheus(found)
             return JSONResponse(
@@ -237,10 +256,13 @@ class _Api:
             ids = request.query_params.getlist("id")
             if not ids:
                 filters = _filters(request, extra=("id",), default_limit=None)
-                ids = [s.id for s in await run_in_threadpool(self.flow.summaries, **filters)]
+                found = await run_in_threadpool(
+                    self.flow.summaries, **filters, viewer=_viewer(actor)
+                )
+                ids = [s.id for s in found]
             else:
-                for incident_id in ids:  # a missing id answers 404 before the stream starts
-                    await run_in_threadpool(self.flow.get, incident_id)
+                for incident_id in ids:  # a missing (or hidden) id answers 404 before the stream
+                    await run_in_threadpool(self.flow.get, incident_id, viewer=_viewer(actor))
 
             def lines() -> Iterator[str]:
                 for line in export_lines(self.flow, dict.fromkeys(ids)):
@@ -255,8 +277,9 @@ class _Api:
     async def prometheus(self, request: Request) -> Response:
         """``GET /metrics`` at the root: the Prometheus text exposition of every incident."""
         try:
-            self.caller(request, needed=False)
-            return _prometheus(await run_in_threadpool(self.flow.metrics))
+            actor = self.caller(request, needed=False)
+            metrics = await run_in_threadpool(self.flow.metrics, viewer=_viewer(actor))
+            return _prometheus(metrics)
         except _Refused as refused:
             return refused.response
         except IncidentFlowError as exc:
