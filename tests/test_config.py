@@ -1062,3 +1062,29 @@ class TestAlertsFromConfig:
             [outcome] = flow.ingest({"alerts": [alert]}, source="generic")
             incident = flow.get(outcome.incident_id)
         assert (incident.severity.value, incident.commander) == ("P1", "oncall")
+
+
+class TestAccessFromConfig:
+    def test_access_becomes_the_policys_authorizer(self, tmp_path: Path) -> None:
+        """[access] in the file decides who may run what on the configured flow."""
+        from incidentflow import Unauthorized
+
+        config = tmp_path / "incidentflow.toml"
+        config.write_text(
+            'store = "memory://"\n[access]\ndefault = "read"\n'
+            '[[access.roles]]\nname = "oncall"\npermission = "command"\nmembers = ["alice"]\n',
+            encoding="utf-8",
+        )
+        with IncidentFlow.from_config(config) as flow:
+            inc = flow.declare("Checkout down", severity="P2", commander="alice", actor="alice")
+            with pytest.raises(Unauthorized):
+                flow.start_triage(inc.id, actor="bob")
+            assert flow.start_triage(inc.id, actor="alice").state.value == "triaging"
+
+    def test_a_wrong_access_table_names_its_key(self, tmp_path: Path) -> None:
+        """A permission that does not exist is a ConfigError naming the key in the file."""
+        config = tmp_path / "incidentflow.toml"
+        config.write_text('[access]\ndefault = "superuser"\n', encoding="utf-8")
+        with pytest.raises(ConfigError) as info:
+            load_config(config)
+        assert "access.default" in info.value.key

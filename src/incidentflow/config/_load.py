@@ -93,6 +93,14 @@ class FileTable:
         factory=WebTable,
         metadata=meta("Who may call the HTTP service (incidentflow serve).", WEB_ACCEPT),
     )
+    # Read by Access.from_mapping: roles, groups and hashed tokens become the policy's authorizer.
+    access: dict[str, Any] = attrs.field(
+        factory=dict,
+        metadata=meta(
+            "Who may read, respond, command or administer (roles, groups, hashed tokens).",
+            "a table with default, [access.groups] and [[access.roles]]",
+        ),
+    )
 
 
 @functools.cache
@@ -165,6 +173,14 @@ def load_config(
         settings["routes"] = RouteTable.routes(table.routes, name, prefix)
     settings["alerts"] = table.alerts.rules(name, prefix)
     settings["web"] = table.web
+    if table.access:
+        from .._authz import Access
+
+        try:
+            access = Access.from_mapping(table.access)
+        except ConfigError as exc:
+            raise rekey(exc, where(name, within, exc.key)) from None
+        settings["policy"] = attrs.evolve(settings["policy"], authorizer=access)
     try:
         return Config(**settings)
     except ConfigError as exc:
