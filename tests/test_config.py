@@ -509,16 +509,34 @@ class TestErrors:
         assert "whsec-9f8e7d6c" not in str(error)
         assert "environment variable" in str(error)
 
-    def test_missing_secret_is_reported_when_the_flow_opens(self, tmp_path: Path) -> None:
-        """An unset *_env variable fails building the flow, naming the key and the variable."""
+    def test_a_missing_secret_never_blocks_a_command(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An unset *_env variable: the P1 is declared; its page is a dead letter saying why."""
+        monkeypatch.delenv("PAGER_SECRET", raising=False)
         path = write(
             tmp_path / "incidentflow.toml",
             "[notifiers.pager]\ntype = 'webhook'\nurl = 'https://x.example/h'\n"
             "secret_env = 'PAGER_SECRET'\n",
         )
         config = load_config(path)  # loading does not need the secret
+        with open_flow(config, store="memory://") as flow:
+            inc = flow.declare("DB down", severity="P1", commander="al", actor="al")
+            assert flow.get(inc.id).version == 1
+            [dead] = flow.dead_letters()
+        assert dead.id == f"{inc.id}:1:pager"
+        assert "notifiers.pager.secret_env" in dead.last_error
+        assert "PAGER_SECRET is not set" in dead.last_error
+
+    def test_strict_building_names_the_key(self, tmp_path: Path) -> None:
+        """build_notifiers(strict=True) raises ConfigError naming the key and the variable."""
+        path = write(
+            tmp_path / "incidentflow.toml",
+            "[notifiers.pager]\ntype = 'webhook'\nurl = 'https://x.example/h'\n"
+            "secret_env = 'PAGER_SECRET'\n",
+        )
         with pytest.raises(ConfigError) as info:
-            open_flow(config, store="memory://")
+            load_config(path).build_notifiers(environ={}, strict=True)
         assert info.value.key == f"{path}: notifiers.pager.secret_env"
         assert "PAGER_SECRET is not set" in str(info.value)
 
@@ -555,7 +573,7 @@ class TestErrors:
         """Each kind of *_env key, unset, is named with its variable."""
         config = Config(notifiers={"n": spec})
         with pytest.raises(ConfigError) as info:
-            config.build_notifiers(environ={})
+            config.build_notifiers(environ={}, strict=True)
         assert info.value.key == f"notifiers.n.{key}"
         assert variable in str(info.value)
 
@@ -563,14 +581,14 @@ class TestErrors:
         """A variable that is set but empty is refused too."""
         config = Config(notifiers={"chat": SlackNotifierSpec(webhook_url_env="SLACK_WEBHOOK_URL")})
         with pytest.raises(ConfigError, match="SLACK_WEBHOOK_URL is empty"):
-            config.build_notifiers(environ={"SLACK_WEBHOOK_URL": " "})
+            config.build_notifiers(environ={"SLACK_WEBHOOK_URL": " "}, strict=True)
 
     def test_bad_url_from_the_environment_is_keyed_and_masked(self) -> None:
         """A bad URL read from a variable names the *_env key and hides the URL's token."""
         config = Config(notifiers={"chat": SlackNotifierSpec(webhook_url_env="SLACK_WEBHOOK_URL")})
         with pytest.raises(ConfigError) as info:
             config.build_notifiers(
-                environ={"SLACK_WEBHOOK_URL": "ftp://hooks.example/T0/s3cr3t-token"}
+                environ={"SLACK_WEBHOOK_URL": "ftp://hooks.example/T0/s3cr3t-token"}, strict=True
             )
         assert info.value.key == "notifiers.chat.webhook_url_env"
         assert "s3cr3t-token" not in str(info.value)
@@ -716,16 +734,23 @@ class TestFlowArguments:
         with IncidentFlow.from_config(path, store="memory://", incidents_dir=None) as flow:
             assert flow.policy.blame_check is BlameCheck.REJECT
 
-    def test_a_failing_notifier_leaves_no_store_open(self, tmp_path: Path) -> None:
-        """When a secret is missing, no store is opened (no database file is created)."""
+    def test_a_notifier_that_cannot_be_built_stands_in_as_unavailable(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A missing secret opens the store and the flow all the same, reporting the notifier."""
+        from incidentflow.notifiers import UnavailableNotifier
+
+        monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
         path = write(
             tmp_path / "incidentflow.toml",
             'store = "sqlite:///x.db"\n[notifiers.chat]\ntype = "slack"\n'
             'webhook_url_env = "SLACK_WEBHOOK_URL"\n',
         )
-        with pytest.raises(ConfigError):
-            open_flow(load_config(path))
-        assert not (tmp_path / "x.db").exists()
+        with open_flow(load_config(path)) as flow:
+            [chat] = flow.notifiers
+            assert isinstance(chat, UnavailableNotifier)
+            assert "SLACK_WEBHOOK_URL" in chat.reason
+        assert (tmp_path / "x.db").exists()
 
     def test_arguments_are_incidentflows_keywords(self) -> None:
         """flow_arguments gives IncidentFlow's keywords: the configured ones and those given."""

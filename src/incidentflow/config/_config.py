@@ -166,11 +166,21 @@ class Config:
 
     # -- the flow's arguments -------------------------------------------------
 
-    def build_notifiers(self, environ: Mapping[str, str] | None = None) -> list[Notifier]:
+    def build_notifiers(
+        self, environ: Mapping[str, str] | None = None, *, strict: bool = False
+    ) -> list[Notifier]:
         """The configured notifiers, with their secrets read from ``environ`` (default: os.environ).
 
-        Raises ConfigError naming the ``*_env`` key when a variable is not set.
+        A notifier whose secret's variable is not set is reported once (a
+        warning through loguru) and stands in as an
+        :class:`~incidentflow.notifiers.UnavailableNotifier`: commands run, and
+        its notifications turn into dead letters carrying the reason. With
+        ``strict``, it raises ConfigError naming the ``*_env`` key instead.
         """
+        from loguru import logger
+
+        from ..notifiers import UnavailableNotifier
+
         environ = os.environ if environ is None else environ
         built: list[Notifier] = []
         try:
@@ -179,7 +189,11 @@ class Config:
                     built.append(spec.build(name, environ))
                 except ConfigError as exc:
                     key = key_text(["notifiers", name, "\x00" + exc.key])
-                    raise ConfigError(where(self._source_text, key), exc.message) from None
+                    error = ConfigError(where(self._source_text, key), exc.message)
+                    if strict:
+                        raise error from None
+                    logger.warning("notifier {} is unavailable: {}", name, error)
+                    built.append(UnavailableNotifier(name, str(error)))
         except BaseException:
             for notifier in built:
                 notifier.close()

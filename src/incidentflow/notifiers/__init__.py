@@ -13,7 +13,7 @@ import typing
 
 from .._lazy import lazy_attributes as _lazy_attributes
 from ._base import DeliveryError, Notification, Notifier
-from .basic import CallbackNotifier, LogNotifier, RecordingNotifier
+from .basic import CallbackNotifier, LogNotifier, RecordingNotifier, UnavailableNotifier
 
 if typing.TYPE_CHECKING:
     from .email import EmailNotifier
@@ -30,6 +30,7 @@ __all__ = [
     "Notifier",
     "RecordingNotifier",
     "SlackNotifier",
+    "UnavailableNotifier",
     "WebhookNotifier",
     "verify_signature",
 ]

@@ -9,7 +9,7 @@ from loguru import logger
 
 from ._base import Notification, Notifier
 
-__all__ = ["CallbackNotifier", "LogNotifier", "RecordingNotifier"]
+__all__ = ["CallbackNotifier", "LogNotifier", "RecordingNotifier", "UnavailableNotifier"]
 
 
 class LogNotifier(Notifier):
@@ -79,3 +79,24 @@ class RecordingNotifier(Notifier):
         """Forget what was recorded."""
         with self._lock:
             self.notifications.clear()
+
+
+class UnavailableNotifier(Notifier):
+    """Stands in for a configured notifier that could not be built (a secret not set).
+
+    Commands still run and their notifications still wait in the outbox; each
+    one becomes a dead letter carrying ``reason``, to be re-driven once the
+    notifier can be built (``incidentflow deliver --redrive``).
+    """
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+
+    def notify(self, notification: Notification) -> None:
+        """Refuse, never to be retried as it is: the notifier does not exist."""
+        from ..exceptions import DeliveryError
+
+        raise DeliveryError(
+            self.name, notification.id, f"not built: {self.reason}", retryable=False
+        )
