@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 
 from . import _validate as v
-from ._authz import can_see
 from ._model import FieldValue, Incident, Reference, Severity, State
 from ._queries import query, severities, types
 from ._queries import reference as checked_reference
@@ -39,10 +38,6 @@ class Reads(abc.ABC):
     @abc.abstractmethod
     def _visible_to(self, viewer: str | None, read: str) -> frozenset[str] | None:
         """What a listing filters by for ``viewer``; raises Unauthorized without read access."""
-
-    def _seen(self, found: Sequence[Incident], visible: frozenset[str] | None) -> list[Incident]:
-        # Every store filters by visible_to; this makes sure none shows more.
-        return [i for i in found if can_see(i, visible)]
 
     def list(
         self,
@@ -83,7 +78,8 @@ class Reads(abc.ABC):
         True
         """
         visible = self._visible_to(viewer, "list")
-        found = self._index().list(
+        # The store leaves out what the viewer may not see, before paging (see QueryIndex).
+        return self._index().list(
             attrs.evolve(
                 query(
                     state=state,
@@ -105,7 +101,6 @@ class Reads(abc.ABC):
                 visible_to=visible,
             )
         )
-        return found if visible is None else self._seen(found, visible)
 
     def summaries(
         self,
@@ -154,9 +149,7 @@ class Reads(abc.ABC):
             ),
             visible_to=visible,
         )
-        if visible is None:
-            return self._index().summaries(checked)
-        return [IncidentSummary.of(i) for i in self._seen(self._index().list(checked), visible)]
+        return self._index().summaries(checked)
 
     def find(self, kind: str, value: str) -> Incident | None:
         """The incident holding the external reference ``kind``/``value``, or None.
@@ -231,14 +224,13 @@ class Reads(abc.ABC):
             raise ValidationError(
                 "incident_id", "give the incident to compare, text= to search for, or both"
             )
-        if visible is None:
-            return self._index().search(
-                "\n".join(parts), exclude=incident_id, limit=limit, types=types(type)
-            )
-        found = self._index().search(
-            "\n".join(parts), exclude=incident_id, limit=MAX_RESULTS, types=types(type)
+        return self._index().search(
+            "\n".join(parts),
+            exclude=incident_id,
+            limit=limit,
+            types=types(type),
+            visible_to=visible,
         )
-        return [hit for hit in found if can_see(self.get(hit.incident_id), visible)][:limit]
 
     def milestones(
         self,
@@ -271,11 +263,7 @@ class Reads(abc.ABC):
             newest_first=False,
             visible_to=visible,
         )
-        if visible is None:
-            return iter(self._index().milestones(query))
-        from ._metrics import milestones
-
-        return (milestones(i) for i in self._seen(self._index().list(query), visible))
+        return iter(self._index().milestones(query))
 
     def metrics(
         self,

@@ -139,6 +139,7 @@ class TestSetup:
         assert sorted(t for (t,) in tables) == [
             "events",
             "idempotency_keys",
+            "incident_access",
             "incident_fields",
             "incident_labels",
             "incident_references",

@@ -138,7 +138,18 @@ class Outbox(abc.ABC):
 
 
 class QueryIndex(abc.ABC):
-    """Questions about many incidents at once: listings, similar incidents, metrics."""
+    """Questions about many incidents at once: listings, similar incidents, metrics.
+
+    Restricted incidents are the index's to hide: :meth:`list`, :meth:`summaries`,
+    :meth:`milestones` and :meth:`search` leave out every incident that
+    :attr:`IncidentQuery.visible_to` (or ``visible_to=``) may not see, *before*
+    they order, page or rank, so a viewer's page is as long as anyone's. The
+    facade does not filter their answers again: a backend that showed more
+    would leak, so the contract suite
+    (:class:`incidentflow.testing.QueryIndexContract`) checks it on every
+    backend, paging included. :meth:`find_reference` ignores visibility: the
+    facade uses it to keep references unique, never to show incidents.
+    """
 
     @abc.abstractmethod
     def list(self, query: IncidentQuery) -> Sequence[Incident]:
@@ -156,11 +167,14 @@ class QueryIndex(abc.ABC):
         exclude: str | None = None,
         limit: int = 5,
         types: frozenset[str] | None = None,
+        visible_to: frozenset[str] | None = None,
     ) -> Sequence[SimilarIncident]:
         """Incidents whose title, symptom, root cause or KB gotcha share words with ``text``.
 
         Best first, at most ``limit``; ``exclude`` leaves one incident out (the
-        one being compared), ``types`` keeps the incidents of those types.
+        one being compared), ``types`` keeps the incidents of those types,
+        ``visible_to`` those these names may see (as :attr:`IncidentQuery.visible_to`),
+        before the best ``limit`` are taken.
         Incidents in every state are searched, closed and dismissed ones
         included. The query is ``text``'s words, lower-cased, without English
         stop words and one-letter words, at most 64; text without any gives an

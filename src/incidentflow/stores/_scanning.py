@@ -34,12 +34,13 @@ class TermSearch(QueryIndex):
         exclude: str | None = None,
         limit: int = 5,
         types: frozenset[str] | None = None,
+        visible_to: frozenset[str] | None = None,
     ) -> Sequence[SimilarIncident]:
         """Incidents sharing words with ``text``, best first (see :meth:`QueryIndex.search`)."""
         terms = query_terms(text)
         if not terms or limit < 1 or types == frozenset():
             return ()
-        return self._search(terms, exclude=exclude, limit=limit, types=types)
+        return self._search(terms, exclude=exclude, limit=limit, types=types, visible_to=visible_to)
 
     @abc.abstractmethod
     def _search(
@@ -49,8 +50,12 @@ class TermSearch(QueryIndex):
         exclude: str | None,
         limit: int,
         types: frozenset[str] | None = None,
+        visible_to: frozenset[str] | None = None,
     ) -> Sequence[SimilarIncident]:
-        """Rank incidents (of ``types``, if given) against ``terms`` (bound words, never syntax)."""
+        """Rank incidents (of ``types``, those ``visible_to`` may see) against ``terms``.
+
+        ``terms`` are bound words, never query syntax.
+        """
 
 
 class ScanningQueryIndex(TermSearch):
@@ -79,10 +84,15 @@ class ScanningQueryIndex(TermSearch):
         exclude: str | None,
         limit: int,
         types: frozenset[str] | None = None,
+        visible_to: frozenset[str] | None = None,
     ) -> Sequence[SimilarIncident]:
         """BM25F over every snapshot, in memory (see :func:`incidentflow._similar.rank`)."""
         return rank_snapshots(
-            self.list(IncidentQuery()), terms, exclude=exclude, limit=limit, types=types
+            self.list(IncidentQuery(visible_to=visible_to)),
+            terms,
+            exclude=exclude,
+            limit=limit,
+            types=types,
         )
 
 

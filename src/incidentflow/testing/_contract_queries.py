@@ -1,6 +1,7 @@
 """The query index contract: listings, summaries, milestones and similar incidents.
 
-The filters on types, labels, fields and references are in :mod:`._contract_labels`.
+The filters on types, labels, fields and references are in :mod:`._contract_labels`,
+what a viewer may see (restricted incidents) in :mod:`._contract_access`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from ._builders import (
     write,
 )
 from ._clock import FrozenClock
+from ._contract_access import AccessContract
 from ._contract_labels import LabelsContract
 from ._suite import ContractFixtures
 
@@ -163,7 +165,7 @@ _SYNTAX_QUERIES = (
 )
 
 
-class QueryIndexContract(LabelsContract, ContractFixtures):
+class QueryIndexContract(LabelsContract, AccessContract, ContractFixtures):
     """The tests every :class:`~incidentflow.stores.QueryIndex` passes.
 
     The tests of types, labels, fields, references and open action items come

@@ -28,8 +28,9 @@ from .._snapshots import (
 #: older one is upgraded (2 added the outbox's delivery state files).
 FORMAT_VERSION = 2
 
-# The version of the index entries and checkpoints (caches, rebuilt when it differs).
-_CACHE_FORMAT = 2
+# The version of the index entries and checkpoints (caches, rebuilt when it differs);
+# format 3 entries keep restricted_to, so a viewer's page is filtered before paging.
+_CACHE_FORMAT = 3
 
 _META = ".incidentflow"
 
@@ -153,6 +154,11 @@ def _entry_matches(query: IncidentQuery, entry: dict[str, Any]) -> bool:
             or [query.reference.kind, query.reference.value] in entry["references"]
         )
         and (not query.open_action_items or bool(entry["open_action_items"]))
+        and (
+            query.visible_to is None
+            or not entry["restricted_to"]
+            or not query.visible_to.isdisjoint(entry["restricted_to"])
+        )
     )
 
 

@@ -339,6 +339,7 @@ def _index_values(snapshot: Incident) -> dict[str, Any]:
         "fields": dict(snapshot.custom_fields),
         "references": [[ref.kind, ref.value] for ref in snapshot.references],
         "open_action_items": has_open_action_items(snapshot),
+        "restricted_to": list(snapshot.restricted_to),
     }
 
 

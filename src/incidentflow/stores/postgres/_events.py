@@ -28,6 +28,7 @@ from .._base import (
 from .._snapshots import (
     checkpoint_due,
 )
+from ._access import write_access
 from ._schema import PostgresBase
 from ._tags import write_tags
 from ._values import (
@@ -84,6 +85,9 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
                 self._apply(conn, commit, events, previous, in_transaction=True)
                 known = previous if commit.expected_version > 0 else None
                 write_tags(conn, self._sql.schema, commit.snapshot, known)
+                if self._guarded:
+                    new = commit.expected_version == 0
+                    write_access(conn, self._sql.schema, commit.snapshot, known, new=new)
         except _Refused as refused:
             # Rolled back: the reads that name the refusal run outside the aborted transaction.
             raise self._refused(conn, commit, refused.violation) from None

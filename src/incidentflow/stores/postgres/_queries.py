@@ -22,12 +22,14 @@ from .._base import (
     IncidentSummary,
 )
 from .._scanning import TermSearch, rank_snapshots
+from ._access import principals
 from ._schema import PostgresBase
 from ._tags import find_reference_sql
 from ._values import (
     _MILESTONE_PATHS,
     _RANK_WEIGHTS,
     _SEARCH,
+    _SEARCH_VISIBLE,
     SEARCH_CONFIG,
     _from_column,
     _to_column,
@@ -145,17 +147,18 @@ class PostgresQueryIndex(PostgresBase, TermSearch):
         exclude: str | None,
         limit: int,
         types: frozenset[str] | None = None,
+        visible_to: frozenset[str] | None = None,
     ) -> Sequence[SimilarIncident]:
-        """Rank with ``ts_rank_cd`` over the GIN-indexed tsvectors .
+        """Rank with ``ts_rank_cd`` over the GIN-indexed tsvectors.
 
         The query ORs each term's ``plainto_tsquery`` in the ``english``
         configuration (:data:`SEARCH_CONFIG`); the fields that matched are
-        those whose own tsvector matches it.
+        those whose own tsvector matches it. ``visible_to`` is a term of the
+        same query: the best ``limit`` are taken among what it may see.
         """
-        if not self._searchable:
-            return rank_snapshots(
-                self.list(IncidentQuery()), terms, exclude=exclude, limit=limit, types=types
-            )
+        if not self._searchable or (visible_to is not None and not self._guarded):
+            every = self.list(IncidentQuery(visible_to=visible_to))
+            return rank_snapshots(every, terms, exclude=exclude, limit=limit, types=types)
         params = {
             "config": SEARCH_CONFIG,
             "terms": list(terms),
@@ -163,8 +166,10 @@ class PostgresQueryIndex(PostgresBase, TermSearch):
             "exclude": exclude,
             "types": None if types is None else sorted(types),
             "limit": limit,
+            "visible": None if visible_to is None else principals(visible_to),
         }
-        sql = _SEARCH.format(s=self._sql.schema)
+        visible = "" if visible_to is None else _SEARCH_VISIBLE.format(s=self._sql.schema)
+        sql = _SEARCH.format(s=self._sql.schema, visible=visible)
         rows = self._read(
             "cannot search for similar incidents",
             lambda conn: conn.execute(sql, params).fetchall(),

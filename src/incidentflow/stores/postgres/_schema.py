@@ -29,6 +29,7 @@ from .._snapshots import (
     fold_onto,
     load_snapshot,
 )
+from ._access import ACCESS_TABLES, fill_access
 from ._dsn import (
     _connection_lost,
     _display,
@@ -48,7 +49,7 @@ from ._values import (
 )
 
 #: The schema this release writes. Schemas at an older version are migrated forward.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: The PostgreSQL schema (namespace) holding the tables unless told otherwise.
 
@@ -87,6 +88,9 @@ _SEARCH_SCHEMA = 2
 
 #: The first schema with the label, field and reference tables.
 _TAGS_SCHEMA = 3
+
+#: The first schema with the access table of restricted incidents.
+_ACCESS_SCHEMA = 4
 
 # Migration N takes a schema from version N-1 to N; all run in one transaction.
 _MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
@@ -188,6 +192,11 @@ _MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
         *TAG_TABLES,
         fill_tags,
     ),
+    (
+        # Who may see each restricted incident (see _access), for listings by a viewer.
+        *ACCESS_TABLES,
+        fill_access,
+    ),
 )
 
 # Pools made before a fork belong to the parent; a child must neither use nor close them.
@@ -235,6 +244,7 @@ class PostgresBase:
         # A store pinned to an older schema (as tests of migrations do) keeps no search rows.
         self._searchable = SCHEMA_VERSION >= _SEARCH_SCHEMA
         self._tagged = SCHEMA_VERSION >= _TAGS_SCHEMA
+        self._guarded = SCHEMA_VERSION >= _ACCESS_SCHEMA
         self._prepare()
         self._pool = self._open_pool()
 

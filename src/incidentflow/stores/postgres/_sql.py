@@ -8,6 +8,7 @@ from typing import Any
 from .._base import (
     IncidentQuery,
 )
+from ._access import access_filter, principals
 from ._tags import tag_filters
 from ._values import (
     _COLUMNS,
@@ -226,6 +227,9 @@ class _Statements:
         tags, values = tag_filters(self.schema, query)
         where.extend(tags)
         params.extend(values)
+        if query.visible_to is not None:
+            where.append(access_filter(self.schema))
+            params.append(principals(query.visible_to))
         order = "DESC" if query.newest_first else "ASC"
         sql = f"SELECT {columns} FROM {self.schema}.incidents"
         if where:

@@ -86,8 +86,15 @@ _SEARCH = (
     + " FROM q JOIN {s}.search x ON x.document @@ q.query "
     "JOIN {s}.incidents i ON i.id = x.incident_id "
     "WHERE x.incident_id IS DISTINCT FROM %(exclude)s::text "
-    "AND (%(types)s::text[] IS NULL OR i.type = ANY(%(types)s::text[])) "
+    "AND (%(types)s::text[] IS NULL OR i.type = ANY(%(types)s::text[])) {visible}"
     "ORDER BY score DESC, i.declared_at DESC, x.incident_id DESC LIMIT %(limit)s"
+)
+
+
+#: The term of :data:`_SEARCH` keeping what a viewer may see (``{visible}``), or nothing.
+_SEARCH_VISIBLE = (
+    "AND (NOT i.is_restricted OR i.id IN (SELECT incident_id FROM {s}.incident_access "
+    "WHERE principal = ANY(%(visible)s::text[]))) "
 )
 
 

@@ -24,6 +24,7 @@ from .._records import Commit, IdempotencyRecord
 from .._snapshots import (
     checkpoint_due,
 )
+from ._access import write_access
 from ._rows import (
     _COLUMNS,
     _COLUMNS_BEFORE_TAGS,
@@ -128,6 +129,8 @@ class SQLiteEventStore(SQLiteBase, CheckedAppend):
         # Most commands change no label, field, reference or action item: no index rows.
         if self._tagged and commit.index_changed:
             write_tags(conn, commit, previous)
+        if self._guarded and commit.index_changed:
+            write_access(conn, commit, previous)
         # Most commands (evidence, notes, deploys) change no searchable text: no search I/O.
         if self._searchable and (previous is None or search_text_changed(previous, snapshot)):
             self._index_search(conn, commit)

@@ -6,7 +6,10 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import attrs
+
 from ..._metrics import Milestones
+from ..._metrics import milestones as milestones_of
 from ..._model import Incident, Reference, Severity, State
 from ..._similar import (
     FIELDS,
@@ -31,6 +34,7 @@ from ._rows import (
     _list_sql,
     _rollback,
     _search_document,
+    _search_sql,
     _types_param,
 )
 from ._schema import SQLiteBase
@@ -41,7 +45,14 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
     """Listings, summaries and milestones by SQL; similar incidents by FTS5's ``bm25()``."""
 
     def list(self, query: IncidentQuery) -> Sequence[Incident]:
-        """Snapshots matching ``query``, filtered, ordered and paged by SQL on indexed columns."""
+        """Snapshots matching ``query``, filtered, ordered and paged by SQL on indexed columns.
+
+        ``visible_to`` is a term of the query (on ``incident_access``), so pages are exact.
+        """
+        if query.visible_to is not None and not self._guarded:
+            # A store pinned to a schema without the access table: filter, then page.
+            every = attrs.evolve(query, visible_to=None, limit=None, offset=0)
+            return query.apply(self._snapshots_of(*_list_sql(every)))
         return self._snapshots_of(*_list_sql(query))
 
     def find_reference(
@@ -71,6 +82,8 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
 
     def summaries(self, query: IncidentQuery) -> Sequence[IncidentSummary]:
         """Summaries of matching incidents, read from the indexed columns alone."""
+        if query.visible_to is not None and not self._guarded:
+            return [IncidentSummary.of(incident) for incident in self.list(query)]
         sql, params = _list_sql(query, _SUMMARY_COLUMNS)
         rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
         return [
@@ -95,6 +108,9 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
         rewrites the incident's row of ``milestones``, so one query returns
         everything the metrics need.
         """
+        if query.visible_to is not None and not self._guarded:
+            yield from (milestones_of(incident) for incident in self.list(query))
+            return
         sql, params = _list_sql(query, _MILESTONE_COLUMNS)
         rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
         # A hundred thousand rows go through this loop: look names up once.
@@ -119,21 +135,23 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
         exclude: str | None,
         limit: int,
         types: frozenset[str] | None = None,
+        visible_to: frozenset[str] | None = None,
     ) -> Sequence[SimilarIncident]:
         """Rank with FTS5's ``bm25()``, each term a quoted phrase, OR-ed.
 
         Without FTS5 in this Python's sqlite3 (checked once per process), the
         stored searchable text is ranked in memory instead, as the other
-        stores do (:func:`incidentflow._similar.rank`).
+        stores do (:func:`incidentflow._similar.rank`). ``visible_to`` is a
+        term of the same query: the best ``limit`` are taken among what it may see.
         """
-        if not self._searchable:
-            return rank_snapshots(
-                self.list(IncidentQuery()), terms, exclude=exclude, limit=limit, types=types
-            )
+        if not self._searchable or (visible_to is not None and not self._guarded):
+            every = self.list(IncidentQuery(visible_to=visible_to))
+            return rank_snapshots(every, terms, exclude=exclude, limit=limit, types=types)
         if not self._fts:
+            documents, names = _search_sql(_SEARCH_DOCUMENTS, visible_to, "WHERE")
             return self._read(
                 lambda conn: rank(
-                    (_search_document(row) for row in conn.execute(_SEARCH_DOCUMENTS)),
+                    (_search_document(row) for row in conn.execute(documents, names)),
                     terms,
                     exclude=exclude,
                     limit=limit,
@@ -141,12 +159,13 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
                 )
             )
         match = " OR ".join(_fts_phrase(term) for term in terms)
+        search, names = _search_sql(_SEARCH, visible_to, "AND")
 
         def read(conn: sqlite3.Connection) -> list[SimilarIncident]:
             conn.execute("BEGIN")  # one read transaction: the hits of the rows ranked
             try:
                 best = conn.execute(
-                    _SEARCH, (match, exclude, limit, _types_param(types))
+                    search, (match, exclude, limit, _types_param(types), *names)
                 ).fetchall()
                 if not best:
                     return []

@@ -23,6 +23,7 @@ from .._snapshots import (
     from_micros,
     micros,
 )
+from ._access import access_filter
 from ._tags import tag_filters
 
 _SEARCH_COLUMNS = "title, symptom, root_cause, gotcha"
@@ -59,7 +60,7 @@ _SEARCH = (
     "FROM search_index JOIN search_text t ON t.id = search_index.rowid "
     "JOIN incidents i ON i.id = t.incident_id "
     "WHERE search_index MATCH ?1 AND t.incident_id IS NOT ?2 "
-    "AND (?4 IS NULL OR instr(?4, ',' || i.type || ',') > 0) "
+    "AND (?4 IS NULL OR instr(?4, ',' || i.type || ',') > 0) {visible}"
     "ORDER BY 2 DESC, i.declared_at DESC, t.incident_id DESC LIMIT ?3"
 )
 
@@ -76,8 +77,18 @@ _SEARCH_HITS = (
 _SEARCH_DOCUMENTS = (
     "SELECT t.incident_id, i.severity, i.state, i.declared_at, t.title, t.symptom, "
     "t.root_cause, t.gotcha, t.gotcha_slug, i.type FROM search_text t "
-    "JOIN incidents i ON i.id = t.incident_id"
+    "JOIN incidents i ON i.id = t.incident_id {visible}"
 )
+
+
+def _search_sql(
+    template: str, visible_to: frozenset[str] | None, glue: str
+) -> tuple[str, list[Any]]:
+    """``template`` (:data:`_SEARCH` or :data:`_SEARCH_DOCUMENTS`) kept to what a viewer may see."""
+    if visible_to is None:
+        return template.format(visible=""), []
+    term, names = access_filter(visible_to, "i.")
+    return template.format(visible=f"{glue} {term} "), names
 
 
 def _types_param(types: frozenset[str] | None) -> str | None:
@@ -414,6 +425,10 @@ def _list_sql(
     tags, values = tag_filters(query)
     where.extend(tags)
     params.extend(values)
+    if query.visible_to is not None:
+        term, names = access_filter(query.visible_to)
+        where.append(term)
+        params.extend(names)
     order = "DESC" if query.newest_first else "ASC"
     sql = f"SELECT {columns}"
     if where:

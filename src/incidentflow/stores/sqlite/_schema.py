@@ -32,6 +32,7 @@ from .._snapshots import (
     decode_snapshot,
     load_snapshot,
 )
+from ._access import ACCESS_TABLES, EVER_RESTRICTED, fill_access
 from ._rows import (
     _CREATE_SEARCH_INDEX,
     _EVENT_COLUMNS,
@@ -52,7 +53,7 @@ from ._rows import (
 from ._tags import TAG_TABLES, fill_tags
 
 #: The schema this release writes. Databases at an older version are migrated forward.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 #: ``PRAGMA application_id`` of an incidentflow database ("IFLW"): tells ours from foreign files.
 APPLICATION_ID = 0x49464C57
@@ -108,6 +109,13 @@ def _fill_tags(store: SQLiteBase, conn: sqlite3.Connection) -> None:
         fill_tags(conn, incident)
 
 
+def _fill_access(store: SQLiteBase, conn: sqlite3.Connection) -> None:
+    """Migration 7: the access rows of every incident restricted when it was written."""
+    for (incident_id,) in conn.execute(EVER_RESTRICTED).fetchall():
+        if store._exists(conn, incident_id):
+            fill_access(conn, store._load(conn, incident_id))
+
+
 #: A step of a migration: a statement, or a function for what SQL alone cannot do.
 _Step: TypeAlias = "str | Callable[[SQLiteBase, sqlite3.Connection], None]"
 
@@ -119,6 +127,9 @@ _MILESTONES_SCHEMA = 5
 
 #: The first schema with the label, field and reference tables.
 _TAGS_SCHEMA = 6
+
+#: The first schema with the access table of restricted incidents.
+_ACCESS_SCHEMA = 7
 
 # Migration N takes a database from schema N-1 to N; each runs in one transaction.
 _MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
@@ -241,6 +252,11 @@ _MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
         *TAG_TABLES,
         _fill_tags,
     ),
+    (
+        # Who may see each restricted incident (see _access), for listings by a viewer.
+        *ACCESS_TABLES,
+        _fill_access,
+    ),
 )
 
 # How many times this process is a forked child: a store made before a fork reconnects.
@@ -281,6 +297,7 @@ class SQLiteBase:
         self._searchable = SCHEMA_VERSION >= _SEARCH_SCHEMA
         self._timed = SCHEMA_VERSION >= _MILESTONES_SCHEMA
         self._tagged = SCHEMA_VERSION >= _TAGS_SCHEMA
+        self._guarded = SCHEMA_VERSION >= _ACCESS_SCHEMA
         self._fts = self._searchable and _fts5_available()
         self._conn = self._connect()
 
