@@ -122,3 +122,90 @@ class TestTerminalTutorial:
         assert [u["audience"] for u in incident["updates"]] == ["external", "internal"]
         assert incident["next_update_due"] == incident["updates"][-1]["next_update_at"]
         assert incident["labels"] == {"service": "payments"}
+
+
+# -- installing ------------------------------------------------------------------------------------
+
+ROOT = TUTORIAL.parent.parent
+_BASH_BLOCK = re.compile(r"```bash\n(.*?)```", re.DOTALL)
+_WHEEL_LINE = re.compile(r"`(pip wheel [^`]*)`")
+
+
+def install_lines() -> tuple[list[str], str]:
+    """The tutorial's install block (its lines as written), and its wheel line."""
+    text = TUTORIAL.read_text(encoding="utf-8")
+    block = next(b for b in _BASH_BLOCK.findall(text) if "pip install" in b)
+    wheel = _WHEEL_LINE.search(text)
+    assert wheel is not None, "the tutorial no longer shows how to build a wheel"
+    return [line for line in block.splitlines() if line.strip()], wheel.group(1)
+
+
+def clone_of_the_checkout(target: Path) -> Path:
+    """What a clone holds that pip needs: the project file, the README and the sources."""
+    import shutil
+
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, target / name)
+    shutil.copytree(
+        ROOT / "src", target / "src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    return target
+
+
+class TestInstall:
+    """The install lines of the docs work from a clone, in a fresh virtualenv."""
+
+    def test_every_page_installs_the_way_the_tutorial_does(self) -> None:
+        """README and the CLI reference install with the line the next test runs."""
+        lines, _ = install_lines()
+        assert any("pip install -e '.[cli]'" in line for line in lines)
+        for page in (ROOT / "README.md", ROOT / "docs" / "reference" / "cli.md"):
+            assert "pip install -e '.[cli]'" in page.read_text(encoding="utf-8"), page
+
+    def test_install_lines_run_as_written(
+        self, tmp_path: Path, environment: dict[str, str]
+    ) -> None:
+        """The install block, then its wheel line, each give a working ``incidentflow --help``.
+
+        One virtualenv: the block's editable install, then the wheel built
+        from the checkout installed over it. pip reaches the index (hatchling
+        builds the wheel; click comes with the ``cli`` extra), through the
+        pip cache of the host.
+        """
+        lines, wheel = install_lines()
+        (tmp_path / "clone").mkdir()
+        clone = clone_of_the_checkout(tmp_path / "clone")
+        home = tmp_path / "home"
+        home.mkdir()
+        cache = subprocess.run(
+            [sys.executable, "-m", "pip", "cache", "dir"], capture_output=True, text=True
+        ).stdout.strip()
+        env = {**environment, "HOME": str(home), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+        env.pop("VIRTUAL_ENV", None)
+        if cache and "PIP_CACHE_DIR" not in env:
+            env["PIP_CACHE_DIR"] = cache
+        steps = [
+            *lines,
+            'incidentflow --help > "$HOME/help-editable.txt"',
+            f"cd {clone} && {wheel}",
+            'incidentflow --help > "$HOME/help-wheel.txt"',
+            "python -c 'import incidentflow; print(incidentflow.__file__)' > \"$HOME/where.txt\"",
+        ]
+        run = subprocess.run(
+            ["bash", "-c", "set -e\n" + "\n".join(steps) + "\n"],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        for shown in ("help-editable.txt", "help-wheel.txt"):
+            out = (home / shown).read_text(encoding="utf-8")
+            assert "Usage: incidentflow" in out
+            assert "declare" in out
+        assert (home / "checkout-outage").is_dir()
+        where = (home / "where.txt").read_text(encoding="utf-8")
+        assert where.startswith(str(clone / ".venv")), where
+        assert "site-packages" in where
+        assert list((clone / "dist").glob("incidentflow-*.whl"))

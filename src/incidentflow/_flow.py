@@ -15,7 +15,7 @@ from . import _idempotency, commands
 from . import _validate as v
 from ._decide import decide, evolve, incident_id_for, replay
 from ._decide import reasons as decide_reasons
-from ._flow_access import Access
+from ._flow_access import Access, DeclareOptions
 from ._flow_clocks import Clocks
 from ._flow_commands import CommandOptions, Commands, Coordination
 from ._flow_delivery import Deliveries
@@ -286,7 +286,7 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
         labels: Mapping[str, str] | None = None,
         fields: Mapping[str, object] | None = None,
         references: Mapping[str, str] | None = None,
-        **options: Unpack[CommandOptions],
+        **options: Unpack[DeclareOptions],
     ) -> Incident:
         """Declare a new incident; its id is ``INC-<date>-<slug>``.
 
@@ -296,17 +296,17 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
         ``labels`` (``{"service": "checkout"}``), custom ``fields`` and external
         ``references`` (``{"alert": fingerprint}``) can be set here or later.
         A reference another open incident holds raises ReferenceTaken.
+        ``restricted_to`` restricts it in the same commit (see :meth:`restrict`).
         """
         args: dict[str, object] = {"title": title, "severity": severity, "commander": commander}
         args |= {"slug": slug, "type": type, "labels": labels, "fields": fields}
-        args["references"] = references
+        args |= {"references": references, "restricted_to": options.pop("restricted_to", None)}
         return self._declare(args, options).incident
 
     def _declare(self, args: dict[str, Any], options: CommandOptions) -> Outcome:
         definition = commands.definition("declare")
         actor, key, _ = self._options(options, allow_version=False)
-        self._check_access(actor, "declare", None)
-        values = definition.validate(args)
+        values = self._declaration_values(definition, args, actor)
         fingerprint = _idempotency.fingerprint("declare", "", values)
         if key is not None and (done := self._replayed(key, fingerprint)) is not None:
             return Outcome(done, replayed=True)
@@ -335,10 +335,9 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
                     return Outcome(done, replayed=True)  # a twin with the same key won the race
                 continue
             data = attrs.evolve(declared, slug=candidate)
+            batch = self._declaration(incident_id, data, values, now, actor)
             try:
-                return Outcome(
-                    self._commit(incident_id, None, [data], now, actor, key, fingerprint)
-                )
+                return Outcome(self._commit(incident_id, None, batch, now, actor, key, fingerprint))
             except (DuplicateIncident, ConcurrencyConflict, IdempotencyConflict):
                 if key is not None and (done := self._replayed(key, fingerprint)) is not None:
                     return Outcome(done, replayed=True)
@@ -592,4 +591,5 @@ def _index_changed(before: Incident | None, after: Incident) -> bool:
         or before.custom_fields is not after.custom_fields
         or before.references is not after.references
         or before.action_items is not after.action_items
+        or before.restricted_to is not after.restricted_to
     )

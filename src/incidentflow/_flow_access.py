@@ -11,16 +11,33 @@ the request's actor as the viewer on every read.
 from __future__ import annotations
 
 import abc
+from datetime import datetime
 from typing import Any, Unpack
 
+from . import _events as ev
 from ._authz import can_see
+from ._decide import decide, evolve
 from ._flow_commands import CommandOptions
 from ._model import Incident
 from ._policy import Policy
 from .commands import DEFINITIONS, Command
+from .commands._access import principals
 from .exceptions import IncidentNotFound
 
-__all__ = ["Access"]
+__all__ = ["Access", "DeclareOptions"]
+
+
+class DeclareOptions(CommandOptions, total=False):
+    """The keywords ``declare`` takes besides its arguments and every command's options.
+
+    Attributes:
+        restricted_to: Restrict the incident from its first commit to these
+            actors and groups (``group:sre``); recorded as a ``Restricted``
+            event right after ``Declared``, so no ordinary route hears of it.
+
+    """
+
+    restricted_to: list[str] | tuple[str, ...] | None
 
 
 class Access(abc.ABC):
@@ -77,6 +94,45 @@ class Access(abc.ABC):
             raise IncidentNotFound(incident.id)
         if self.policy.authorizer is not None:
             self.policy.authorizer.authorize(actor, command, incident)
+
+    def _declaration_values(
+        self, declare: Command[Any], args: dict[str, Any], actor: str
+    ) -> dict[str, Any]:
+        """``declare``'s validated arguments, with ``restricted_to`` when given; access checked.
+
+        ``restricted_to`` is no field of the ``Declared`` event (it is recorded
+        as the ``Restricted`` event that follows), so it is checked here, and
+        fingerprinted with the rest only when given: older keys still match.
+        Restricting needs what ``restrict`` needs (``admin`` under an authorizer).
+        """
+        self._check_access(actor, "declare", None)
+        to = args.pop("restricted_to", None)
+        values = declare.validate(args)
+        if to is None:
+            return values
+        values["restricted_to"] = principals("restricted_to", to)
+        self._check_access(actor, "restrict", None)
+        return values
+
+    def _declaration(
+        self,
+        incident_id: str,
+        declared: ev.Declared,
+        values: dict[str, Any],
+        now: datetime,
+        actor: str,
+    ) -> list[ev.EventData]:
+        """The events a declaration commits: ``Declared``, then ``Restricted`` when asked.
+
+        Both go in one commit, so the outbox is routed from the restricted
+        snapshot and no ordinary route ever hears of the incident.
+        """
+        if not values.get("restricted_to"):
+            return [declared]
+        command = DEFINITIONS["restrict"]
+        first = evolve(None, ev.Event(incident_id, 1, now, actor, declared))
+        payload = command.payload({"to": values["restricted_to"]}, now)
+        return [declared, *decide(first, command, payload, self.policy, now, actor)]
 
     def _shown_to(self, viewer: str | None, read: str, incident: Incident) -> Incident:
         """``incident`` if ``viewer`` may read it; else IncidentNotFound or Unauthorized."""

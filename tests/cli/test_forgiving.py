@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 import pytest
 from cli_terminal import Library, Terminal, declared, ok
 
-from incidentflow import ConfigError
+from incidentflow import Config, ConfigError, load_config
+from incidentflow._deadlines import Deadline
 from incidentflow.cli import EXIT_USAGE, cli
 from incidentflow.cli._clock import parse_time
-from incidentflow.cli._output import when
+from incidentflow.cli._output import deadline_status, duration, relative, when
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -293,3 +295,152 @@ class TestTerminalOutput:
         lines = ok(term("timeline", wanted)).out.splitlines()
         assert lines[0].split()[:2] == ["SEQ", "TIME"]
         assert max(len(line) for line in lines) <= 80
+
+
+class TestIncidentNamedTwice:
+    """``-i ID`` together with an ID argument is a usage error naming both."""
+
+    @pytest.mark.parametrize(
+        "line",
+        [
+            ("note", "-i", "login", "payments", "which one?"),
+            ("-i", "login", "note", "payments", "which one?"),
+            ("note", "payments", "which one?", "--incident", "login"),
+        ],
+    )
+    def test_both_are_named(self, line: tuple[str, ...], term: Terminal, library: Library) -> None:
+        """Nothing is recorded, exit 2, and the message names the option's and the ID's words."""
+        payments = declared(term, PAYMENTS)
+        login = declared(term, "Login page is slow", "P3")
+        outcome = term(*line)
+        assert outcome.code == EXIT_USAGE
+        assert "'login'" in outcome.err
+        assert "'payments'" in outcome.err
+        assert "named twice" in outcome.err
+        assert "unexpected extra argument" not in outcome.err
+        assert [e.type for e in library.history(payments)] == ["declared"]
+        assert [e.type for e in library.history(login)] == ["declared"]
+
+    def test_as_json(self, term: Terminal) -> None:
+        """With ``--json`` the error is a JSON UsageError."""
+        declared(term, PAYMENTS)
+        outcome = term("show", "-i", "payments", "payments", "--json")
+        assert outcome.code == EXIT_USAGE
+        assert outcome.json()["error"] == "UsageError"
+        assert "named twice" in outcome.json()["message"]
+
+    def test_a_whole_id_before_labels(self, term: Terminal) -> None:
+        """``label -i X INC-... k=v``: a whole id among a list argument's words is refused."""
+        wanted = declared(term, PAYMENTS)
+        outcome = term("label", "-i", "payments", wanted, "service=pay")
+        assert outcome.code == EXIT_USAGE
+        assert wanted in outcome.err
+
+    def test_option_alone_still_works(self, term: Terminal, library: Library) -> None:
+        """``note -i ID TEXT`` and ``evidence add -i ID CONTENT`` take the words as their own."""
+        wanted = declared(term, PAYMENTS)
+        ok(term("note", "-i", "payments", "payments are back"))
+        ok(term("label", "-i", "payments", "service=pay"))
+        incident = library.get(wanted)
+        assert incident.notes[-1].text == "payments are back"
+        assert incident.labels == {"service": "pay"}
+
+
+class TestDisplayTimezone:
+    """``display_timezone`` in incidentflow.toml: the zone times are shown in without ``TZ``."""
+
+    @pytest.fixture(autouse=True)
+    def _no_tz(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from incidentflow.cli import _clock
+
+        monkeypatch.delenv("TZ")
+        monkeypatch.setattr(_clock, "_configured", None)  # restored after the test
+
+    def test_times_are_shown_in_it(self, term: Terminal, library: Library) -> None:
+        """``timeline`` heads its time column with the configured zone and shows times in it."""
+        wanted = declared(term, PAYMENTS)
+        Path("incidentflow.toml").write_text('display_timezone = "Asia/Tokyo"\n', encoding="utf-8")
+        lines = ok(term("timeline", wanted)).out.splitlines()
+        assert "TIME (JST)" in lines[0]
+        declared_at = library.get(wanted).declared_at
+        assert when(declared_at) in lines[1]
+        assert declared_at.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%H:%M") in lines[1]
+
+    def test_tz_wins(self, term: Terminal, monkeypatch: pytest.MonkeyPatch) -> None:
+        """``TZ`` set in the environment wins over the file."""
+        wanted = declared(term, PAYMENTS)
+        Path("incidentflow.toml").write_text('display_timezone = "Asia/Tokyo"\n', encoding="utf-8")
+        monkeypatch.setenv("TZ", "UTC")
+        assert "TIME (UTC)" in ok(term("timeline", wanted)).out.splitlines()[0]
+
+    @pytest.mark.parametrize(
+        ("written", "says"),
+        [
+            ('"europe/paris"', 'write "Europe/Paris"'),
+            ('"Mars/Olympus_Mons"', '"Europe/Paris"'),
+            ('"../etc/passwd"', "IANA"),
+            ("1", "got 1"),
+        ],
+    )
+    def test_a_wrong_zone_says_what_to_write(self, written: str, says: str, term: Terminal) -> None:
+        """A zone zoneinfo does not know is a ConfigError naming the key, exit 2."""
+        Path("incidentflow.toml").write_text(f"display_timezone = {written}\n", encoding="utf-8")
+        outcome = term("list")
+        assert outcome.code == EXIT_USAGE
+        assert "incidentflow.toml: display_timezone" in outcome.err
+        assert says in outcome.err
+        with pytest.raises(ConfigError) as raised:
+            load_config()
+        assert raised.value.key.endswith("display_timezone")
+
+    def test_on_the_config_object(self, tmp_path: Path) -> None:
+        """``Config`` checks it too, and ``to_toml`` writes it back."""
+        with pytest.raises(ConfigError) as raised:
+            Config(display_timezone="Nowhere/Town")
+        assert raised.value.key == "display_timezone"
+        written = Config(display_timezone="Europe/Paris").to_toml()
+        (tmp_path / "incidentflow.toml").write_text(written, encoding="utf-8")
+        assert load_config(tmp_path / "incidentflow.toml").display_timezone == "Europe/Paris"
+
+
+class TestDurations:
+    """Spans keep seconds below an hour and minutes beyond; a passed time says so."""
+
+    @pytest.mark.parametrize(
+        ("span", "shown"),
+        [
+            (None, "-"),
+            (timedelta(0), "0m00s"),
+            (timedelta(seconds=59.9), "0m59s"),
+            (timedelta(minutes=3, seconds=5), "3m05s"),
+            (timedelta(minutes=59, seconds=59), "59m59s"),
+            (timedelta(hours=1), "1h00m"),
+            (timedelta(hours=2, minutes=10, seconds=59), "2h10m"),
+            (timedelta(days=1, hours=3, minutes=10), "1d03h10m"),
+            (timedelta(seconds=-75), "1m15s"),
+        ],
+    )
+    def test_duration(self, span: timedelta | None, shown: str) -> None:
+        """Each span reads as a person writes it; a negative one as its length."""
+        assert duration(span) == shown
+
+    def test_time_left_counts_up(self) -> None:
+        """A time left is never ``0m00s`` before it passes."""
+        assert duration(timedelta(milliseconds=300), up=True) == "0m01s"
+        assert relative(AT + timedelta(milliseconds=300), AT) == "in 0m01s"
+
+    def test_relative(self) -> None:
+        """A coming time is ``in ...``, a passed one ``... ago``."""
+        assert relative(AT + timedelta(minutes=4, seconds=5), AT) == "in 4m05s"
+        assert relative(AT, AT) == "now"
+        assert relative(AT - timedelta(minutes=12, seconds=30), AT) == "12m30s ago"
+
+    def test_deadline_status(self) -> None:
+        """An open deadline says how long is left, a passed one how long ago it passed."""
+        due = AT + timedelta(minutes=5)
+        assert deadline_status(Deadline("response", "", due), AT) == "in 5m00s"
+        later = due + timedelta(minutes=2, seconds=3)
+        assert deadline_status(Deadline("response", "", due), later) == "overdue, passed 2m03s ago"
+        breached = Deadline("response", "", due, breached=True)
+        assert deadline_status(breached, later) == "breached (recorded), passed 2m03s ago"
+        assert "-" not in deadline_status(Deadline("response", "", due), later)

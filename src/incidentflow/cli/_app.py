@@ -81,7 +81,7 @@ class App:
             self._config = load_config(self.config_path)
             from ._clock import configure_zone
 
-            configure_zone(getattr(self._config, "display_timezone", None))
+            configure_zone(self._config.display_timezone)
         return self._config
 
     @property

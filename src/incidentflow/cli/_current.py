@@ -135,19 +135,24 @@ def complete_incident(
     ]
 
 
-def insert_incident(app: App, command: click.Command, args: list[str]) -> list[str]:
+def insert_incident(
+    app: App, command: click.Command, args: list[str], *, path: str | None = None
+) -> list[str]:
     """``args`` with the current incident put in as the ID when the command's ID is left out.
 
-    With ``-i/--incident`` the ID is always that one; with only a ``use``
-    incident, when fewer words are given than the command needs, or the first
-    cannot be an id (``service=checkout``).
+    With ``-i/--incident`` the ID is always that one, and an ID given as well
+    is a usage error naming both; with only a ``use`` incident, when fewer
+    words are given than the command needs, or the first cannot be an id
+    (``service=checkout``).
     """
     arguments = [p for p in command.params if isinstance(p, click.Argument)]
     if not arguments or arguments[0].name != "incident_id":
         return args
     words, option_value = _positionals(command, args)
-    if option_value is not None:
-        return [option_value, *args]
+    given = option_value if option_value is not None else app.incident_option
+    if given is not None:
+        _refuse_a_second_id(path or str(command.name), arguments[1:], words, given)
+        return [given, *args]
     current = current_incident(app)
     if current is None:
         return args
@@ -155,6 +160,27 @@ def insert_incident(app: App, command: click.Command, args: list[str]) -> list[s
     if len(words) < needed or (words and not _ID_LIKE.fullmatch(words[0])):
         return [current, *args]
     return args
+
+
+def _refuse_a_second_id(
+    path: str, others: Sequence[click.Argument], words: Sequence[str], given: str
+) -> None:
+    """A usage error when ``words`` hold an ID besides ``-i/--incident``'s ``given`` one.
+
+    Certain when there are more words than the command's other arguments
+    take; with a list argument (``label``), when the first word is a whole
+    id (``INC-2026-12-01-...``).
+    """
+    if not words:
+        return
+    variadic = any(p.nargs < 0 for p in others)
+    room = sum(p.nargs for p in others if p.nargs > 0)
+    whole_id = _ID_HEAD.match(words[0]) is not None and _ID_LIKE.fullmatch(words[0]) is not None
+    if (len(words) > room and not variadic) or (variadic and whole_id):
+        raise click.UsageError(
+            f"the incident is named twice: -i/--incident {given!r} and the ID {words[0]!r}; "
+            f"give one of them ('{path} ID ...' or '{path} -i ID ...')"
+        )
 
 
 def _positionals(command: click.Command, args: Sequence[str]) -> tuple[list[str], str | None]:

@@ -29,6 +29,7 @@ __all__ = [
     "plain",
     "printable",
     "reason_json",
+    "relative",
     "report_text",
     "similar_text",
     "summary_json",
@@ -97,31 +98,46 @@ def zone() -> str:
     return zone_name()
 
 
-def duration(span: timedelta | None) -> str:
-    """A span as a person reads it: ``3m05s``, ``2h10m``, ``4d03h``; ``-`` for none."""
+def duration(span: timedelta | None, *, up: bool = False) -> str:
+    """A span as a person reads it: ``3m05s``, ``2h10m``, ``4d03h10m``; ``-`` for none.
+
+    Seconds are kept below an hour, minutes beyond. Whole seconds are counted
+    down (a time taken), or up with ``up`` (a time left: never ``0m00s`` before
+    it has passed). A negative span reads as its length.
+    """
     if span is None:
         return "-"
-    seconds = int(span.total_seconds())
+    micros = abs(span) // timedelta(microseconds=1)
+    seconds = -(-micros // 1_000_000) if up else micros // 1_000_000
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
     if days:
-        return f"{days}d{hours:02d}h"
+        return f"{days}d{hours:02d}h{minutes:02d}m"
     if hours:
         return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{seconds:02d}s"
 
 
+def relative(moment: datetime, now: datetime) -> str:
+    """``moment`` from ``now``: ``in 4m05s``, ``now``, or ``12m30s ago`` once it has passed."""
+    if moment > now:
+        return f"in {duration(moment - now, up=True)}"
+    if moment == now:
+        return "now"
+    return f"{duration(now - moment)} ago"
+
+
 def deadline_status(deadline: Any, now: datetime) -> str:
-    """Met (late, if its breach was recorded), breached, overdue, or due in how long."""
+    """Met (late, if its breach was recorded), breached, passed and how long ago, or due in."""
     if deadline.met_at is not None:
         late = " late (breach recorded)" if deadline.breached else ""
         return f"met{late} {when(deadline.met_at)}"
     if deadline.breached:
-        return "breached (recorded)"
+        return f"breached (recorded), passed {relative(deadline.due_at, now)}"
     if deadline.is_overdue(now):
-        return "overdue"
-    return f"in {duration(deadline.due_at - now)}"
+        return f"overdue, passed {relative(deadline.due_at, now)}"
+    return relative(deadline.due_at, now)
 
 
 def details(event: Event) -> str:

@@ -246,5 +246,6 @@ class Group(click.Group):
             from ._app import App
             from ._current import insert_incident
 
-            rest = insert_incident(ctx.ensure_object(App), cmd, rest)
+            path = f"{ctx.command_path} {name}"
+            rest = insert_incident(ctx.ensure_object(App), cmd, rest, path=path)
         return name, cmd, rest

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from .._policy import Policy
+from .._toml import toml_shown
 from .._urls import mask_password
 from ..alerts import AlertRules
 from ..delivery import MAX_IN_FLIGHT, RetryPolicy, Route
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from ..notifiers._base import Notifier
     from ..stores._base import Store
 
-__all__ = ["Config", "configuration_document"]
+__all__ = ["Config", "configuration_document", "time_zone"]
 
 T = TypeVar("T")
 
@@ -55,6 +56,28 @@ def _notifier_specs(value: Mapping[str, NotifierSpec] | None) -> Mapping[str, No
 
 def _route_tuple(value: Iterable[Route] | None) -> tuple[Route, ...] | None:
     return None if value is None else tuple(value)
+
+
+def time_zone(key: str, value: object) -> None:
+    """A check that ``value`` names an IANA time zone (``Europe/Paris``, ``UTC``)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+    if isinstance(value, str) and value.strip() == value and value:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+        else:
+            return
+    if isinstance(value, str):
+        near = [zone for zone in available_timezones() if zone.lower() == value.strip().lower()]
+        if near:
+            raise ConfigError(key, f'no time zone is named {value!r}; write "{near[0]}"')
+    raise ConfigError(
+        key,
+        f"expected a time zone name, got {toml_shown(value)}; write an IANA name such as "
+        '"Europe/Paris", "America/New_York" or "UTC" (on Windows, also pip install tzdata)',
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -89,6 +112,8 @@ class Config:
         notifiers: Who hears about events, by name (the ``[notifiers.NAME]`` tables).
         routes: Who hears what; ``None``: every notifier hears every event.
         alerts: How ``flow.ingest`` turns alerts into incidents (the ``[alerts]`` table).
+        display_timezone: The IANA zone the command line shows and reads times in
+            when ``TZ`` is not set (``None``: the system's). Times are stored in UTC.
         source: The file this configuration was read from (``None``: the defaults).
 
     Raises:
@@ -125,7 +150,13 @@ class Config:
     )
     #: The ``[web]`` table: the HTTP service's tokens and alert secrets (as ``env:VARIABLE``).
     web: WebTable = attrs.field(factory=WebTable, validator=instance(WebTable, "WebTable"))
+    display_timezone: str | None = attrs.field(default=None)
     source: Path | None = attrs.field(default=None, converter=_optional_path)
+
+    @display_timezone.validator
+    def _check_display_timezone(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None:
+            time_zone(attribute.name, value)
 
     def __attrs_post_init__(self) -> None:
         if self.delivery_lease <= timedelta(0):
@@ -330,6 +361,8 @@ def configuration_document(config: Config, *, masked: bool) -> dict[str, Any]:
             document[key] = str(value)
     if config.actor is not None:
         document["actor"] = config.actor
+    if config.display_timezone is not None:
+        document["display_timezone"] = config.display_timezone
     if config.routes is not None:
         document["routes"] = [route_table(route) for route in config.routes]
     document["policy"] = config.policy.to_dict()

@@ -13,7 +13,7 @@ import attrs
 from ..exceptions import ConfigError
 from ._alerts import ALERTS_ACCEPT, AlertsTable, SeverityRuleTable
 from ._common import line, meta, rekey, validated, where
-from ._config import Config
+from ._config import Config, time_zone
 from ._delivery import DeliveryTable
 from ._files import locate
 from ._notifiers import SPECS, TYPES, NotifierSpec
@@ -61,6 +61,15 @@ class FileTable:
         metadata=meta(
             "Who runs commands from the command line, unless --actor or INCIDENTFLOW_ACTOR say.",
             "a name",
+        ),
+    )
+    display_timezone: str | None = attrs.field(
+        default=None,
+        validator=validated(time_zone),
+        metadata=meta(
+            "The zone the command line shows and reads times in when TZ is not set; "
+            "times are stored in UTC. Default: the system's.",
+            'an IANA time zone name, e.g. "Europe/Paris" or "UTC"',
         ),
     )
     # Read by Policy.from_dict, from the forms the Policy declares for its fields.
@@ -159,6 +168,7 @@ def load_config(
         if table.knowledge_dir is None
         else anchor_path(table.knowledge_dir, folder),
         "actor": table.actor,
+        "display_timezone": table.display_timezone,
         "notifiers": table.notifiers,
         "source": source,
         "policy": policy_from_table(table.policy, name, (*prefix, "policy"), _elsewhere()),

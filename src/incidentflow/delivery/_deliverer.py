@@ -64,6 +64,16 @@ def _hint(exc: Exception, name: str, default: object) -> object:
         return default
 
 
+def _span(delay: timedelta) -> str:
+    """A retry delay as a person reads it: ``40s``, ``2m05s``, ``1h30m``."""
+    seconds = max(0, round(delay.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
 def _describe(exc: Exception) -> str:
     """The error text kept on the item, even for an exception that cannot print itself."""
     try:
@@ -189,7 +199,9 @@ class Deliverer:
             item.notifier,
             attempts,
             error,
-            "; giving up, it is a dead letter now" if dead else f"; next try at {next_attempt_at}",
+            "; giving up, it is a dead letter now"
+            if dead
+            else f"; next try in {_span(delay)} (at {next_attempt_at:%H:%M:%S} UTC)",
         )
         self.store.mark_failed(item.id, error=error, next_attempt_at=next_attempt_at, dead=dead)
         return DeliveryReport(retrying=0 if dead else 1, dead=1 if dead else 0)

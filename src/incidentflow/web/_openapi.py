@@ -69,6 +69,14 @@ _HEADERS = [
 ]
 _INCIDENT_ID = {"name": "incident_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
+#: ``declare``'s restriction, recorded as a ``restrict`` in the same commit.
+_RESTRICTED_TO = {
+    "type": "array",
+    "items": {"type": "string"},
+    "description": "Restrict it from the start to these actors and groups (group:sre); "
+    "the actor is added. No ordinary notification route ever hears of it.",
+}
+
 
 def _schema(command: Command[Any], argument: Argument) -> dict[str, Any]:
     schema = dict(_SCHEMAS[kind_of(command, argument)])
@@ -81,11 +89,10 @@ def _schema(command: Command[Any], argument: Argument) -> dict[str, Any]:
 
 
 def _operation(command: Command[Any]) -> dict[str, Any]:
-    body = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {a.name: _schema(command, a) for a in command.arguments},
-    }
+    properties = {a.name: _schema(command, a) for a in command.arguments}
+    if command.name == "declare":
+        properties["restricted_to"] = _RESTRICTED_TO
+    body = {"type": "object", "additionalProperties": False, "properties": properties}
     required = [a.name for a in command.arguments if a.required]
     if required:
         body["required"] = required

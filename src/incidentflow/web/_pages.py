@@ -44,7 +44,7 @@ from ..exceptions import (
 )
 from ..render import incident_gantt
 from ._pages_charts import bar_chart, gantt_chart
-from ._pages_forms import declare_form, form_arguments, forms_for
+from ._pages_forms import Form, declare_form, form_arguments, forms_for
 
 __all__ = ["page_routes"]
 
@@ -262,7 +262,27 @@ class _Pages:
                 }
             )
         etag = self._board_etag(viewer)
-        return {"lanes": lanes, "etag": etag, "declare": declare_form()}
+        return {"lanes": lanes, "etag": etag, "declare": self._declare_form(viewer)}
+
+    def _may(self, viewer: str, command: str, incident: Incident | None) -> bool:
+        """False when the policy's authorizer would refuse ``viewer`` the ``command``."""
+        authorizer = self.flow.policy.authorizer
+        if authorizer is None:
+            return True
+        try:
+            authorizer.authorize(viewer, command, incident)
+        except Unauthorized:
+            return False
+        return True
+
+    def _declare_form(self, viewer: str) -> Form | None:
+        """The board's declare form as ``viewer`` may use it: none, or without restricting."""
+        if not self._may(viewer, "declare", None):
+            return None
+        form = declare_form()
+        if self._may(viewer, "restrict", None):
+            return form
+        return attrs.evolve(form, fields=tuple(f for f in form.fields if f.name != "restricted_to"))
 
     async def board(self, request: Request) -> Response:
         try:
@@ -330,7 +350,9 @@ class _Pages:
             "gantt": gantt_chart(incident_gantt(incident, history, now=now)),
             "step": step,
             "verdict": verdict,
-            "forms": forms_for(incident.state, step),
+            "forms": [
+                f for f in forms_for(incident.state, step) if self._may(viewer, f.command, incident)
+            ],
             "etag": _incident_etag(incident),
         }
 

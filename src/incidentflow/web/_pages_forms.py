@@ -24,6 +24,7 @@ from ..commands import (
     Argument,
     Command,
 )
+from ..commands._access import principals
 from ..exceptions import ValidationError
 
 __all__ = ["Field", "Form", "declare_form", "form_arguments", "forms_for"]
@@ -39,9 +40,9 @@ _CHOICES: Mapping[str, tuple[str, ...]] = {
     "severity": tuple(s.value for s in Severity),
     "method": tuple(DETECTION_METHODS),
     "audience": tuple(AUDIENCES),
-    "to": (State.RCA.value, State.TRIAGING.value),
 }
 _CHOICES_OF_COMMAND: Mapping[tuple[str, str], tuple[str, ...]] = {
+    ("reopen", "to"): (State.RCA.value, State.TRIAGING.value),
     ("link", "kind"): tuple(LINK_KINDS),
     ("unlink", "kind"): tuple(LINK_KINDS),
 }
@@ -103,7 +104,7 @@ def _kind(command: str, argument: Argument) -> tuple[str, tuple[str, ...]]:
         return "date", ()
     if check is v.positive_int:
         return "number", ()
-    if argument.name in _LINES:
+    if argument.name in _LINES or check is principals:
         return "lines", ()
     if check in (v.text, v.optional_text) or argument.name in _LONG_TEXT:
         return "textarea", ()
@@ -142,13 +143,24 @@ _FORMS: Mapping[str, Form] = {
 }
 
 
+#: The declare form's optional restriction (``declare`` records it as a ``restrict``).
+_RESTRICTED_TO = Field(
+    name="restricted_to",
+    label="restricted to",
+    kind="lines",
+    required=False,
+    doc="Only these actors and groups (group:sre) see it; you are added. Empty: everyone.",
+)
+
+
 def declare_form() -> Form:
-    """The board's form to declare an incident: title, severity and commander."""
+    """The board's form to declare an incident: title, severity, commander, restricted to."""
     definition = DEFINITIONS["declare"]
     form = _form(definition)
     assert form is not None
     wanted = ("title", "severity", "commander")
-    return attrs.evolve(form, fields=tuple(f for f in form.fields if f.name in wanted))
+    fields = tuple(f for f in form.fields if f.name in wanted)
+    return attrs.evolve(form, fields=(*fields, _RESTRICTED_TO))
 
 
 def forms_for(state: State, first: str | None = None) -> Sequence[Form]:
