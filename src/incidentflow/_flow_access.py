@@ -10,14 +10,13 @@ the request's actor as the viewer on every read.
 
 from __future__ import annotations
 
-import abc
 from datetime import datetime
 from typing import Any, Unpack
 
 from . import _events as ev
 from ._authz import can_see
 from ._decide import decide, evolve
-from ._flow_commands import CommandOptions
+from ._flow_commands import CommandOptions, Pipeline
 from ._model import Incident
 from ._policy import Policy
 from .commands import DEFINITIONS, Command
@@ -40,20 +39,10 @@ class DeclareOptions(CommandOptions, total=False):
     restricted_to: list[str] | tuple[str, ...] | None
 
 
-class Access(abc.ABC):
+class Access(Pipeline):
     """Restricting incidents, and the checks behind every command and read."""
 
     policy: Policy
-
-    @abc.abstractmethod
-    def _run(
-        self,
-        command: Command[Any],
-        incident_id: str,
-        options: CommandOptions,
-        args: dict[str, Any],
-    ) -> Incident:
-        """Validate, decide, commit and announce one command."""
 
     def restrict(
         self, incident_id: str, to: list[str] | tuple[str, ...], **options: Unpack[CommandOptions]

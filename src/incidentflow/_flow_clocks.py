@@ -6,15 +6,14 @@ import abc
 import itertools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from . import _events as ev
 from . import _validate as v
 from ._deadlines import Deadline, deadlines
-from ._flow_commands import CommandOptions
+from ._flow_commands import Pipeline
 from ._model import Incident, State
 from ._policy import Policy
-from .commands import Command, definition
+from .commands import definition
 from .exceptions import (
     ConcurrencyConflict,
     IncidentNotFound,
@@ -29,7 +28,7 @@ __all__ = ["Clocks"]
 _BREACH = definition("record_breach")
 
 
-class Clocks(abc.ABC):
+class Clocks(Pipeline):
     """Deadlines and their breaches; see :class:`IncidentFlow`."""
 
     store: EventStore
@@ -46,16 +45,6 @@ class Clocks(abc.ABC):
     @abc.abstractmethod
     def _index(self) -> QueryIndex:
         """The store's query index."""
-
-    @abc.abstractmethod
-    def _run(
-        self,
-        command: Command[Any],
-        incident_id: str,
-        options: CommandOptions,
-        args: dict[str, Any],
-    ) -> Incident:
-        """Validate, decide, commit and announce one command."""
 
     def deadlines(self, incident_id: str) -> Sequence[Deadline]:
         """The incident's deadlines (response, post-mortem, action items), due order."""

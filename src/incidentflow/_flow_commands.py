@@ -14,7 +14,7 @@ from typing import Any, TypedDict, Unpack, cast
 from ._model import Incident, Severity
 from .commands import DEFINITIONS, Command
 
-__all__ = ["CommandOptions", "Commands", "Coordination", "PostmortemFields"]
+__all__ = ["CommandOptions", "Commands", "Coordination", "Pipeline", "PostmortemFields"]
 
 
 class CommandOptions(TypedDict, total=False):
@@ -56,7 +56,7 @@ _D = DEFINITIONS
 _OPTION_NAMES = frozenset(CommandOptions.__annotations__)
 
 
-class _Pipeline(abc.ABC):
+class Pipeline(abc.ABC):
     """What the command methods run on: the facade's pipeline."""
 
     @abc.abstractmethod
@@ -70,7 +70,7 @@ class _Pipeline(abc.ABC):
         """Validate, decide, commit and announce one command."""
 
 
-class Commands(_Pipeline):
+class Commands(Pipeline):
     """Every command of the lifecycle as a method; see :class:`IncidentFlow`."""
 
     def start_triage(self, incident_id: str, **options: Unpack[CommandOptions]) -> Incident:
@@ -320,7 +320,7 @@ class Commands(_Pipeline):
         return self._run(_D["add_note"], incident_id, options, {"text": text})
 
 
-class Coordination(_Pipeline):
+class Coordination(Pipeline):
     """Corrections, the type, labels, fields, references, roles and status updates."""
 
     def amend(
