@@ -40,12 +40,17 @@ def _is_records(cls: Any) -> bool:
 
 def _unstructure_records(conv: cattrs.Converter, cls: Any) -> Callable[[Records[Any]], list[Any]]:
     (item_type,) = get_args(cls) or (Any,)
-    return lambda records: [conv.unstructure(item, unstructure_as=item_type) for item in records]
+    if item_type is Any:
+        return lambda records: [conv.unstructure(item) for item in records]
+    # The item's hook is looked up once, not dispatched again for every item.
+    unstructure = conv.get_unstructure_hook(item_type)
+    return lambda records: [unstructure(item) for item in records]
 
 
 def _structure_records(conv: cattrs.Converter, cls: Any) -> Callable[[Any, Any], Records[Any]]:
     (item_type,) = get_args(cls) or (Any,)
-    return lambda value, _: Records(conv.structure(item, item_type) for item in value)
+    structure = conv.get_structure_hook(item_type)
+    return lambda value, _: Records(structure(item, item_type) for item in value)
 
 
 @functools.cache
