@@ -7,48 +7,12 @@
 False
 """
 
+import sys as _sys
 import typing as _typing
+from typing import Any as _Any
 
-from loguru import logger as _logger
-
-from ._authz import Access, Authorizer, Permission, hash_token
-from ._deadlines import Deadline
-from ._decide import replay
-from ._events import Event, EventData
-from ._flow import Clock, IncidentFlow, Verdict
-from ._flow_commands import CommandOptions
 from ._lazy import lazy_attributes as _lazy_attributes
-from ._model import (
-    ActionItem,
-    Confirmation,
-    ContainmentAction,
-    Correction,
-    Deploy,
-    Detection,
-    Evidence,
-    Fix,
-    Handoff,
-    Incident,
-    KbEntry,
-    Link,
-    Note,
-    Postmortem,
-    Records,
-    Reference,
-    RootCause,
-    Severity,
-    State,
-    StatusUpdate,
-    SupersededFix,
-    TriageAnswer,
-    Why,
-)
-from ._policy import BlameCheck, CommandRequest, Guard, Policy, find_blame
-from ._process import Process, ProcessOverride
-from ._reasons import Outcome, Reason
-from ._similar import SimilarIncident
 from ._version import __version__
-from .delivery import DeliveryReport, Dispatcher, RetryPolicy, Route
 from .exceptions import (
     ConcurrencyConflict,
     ConfigError,
@@ -64,10 +28,44 @@ from .exceptions import (
     Unauthorized,
     ValidationError,
 )
-from .stores._base import IncidentSummary
 
 if _typing.TYPE_CHECKING:
     from ._async import AsyncDispatcher, AsyncIncidentFlow
+    from ._authz import Access, Authorizer, Permission, hash_token
+    from ._deadlines import Deadline
+    from ._decide import replay
+    from ._events import Event, EventData
+    from ._flow import Clock, IncidentFlow, Verdict
+    from ._flow_commands import CommandOptions
+    from ._model import (
+        ActionItem,
+        Confirmation,
+        ContainmentAction,
+        Correction,
+        Deploy,
+        Detection,
+        Evidence,
+        Fix,
+        Handoff,
+        Incident,
+        KbEntry,
+        Link,
+        Note,
+        Postmortem,
+        Records,
+        Reference,
+        RootCause,
+        Severity,
+        State,
+        StatusUpdate,
+        SupersededFix,
+        TriageAnswer,
+        Why,
+    )
+    from ._policy import BlameCheck, CommandRequest, Guard, Policy, find_blame
+    from ._process import Process, ProcessOverride
+    from ._reasons import Outcome, Reason
+    from ._similar import SimilarIncident
     from .config import (
         Config,
         EmailNotifierSpec,
@@ -79,10 +77,43 @@ if _typing.TYPE_CHECKING:
         load_config,
         routes_from_toml,
     )
-    from .delivery import DispatcherProcess
+    from .delivery import DeliveryReport, Dispatcher, DispatcherProcess, RetryPolicy, Route
+    from .stores._base import IncidentSummary
 
-# A library does not log into its host's handlers unless the host asks for it.
-_logger.disable("incidentflow")
+
+class _QuietLoguru:
+    """A one-shot import hook: when loguru loads, the library's logger is disabled in it."""
+
+    def find_spec(self, name: str, path: _Any = None, target: _Any = None) -> _Any:
+        """Find loguru as usual, and disable ``incidentflow`` in it once it has run."""
+        if name != "loguru":
+            return None
+        if self in _sys.meta_path:
+            _sys.meta_path.remove(self)
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        loader = None if spec is None else spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run = loader.exec_module
+
+        def exec_module(module: _Any) -> None:
+            run(module)
+            module.logger.disable("incidentflow")
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+# A library does not log into its host's handlers unless the host asks for it. loguru
+# loads on first use (a flow, a store, a notifier), so ``incidentflow --help`` and
+# ``import incidentflow`` stay light: disable the logger now if loguru is loaded, else
+# the moment it loads.
+if "loguru" in _sys.modules:
+    _sys.modules["loguru"].logger.disable("incidentflow")
+else:
+    _sys.meta_path.insert(0, _QuietLoguru())
 
 
 __all__ = [
@@ -164,25 +195,70 @@ __all__ = [
     "routes_from_toml",
 ]
 
-# The configuration and DispatcherProcess load on first use: ``import incidentflow`` stays light.
-__getattr__, __dir__ = _lazy_attributes(
-    __name__,
-    globals(),
-    dict.fromkeys(
-        [
-            "Config",
-            "EmailNotifierSpec",
-            "Link",
-            "LogNotifierSpec",
-            "NotifierSpec",
-            "SlackNotifierSpec",
-            "WebhookNotifierSpec",
-            "default_config_toml",
-            "load_config",
-            "routes_from_toml",
-        ],
-        ".config",
-    )
-    | {"DispatcherProcess": ".delivery._process"}
-    | dict.fromkeys(["AsyncDispatcher", "AsyncIncidentFlow"], "._async"),
-)
+# Everything but the errors and the version loads on first use (PEP 562): ``import
+# incidentflow`` and ``incidentflow --help`` import no store, converter or logger.
+_LAZY: dict[str, str] = {
+    "AsyncDispatcher": "._async",
+    "AsyncIncidentFlow": "._async",
+    "Access": "._authz",
+    "Authorizer": "._authz",
+    "Permission": "._authz",
+    "hash_token": "._authz",
+    "Deadline": "._deadlines",
+    "replay": "._decide",
+    "Event": "._events",
+    "EventData": "._events",
+    "Clock": "._flow",
+    "IncidentFlow": "._flow",
+    "Verdict": "._flow",
+    "CommandOptions": "._flow_commands",
+    "ActionItem": "._model",
+    "Confirmation": "._model",
+    "ContainmentAction": "._model",
+    "Correction": "._model",
+    "Deploy": "._model",
+    "Detection": "._model",
+    "Evidence": "._model",
+    "Fix": "._model",
+    "Handoff": "._model",
+    "Incident": "._model",
+    "KbEntry": "._model",
+    "Link": "._model",
+    "Note": "._model",
+    "Postmortem": "._model",
+    "Records": "._model",
+    "Reference": "._model",
+    "RootCause": "._model",
+    "Severity": "._model",
+    "State": "._model",
+    "StatusUpdate": "._model",
+    "SupersededFix": "._model",
+    "TriageAnswer": "._model",
+    "Why": "._model",
+    "BlameCheck": "._policy",
+    "CommandRequest": "._policy",
+    "Guard": "._policy",
+    "Policy": "._policy",
+    "find_blame": "._policy",
+    "Process": "._process",
+    "ProcessOverride": "._process",
+    "Outcome": "._reasons",
+    "Reason": "._reasons",
+    "SimilarIncident": "._similar",
+    "Config": ".config",
+    "EmailNotifierSpec": ".config",
+    "LogNotifierSpec": ".config",
+    "NotifierSpec": ".config",
+    "SlackNotifierSpec": ".config",
+    "WebhookNotifierSpec": ".config",
+    "default_config_toml": ".config",
+    "load_config": ".config",
+    "routes_from_toml": ".config",
+    "DeliveryReport": ".delivery",
+    "Dispatcher": ".delivery",
+    "RetryPolicy": ".delivery",
+    "Route": ".delivery",
+    "DispatcherProcess": ".delivery._process",
+    "IncidentSummary": ".stores._base",
+}
+__getattr__, __dir__ = _lazy_attributes(__name__, globals(), _LAZY)

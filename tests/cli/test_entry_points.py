@@ -40,6 +40,42 @@ class TestEntryPoints:
         assert run.returncode == 0, run.stderr
         assert run.stdout.strip() == "False"
 
+    def test_help_loads_none_of_the_library(self, tmp_path: Path) -> None:
+        """``incidentflow --help`` imports no event model, converter or logger (issue 11 §6)."""
+        code = (
+            "import contextlib, io, sys\n"
+            "from incidentflow.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    code = main(['--help'])\n"
+            "heavy = ('incidentflow._events', 'incidentflow._model', 'incidentflow.commands',\n"
+            "         'incidentflow.stores', 'cattrs', 'loguru', 'attrs', 'transitions')\n"
+            "print(code, sorted(m for m in heavy if m in sys.modules))\n"
+        )
+        run = process([sys.executable, "-c", code], tmp_path)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.strip() == "0 []"
+
+    def test_loguru_loaded_after_the_package_keeps_the_library_quiet(self, tmp_path: Path) -> None:
+        """loguru loads on first use, yet a host that imports it later still sees nothing."""
+        code = (
+            "import incidentflow, sys\n"
+            "print('loguru' in sys.modules)\n"
+            "from loguru import logger\n"
+            "lines = []\n"
+            "logger.remove()\n"
+            "logger.add(lines.append, format='{message}')\n"
+            "from incidentflow.notifiers import LogNotifier\n"
+            "flow = incidentflow.IncidentFlow.in_memory(notifiers=[LogNotifier()])\n"
+            "flow.declare('Disk full', severity='P3', commander='a', actor='a')\n"
+            "print(len(lines))\n"
+            "logger.enable('incidentflow')\n"
+            "flow.declare('Disk full again', severity='P3', commander='a', actor='a')\n"
+            "print(len(lines))\n"
+        )
+        run = process([sys.executable, "-c", code], tmp_path)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.split() == ["False", "0", "1"]
+
     def test_exit_codes_of_a_real_process(self, tmp_path: Path) -> None:
         """Each exit code reaches the shell, with one line of error and no traceback."""
         store = sqlite_url(tmp_path / "incidents.db")

@@ -205,3 +205,29 @@ class TestReadingNeedsNoSecrets:
         assert declared.code == 0, declared
         assert "notifier pager is unavailable" in declared.err
         assert "PAGER_SIGNING_SECRET is not set" in declared.err
+
+
+class TestCheapNames:
+    """The names the CLI keeps so that building its commands imports none of the library."""
+
+    def test_severities_and_states_match_the_model(self) -> None:
+        """The choices offered are exactly the library's severities and states."""
+        from incidentflow import Severity, State
+        from incidentflow.cli._params import SEVERITIES, STATES
+
+        assert tuple(s.value for s in Severity) == SEVERITIES
+        assert tuple(s.value for s in State) == STATES
+
+    def test_bounds_match_the_validation(self) -> None:
+        """The numeric bounds are the library's own."""
+        from incidentflow import _validate
+        from incidentflow.cli._params import INT_MAX, LIMIT_MAX
+
+        assert (INT_MAX, LIMIT_MAX) == (_validate.INT_MAX, _validate.LIMIT_MAX)
+
+    def test_link_kinds_match_the_commands(self) -> None:
+        """Every kind of link the library knows is offered, and no other."""
+        from incidentflow.cli._links import LINK_KIND_NAMES
+        from incidentflow.commands import LINK_KINDS
+
+        assert set(LINK_KIND_NAMES) == set(LINK_KINDS)

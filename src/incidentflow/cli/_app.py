@@ -6,10 +6,9 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import attrs
 import click
 
 from ._output import incident_json, jsonable
@@ -57,20 +56,23 @@ def environment_failure(message: str) -> click.exceptions.Exit:
     return click.exceptions.Exit(EXIT_FAILED)
 
 
-@attrs.define
 class App:
-    """What every subcommand shares: the global options and the lazily opened flow."""
+    """What every subcommand shares: the global options and the lazily opened flow.
 
-    store: str | None = None
-    config_path: str | None = None
-    as_json: bool = False
-    actor_option: str | None = None
-    write_files: bool = True
-    #: ``-i/--incident``: the incident a command without an ID is about.
-    incident_option: str | None = None
-    _config: Config | None = None
-    _flow: IncidentFlow | None = None
-    _notifying: bool = False
+    A plain class, not attrs: ``incidentflow --help`` loads nothing it does not print.
+    """
+
+    def __init__(self) -> None:
+        self.store: str | None = None
+        self.config_path: str | None = None
+        self.as_json = False
+        self.actor_option: str | None = None
+        self.write_files = True
+        #: ``-i/--incident``: the incident a command without an ID is about.
+        self.incident_option: str | None = None
+        self._config: Config | None = None
+        self._flow: IncidentFlow | None = None
+        self._notifying = False
 
     @property
     def config(self) -> Config:
@@ -207,14 +209,23 @@ def _open_flow(config: Config, overrides: dict[str, Any]) -> IncidentFlow:
 pass_app = click.make_pass_decorator(App)
 
 
+#: Options that only print (help, the version): the library does not run, loguru need not load.
+_PRINT_ONLY = frozenset({"-h", "--help", "--version"})
+
+
 @contextlib.contextmanager
-def library_warnings() -> Iterator[None]:
+def library_warnings(args: Sequence[str] = ()) -> Iterator[None]:
     """Show the library's warnings (files not written, deliveries failed) on standard error.
 
     The library logs them with loguru and, as a library should, keeps that
     quiet by default; the command line is the application here, so it shows
-    them, one line each, while it runs.
+    them, one line each, while it runs. A line that only asks for help or the
+    version (``args`` empty, or ``--help`` before any ``--``) runs no library
+    code, so loguru is not loaded for it.
     """
+    if _prints_only(args):
+        yield
+        return
     from loguru import logger
 
     with contextlib.suppress(ValueError):
@@ -233,6 +244,14 @@ def library_warnings() -> Iterator[None]:
     finally:
         logger.disable("incidentflow")
         logger.remove(sink)
+
+
+def _prints_only(args: Sequence[str]) -> bool:
+    """Whether ``args`` only ask for help or the version: nothing at all, or ``-h`` and the like."""
+    words = list(args)
+    if "--" in words:
+        words = words[: words.index("--")]
+    return not words or not _PRINT_ONLY.isdisjoint(words)
 
 
 def _warning_line(record: Any) -> str:

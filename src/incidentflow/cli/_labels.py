@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import click
 
-from .._model import FieldValue
-from .._validate import INT_MAX
 from ._app import EXIT_OK, EXIT_REJECTED, App, pass_app
 from ._output import incident_json
-from ._params import Group, incident_argument, pairs
+from ._params import INT_MAX, Group, incident_argument, pairs
+
+if TYPE_CHECKING:
+    from .._model import FieldValue
 
 __all__ = ["COMMANDS", "field_values"]
 

@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (refused := _not_utf8(args)) is not None:
         return _report(f"incidentflow: error: {refused}", "UsageError", refused, app, args)
     try:
-        with library_warnings():
+        with library_warnings(args):
             result = cli.main(args=args, prog_name="incidentflow", standalone_mode=False, obj=app)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())

@@ -9,8 +9,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 if TYPE_CHECKING:
     from .._events import Event
     from .._model import Incident
@@ -187,6 +185,8 @@ def jsonable(value: object) -> object:
         return value.value
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
+    import attrs  # loaded with the library's model, never for --help
+
     if attrs.has(type(value)):
         return plain(value)
     return str(value)  # paths and the like
@@ -196,6 +196,8 @@ def plain(value: object) -> dict[str, Any]:
     """An attrs instance as a dict of JSON-ready values (one level; nested by jsonable)."""
     if isinstance(value, Mapping):
         return dict(value)
+    import attrs
+
     fields: Sequence[attrs.Attribute[Any]] = attrs.fields(type(value))  # type: ignore[arg-type]
     return {f.name: getattr(value, f.name) for f in fields if not f.name.startswith("_")}
 

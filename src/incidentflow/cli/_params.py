@@ -10,13 +10,13 @@ from typing import Any, TypeVar
 
 import click
 
-from .._model import Severity, State
-from .._validate import INT_MAX, LIMIT_MAX
-
 __all__ = [
     "INT_MAX",
+    "LIMIT_MAX",
+    "SEVERITIES",
     "SEVERITY_METAVAR",
     "STATE",
+    "STATES",
     "Group",
     "Seconds",
     "count",
@@ -30,6 +30,11 @@ __all__ = [
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+#: The library's bounds (``_validate.INT_MAX``, ``LIMIT_MAX``), kept here for the same reason
+#: as the names below; a test checks they agree.
+INT_MAX = 2**63 - 1
+LIMIT_MAX = 100_000
 
 
 def count(low: int = 1, high: int = LIMIT_MAX) -> click.IntRange:
@@ -88,7 +93,21 @@ def day(ctx: click.Context, param: click.Parameter, value: str | None) -> date |
         ) from None
 
 
-_SEVERITY_NAMES = [s.value for s in Severity]
+#: The severities and states as the library spells them (``Severity``, ``State``), kept
+#: here so that building the commands imports no model; a test checks they agree.
+SEVERITIES = ("P1", "P2", "P3", "P4")
+STATES = (
+    "declared",
+    "triaging",
+    "contained",
+    "rca",
+    "fixed",
+    "resolved",
+    "postmortem",
+    "kb_updated",
+    "dismissed",
+)
+_SEVERITY_NAMES = list(SEVERITIES)
 SEVERITY_METAVAR = "|".join(_SEVERITY_NAMES)
 
 
@@ -155,7 +174,7 @@ def pairs(ctx: click.Context, param: click.Parameter, value: Any) -> dict[str, s
     return found
 
 
-STATE = click.Choice([s.value for s in State], case_sensitive=False)
+STATE = click.Choice(list(STATES), case_sensitive=False)
 
 
 def incident_argument(function: _F) -> _F:

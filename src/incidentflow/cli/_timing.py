@@ -6,7 +6,6 @@ from datetime import datetime
 
 import click
 
-from .._events import DeadlineBreached
 from ._app import App, pass_app
 from ._output import deadline_status, duration, plain, summary_metrics_json, table, when, zone
 from ._params import SEVERITY_METAVAR, incident_argument, moment, severity
@@ -38,6 +37,8 @@ def deadlines(app: App, incident_id: str) -> None:
 @pass_app
 def check_deadlines(app: App, at: datetime | None) -> None:
     """Record a breach for every deadline newly missed; notify through the routing."""
+    from .._events import DeadlineBreached
+
     events = app.flow.check_deadlines(at, actor=app.actor)
     app.emit(
         [{"incident_id": e.incident_id, **plain(e.data)} for e in events],
