@@ -7,8 +7,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-import attrs
-
 from . import _validate as v
 from ._model import FieldValue, Incident, Reference, Severity, State
 from ._queries import query, severities, types
@@ -80,24 +78,22 @@ class Reads(abc.ABC):
         visible = self._visible_to(viewer, "list")
         # The store leaves out what the viewer may not see, before paging (see QueryIndex).
         return self._index().list(
-            attrs.evolve(
-                query(
-                    state=state,
-                    severity=severity,
-                    open_only=open_only,
-                    commander=commander,
-                    declared_after=declared_after,
-                    declared_before=declared_before,
-                    text=text,
-                    type=type,
-                    labels=labels,
-                    fields=fields,
-                    reference=reference,
-                    open_action_items=open_action_items,
-                    newest_first=newest_first,
-                    limit=limit,
-                    offset=offset,
-                ),
+            query(
+                state=state,
+                severity=severity,
+                open_only=open_only,
+                commander=commander,
+                declared_after=declared_after,
+                declared_before=declared_before,
+                text=text,
+                type=type,
+                labels=labels,
+                fields=fields,
+                reference=reference,
+                open_action_items=open_action_items,
+                newest_first=newest_first,
+                limit=limit,
+                offset=offset,
                 visible_to=visible,
             )
         )
@@ -129,7 +125,7 @@ class Reads(abc.ABC):
         stores make them from :meth:`list`'s snapshots. ``viewer`` as for :meth:`list`.
         """
         visible = self._visible_to(viewer, "summaries")
-        checked = attrs.evolve(
+        return self._index().summaries(
             query(
                 state=state,
                 severity=severity,
@@ -146,10 +142,9 @@ class Reads(abc.ABC):
                 newest_first=newest_first,
                 limit=limit,
                 offset=offset,
-            ),
-            visible_to=visible,
+                visible_to=visible,
+            )
         )
-        return self._index().summaries(checked)
 
     def find(self, kind: str, value: str) -> Incident | None:
         """The incident holding the external reference ``kind``/``value``, or None.

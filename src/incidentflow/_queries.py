@@ -30,9 +30,14 @@ def query(
     fields: Mapping[str, FieldValue] | None = None,
     reference: Reference | tuple[str, str] | None = None,
     open_action_items: bool = False,
+    visible_to: frozenset[str] | None = None,
 ) -> IncidentQuery:
-    """The checked query of :meth:`IncidentFlow.list` and :meth:`IncidentFlow.summaries`."""
+    """The checked query of :meth:`IncidentFlow.list` and :meth:`IncidentFlow.summaries`.
+
+    ``visible_to`` is what the facade's authorization found the viewer may see.
+    """
     return IncidentQuery(
+        visible_to=visible_to,
         types=types(type),
         labels=None if labels is None else v.labels("labels", labels),
         fields=None if fields is None else field_values(fields),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import attrs
 
@@ -32,10 +33,10 @@ def handed_over(inc: Incident, e: ev.Event, role: str, person: str | None, note:
     else:
         roles[role] = person
     handoff = Handoff(role, previous, person, e.at, e.actor, note)
-    changes: dict[str, object] = {"roles": roles, "handoffs": inc.handoffs.appended(handoff)}
+    changes: dict[str, Any] = {"roles": roles, "handoffs": inc.handoffs.appended(handoff)}
     if role == COMMANDER and person is not None:
         changes["commander"] = person
-    return replace(inc, **changes)  # type: ignore[arg-type]
+    return replace(inc, **changes)
 
 
 def _holder(inc: Incident, role: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -59,30 +60,41 @@ CHANGE_TYPE = Command(
 )
 
 
-def _changes(given: dict[str, Any], removed: tuple[str, ...], what: str) -> None:
+def _changes(
+    inc: Incident,
+    given: Mapping[str, Any],
+    removed: tuple[str, ...],
+    held: Mapping[str, Any],
+    what: str,
+    absent_one: str,
+) -> None:
+    """Something is set or removed, no key both, and only keys ``held`` are removed."""
     if not given and not removed:
         raise ValidationError(what, f"give {what} to set, or keys to remove")
     both = sorted(set(given) & set(removed))
     if both:
         raise ValidationError("remove", f"{both[0]} is both set and removed; do one")
+    absent = [key for key in removed if key not in held]
+    if absent:
+        raise ValidationError("remove", f"{inc.id} has no {absent_one.format(absent[0])}")
+
+
+def _updated(
+    held: Mapping[str, Any], given: Mapping[str, Any], removed: tuple[str, ...]
+) -> dict[str, Any]:
+    """``held`` with ``given`` written over it and ``removed`` taken out."""
+    values = {**held, **given}
+    for key in removed:
+        values.pop(key, None)
+    return values
 
 
 def _allowed_labels(context: Context[ev.LabelsSet], payload: ev.LabelsSet) -> ev.LabelsSet:
-    labels = dict(payload.labels)
-    _changes(labels, payload.removed, "labels")
-    for key, value in labels.items():
+    inc = context.incident
+    _changes(inc, payload.labels, payload.removed, inc.labels, "labels", "label {}")
+    for key, value in payload.labels.items():
         context.policy.check_label(key, value)
-    absent = [key for key in payload.removed if key not in context.incident.labels]
-    if absent:
-        raise ValidationError("remove", f"{context.incident.id} has no label {absent[0]}")
     return payload
-
-
-def _relabelled(inc: Incident, e: ev.Event, d: ev.LabelsSet) -> Incident:
-    labels = {**inc.labels, **d.labels}
-    for key in d.removed:
-        labels.pop(key, None)
-    return replace(inc, labels=labels)
 
 
 SET_LABELS = Command(
@@ -100,26 +112,17 @@ SET_LABELS = Command(
         Argument("remove", v.keys, "Label keys to remove.", default=(), field="removed"),
     ),
     prepare=_allowed_labels,
-    fold=_relabelled,
+    fold=lambda inc, e, d: replace(inc, labels=_updated(inc.labels, d.labels, d.removed)),
 )
 
 
 def _declared_fields(context: Context[ev.FieldsSet], payload: ev.FieldsSet) -> ev.FieldsSet:
-    _changes(dict(payload.values), payload.removed, "fields")
+    inc = context.incident
+    _changes(inc, payload.values, payload.removed, inc.custom_fields, "fields", "field {} set")
     checked = {
         name: context.policy.check_field(name, value) for name, value in payload.values.items()
     }
-    absent = [name for name in payload.removed if name not in context.incident.custom_fields]
-    if absent:
-        raise ValidationError("remove", f"{context.incident.id} has no field {absent[0]} set")
     return ev.FieldsSet(checked, payload.removed)
-
-
-def _refielded(inc: Incident, e: ev.Event, d: ev.FieldsSet) -> Incident:
-    values = {**inc.custom_fields, **d.values}
-    for name in d.removed:
-        values.pop(name, None)
-    return replace(inc, custom_fields=values)
 
 
 SET_FIELDS = Command(
@@ -134,7 +137,9 @@ SET_FIELDS = Command(
         Argument("remove", v.keys, "Custom field names to remove.", default=(), field="removed"),
     ),
     prepare=_declared_fields,
-    fold=_refielded,
+    fold=lambda inc, e, d: replace(
+        inc, custom_fields=_updated(inc.custom_fields, d.values, d.removed)
+    ),
 )
 
 

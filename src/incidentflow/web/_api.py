@@ -30,7 +30,7 @@ from .._serialization import event_to_dict
 from ..commands import DEFINITIONS, definition
 from ..exceptions import IncidentFlowError, ValidationError
 from ._alerts import alert_routes
-from ._auth import Signatures, Tokens, bearer
+from ._auth import ANONYMOUS, Signatures, Tokens, bearer
 from ._errors import error_response, problem
 from ._json import arguments_from_json, jsonable, parse_moment
 from ._openapi import openapi_document
@@ -50,10 +50,6 @@ _FLAGS = ("open_only", "open_action_items", "newest_first")
 _TEXTS = ("commander", "text")
 _MOMENTS = ("declared_after", "declared_before")
 _Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-#: Who reads without naming themselves: restricted incidents are hidden from them.
-ANONYMOUS = "(anonymous)"
 
 
 def _viewer(actor: str | None) -> str:

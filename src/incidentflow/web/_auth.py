@@ -21,8 +21,10 @@ from typing import Final
 
 from ..exceptions import ConfigError
 
-__all__ = ["SIGNATURE_HEADER", "Signatures", "Tokens", "bearer", "sign"]
+__all__ = ["ANONYMOUS", "SIGNATURE_HEADER", "Signatures", "Tokens", "bearer", "sign"]
 
+#: Whom a request reads for when it names no actor: no incident is restricted to it.
+ANONYMOUS: Final = "(anonymous)"
 #: The header carrying an HMAC-SHA256 signature of the raw request body.
 SIGNATURE_HEADER: Final = "X-Incidentflow-Signature"
 _ENV_PREFIX: Final = "env:"

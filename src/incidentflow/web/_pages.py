@@ -43,6 +43,7 @@ from ..exceptions import (
     ValidationError,
 )
 from ..render import incident_gantt
+from ._auth import ANONYMOUS
 from ._pages_charts import bar_chart, gantt_chart
 from ._pages_forms import Form, declare_form, form_arguments, forms_for
 
@@ -50,8 +51,6 @@ __all__ = ["page_routes"]
 
 #: The header a caller names its actor with, until authorization names it.
 ACTOR_HEADER = "X-Actor"
-#: Whom the pages read for when no actor is known: no incident is restricted to it.
-ANONYMOUS = "(anonymous)"
 #: How many periods the metrics page charts, newest last.
 _PERIODS_SHOWN = 12
 #: Security headers of every page: scripts and styles from this server only.
