@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import COMMANDER, drive_to
+from helpers import COMMANDER, drive_to, every_event_type
 from incidentflow import (
     ConfigError,
     Event,
@@ -252,7 +252,7 @@ class TestFold:
         flow = IncidentFlow.in_memory(
             clock=clock, policy=Policy(custom_fields={"customer": "text"})
         )
-        histories = [flow.history(_every_event_type(flow, clock).id)]
+        histories = [flow.history(every_event_type(flow, clock).id)]
         dismissed = flow.declare("False alarm", severity="P4", commander="al", actor="al")
         flow.dismiss(dismissed.id, reason="noise", actor="al")
         histories.append(flow.history(dismissed.id))
@@ -304,7 +304,7 @@ class TestFold:
 
         policy = Policy(custom_fields={"customer": "text"})
         flow = IncidentFlow.in_memory(clock=clock, policy=policy)
-        inc = _every_event_type(flow, clock)
+        inc = every_event_type(flow, clock)
         text = "".join(line + "\n" for line in export_lines(flow, [inc.id]))
         other = IncidentFlow.in_memory(clock=clock, policy=policy)
         outcome = import_histories(other, read_export(io.StringIO(text), "x.jsonl", policy))
@@ -513,59 +513,3 @@ class TestLenientInputs:
         flow.add_guard("start_triage", lambda incident, request: 42)
         with pytest.raises(ConfigError, match="guard"):
             flow.can(inc.id, "start_triage")
-
-
-def _every_event_type(flow: IncidentFlow, clock: FrozenClock) -> Incident:
-    """One incident whose history holds every event type but ``dismissed``."""
-    step = timedelta(minutes=20)
-    inc = flow.declare("Checkout returns 500", severity="P3", commander="al", actor="al")
-    i = inc.id
-    flow.record_detection(i, method="alert", actor="al")
-    flow.reclassify(i, "P2", reason="more users", actor="al")
-    flow.assign_commander(i, "bo", actor="al")
-    flow.change_type(i, "performance", reason="slow, not down", actor="al")
-    flow.set_labels(i, {"service": "checkout", "team": "web"}, actor="al")
-    flow.set_labels(i, remove=["team"], actor="al")
-    flow.set_fields(i, {"customer": "acme"}, actor="al")
-    flow.add_reference(i, "ticket", "OPS-1", actor="al")
-    flow.remove_reference(i, "ticket", "OPS-1", actor="al")
-    flow.assign_role(i, "scribe", "cy", note="taking notes", actor="al")
-    flow.release_role(i, "scribe", actor="al")
-    flow.post_update(i, "internal", "looking into it", actor="al")
-    clock.advance(step)
-    flow.start_triage(i, actor="bo")
-    flow.add_evidence(i, source="logs", content="500s", actor="bo")
-    for question in ("symptom", "started_at", "scope"):
-        flow.answer_triage(i, question, "x", actor="bo")
-    flow.record_containment(i, "rolled back", actor="bo")
-    flow.contain(i, actor="bo")
-    flow.start_rca(i, actor="bo")
-    flow.add_why(i, "a leek", actor="bo")
-    flow.amend(i, "why:1", "a leak", reason="typo", actor="bo")
-    flow.add_why(i, "not a why", actor="bo")
-    flow.retract(i, "why:2", reason="recorded by mistake", actor="bo")
-    flow.set_root_cause(i, "leak", process_gap="no test", actor="bo")
-    flow.record_fix(i, "close it", test="t", staging_verified=True, actor="bo")
-    flow.record_deploy(i, actor="bo")
-    flow.mark_fixed(i, actor="bo")
-    flow.confirm_by_user(i, user="cy", positive=False, actor="bo")  # back to rca
-    flow.record_fix(i, "close it", test="t", staging_verified=True, actor="bo")
-    flow.record_deploy(i, actor="bo")
-    flow.mark_fixed(i, actor="bo")
-    clock.advance(step)
-    flow.confirm_by_user(i, user="cy", actor="bo")
-    flow.resolve(i, actor="bo")
-    flow.add_action_item(i, "add a test", owner="bo", due=clock().date(), actor="bo")
-    flow.complete_action_item(i, 1, actor="bo")
-    flow.add_action_item(i, "rewrite it", owner="bo", due=clock().date(), actor="bo")
-    flow.reassign_action_item(i, 2, owner="cy", actor="bo")
-    flow.redate_action_item(i, 2, due=clock().date() + timedelta(days=30), actor="bo")
-    flow.link_action_item(i, 2, "OPS-2", actor="bo")
-    flow.decline_action_item(i, 2, reason="not worth it", actor="bo")
-    flow.draft_postmortem(i, summary="s", actor="bo")
-    flow.complete_postmortem(i, root_cause="r", went_well=["w"], went_poorly=["p"], actor="bo")
-    flow.add_action_item(i, "alert earlier", owner="bo", due=clock().date(), actor="bo")
-    clock.advance(timedelta(days=2))
-    assert flow.check_deadlines()  # the second item is overdue
-    flow.update_kb(i, symptom="500s", early_signs="pool usage", actor="bo")
-    return flow.add_note(i, "closed", actor="bo")

@@ -192,7 +192,15 @@ class TestErrors:
         missing = service.get("/incidents/INC-2026-11-27-nothing")
         assert (missing.status_code, missing.json()["error"]) == (404, "IncidentNotFound")
         unknown = service.post(f"/incidents/{a}/explode")
-        assert unknown.status_code == 404
+        assert (unknown.status_code, unknown.json()["error"]) == (404, "UnknownCommand")
+
+    def test_reads_and_commands_keep_their_own_methods(self, service: Service) -> None:
+        """A read's path with POST names no command (404); a command's path with GET is 405."""
+        a = drive_to(service.flow, service.clock, State.DECLARED).id
+        posted = service.post(f"/incidents/{a}/history")
+        assert (posted.status_code, posted.json()["error"]) == (404, "UnknownCommand")
+        assert service.get(f"/incidents/{a}/history").status_code == 200
+        assert service.get(f"/incidents/{a}/add_note").status_code == 405
 
     def test_a_taken_reference_answers_409(self, service: Service) -> None:
         """A reference another open incident holds answers 409 ReferenceTaken with the holder."""

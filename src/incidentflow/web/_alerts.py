@@ -9,7 +9,6 @@ the same alert again changes nothing: ``ingest`` keys every write by the alert.
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -19,6 +18,7 @@ from ..alerts import SOURCES
 from ..exceptions import IncidentFlowError
 from ._auth import SIGNATURE_HEADER, Signatures, Tokens, bearer
 from ._errors import error_response, problem
+from ._threads import in_worker
 
 __all__ = ["MAX_ALERT_BODY", "alert_routes"]
 
@@ -48,7 +48,7 @@ def alert_routes(flow: IncidentFlow, tokens: Tokens, secrets: Signatures) -> lis
             if len(body) > MAX_ALERT_BODY:
                 return problem(413, "TooLarge", f"send at most {MAX_ALERT_BODY:,} bytes")
             try:
-                report = await run_in_threadpool(flow.ingest, body, source=source, actor=sender)
+                report = await in_worker(flow.ingest, body, source=source, actor=sender)
             except IncidentFlowError as exc:
                 return error_response(exc)
             outcomes = [

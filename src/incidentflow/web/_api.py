@@ -19,7 +19,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -34,6 +34,7 @@ from ._auth import ANONYMOUS, Signatures, Tokens, bearer
 from ._errors import error_response, problem
 from ._json import arguments_from_json, jsonable, parse_moment
 from ._openapi import openapi_document
+from ._threads import in_worker
 
 __all__ = ["MAX_BODY", "api_routes", "prometheus_endpoint"]
 
@@ -111,9 +112,7 @@ class _Api:
                 options["idempotency_key"] = key
             if if_match is not None and if_match.strip() != "*":
                 options["expected_version"] = _version(if_match)
-            outcome = await run_in_threadpool(
-                self.flow.execute, name, incident_id, **args, **options
-            )
+            outcome = await in_worker(self.flow.execute, name, incident_id, **args, **options)
         except _Refused as refused:
             return refused.response
         except IncidentFlowError as exc:
@@ -135,7 +134,7 @@ class _Api:
             args = {}
             if request.method == "POST":
                 args = arguments_from_json(command, await _body(request))
-            verdict = await run_in_threadpool(
+            verdict = await in_worker(
                 self.flow.can, request.path_params["incident_id"], name, actor=actor or "", **args
             )
             reasons = [
@@ -162,7 +161,7 @@ class _Api:
         """``GET /incidents/{incident_id}``: the current snapshot."""
 
         async def answer(actor: str | None) -> Response:
-            found = await run_in_threadpool(
+            found = await in_worker(
                 self.flow.get, request.path_params["incident_id"], viewer=_viewer(actor)
             )
             if request.headers.get("if-none-match") == _etag(found):
@@ -175,7 +174,7 @@ class _Api:
         """``GET /incidents/{incident_id}/history``: every event, seq 1..n."""
 
         async def answer(actor: str | None) -> Response:
-            events = await run_in_threadpool(
+            events = await in_worker(
                 self.flow.history, request.path_params["incident_id"], viewer=_viewer(actor)
             )
             return JSONResponse([event_to_dict(e) for e in events])
@@ -186,9 +185,7 @@ class _Api:
         """``GET /incidents``: the incidents matching the query's filters, paged."""
 
         async def answer(actor: str | None) -> Response:
-            found = await run_in_threadpool(
-                self.flow.list, **_filters(request), viewer=_viewer(actor)
-            )
+            found = await in_worker(self.flow.list, **_filters(request), viewer=_viewer(actor))
             return JSONResponse([jsonable(incident) for incident in found])
 
         return await self._read(request, answer)
@@ -197,9 +194,7 @@ class _Api:
         """``GET /summaries``: what ``/incidents`` finds, as one-line summaries."""
 
         async def answer(actor: str | None) -> Response:
-            found = await run_in_threadpool(
-                self.flow.summaries, **_filters(request), viewer=_viewer(actor)
-            )
+            found = await in_worker(self.flow.summaries, **_filters(request), viewer=_viewer(actor))
             return JSONResponse(jsonable(found))
 
         return await self._read(request, answer)
@@ -215,9 +210,7 @@ class _Api:
             if request.query_params.getlist("type"):
                 kwargs["type"] = request.query_params.getlist("type")
             incident_id = request.path_params.get("incident_id")
-            found = await run_in_threadpool(
-                self.flow.similar, incident_id, **kwargs, viewer=_viewer(actor)
-            )
+            found = await in_worker(self.flow.similar, incident_id, **kwargs, viewer=_viewer(actor))
             return JSONResponse(jsonable(found))
 
         return await self._read(request, answer)
@@ -234,7 +227,7 @@ class _Api:
             for name in _MOMENTS:
                 if name in params:
                     kwargs[name] = parse_moment(name, params[name])
-            found = await run_in_threadpool(self.flow.metrics, **kwargs, viewer=_viewer(actor))
+            found = await in_worker(self.flow.metrics, **kwargs, viewer=_viewer(actor))
             if params.get("format") == "prometheus":
                 return _prometheus(found)
             return JSONResponse(
@@ -252,13 +245,11 @@ class _Api:
             ids = request.query_params.getlist("id")
             if not ids:
                 filters = _filters(request, extra=("id",), default_limit=None)
-                found = await run_in_threadpool(
-                    self.flow.summaries, **filters, viewer=_viewer(actor)
-                )
+                found = await in_worker(self.flow.summaries, **filters, viewer=_viewer(actor))
                 ids = [s.id for s in found]
             else:
                 for incident_id in ids:  # a missing (or hidden) id answers 404 before the stream
-                    await run_in_threadpool(self.flow.get, incident_id, viewer=_viewer(actor))
+                    await in_worker(self.flow.get, incident_id, viewer=_viewer(actor))
 
             def lines() -> Iterator[str]:
                 for line in export_lines(self.flow, dict.fromkeys(ids)):
@@ -274,7 +265,7 @@ class _Api:
         """``GET /metrics`` at the root: the Prometheus text exposition of every incident."""
         try:
             actor = self.caller(request, needed=False)
-            metrics = await run_in_threadpool(self.flow.metrics, viewer=_viewer(actor))
+            metrics = await in_worker(self.flow.metrics, viewer=_viewer(actor))
             return _prometheus(metrics)
         except _Refused as refused:
             return refused.response
@@ -409,6 +400,9 @@ def api_routes(
         return JSONResponse(document)
 
     return [
+        # Commands first: the busiest route is matched without trying the others.
+        # No other route's path has this shape with POST, so the order changes no answer.
+        Route("/incidents/{incident_id}/{command}", api.command, methods=["POST"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/incidents", api.declare, methods=["POST"]),
         Route("/incidents", api.incidents, methods=["GET"]),
@@ -420,7 +414,6 @@ def api_routes(
         Route("/incidents/{incident_id}/history", api.history, methods=["GET"]),
         Route("/incidents/{incident_id}/similar", api.similar, methods=["GET"]),
         Route("/incidents/{incident_id}/can/{command}", api.can, methods=["GET", "POST"]),
-        Route("/incidents/{incident_id}/{command}", api.command, methods=["POST"]),
         *alert_routes(flow, alert_keys, secrets),
     ]
 

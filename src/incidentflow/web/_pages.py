@@ -21,7 +21,6 @@ from urllib.parse import parse_qsl
 
 import attrs
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -46,6 +45,7 @@ from ..render import incident_gantt
 from ._auth import ANONYMOUS
 from ._pages_charts import bar_chart, gantt_chart
 from ._pages_forms import Form, declare_form, form_arguments, forms_for
+from ._threads import in_worker
 
 __all__ = ["page_routes"]
 
@@ -285,14 +285,14 @@ class _Pages:
 
     async def board(self, request: Request) -> Response:
         try:
-            context = await run_in_threadpool(self._board, self._viewer(request))
+            context = await in_worker(self._board, self._viewer(request))
         except IncidentFlowError as exc:
             return self._refused(request, exc)
         return self._render(request, "board.html", **context)
 
     async def board_state(self, request: Request) -> Response:
         try:
-            etag = await run_in_threadpool(self._board_etag, self._viewer(request))
+            etag = await in_worker(self._board_etag, self._viewer(request))
         except IncidentFlowError as exc:
             return JSONResponse({"error": str(exc)}, status_code=_problem(exc).status)
         return _state_response(request, etag, {"etag": etag})
@@ -303,7 +303,7 @@ class _Pages:
             values = await _form_values(request)
             actor = self._require_actor(request)
             args = form_arguments("declare", values)
-            outcome = await run_in_threadpool(
+            outcome = await in_worker(
                 partial(
                     self.flow.execute,
                     "declare",
@@ -315,7 +315,7 @@ class _Pages:
         except IncidentFlowError as exc:
             problem = _problem(exc)
             try:
-                context = await run_in_threadpool(self._board, self._viewer(request))
+                context = await in_worker(self._board, self._viewer(request))
             except IncidentFlowError as unseen:
                 return self._refused(request, unseen)
             return self._render(
@@ -358,7 +358,7 @@ class _Pages:
     async def incident(self, request: Request) -> Response:
         incident_id = request.path_params["incident_id"]
         try:
-            context = await run_in_threadpool(self._incident, incident_id, self._viewer(request))
+            context = await in_worker(self._incident, incident_id, self._viewer(request))
         except IncidentFlowError as exc:
             return self._refused(request, exc)
         return self._render(request, "incident.html", problem=None, values={}, **context)
@@ -367,7 +367,7 @@ class _Pages:
         incident_id = request.path_params["incident_id"]
         try:
             viewer = self._viewer(request)
-            incident = await run_in_threadpool(partial(self.flow.get, incident_id, viewer=viewer))
+            incident = await in_worker(partial(self.flow.get, incident_id, viewer=viewer))
         except IncidentFlowError as exc:
             return JSONResponse({"error": str(exc)}, status_code=_problem(exc).status)
         body = {"id": incident.id, "version": incident.version, "state": incident.state.value}
@@ -381,7 +381,7 @@ class _Pages:
             values = await _form_values(request)
             actor = self._require_actor(request)
             args = form_arguments(command, values)
-            await run_in_threadpool(
+            await in_worker(
                 partial(
                     self.flow.execute,
                     command,
@@ -394,9 +394,7 @@ class _Pages:
         except IncidentFlowError as exc:
             problem = _problem(exc)
             try:
-                context = await run_in_threadpool(
-                    self._incident, incident_id, self._viewer(request)
-                )
+                context = await in_worker(self._incident, incident_id, self._viewer(request))
             except IncidentFlowError as unseen:
                 return self._refused(request, unseen)
             values["command"] = command
@@ -453,7 +451,7 @@ class _Pages:
             )
             return self._render(request, "problem.html", 422, problem=problem)
         try:
-            context = await run_in_threadpool(self._metrics, period, self._viewer(request))
+            context = await in_worker(self._metrics, period, self._viewer(request))
         except IncidentFlowError as exc:
             return self._refused(request, exc)
         return self._render(request, "metrics.html", **context)
@@ -466,7 +464,7 @@ class _Pages:
             try:
                 viewer = self._viewer(request)
                 search = partial(self.flow.similar, text=query, limit=20, viewer=viewer)
-                found = await run_in_threadpool(search)
+                found = await in_worker(search)
             except IncidentFlowError as exc:
                 problem = _problem(exc)
         status = 200 if problem is None else problem.status

@@ -1,0 +1,46 @@
+"""The API's JSON form of a snapshot is its stored form, whatever it shares with the last."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import every_event_type
+from incidentflow import IncidentFlow, Policy
+from incidentflow._decide import evolve
+from incidentflow._serialization import incident_to_dict
+from incidentflow.testing import FrozenClock
+from incidentflow.web import _json
+from incidentflow.web._json import jsonable
+
+
+def _snapshots(clock: FrozenClock) -> list[object]:
+    """Every snapshot of one incident whose history holds every event type, oldest first."""
+    flow = IncidentFlow.in_memory(clock=clock, policy=Policy(custom_fields={"customer": "text"}))
+    history = flow.history(every_event_type(flow, clock).id)
+    snapshots, inc = [], None
+    for event in history:
+        inc = evolve(inc, event)
+        snapshots.append(inc)
+    return snapshots
+
+
+def test_every_snapshot_answers_its_stored_form(clock: FrozenClock) -> None:
+    """Each step's answer equals incident_to_dict, amended and retracted items included."""
+    snapshots = _snapshots(clock)
+    for snapshot in snapshots:
+        assert jsonable(snapshot) == incident_to_dict(snapshot)  # type: ignore[arg-type]
+    last = snapshots[-1]
+    assert json.dumps(jsonable(last)) == json.dumps(incident_to_dict(last))  # type: ignore[arg-type]
+
+
+def test_the_forms_kept_never_outlive_their_bound(
+    clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for only a few items, the kept forms start afresh and answers stay right."""
+    monkeypatch.setattr(_json, "_KEPT_ITEMS", 3)
+    encoder = _json._snapshot_encoder()
+    for snapshot in _snapshots(clock):
+        assert jsonable(snapshot) == incident_to_dict(snapshot)  # type: ignore[arg-type]
+        assert len(encoder.kept) <= 3 + 20  # cleared once past the bound, then one snapshot's items
