@@ -245,8 +245,23 @@ class Reads(abc.ABC):
         :meth:`Store.milestones <incidentflow.stores.Store.milestones>`).
         With ``viewer`` the incidents restricted to others are left out.
         """
+        return iter(
+            self._index().milestones(
+                self._milestone_query(severity, declared_after, declared_before, type, viewer)
+            )
+        )
+
+    def _milestone_query(
+        self,
+        severity: Severity | str | Iterable[Severity | str] | None,
+        declared_after: datetime | None,
+        declared_before: datetime | None,
+        type: str | Iterable[str] | None,
+        viewer: str | None,
+    ) -> IncidentQuery:
+        """The checked query of :meth:`milestones` and :meth:`metrics`, oldest first."""
         visible = self._visible_to(viewer, "metrics")
-        query = IncidentQuery(
+        return IncidentQuery(
             severities=severities(severity),
             types=types(type),
             declared_after=None
@@ -258,7 +273,6 @@ class Reads(abc.ABC):
             newest_first=False,
             visible_to=visible,
         )
-        return iter(self._index().milestones(query))
 
     def metrics(
         self,
@@ -287,13 +301,15 @@ class Reads(abc.ABC):
         >>> summary.count, summary.mtta
         (1, None)
         """
-        from ._metrics import summarize
+        from ._metrics import check_grouping, summarize, summarize_durations
 
-        found = self.milestones(
-            severity=severity,
-            declared_after=declared_after,
-            declared_before=declared_before,
-            type=type,
-            viewer=viewer,
-        )
-        return summarize(found, by=by, period=period)
+        query = self._milestone_query(severity, declared_after, declared_before, type, viewer)
+        index = self._index()
+        # SQL stores subtract the milestones themselves: no Milestones built per incident.
+        computed = getattr(index, "duration_groups", None)
+        if computed is not None:
+            check_grouping(by, period)
+            found = computed(query, "day" if by == "period" else by)
+            if found is not None:
+                return summarize_durations(*found, by=by, period=period)
+        return summarize(index.milestones(query), by=by, period=period)

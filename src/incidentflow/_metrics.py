@@ -11,7 +11,7 @@ from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -90,6 +90,18 @@ MILESTONE_TIMES: tuple[str, ...] = tuple(
     f.name for f in attrs.fields(Milestones)[4:] if f.name != "type"
 )
 _milestone_times_of = operator.attrgetter(*MILESTONE_TIMES)
+
+#: Each duration of :data:`METRICS` as (later, earlier) milestones: what a store subtracts
+#: to compute them itself (a missing milestone, NULL, gives no duration, as in :func:`_spans`).
+DURATION_SPANS: tuple[tuple[str, str], ...] = (
+    ("detected_at", "first_occurred_at"),
+    ("declared_at", "detected_at"),
+    ("acknowledged_at", "declared_at"),
+    ("contained_at", "declared_at"),
+    ("fixed_at", "declared_at"),
+    ("resolved_at", "declared_at"),
+    ("postmortem_completed_at", "resolved_at"),
+)
 
 
 def milestone_times(incident: Incident) -> tuple[datetime | None, ...]:
@@ -305,7 +317,7 @@ def _quantile(ordered: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * fraction
 
 
-def _stats(values: array[float]) -> Stats:
+def _stats(values: Sequence[float]) -> Stats:
     count = len(values)
     total = math.fsum(values)
     if not count:
@@ -346,10 +358,21 @@ class _Group:
         start: date | None,
         kind: str | None = None,
     ) -> Summary:
-        counts = MappingProxyType(dict(sorted(self.counts.items(), key=_count_order)))
-        stats = (_stats(values) for values in self.values)
-        total = sum(self.counts.values())
-        return Summary(severity, period, start, total, counts, *stats, type=kind)
+        return _summary(self.counts, self.values, severity, period, start, kind)
+
+
+def _summary(
+    counts: Mapping[tuple[Severity, State], int],
+    values: Iterable[Sequence[float]],
+    severity: Severity | None,
+    period: str | None,
+    start: date | None,
+    kind: str | None,
+) -> Summary:
+    ordered = MappingProxyType(dict(sorted(counts.items(), key=_count_order)))
+    stats = (_stats(durations) for durations in values)
+    total = sum(counts.values())
+    return Summary(severity, period, start, total, ordered, *stats, type=kind)
 
 
 _SEVERITY_ORDER = {s: n for n, s in enumerate(Severity)}
@@ -395,14 +418,7 @@ def summarize(
             (naive) is not acceptable.
 
     """
-    if by not in (None, "severity", "type", "period"):
-        raise ValidationError(
-            "by", f"{v._shown(by)} is not a grouping; use 'severity', 'type', 'period' or None"
-        )
-    if period not in PERIODS:
-        raise ValidationError(
-            "period", f"{v._shown(period)} is not a period; use one of {list(PERIODS)}"
-        )
+    check_grouping(by, period)
 
     if by is None:
         everything = _Group()
@@ -447,6 +463,98 @@ def summarize(
         label = _period_label(period, first_day)
         summaries.append(per_period[key].summary(None, label, first_day))
     return summaries
+
+
+def check_grouping(by: object, period: object) -> None:
+    """Refuse a ``by`` or ``period`` that :func:`summarize` does not know."""
+    if by not in (None, "severity", "type", "period"):
+        raise ValidationError(
+            "by", f"{v._shown(by)} is not a grouping; use 'severity', 'type', 'period' or None"
+        )
+    if period not in PERIODS:
+        raise ValidationError(
+            "period", f"{v._shown(period)} is not a period; use one of {list(PERIODS)}"
+        )
+
+
+_DAY_MICROS = 86_400_000_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def summarize_durations(
+    counts: Iterable[Sequence[Any]],
+    durations: Iterable[Sequence[Any]],
+    *,
+    by: Literal["severity", "type", "period"] | None = None,
+    period: Literal["day", "week", "month"] = "week",
+) -> list[Summary]:
+    """:func:`summarize`, from what a store aggregated and computed itself.
+
+    ``counts`` holds ``(group, severity, state, n)`` rows and ``durations``
+    one ``(group, *durations)`` row per incident, each duration of
+    :data:`METRICS` in seconds or ``None`` (see :data:`DURATION_SPANS`). The
+    group is ``None``, the severity's or the type's name, or with
+    ``by="period"`` the day of ``declared_at`` (days since 1970-01-01, UTC).
+    The same summaries, value for value: a duration is the microseconds
+    between two milestones divided by 10^6, as ``timedelta.total_seconds()``
+    gives it. Nothing is built per incident: each duration's values are
+    gathered by column.
+    """
+    check_grouping(by, period)
+    key_of: Callable[[Any], Any] = _identity
+    if by == "period":
+        start_of, keys = _PERIOD_START[period], dict[int, int]()
+
+        def key_of(day: Any) -> Any:
+            key = keys.get(day)
+            if key is None:
+                key = keys[day] = start_of(date.fromordinal(_EPOCH_ORDINAL + day))
+            return key
+
+    tallies: dict[Any, dict[tuple[Severity, State], int]] = {}
+    for group, severity, state, n in counts:
+        tally = tallies.setdefault(key_of(group), {})
+        pair = (Severity(severity), State(state))
+        tally[pair] = tally.get(pair, 0) + n
+    rows: dict[Any, list[Sequence[Any]]] = {}
+    if by is None:
+        rows[None] = durations if isinstance(durations, list) else list(durations)
+    else:
+        for row in durations:
+            rows.setdefault(key_of(row[0]), []).append(row)
+    if by is None:
+        return [_summary(tallies.get(None, {}), _columns(rows[None]), None, None, None, None)]
+
+    def summary_of(key: Any, severity: Severity | None, label: str | None,
+                   first_day: date | None, kind: str | None) -> Summary:  # fmt: skip
+        return _summary(tallies[key], _columns(rows.get(key, ())), severity, label, first_day, kind)
+
+    if by == "severity":
+        return [summary_of(s.value, s, None, None, None) for s in Severity if s.value in tallies]
+    if by == "type":
+        return [summary_of(kind, None, None, None, kind) for kind in sorted(tallies)]
+    summaries = []
+    for key in sorted(tallies):
+        first_day = date.fromordinal(key)
+        summaries.append(summary_of(key, None, _period_label(period, first_day), first_day, None))
+    return summaries
+
+
+def duration_seconds(incident: Incident) -> tuple[float | None, ...]:
+    """The durations of :data:`METRICS` of one snapshot, in seconds: a duration row's tail."""
+    return tuple(None if span is None else span.total_seconds() for span in _spans(incident))
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _columns(rows: Sequence[Sequence[Any]]) -> list[list[float]]:
+    """Each duration's values (``None`` left out), from ``(group, *durations)`` rows."""
+    if not rows:
+        return [[] for _ in METRICS]
+    columns = list(zip(*rows, strict=True))[1:]
+    return [[x for x in column if x is not None] for column in columns]
 
 
 def _utc_date(inc: Incident | Milestones) -> date:

@@ -219,31 +219,79 @@ def library_warnings(args: Sequence[str] = ()) -> Iterator[None]:
 
     The library logs them with loguru and, as a library should, keeps that
     quiet by default; the command line is the application here, so it shows
-    them, one line each, while it runs. A line that only asks for help or the
-    version (``args`` empty, or ``--help`` before any ``--``) runs no library
-    code, so loguru is not loaded for it.
+    them, one line each, while it runs. Only the library's own modules log,
+    and each imports loguru, so the sink is set up when loguru loads: a line
+    that never opens the library (``--help``, the version, a ``list`` read
+    straight from SQLite) does not load loguru at all.
     """
     if _prints_only(args):
         yield
         return
-    from loguru import logger
+    sink: list[int] = []
 
-    with contextlib.suppress(ValueError):
-        logger.remove(0)  # loguru's default handler would add tracebacks
-    sink = logger.add(
-        sys.stderr,
-        level="WARNING",
-        format=_warning_line,
-        filter="incidentflow",
-        backtrace=False,
-        diagnose=False,
-    )
-    logger.enable("incidentflow")
+    def show(logger: Any) -> None:
+        with contextlib.suppress(ValueError):
+            logger.remove(0)  # loguru's default handler would add tracebacks
+        sink.append(
+            logger.add(
+                sys.stderr,
+                level="WARNING",
+                format=_warning_line,
+                filter="incidentflow",
+                backtrace=False,
+                diagnose=False,
+            )
+        )
+        logger.enable("incidentflow")
+
+    hook = None
+    if "loguru" in sys.modules:
+        show(sys.modules["loguru"].logger)
+    else:
+        hook = _WhenLoaded("loguru", lambda module: show(module.logger))
+        sys.meta_path.insert(0, hook)
     try:
         yield
     finally:
-        logger.disable("incidentflow")
-        logger.remove(sink)
+        if hook is not None and hook in sys.meta_path:
+            sys.meta_path.remove(hook)
+        if sink:
+            logger = sys.modules["loguru"].logger
+            logger.disable("incidentflow")
+            logger.remove(sink[0])
+
+
+class _WhenLoaded:
+    """A one-shot import hook: runs ``then(module)`` right after ``name`` has loaded.
+
+    As the package's own hook for loguru (``incidentflow._QuietLoguru``): the
+    module is found as usual, by the finders after this one.
+    """
+
+    def __init__(self, name: str, then: Callable[[Any], None]) -> None:
+        self.name = name
+        self.then = then
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        """Find ``name`` as usual, and run ``then`` once its module has run."""
+        if name != self.name:
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        loader = None if spec is None else spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run, then = loader.exec_module, self.then
+
+        def exec_module(module: Any) -> None:
+            run(module)
+            then(module)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
 
 
 def _prints_only(args: Sequence[str]) -> bool:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import click
 
 from ._app import App, pass_app
+from ._clock import configure_zone
 from ._output import (
     details,
     incident_json,
+    moments,
     plain,
     reason_json,
     similar_text,
@@ -131,6 +135,28 @@ def list_incidents(
     limit: int | None,
 ) -> None:
     """List incidents, newest first."""
+    if not (types or labels or fields or reference or open_action_items):
+        # The filters of the incidents table alone: answered without opening the flow.
+        from ._light import light_listing
+
+        light = light_listing(
+            app.store,
+            app.config_path,
+            open_only=open_only,
+            states=states,
+            severities=severities,
+            commander=commander,
+            text=text,
+            since=since,
+            until=until,
+            newest_first=not oldest_first,
+            limit=limit,
+        )
+        if light is not None:
+            rows, display_timezone = light
+            configure_zone(display_timezone)  # as loading the configuration does
+            _print_listing(app, rows)
+            return
     from ._labels import field_values
 
     reader = app.reader
@@ -157,17 +183,31 @@ def list_incidents(
         newest_first=not oldest_first,
         limit=limit,
     )
+    _print_listing(
+        app,
+        [
+            (i.id, i.title, i.severity.value, i.state.value, i.commander, i.declared_at, i.version)
+            for i in incidents
+        ],
+    )
+
+
+def _print_listing(app: App, rows: Sequence[Sequence[Any]]) -> None:
+    """The table (or JSON) of ``list``, from rows of :class:`~._light.Listing`'s fields."""
     app.emit(
-        [summary_json(i) for i in incidents],
+        [summary_json(*row) for row in rows],
         lambda: table(
             ("ID", "SEV", "STATE", "COMMANDER", "DECLARED", "TITLE"),
-            (
-                (i.id, i.severity.value, i.state.value, i.commander, when(i.declared_at), i.title)
-                for i in incidents
-            ),
+            _listing_cells(rows),
             empty="no incidents match",
         ),
     )
+
+
+def _listing_cells(rows: Sequence[Sequence[Any]]) -> list[tuple[str, ...]]:
+    shown = moments()  # the display zone looked up once, not once per row
+    return [(i, severity, state, by, shown(at), title)
+            for i, title, severity, state, by, at, _ in rows]  # fmt: skip
 
 
 @click.command(short_help="Show an incident and what its next step needs.")

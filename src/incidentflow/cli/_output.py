@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from .._events import Event
     from .._model import Incident
     from .._reasons import Reason
-    from ..stores import IncidentSummary
 
 __all__ = [
     "cut",
@@ -22,6 +21,7 @@ __all__ = [
     "duration",
     "incident_json",
     "jsonable",
+    "moments",
     "one_line",
     "outbox_json",
     "plain",
@@ -87,6 +87,14 @@ def when(moment: datetime) -> str:
     from ._clock import display_zone
 
     return moment.astimezone(display_zone()).strftime("%Y-%m-%d %H:%M")
+
+
+def moments() -> Callable[[datetime], str]:
+    """:func:`when` with the display zone looked up once: for the rows of a long table."""
+    from ._clock import display_zone
+
+    shown = display_zone()
+    return lambda moment: moment.astimezone(shown).strftime("%Y-%m-%d %H:%M")
 
 
 def zone() -> str:
@@ -214,16 +222,24 @@ def incident_json(incident: Incident) -> dict[str, Any]:
     return incident_to_dict(incident)
 
 
-def summary_json(incident: IncidentSummary) -> dict[str, Any]:
+def summary_json(
+    incident_id: str,
+    title: str,
+    severity: str,
+    state: str,
+    commander: str,
+    declared_at: datetime,
+    version: int,
+) -> dict[str, Any]:
     """One row of ``list --json``."""
     return {
-        "id": incident.id,
-        "title": incident.title,
-        "severity": incident.severity.value,
-        "state": incident.state.value,
-        "commander": incident.commander,
-        "declared_at": incident.declared_at.isoformat(),
-        "version": incident.version,
+        "id": incident_id,
+        "title": title,
+        "severity": severity,
+        "state": state,
+        "commander": commander,
+        "declared_at": declared_at.isoformat(),
+        "version": version,
     }
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from ._app import App, pass_app
 from ._output import deadline_status, duration, plain, summary_metrics_json, table, when, zone
 from ._params import SEVERITY_METAVAR, incident_argument, moment, severity
+
+if TYPE_CHECKING:
+    from .._metrics import Summary
 
 __all__ = ["COMMANDS"]
 
@@ -94,17 +99,29 @@ def metrics(
     if since is not None and until is not None and since >= until:
         raise click.BadParameter("must come before --until", param_hint="--since")
 
-    found = app.reader.milestones(
-        severity=severities or None,
-        type=types or None,
-        declared_after=since,
-        declared_before=until,
-    )
-    summaries = summarize(
-        app.progress(found, "measuring"),
-        by=by,  # type: ignore[arg-type]
-        period=period,  # type: ignore[arg-type]
-    )
+    reader = app.reader
+    if hasattr(reader.store, "duration_groups"):
+        # A SQL store aggregates its own rows in one query: quicker than any progress bar.
+        summaries: Sequence[Summary] = reader.metrics(
+            by=by,  # type: ignore[arg-type]
+            period=period,  # type: ignore[arg-type]
+            severity=severities or None,
+            type=types or None,
+            declared_after=since,
+            declared_before=until,
+        )
+    else:
+        found = reader.milestones(
+            severity=severities or None,
+            type=types or None,
+            declared_after=since,
+            declared_before=until,
+        )
+        summaries = summarize(
+            app.progress(found, "measuring"),
+            by=by,  # type: ignore[arg-type]
+            period=period,  # type: ignore[arg-type]
+        )
     if prometheus:
         click.echo(to_prometheus(summaries), nl=False)
         return

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import attrs
 
-from ..._metrics import Milestones
+from ..._metrics import DURATION_SPANS, Milestones
 from ..._metrics import milestones as milestones_of
-from ..._model import Incident, Reference, Severity, State
+from ..._model import Incident, Reference
 from ..._similar import (
     FIELDS,
     SimilarIncident,
@@ -39,6 +40,51 @@ from ._rows import (
 )
 from ._schema import SQLiteBase
 from ._tags import find_reference_sql
+
+_T = TypeVar("_T")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+#: Each duration of METRICS as (later - earlier) / 10^6 seconds, NULL when either is missing.
+#: Incidents without a milestones row have no duration at all: the join leaves them out.
+_DURATIONS = (
+    ", ".join(f"({later} - {earlier}) / 1e6" for later, earlier in DURATION_SPANS)
+    + " FROM incidents JOIN milestones ON milestones.incident_id = incidents.id"
+)
+
+_DAY = 86_400_000_000
+
+#: The group of each row, by what the metrics are grouped by (a day floors toward the past).
+_GROUP_KEYS: dict[str | None, str] = {
+    None: "NULL",
+    "severity": "severity",
+    "type": "type",
+    "day": f"(CASE WHEN declared_at >= 0 THEN declared_at / {_DAY} "
+    f"ELSE -((-declared_at - 1) / {_DAY}) - 1 END)",
+}
+
+_ORDER = " ORDER BY declared_at ASC, id ASC"
+
+
+def _compiled_constructor(cls: type[_T]) -> Callable[..., _T]:
+    """A function setting ``cls``'s slots in field order, without its ``__init__``.
+
+    For rows the store wrote itself: nothing to validate or convert, and a
+    frozen attrs class's ``__init__`` costs several times the slot writes.
+    """
+    names = [field.name for field in attrs.fields(cls)]  # type: ignore[arg-type]
+    setters = {f"_set_{name}": getattr(cls, name).__set__ for name in names}
+    body = "".join(f"    _set_{name}(self, {name})\n" for name in names)
+    source = f"def make({', '.join(names)}):\n    self = _new(_cls)\n{body}    return self\n"
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, **setters}
+    exec(source, namespace)  # built from the class's own field names, nothing else
+    made: Callable[..., _T] = namespace["make"]
+    return made
+
+
+_new_summary = _compiled_constructor(IncidentSummary)
 
 
 class SQLiteQueryIndex(SQLiteBase, TermSearch):
@@ -86,20 +132,49 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
             return [IncidentSummary.of(incident) for incident in self.list(query)]
         sql, params = _list_sql(query, _SUMMARY_COLUMNS)
         rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
+        # A hundred thousand rows go through this loop: look names up once, and build
+        # each summary without its __init__ (the store wrote these columns itself).
+        make, severities, states = _new_summary, _SEVERITIES, _STATES
+        epoch, micro = _EPOCH, _MICROSECOND
         return [
-            IncidentSummary(
-                row[0],
-                row[1],
-                Severity(row[2]),
-                State(row[3]),
-                row[4],
-                from_micros(row[5]),
-                from_micros(row[6]),
-                row[7],
-                row[8],
-            )
-            for row in rows
-        ]
+            make(i, title, severities[sev], states[state], by, epoch + declared * micro,
+                 epoch + updated * micro, version, kind)
+            for i, title, sev, state, by, declared, updated, version, kind in rows
+        ]  # fmt: skip
+
+    def duration_groups(
+        self, query: IncidentQuery, group: str | None
+    ) -> tuple[Sequence[tuple[Any, ...]], Sequence[tuple[Any, ...]]] | None:
+        """What :func:`~incidentflow._metrics.summarize_durations` aggregates, by SQL.
+
+        ``group`` is ``"severity"``, ``"type"``, ``"day"`` (days since the epoch,
+        UTC) or ``None``. Returns the counts as ``(group, severity, state, n)``
+        and, for each incident that reached a milestone, ``(group, *durations)``,
+        each duration subtracted and scaled by SQLite on the stored microseconds;
+        both as of one moment. ``None`` when the store must read snapshots instead.
+        """
+        if query.visible_to is not None and not self._guarded:
+            return None
+        key = _GROUP_KEYS[group]
+        counts_sql, params = _list_sql(query, f"{key}, severity, state, count(*) FROM incidents")
+        times_sql, _ = _list_sql(query, f"{key}, {_DURATIONS}")
+        if _ORDER not in counts_sql or _ORDER not in times_sql:
+            return None  # another statement shape: the milestones answer instead
+        # Grouped and aggregated, the order is irrelevant: SQLite reads the tables as they lie.
+        counts_sql = counts_sql.replace(_ORDER, " GROUP BY 1, 2, 3")
+        times_sql = times_sql.replace(_ORDER, "")
+
+        def read(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+            conn.execute("BEGIN")  # one read transaction: counts and durations agree
+            try:
+                return (
+                    conn.execute(counts_sql, params).fetchall(),
+                    conn.execute(times_sql, params).fetchall(),
+                )
+            finally:
+                _rollback(conn)  # nothing was written; this ends the read transaction
+
+        return self._read(read)
 
     def milestones(self, query: IncidentQuery) -> Iterator[Milestones]:
         """The milestones of matching incidents, read from their rows' columns.
