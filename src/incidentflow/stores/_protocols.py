@@ -54,6 +54,18 @@ class EventStore(abc.ABC):
     def load(self, incident_id: str) -> Incident:
         """The current snapshot. Raises IncidentNotFound."""
 
+    def cached(self, incident_id: str) -> Incident | None:
+        """The snapshot this store last saw of the incident, read from memory only.
+
+        None when it holds none (the default, for stores without a cache). It
+        may be stale: another process may have committed since. A caller may
+        decide a command on it and commit with its version as
+        ``expected_version``, saving the read of the current version; on
+        ConcurrencyConflict (or any refusal) it must :meth:`load` the incident
+        and decide again.
+        """
+        return None
+
     @abc.abstractmethod
     def history(self, incident_id: str, after: int = 0) -> Sequence[Event]:
         """The events with seq greater than ``after``, in order. Raises IncidentNotFound."""

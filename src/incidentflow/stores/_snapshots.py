@@ -4,7 +4,8 @@ An incident's snapshot grows with its history (every note and evidence item is
 in it), so rewriting the whole snapshot on every command would make a command
 on a long incident slower than one on a short incident. The durable stores
 therefore keep a *checkpoint*: the full snapshot as of some version, rewritten
-only now and then, and fold the events after it when a snapshot is loaded cold.
+only now and then (every eighth of the history or so), and fold the events
+after it, fewer than an eighth of them, when a snapshot is loaded cold.
 Inside one process the last snapshot of each incident is cached, keyed by its
 version, so a command normally reads nothing but the incident's current version.
 
@@ -15,6 +16,7 @@ backend: each passes what its rows hold and where they came from, for messages.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections import OrderedDict
@@ -22,10 +24,12 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+import cattrs
+
 from .._decide import evolve
-from .._events import Event
+from .._events import Event, event_types
 from .._model import Incident, State
-from .._serialization import event_from_dict, incident_from_dict
+from .._serialization import converter, incident_from_dict
 from ..exceptions import StoreError
 
 __all__ = [
@@ -34,6 +38,8 @@ __all__ = [
     "decode_event",
     "decode_event_dict",
     "decode_snapshot",
+    "dumps",
+    "encode_payload",
     "fold_onto",
     "from_micros",
     "load_snapshot",
@@ -49,11 +55,12 @@ _P = TypeVar("_P")
 
 
 def _checkpoint_step(version: int) -> int:
-    # The largest power of two not above the version: checkpoints at 16, 32, 64, ...
-    # events, each time the history doubles. Rewriting the snapshot, spread over the
-    # commands in between, then costs about as much as encoding two events, however
-    # long the history; and a cold load folds at most half the history.
-    return max(CHECKPOINT_MIN_TAIL, 1 << max(0, version.bit_length() - 1))
+    # The largest power of two not above an eighth of the version: checkpoints every
+    # 16 events up to 256, then every 32, 64, ... as the history doubles. Rewriting the
+    # snapshot, spread over the commands in between, then costs about as much as
+    # encoding 8 to 16 events, however long the history; a cold load folds less than
+    # an eighth of it, on top of decoding the checkpoint.
+    return max(CHECKPOINT_MIN_TAIL, 1 << max(0, (version >> 3).bit_length() - 1))
 
 
 def checkpoint_due(before_version: int, before_state: State | None, after: Incident) -> bool:
@@ -136,6 +143,23 @@ class SnapshotCache(Generic[_P]):
             self._snapshots.clear()
 
 
+#: Compact JSON, as ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``
+#: writes it, without building an encoder on every call.
+dumps: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+#: Each payload class's unstructure hook, looked up once (a race only looks it up twice).
+_UNSTRUCTURE: dict[type[Any], Callable[[Any], Any]] = {}
+
+
+def encode_payload(event: Event) -> str:
+    """The event's data as the compact JSON every backend stores (``event_to_dict``'s ``data``)."""
+    cls = type(event.data)
+    hook = _UNSTRUCTURE.get(cls)
+    if hook is None:
+        hook = _UNSTRUCTURE[cls] = converter().get_unstructure_hook(cls)
+    return dumps(hook(event.data))
+
+
 def decode_event(
     row: Sequence[Any],
     where: str,
@@ -151,29 +175,73 @@ def decode_event(
     """
     incident_id, seq, type_, at, actor, stored, key, schema_version = row
     try:
-        value = {
-            "incident_id": incident_id,
-            "seq": seq,
-            "type": type_,
-            "at": at.astimezone(UTC).isoformat() if isinstance(at, datetime) else at,
-            "actor": actor if text is None else text(actor),
-            "data": data(stored),
-            "idempotency_key": key if key is None or text is None else text(key),
-            "schema_version": schema_version,
-        }
-    except (ValueError, TypeError, StoreError) as exc:
+        if text is not None:
+            actor = text(actor)
+            key = None if key is None else text(key)
+        return _build_event(incident_id, seq, type_, at, actor, data(stored), key, schema_version)
+    except (ValueError, TypeError, KeyError, StoreError, cattrs.BaseValidationError) as exc:
         raise StoreError(f"{where}: event {seq} of {incident_id} cannot be read: {exc}") from exc
-    return decode_event_dict(value, where)
 
 
 def decode_event_dict(value: Mapping[str, Any], where: str) -> Event:
     """The event stored as the dict :func:`~incidentflow._serialization.event_to_dict` made."""
     try:
-        return event_from_dict(dict(value))
-    except (ValueError, TypeError, KeyError, StoreError) as exc:
+        return _build_event(
+            value["incident_id"],
+            value["seq"],
+            value["type"],
+            value["at"],
+            value["actor"],
+            value["data"],
+            value.get("idempotency_key"),
+            value.get("schema_version", 1),
+        )
+    except (ValueError, TypeError, KeyError, StoreError, cattrs.BaseValidationError) as exc:
         raise StoreError(
-            f"{where}: event {value.get('seq')} of {value.get('incident_id')} cannot be read: {exc}"
+            f"{where}: event {value.get('seq')} of {value.get('incident_id')} cannot be read: "
+            f"malformed stored event: {exc}"
         ) from exc
+
+
+@functools.cache
+def _payload_hooks() -> dict[str, tuple[type[Any], Callable[[Any, Any], Any]]]:
+    """Each event type's payload class and its structure hook, looked up once per process."""
+    conv = converter()
+    return {name: (cls, conv.get_structure_hook(cls)) for name, cls in event_types().items()}
+
+
+def _build_event(
+    incident_id: Any,
+    seq: Any,
+    type_: Any,
+    at: Any,
+    actor: Any,
+    data: Any,
+    key: Any,
+    schema_version: Any,
+) -> Event:
+    # The converter's Event hook, without its per-row dispatch: what a cold load decodes most.
+    found = _payload_hooks().get(type_)
+    if found is None:
+        raise StoreError(f"unknown event type {type_!r}")
+    cls, structure = found
+    if isinstance(at, datetime):
+        if at.tzinfo is None:
+            raise ValueError(f"naive datetime {at!r} in stored data")
+        moment = at.astimezone(UTC)
+    else:
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None:
+            raise ValueError(f"naive datetime {at!r} in stored data")
+    return Event(
+        incident_id=incident_id,
+        seq=seq,
+        at=moment,
+        actor=actor,
+        data=structure(data, cls),
+        idempotency_key=key,
+        schema_version=schema_version,
+    )
 
 
 def decode_snapshot(

@@ -13,6 +13,7 @@ from pathlib import Path
 from loguru import logger
 
 from ..._events import Event
+from ..._model import Incident
 from ..._serialization import event_to_dict
 from ...exceptions import (
     ConcurrencyConflict,
@@ -50,6 +51,11 @@ class JsonlEventStore(JsonlBase, CheckedAppend):
         except IncidentNotFound:
             return False
         return True
+
+    def cached(self, incident_id: str) -> Incident | None:
+        """The snapshot last seen of the incident, from memory only; it may be stale."""
+        found = self._cache.get(incident_id)
+        return None if found is None else found[0]
 
     def history(self, incident_id: str, after: int = 0) -> Sequence[Event]:
         """The events after seq ``after``, in order. Raises IncidentNotFound."""

@@ -20,6 +20,7 @@ from ...exceptions import (
 from .._records import IncidentQuery, OutboxItem, same_value
 from .._snapshots import (
     decode_event_dict,
+    dumps,
     from_micros,
     micros,
 )
@@ -53,7 +54,7 @@ _Position = tuple[int, int, int]
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return dumps(value)
 
 
 class _History:

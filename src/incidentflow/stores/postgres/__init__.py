@@ -20,7 +20,10 @@ incident's row (``WHERE id = ? AND version = ?``), backed by
 version raises :class:`~incidentflow.ConcurrencyConflict` and writes nothing.
 Each command is one transaction written by one statement (two, in one simple
 query, when it has notifications to queue): one round trip to the server,
-whatever it writes.
+whatever it writes. A flow decides a command on the snapshot this store last
+saw (:meth:`cached`) and commits against its version, so a command makes no
+other round trip; a stale snapshot fails that commit, writing nothing, and the
+command is decided again on the stored one.
 
 Layout, in its own schema (``incidentflow`` unless told otherwise; schema version 2)::
 
@@ -28,8 +31,8 @@ Layout, in its own schema (``incidentflow`` unless told otherwise; schema versio
            idempotency_key, schema_version)        UNIQUE (incident_id, seq)
     incidents(id, version, state, severity, is_open, commander, title,
               title_casefold, declared_at, updated_at)   small row, indexed for list()
-    snapshots(incident_id, version, body JSONB)     checkpoint: each time the history
-                                                    doubles, and on every change of state
+    snapshots(incident_id, version, body JSONB)     checkpoint: every n/8 events or so (16
+                                                    at least), and on every change of state
     outbox(position, id, incident_id, seq, notifier, attempts, next_attempt_at,
            last_error, dead, claimed_by, claimed_until, ready_at, head)
     idempotency_keys(key, fingerprint, incident_id, version)

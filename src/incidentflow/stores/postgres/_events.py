@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -141,7 +142,13 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
         if search:
             params.update(_search_params(SearchText.of(snapshot)))
         sql = self._sql.commit(
-            columns, body is not None, record is not None, bool(commit.outbox), search, self._tagged
+            columns,
+            body is not None,
+            record is not None,
+            bool(commit.outbox),
+            search,
+            self._tagged,
+            len(commit.events) == 1,
         )
         try:
             if commit.outbox:
@@ -187,6 +194,13 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
     def load(self, incident_id: str) -> Incident:
         """The current snapshot. Raises IncidentNotFound."""
         return self._read(f"cannot load {incident_id}", lambda conn: self._load(conn, incident_id))
+
+    def cached(self, incident_id: str) -> Incident | None:
+        """The snapshot last seen of the incident, from memory only; it may be stale."""
+        if self._closed or self._pid != os.getpid():
+            return None  # load() says why, or a forked child starts afresh
+        found = self._cache.get(incident_id)
+        return None if found is None else found[0]
 
     def history(self, incident_id: str, after: int = 0) -> Sequence[Event]:
         """The events after seq ``after``, in order. Raises IncidentNotFound."""

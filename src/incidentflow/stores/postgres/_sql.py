@@ -122,6 +122,7 @@ class _Statements:
         outbox: bool,
         search: bool = False,
         tagged: bool = True,
+        single: bool = False,
     ) -> str:
         """The statement writing a commit; ``columns`` empty means a new incident.
 
@@ -129,7 +130,8 @@ class _Statements:
         versioned UPDATE finds the incident at another version it changes no
         row, nothing else is written, and the statement returns 0. With
         ``search``, the incident's search row is written unless it already
-        holds that text.
+        holds that text. ``single``: the one event's columns are plain values,
+        not arrays (see ``_event_columns``).
         """
         s = self.schema
         if columns:
@@ -145,12 +147,21 @@ class _Statements:
                 f"INSERT INTO {s}.incidents (id, {', '.join(names)}) "
                 f"VALUES (%(id)s, {values}) RETURNING id"
             )
+        if single:
+            inserted = (
+                "SELECT c.id, %(seq)s::integer, %(type)s::text, %(at)s::timestamptz, "
+                "%(actor)s::text, %(data)s::jsonb, %(event_key)s::text, "
+                "%(schema_version)s::integer FROM changed c"
+            )
+        else:
+            inserted = (
+                "SELECT c.id, e.* FROM changed c, unnest(%(seq)s::integer[], %(type)s::text[], "
+                "%(at)s::timestamptz[], %(actor)s::text[], %(data)s::jsonb[], "
+                "%(event_key)s::text[], %(schema_version)s::integer[]) AS e"
+            )
         parts = [
             f"WITH changed AS ({changed})",
-            f"events AS (INSERT INTO {s}.events ({_EVENT_COLUMNS}) "
-            "SELECT c.id, e.* FROM changed c, unnest(%(seq)s::integer[], %(type)s::text[], "
-            "%(at)s::timestamptz[], %(actor)s::text[], %(data)s::jsonb[], "
-            "%(event_key)s::text[], %(schema_version)s::integer[]) AS e)",
+            f"events AS (INSERT INTO {s}.events ({_EVENT_COLUMNS}) {inserted})",
         ]
         if checkpoint:
             parts.append(

@@ -24,6 +24,7 @@ from .._base import (
     OutboxItem,
 )
 from .._records import has_open_action_items
+from .._snapshots import dumps, encode_payload
 
 # NUL cannot be stored in text or JSONB: it becomes MARK "0", and MARK itself MARK "1".
 _MARK = "\U0010ffff"
@@ -166,9 +167,17 @@ def _deep(value: Any, convert: Callable[[str], str]) -> Any:
 
 
 def _dump_json(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = dumps(value)
     if "\\u0000" in text or _MARK in text:
-        text = json.dumps(_deep(value, _to_column), ensure_ascii=False, separators=(",", ":"))
+        text = dumps(_deep(value, _to_column))
+    return text
+
+
+def _payload_json(event: Event) -> str:
+    """The event's data as stored: compact JSON, NUL and the escape mark escaped."""
+    text = encode_payload(event)
+    if "\\u0000" in text or _MARK in text:
+        return _dump_json(converter().unstructure(event.data, unstructure_as=type(event.data)))
     return text
 
 
@@ -192,18 +201,30 @@ def _casefold(text: str) -> bytes:
     return text.casefold().encode("utf-8")
 
 
-def _event_columns(events: Sequence[Event]) -> dict[str, list[Any]]:
-    """The events as one array per column (the incident id comes from the statement)."""
-    unstructure = converter().unstructure
+def _event_columns(events: Sequence[Event]) -> dict[str, Any]:
+    """The events as one array per column (the incident id comes from the statement).
+
+    A single event, what most commands write, is given as plain values: psycopg
+    adapts arrays in Python, which would cost more than the rest of the statement.
+    """
+    if len(events) == 1:
+        (event,) = events
+        key = event.idempotency_key
+        return {
+            "seq": event.seq,
+            "type": event.type,
+            "at": event.at,
+            "actor": _to_column(event.actor),
+            "data": _jsonb(_payload_json(event)),
+            "event_key": None if key is None else _to_column(key),
+            "schema_version": event.schema_version,
+        }
     return {
         "seq": [event.seq for event in events],
         "type": [event.type for event in events],
         "at": [event.at for event in events],
         "actor": [_to_column(event.actor) for event in events],
-        "data": [
-            _jsonb(_dump_json(unstructure(event.data, unstructure_as=type(event.data))))
-            for event in events
-        ],
+        "data": [_jsonb(_payload_json(event)) for event in events],
         "event_key": [
             None if event.idempotency_key is None else _to_column(event.idempotency_key)
             for event in events

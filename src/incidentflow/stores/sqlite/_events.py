@@ -45,7 +45,7 @@ from ._rows import (
     _outbox_row,
     _update_sql,
 )
-from ._schema import SQLiteBase
+from ._schema import SQLiteBase, _forks
 from ._tags import write_tags
 
 
@@ -219,6 +219,13 @@ class SQLiteEventStore(SQLiteBase, CheckedAppend):
             if row is not None and cached is not None and cached[0].version == row[0]:
                 return cached[0]
             return self._retrying(lambda: self._load(conn, incident_id))
+
+    def cached(self, incident_id: str) -> Incident | None:
+        """The snapshot last seen of the incident, from memory only; it may be stale."""
+        if self._closed or self._forks != _forks[0]:
+            return None  # load() says why, or a forked child starts afresh
+        found = self._cache.get(incident_id)
+        return None if found is None else found[0]
 
     def history(self, incident_id: str, after: int = 0) -> Sequence[Event]:
         """The events after seq ``after``, in order. Raises IncidentNotFound."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -12,7 +11,6 @@ from typing import Any
 from ..._events import Event
 from ..._metrics import MILESTONE_TIMES, milestone_times
 from ..._model import Incident, Severity, State
-from ..._serialization import converter
 from ..._similar import (
     FIELD_WEIGHTS,
     SearchDocument,
@@ -20,6 +18,8 @@ from ..._similar import (
 )
 from .._records import Commit, IncidentQuery, OutboxItem, has_open_action_items
 from .._snapshots import (
+    dumps,
+    encode_payload,
     from_micros,
     micros,
 )
@@ -332,7 +332,7 @@ def _notify_columns(commit: Commit) -> list[str | None] | None:
 
 @functools.lru_cache(maxsize=256)
 def _notify_value(names: tuple[str, ...]) -> str:
-    return json.dumps(names, ensure_ascii=False, separators=(",", ":"))
+    return dumps(names)
 
 
 def _item_id(incident_id: str, seq: int, notifier: str) -> str:
@@ -369,14 +369,13 @@ def _search_document(row: Sequence[Any]) -> SearchDocument:
 
 
 def _event_row(event: Event) -> tuple[Any, ...]:
-    data = converter().unstructure(event.data, unstructure_as=type(event.data))
     return (
         event.incident_id,
         event.seq,
         event.type,
         event.at.isoformat(),
         event.actor,
-        json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+        encode_payload(event),
         event.idempotency_key,
         event.schema_version,
     )
