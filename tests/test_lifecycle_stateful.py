@@ -1630,7 +1630,7 @@ class IncidentMachine(RuleBasedStateMachine):
         assert before is not None
         assert before.is_open, f"merged {before.id} while {before.state.value}"
         assert result.state is State.DISMISSED
-        assert result.dismissal_reason == f"merged into {into}: {reason}"
+        assert result.dismissal_reason == f"merged into {into}: {reason.strip()}"
         assert not result.references
         assert set(before.references) <= set(self.flow.get(into).references)  # type: ignore[arg-type]
 

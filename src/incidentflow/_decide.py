@@ -15,8 +15,9 @@ from typing import Any
 import attrs
 
 from . import _events as ev
+from ._builders import copier
 from ._lifecycle import Step, lifecycle
-from ._model import Incident, Records, State
+from ._model import Incident, Records, Severity, State
 from ._policy import CommandRequest, Policy
 from ._reasons import Reason
 from .commands import APPLY, Command, Context, definition
@@ -37,20 +38,31 @@ __all__ = [
 
 
 _NO_OTHERS: Mapping[str, State] = MappingProxyType({})
+_tuple_new = tuple.__new__
+_evolve_declared = copier(ev.Declared)
 
 
 def incident_id_for(declared_at: datetime, slug: str) -> str:
     """The id of an incident: ``INC-<YYYY-MM-DD>-<slug>``."""
+    if declared_at.year >= 1000:  # strftime is slow, and pads shorter years by platform
+        return f"INC-{declared_at.date().isoformat()}-{slug}"
     return f"INC-{declared_at:%Y-%m-%d}-{slug}"
 
 
 def steps(inc: Incident, command: Command[Any]) -> tuple[Step, ...]:
     """The machine's transitions for ``command`` from ``inc``'s state; raise if there are none."""
-    found = lifecycle().steps(command.name, inc.state)
+    key = (command.name, inc.state)
+    found = _steps.get(key)
+    if found is None:
+        found = _steps.setdefault(key, lifecycle().steps(*key))
     if not found:
         allowed = lifecycle().allowed_states(command.name)
         raise InvalidTransition(inc.id, command.name, inc.state.value, (s.value for s in allowed))
     return found
+
+
+# The machine's answers by (command, state), read off it once each: asked on every command.
+_steps: dict[tuple[str, State], tuple[Step, ...]] = {}
 
 
 def check_state(inc: Incident, command: str) -> None:
@@ -80,7 +92,7 @@ def _reasons(command: Command[Any], context: Context[Any]) -> list[Reason]:
     inc, payload = context.incident, context.payload
     found: list[Reason] = []
     for step in steps(inc, command):
-        if not step.selected_by(payload):
+        if step.when and not step.selected_by(payload):
             continue
         for guard in step.guards:
             if guard.check(context) is None:
@@ -123,7 +135,7 @@ def _declaration(payload: ev.Declared, policy: Policy) -> ev.Declared:
     fields = {
         name: policy.check_field(name, value) for name, value in payload.custom_fields.items()
     }
-    return attrs.evolve(
+    return _evolve_declared(
         payload,
         type=kind,
         custom_fields=fields,
@@ -209,11 +221,13 @@ def decide(
             raise TransitionRejected(incident_id_for(now, payload.slug), command.name, found)
         return [payload]
 
-    if command.plain and not policy.guards and not policy.requires_roles:
+    checked = policy.guards or policy.requires_roles
+    if command.plain and not checked:
         steps(inc, command)  # the state must allow it; there is nothing else to check
         return [payload]
-    context: Context[Any] = Context(inc, payload, policy, now, actor, others)
-    if command.guards or policy.guards or policy.requires_roles:
+    # A named tuple built as a tuple: its generated __new__ is a Python call.
+    context: Context[Any] = _tuple_new(Context, (inc, payload, policy, now, actor, others))
+    if command.guards or checked:
         found = _reasons(command, context)
         if found:
             raise TransitionRejected(inc.id, command.name, found)
@@ -229,27 +243,51 @@ def decide(
 # -- evolve -------------------------------------------------------------------
 
 
+# Every field at its default, the empty ones shared (Records never lend an empty list):
+# a declaration copies it and sets its own fields, instead of building 44 of them.
+_BLANK = Incident(
+    id="",
+    slug="",
+    title="",
+    severity=Severity.P4,
+    state=State.DECLARED,
+    commander="",
+    declared_at=datetime.min,
+    declared_by="",
+    version=0,
+    updated_at=datetime.min,
+    postmortem_required=False,
+)
+_NOBODY: Records[str] = Records()
+_declare_blank = copier(
+    Incident,
+    *("id", "slug", "title", "severity", "commander", "declared_at", "declared_by", "version"),
+    *("updated_at", "postmortem_required", "people", "type", "labels", "custom_fields"),
+    *("references", "roles"),
+)
+
+
 def _declared(e: ev.Event) -> Incident:
     d = e.data
     assert isinstance(d, ev.Declared)
-    return Incident(
-        id=e.incident_id,
-        slug=d.slug,
-        title=d.title,
-        severity=d.severity,
-        state=State.DECLARED,
-        commander=d.commander,
-        declared_at=e.at,
-        declared_by=e.actor,
-        version=e.seq,
-        updated_at=e.at,
-        postmortem_required=d.postmortem_required,
-        people=_joined(Records(), e),
-        type=d.type or "availability",
-        labels=d.labels,
-        custom_fields=d.custom_fields,
-        references=Records(d.references),
-        roles={"commander": d.commander},
+    return _declare_blank(
+        _BLANK,
+        e.incident_id,
+        d.slug,
+        d.title,
+        d.severity,
+        d.commander,
+        e.at,
+        e.actor,
+        e.seq,
+        e.at,
+        d.postmortem_required,
+        _joined(_NOBODY, e),
+        d.type or "availability",
+        d.labels,
+        d.custom_fields,
+        Records(d.references),
+        {"commander": d.commander},
     )
 
 
@@ -264,11 +302,18 @@ def evolve(inc: Incident | None, event: ev.Event) -> Incident:
         new = replace(inc)
     # ``new`` is a fresh copy no one else has seen yet: stamp it in place.
     if dest is not None:
-        object.__setattr__(new, "state", dest)
-    object.__setattr__(new, "version", event.seq)
-    object.__setattr__(new, "updated_at", event.at)
-    object.__setattr__(new, "people", _joined(inc.people, event))
+        _set_state(new, dest)
+    _set_version(new, event.seq)
+    _set_updated_at(new, event.at)
+    _set_people(new, _joined(inc.people, event))
     return new
+
+
+# The slots' own setters: a stamp skips the frozen class's __setattr__ and the name lookup.
+_set_state = Incident.__dict__["state"].__set__
+_set_version = Incident.__dict__["version"].__set__
+_set_updated_at = Incident.__dict__["updated_at"].__set__
+_set_people = Incident.__dict__["people"].__set__
 
 
 _NAMED_FIELDS = ("commander", "user", "owner", "person")
@@ -288,8 +333,10 @@ def _joined(people: Records[str], event: ev.Event) -> Records[str]:
     """``people`` with the event's actor and any person its data names."""
     if event.actor not in people:
         people = people.appended(event.actor)
-    for field in _named_fields(type(event.data)):
-        name = getattr(event.data, field)
+    data = event.data
+    named = _NAMED_BY_TYPE.get(type(data))
+    for field in _named_fields(type(data)) if named is None else named:
+        name = getattr(data, field)
         if name and name not in people:
             people = people.appended(name)
     return people

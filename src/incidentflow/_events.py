@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import attrs
 
+from ._builders import is_draft
 from ._model import Evidence, FieldValue, Reference, Severity, State, frozen_map
 
 __all__ = [
@@ -514,6 +515,8 @@ def event_types() -> dict[str, type[EventData]]:
 def _all_subclasses(cls: type[EventData]) -> list[type[EventData]]:
     found = []
     for sub in cls.__subclasses__():
+        if is_draft(sub):
+            continue  # a payload's writable twin, not an event type
         found.append(sub)
         found.extend(_all_subclasses(sub))
     return found

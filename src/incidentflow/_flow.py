@@ -5,19 +5,28 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Unpack, cast
 
-import attrs
 from loguru import logger
 
 from . import _events as ev
 from . import _idempotency, commands
 from . import _validate as v
+from ._builders import builder, copier
 from ._decide import decide, evolve, incident_id_for, replay
 from ._decide import reasons as decide_reasons
 from ._flow_access import Access, DeclareOptions
 from ._flow_clocks import Clocks
 from ._flow_commands import CommandOptions, Commands, Coordination
+from ._flow_commit import (
+    events_of,
+    index_changed,
+    new_commit,
+    new_outcome,
+    references_exist,
+    references_free,
+)
 from ._flow_delivery import Deliveries
 from ._flow_ingest import Ingestion
 from ._flow_links import RELATIONS, Relations
@@ -36,12 +45,12 @@ from .exceptions import (
     IncidentFlowError,
     InvalidTransition,
     ReferenceTaken,
+    StoreError,
     Unauthorized,
     ValidationError,
 )
 from .notifiers._base import Notifier
 from .stores._base import (
-    Commit,
     IdempotencyRecord,
     OutboxItem,
 )
@@ -62,6 +71,9 @@ DEFAULT_KNOWLEDGE_DIR = Path(".agent/knowledge/gotchas")
 
 
 _OPTIONS = frozenset(CommandOptions.__annotations__)
+_NO_LINKS: Mapping[str, Any] = MappingProxyType({})
+_new_declared = builder(ev.Declared)
+_with = copier(ev.Declared)
 
 
 def system_clock() -> datetime:
@@ -201,6 +213,8 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
     def now(self) -> datetime:
         """The flow clock's time, checked to be aware and converted to UTC."""
         now = self.clock()
+        if now.__class__ is datetime and now.tzinfo is UTC:
+            return now  # aware, and already UTC
         if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
             raise ConfigError("clock", f"must return an aware datetime, returned {now!r}")
         return now.astimezone(UTC)
@@ -259,7 +273,7 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
             data = {"state": exc.state, "allowed_states": list(exc.allowed_states)}
             return Verdict(False, (Reason("state.not_allowed", exc.message, data),))
         if values is not None:
-            self._check_references(definition, incident.id, values)
+            references_exist(self.store, definition, incident.id, values)
             if definition.name == "add_reference" and incident.is_open:
                 reasons.extend(self._taken(incident.id, Reference(values["kind"], values["value"])))
         return Verdict(not reasons, tuple(reasons))
@@ -307,11 +321,11 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
         definition = commands.definition("declare")
         actor, key, _ = self._options(options, allow_version=False)
         values = self._declaration_values(definition, args, actor)
-        fingerprint = _idempotency.fingerprint("declare", "", values)
+        fingerprint = _idempotency.fingerprint("declare", "", values) if key is not None else ""
         if key is not None and (done := self._replayed(key, fingerprint)) is not None:
             return Outcome(done, replayed=True)
         now = self.now()
-        proposed = ev.Declared(
+        proposed = _new_declared(
             title=values["title"],
             slug=values["slug"] or v.slugify(values["title"]),
             severity=values["severity"],
@@ -334,7 +348,7 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
                 if key is not None and (done := self._replayed(key, fingerprint)) is not None:
                     return Outcome(done, replayed=True)  # a twin with the same key won the race
                 continue
-            data = attrs.evolve(declared, slug=candidate)
+            data = declared if candidate == declared.slug else _with(declared, slug=candidate)
             batch = self._declaration(incident_id, data, values, now, actor)
             try:
                 return Outcome(self._commit(incident_id, None, batch, now, actor, key, fingerprint))
@@ -354,7 +368,7 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
         options: CommandOptions,
         args: dict[str, Any],
     ) -> Incident:
-        return self._execute(command, incident_id, options, args).incident
+        return self._perform(command, incident_id, options, args)[0]
 
     def _execute(
         self,
@@ -363,32 +377,67 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
         options: CommandOptions,
         args: dict[str, Any],
     ) -> Outcome:
+        snapshot, replayed = self._perform(command, incident_id, options, args)
+        return new_outcome(snapshot, replayed)
+
+    def _perform(
+        self,
+        command: Command[Any],
+        incident_id: str,
+        options: CommandOptions,
+        args: dict[str, Any],
+    ) -> tuple[Incident, bool]:
+        """The snapshot after the command, and whether it was a replay of an earlier run."""
         incident_id = v.name("incident_id", incident_id)
         actor, key, expected_version = self._options(options)
         values = command.validate(args)
+        stamp: list[datetime] = []  # one clock reading, however often the command is decided
+        cached = self.store.cached(incident_id)
+        if cached is not None:
+            # Commit against the version last seen here: one round trip, no read first.
+            try:
+                return self._decided(command, cached, values, actor, key, expected_version, stamp)
+            except StoreError:
+                raise
+            except IncidentFlowError:
+                pass  # perhaps decided on a stale snapshot: decide again on the stored one
         incident = self.store.load(incident_id)
-        self._check_access(actor, command.name, incident)  # before any guard, or any replay
+        return self._decided(command, incident, values, actor, key, expected_version, stamp)
+
+    def _decided(
+        self,
+        command: Command[Any],
+        incident: Incident,
+        values: dict[str, Any],
+        actor: str,
+        key: str | None,
+        expected_version: int | None,
+        stamp: list[datetime],
+    ) -> tuple[Incident, bool]:
+        incident_id = incident.id
+        if incident.restricted_to or self.policy.authorizer is not None:
+            self._check_access(actor, command.name, incident)  # before any guard, or any replay
         fingerprint = (
             _idempotency.fingerprint(command.name, incident_id, values) if key is not None else ""
         )
         if key is not None and (done := self._replayed(key, fingerprint)) is not None:
-            return Outcome(done, replayed=True)
-        now = self.now()
+            return done, True
+        if not stamp:
+            stamp.append(self.now())
+        now = stamp[0]
         payload = command.payload(values, now)
         try:
             if expected_version is not None and expected_version != incident.version:
                 raise ConcurrencyConflict(incident_id, expected_version, incident.version)
-            others = self._linked_states(incident, command)
+            others = self._linked_states(incident, command) if command.sees_links else _NO_LINKS
             events = decide(incident, command, payload, self.policy, now, actor, others)
             if command.references:
-                self._check_references(command, incident_id, values)
-            return Outcome(
-                self._commit(incident_id, incident, events, now, actor, key, fingerprint)
-            )
+                references_exist(self.store, command, incident_id, values)
+            return self._commit(incident_id, incident, events, now, actor, key, fingerprint), False
         except IncidentFlowError:
             # A twin with the same key may have committed since we looked: its result wins.
             if key is not None and (done := self._replayed(key, fingerprint)) is not None:
-                return Outcome(done, replayed=True)
+                return done, True
             raise
 
     def execute(self, command: str, incident_id: str | None = None, **args: Any) -> Outcome:
@@ -424,27 +473,12 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
             return self._relation(definition, incident_id, options, args)
         return self._execute(definition, incident_id, options, args)
 
-    def _check_references(
-        self, command: Command[Any], incident_id: str, values: dict[str, Any]
-    ) -> None:
-        """Arguments naming another incident must name one that exists, and not this one."""
-        for argument in command.references:
-            referenced = values[argument.name]
-            if referenced is None:
-                continue
-            if referenced == incident_id:
-                raise ValidationError(
-                    argument.name, f"{incident_id} cannot name itself; name the other incident"
-                )
-            if not self.store.exists(referenced):
-                raise ValidationError(
-                    argument.name, f"there is no incident {referenced}; give an existing id"
-                )
-
     def _options(
         self, options: CommandOptions, *, allow_version: bool = True
     ) -> tuple[str, str | None, int | None]:
         """The checked actor, idempotency key and expected version of a command."""
+        if len(options) == 1 and "actor" in options:  # the usual call: nothing else to check
+            return v.actor(options["actor"]), None, None
         if not _OPTIONS.issuperset(options) or (
             not allow_version and "expected_version" in options
         ):
@@ -480,47 +514,26 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
         fingerprint: str,
     ) -> Incident:
         base = 0 if incident is None else incident.version
-        events = tuple(
-            ev.Event(incident_id, base + i, now, actor, payload, key)
-            for i, payload in enumerate(data, start=1)
-        )
+        events = events_of(incident_id, base, now, actor, data, key)
         snapshot = incident
         for event in events:
             snapshot = evolve(snapshot, event)
         assert snapshot is not None
-        index_changed = _index_changed(incident, snapshot)
-        if index_changed:
-            self._check_references_free(incident, snapshot)
-        outbox = self.delivery.route(events, snapshot)
+        changed = index_changed(incident, snapshot)
+        if changed:
+            references_free(self.store, incident, snapshot)
+        delivery = self.delivery
+        # Without notifiers nothing is routed: the router would answer ().
+        outbox = delivery.route(events, snapshot) if delivery.router.notifiers else ()
         record = (
             IdempotencyRecord(key, fingerprint, incident_id, snapshot.version)
             if key is not None
             else None
         )
-        self.store.append(
-            Commit(incident_id, base, events, snapshot, outbox, record, index_changed=index_changed)
-        )
-        self._after_commit(snapshot, outbox)
+        self.store.append(new_commit(incident_id, base, events, snapshot, outbox, record, changed))
+        if outbox or self.incidents_dir is not None or self.knowledge_dir is not None:
+            self._after_commit(snapshot, outbox)
         return snapshot
-
-    def _check_references_free(self, before: Incident | None, after: Incident) -> None:
-        """Raise ReferenceTaken if another open incident holds a reference ``after`` holds open.
-
-        The store enforces the same rule when it appends, so a race is caught
-        there; this check names the holder before anything is written.
-        """
-        if not after.is_open or not after.references:
-            return
-        held = set() if before is None or not before.is_open else set(before.references)
-        index = self._index() if isinstance(self.store, QueryIndex) else None
-        if index is None:
-            return
-        for ref in after.references:
-            if ref in held:
-                continue
-            for holder in index.find_reference(ref, open_only=True):
-                if holder.id != after.id:
-                    raise ReferenceTaken(ref.kind, ref.value, holder.id)
 
     def _after_commit(self, snapshot: Incident, outbox: Sequence[OutboxItem]) -> None:
         # The command is committed: nothing here may keep it from returning.
@@ -575,21 +588,3 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _index_changed(before: Incident | None, after: Incident) -> bool:
-    """True when the commit changes what the query index keeps beside the snapshot.
-
-    Folds keep every field they do not change (the same object), so identity
-    tells: type, labels, custom fields, references, action items, open or not.
-    """
-    return (
-        before is None
-        or (before.state is not after.state and before.state.is_open != after.state.is_open)
-        or before.type != after.type
-        or before.labels is not after.labels
-        or before.custom_fields is not after.custom_fields
-        or before.references is not after.references
-        or before.action_items is not after.action_items
-        or before.restricted_to is not after.restricted_to
-    )

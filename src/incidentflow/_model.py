@@ -50,6 +50,9 @@ class Severity(enum.Enum):
     P3 = "P3"
     P4 = "P4"
 
+    # Members are singletons compared by identity: hash them in C, not by name in Python.
+    __hash__ = object.__hash__
+
     @property
     def label(self) -> str:
         """The severity's name in the process, e.g. ``"P1 — Critical"``."""
@@ -76,6 +79,9 @@ class State(enum.Enum):
     POSTMORTEM = "postmortem"
     KB_UPDATED = "kb_updated"
     DISMISSED = "dismissed"
+
+    # Members are singletons compared by identity: hash them in C, not by name in Python.
+    __hash__ = object.__hash__
 
     @property
     def is_terminal(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
 from itertools import islice
 from typing import Generic, TypeVar, overload
 
@@ -44,7 +44,8 @@ class Records(Sequence[T], Generic[T]):
     def appended(self, item: T) -> Records[T]:
         """A new ``Records`` with ``item`` at the end; this one is unchanged."""
         items, length = self._items, self._len
-        if len(items) == length:
+        # An empty one never lends its list: one empty Records may serve many snapshots.
+        if length and len(items) == length:
             items.append(item)
             # Another append from this same version may have won the race.
             if items[length] is item:
@@ -120,6 +121,27 @@ class FrozenMap(Mapping[str, V]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._data
+
+    # The dict's own views and lookups run in C; they offer no way to change it either.
+    @overload
+    def get(self, key: str, /) -> V | None: ...
+    @overload
+    def get(self, key: str, /, default: V | T) -> V | T: ...
+    def get(self, key: str, /, default: object = None) -> object:
+        """The value for ``key``, else ``default``."""
+        return self._data.get(key, default)
+
+    def keys(self) -> KeysView[str]:
+        """The keys, in insertion order."""
+        return self._data.keys()
+
+    def values(self) -> ValuesView[V]:
+        """The values, in insertion order."""
+        return self._data.values()
+
+    def items(self) -> ItemsView[str, V]:
+        """The (key, value) pairs, in insertion order."""
+        return self._data.items()
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, FrozenMap):

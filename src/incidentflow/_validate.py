@@ -126,19 +126,43 @@ def text(field: str, value: object, *, max_len: int = TEXT_MAX, multiline: bool 
     """
     if not isinstance(value, str):
         raise ValidationError(field, f"expected text (str), got {type(value).__name__}")
-    value = value.strip()
-    if not value:
+    seen = _ONE_LINE if not multiline else _MULTILINE
+    short = value.__class__ is str and len(value) <= _SEEN_LENGTH  # a subclass may hash its own way
+    if short:
+        found = seen.get(value)
+        if found is not None and len(found) <= max_len:
+            return found
+    checked = value.strip()
+    if not checked:
         raise ValidationError(field, "must not be empty")
-    if len(value) > max_len:
+    if len(checked) > max_len:
         raise ValidationError(
-            field, f"is {len(value):,} characters long; at most {max_len:,} are accepted"
+            field, f"is {len(checked):,} characters long; at most {max_len:,} are accepted"
         )
-    _check_characters(field, value, multiline=multiline)
-    return value
+    if (_SUSPECT_MULTILINE if multiline else _SUSPECT_ONE_LINE).search(checked) is not None:
+        _check_characters(field, checked, multiline=multiline)  # says which character, and why
+    if short:
+        if len(seen) >= _SEEN_KEPT:
+            seen.clear()
+        seen[value] = checked
+    return checked
+
+
+# Short texts already accepted, to their stripped form, one-line and multi-line apart:
+# whether a text passes depends on it alone (and on its length), and the same actors,
+# incident ids and names come back on every command.
+_ONE_LINE: dict[str, str] = {}
+_MULTILINE: dict[str, str] = {}
+_SEEN_LENGTH = 256
+_SEEN_KEPT = 4096
 
 
 def name(field: str, value: object) -> str:
     """A one-line name such as an actor, commander, owner or source."""
+    if value.__class__ is str:  # asked on every command: once seen, a dictionary lookup
+        found = _ONE_LINE.get(value)
+        if found is not None and len(found) <= NAME_MAX:
+            return found
     return text(field, value, max_len=NAME_MAX, multiline=False)
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import attrs
-
 from .. import _events as ev
 from .. import _validate as v
+from .._builders import builder
 from .._model import Detection, Incident, Note, State
 from ..exceptions import ValidationError
 from ._define import (
@@ -21,7 +20,7 @@ from ._define import (
     Unmet,
     unmet,
 )
-from ._shared import replace, when
+from ._shared import evolve, replace, when
 
 __all__ = [
     "ADD_NOTE",
@@ -33,6 +32,9 @@ __all__ = [
     "RECORD_BREACH",
     "RECORD_DETECTION",
 ]
+
+# Built on every fold of their events: the records attrs would make, without its setattr calls.
+_new_note = builder(Note)
 
 #: How an incident can come to light.
 DETECTION_METHODS = ("alert", "user_report", "other")
@@ -49,7 +51,7 @@ def _new_severity(context: Context[ev.Reclassified], payload: ev.Reclassified) -
     if inc.state in (State.RESOLVED, State.POSTMORTEM):
         # Once resolved, raising the severity can add a post-mortem, never drop one.
         required = required or inc.postmortem_required
-    return attrs.evolve(payload, previous=inc.severity, postmortem_required=required)
+    return evolve(payload, previous=inc.severity, postmortem_required=required)
 
 
 RECLASSIFY = Command(
@@ -145,7 +147,7 @@ ADD_NOTE = Command(
     event=ev.NoteAdded,
     moves=(Move(EVERY_STATE),),
     arguments=(Argument("text", v.text, "The note."),),
-    fold=lambda inc, e, d: replace(inc, notes=inc.notes.appended(Note(d.text, e.at, e.actor))),
+    fold=lambda inc, e, d: replace(inc, notes=inc.notes.appended(_new_note(d.text, e.at, e.actor))),
 )
 
 

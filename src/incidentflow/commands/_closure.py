@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import attrs
-
 from .. import _events as ev
 from .. import _validate as v
 from .._blame import BlameCheck, find_blame
+from .._builders import builder, copier
 from .._model import Incident, KbEntry, Postmortem, State
 from ..exceptions import ValidationError
 from ._define import Argument, Command, Context, Guard, Move, Recorded, Unmet, unmet
@@ -23,6 +22,12 @@ __all__ = [
     "blame",
     "merged",
 ]
+
+# Built on every fold of their events: the records attrs would make, without its setattr calls.
+_new_kb_entry = builder(KbEntry)
+_new_postmortem = builder(Postmortem)
+_with_postmortem = copier(Postmortem)
+_with_kb = copier(ev.KbUpdated)
 
 _POSTMORTEM_FIELDS = ("summary", "root_cause", "went_well", "went_poorly")
 
@@ -41,10 +46,10 @@ _POSTMORTEM_ARGUMENTS = (
 
 def merged(pm: Postmortem | None, draft: ev.PostmortemDrafted | None) -> Postmortem:
     """The post-mortem with the draft's given fields written over it."""
-    pm = pm or Postmortem()
+    pm = pm or _new_postmortem()
     if draft is None or not _given(draft):
         return pm
-    return Postmortem(
+    return _new_postmortem(
         summary=draft.summary if draft.summary is not None else pm.summary,
         root_cause=draft.root_cause if draft.root_cause is not None else pm.root_cause,
         went_well=draft.went_well if draft.went_well is not None else pm.went_well,
@@ -142,11 +147,11 @@ def _complete(
 
 
 def _completed(inc: Incident, e: ev.Event, d: ev.PostmortemCompleted) -> Incident:
-    pm = inc.postmortem or Postmortem()
+    pm = inc.postmortem or _new_postmortem()
     return replace(
         inc,
         state=State.POSTMORTEM,
-        postmortem=attrs.evolve(pm, completed_at=e.at, blame_warnings=d.blame_warnings),
+        postmortem=_with_postmortem(pm, completed_at=e.at, blame_warnings=d.blame_warnings),
     )
 
 
@@ -196,7 +201,7 @@ def _postmortem_first(c: Context[ev.KbUpdated]) -> Unmet | None:
 
 def _from_incident(context: Context[ev.KbUpdated], payload: ev.KbUpdated) -> ev.KbUpdated:
     inc = context.incident
-    return attrs.evolve(
+    return _with_kb(
         payload,
         slug=inc.slug,
         root_cause=payload.root_cause or (inc.root_cause.statement if inc.root_cause else ""),
@@ -205,7 +210,7 @@ def _from_incident(context: Context[ev.KbUpdated], payload: ev.KbUpdated) -> ev.
 
 
 def _kb_written(inc: Incident, e: ev.Event, d: ev.KbUpdated) -> Incident:
-    entry = KbEntry(d.slug, d.symptom, d.root_cause, d.fix, d.early_signs, e.at, e.actor)
+    entry = _new_kb_entry(d.slug, d.symptom, d.root_cause, d.fix, d.early_signs, e.at, e.actor)
     return replace(inc, closed_at=e.at, kb_entry=entry)
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import attrs
-
 from .. import _events as ev
 from .. import _validate as v
 from .._model import Handoff, Incident, StatusUpdate
 from ..exceptions import ValidationError
 from ._define import NOT_TERMINAL, Argument, Command, Context, Guard, Move, Unmet, unmet
-from ._shared import replace
+from ._shared import evolve, replace
 
 __all__ = ["ASSIGN_ROLE", "AUDIENCES", "PHASE", "POST_UPDATE", "RELEASE_ROLE", "handed_over"]
 
@@ -49,7 +47,7 @@ def _new_holder(context: Context[ev.RoleAssigned], payload: ev.RoleAssigned) -> 
     previous = _holder(inc, role)
     if previous == payload.person:
         raise ValidationError("person", f"{payload.person} holds {role} on {inc.id} already")
-    return attrs.evolve(payload, role=role, previous=previous)
+    return evolve(payload, role=role, previous=previous)
 
 
 ASSIGN_ROLE = Command(
@@ -85,7 +83,7 @@ def _releasable(context: Context[ev.RoleReleased], payload: ev.RoleReleased) -> 
         raise ValidationError(
             "role", "an incident always has a commander; hand the role over with assign_role"
         )
-    return attrs.evolve(payload, previous=context.incident.roles[role])
+    return evolve(payload, previous=context.incident.roles[role])
 
 
 RELEASE_ROLE = Command(
@@ -116,7 +114,7 @@ def _next_due(context: Context[ev.UpdatePosted], payload: ev.UpdatePosted) -> ev
     else:
         cadence = context.policy.process_of(context.incident).update_cadence
         due = context.now + cadence if cadence is not None and context.incident.is_open else None
-    return attrs.evolve(payload, next_update_at=due)
+    return evolve(payload, next_update_at=due)
 
 
 POST_UPDATE = Command(

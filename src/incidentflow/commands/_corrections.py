@@ -21,7 +21,7 @@ from .._model import Correction, Incident, Postmortem, Records, State
 from ..exceptions import ValidationError
 from ._closure import blame
 from ._define import EVERY_STATE, Argument, Command, Context, Guard, Move, Unmet, unmet
-from ._shared import replace
+from ._shared import evolve, replace
 
 __all__ = ["AMEND", "CORRECTABLE", "PHASE", "RETRACT", "Item", "item"]
 
@@ -159,7 +159,7 @@ def _amended_pm(c: Context[ev.Amended]) -> Postmortem | None:
         return None
     many = it.key in ("went_well", "went_poorly")
     changes: dict[str, Any] = {it.key: c.payload.value if many else c.payload.value[0]}
-    return attrs.evolve(pm, **changes)
+    return evolve(pm, **changes)
 
 
 def _no_blame(c: Context[ev.Amended]) -> list[Unmet]:
@@ -189,7 +189,7 @@ def _fits(context: Context[ev.Amended], payload: ev.Amended) -> ev.Amended:
 
 
 def _with_correction(record: Any, changes: dict[str, Any], correction: Correction) -> Any:
-    return attrs.evolve(record, **changes, amended=correction)
+    return evolve(record, **changes, amended=correction)
 
 
 def _replaced(records: Records[Any], index: int, new: Any) -> Records[Any]:
@@ -216,7 +216,7 @@ def _amend_fold(inc: Incident, e: ev.Event, d: ev.Amended) -> Incident:
         changes: dict[str, Any] = {it.key: value, "amended": correction}
         if pm.completed:
             changes["blame_warnings"] = d.blame_warnings
-        amended: Postmortem = attrs.evolve(pm, **changes)
+        amended: Postmortem = evolve(pm, **changes)
         return replace(inc, postmortem=amended)
     current = getattr(inc, it.kind)
     corrected: dict[str, Any] = {
@@ -323,7 +323,7 @@ def _retract_fold(inc: Incident, e: ev.Event, d: ev.Retracted) -> Incident:
     assert found is not None
     name, index = found
     records = getattr(inc, name)
-    new = attrs.evolve(records[index], retracted=Correction(e.at, e.actor, d.reason))
+    new = evolve(records[index], retracted=Correction(e.at, e.actor, d.reason))
     changed: dict[str, Any] = {name: _replaced(records, index, new)}
     return replace(inc, **changed)
 

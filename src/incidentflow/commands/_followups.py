@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import attrs
-
 from .. import _events as ev
 from .. import _validate as v
+from .._builders import builder
 from .._model import ActionItem, Correction, Incident, Records
 from ..exceptions import ValidationError
 from ._define import (
@@ -27,7 +26,7 @@ from ._define import (
     Unmet,
     unmet,
 )
-from ._shared import replace
+from ._shared import evolve, replace
 
 __all__ = [
     "ADD_ACTION_ITEM",
@@ -38,6 +37,9 @@ __all__ = [
     "REASSIGN_ACTION_ITEM",
     "REDATE_ACTION_ITEM",
 ]
+
+# Built on every fold of their events: the records attrs would make, without its setattr calls.
+_new_action_item = builder(ActionItem)
 
 
 def _ref(field: str, value: object) -> str:
@@ -52,7 +54,7 @@ def _due_after_declared(
         raise ValidationError(
             "due", f"{payload.due} is before {inc.id} was declared; give a later due date"
         )
-    return attrs.evolve(payload, number=len(inc.action_items) + 1)
+    return evolve(payload, number=len(inc.action_items) + 1)
 
 
 ADD_ACTION_ITEM = Command(
@@ -70,7 +72,7 @@ ADD_ACTION_ITEM = Command(
     fold=lambda inc, e, d: replace(
         inc,
         action_items=inc.action_items.appended(
-            ActionItem(d.number, d.description, d.owner, d.due, ref=d.ref)
+            _new_action_item(d.number, d.description, d.owner, d.due, ref=d.ref)
         ),
     ),
 )
@@ -136,7 +138,7 @@ COMPLETE_ACTION_ITEM = Command(
     moves=(Move(EVERY_STATE),),
     arguments=(Argument("number", v.positive_int, "The action item's number."),),
     guards=_OPEN,
-    fold=_changed(lambda item, e, d: attrs.evolve(item, done_at=e.at)),
+    fold=_changed(lambda item, e, d: evolve(item, done_at=e.at)),
 )
 
 
@@ -161,7 +163,7 @@ REASSIGN_ACTION_ITEM = Command(
     ),
     guards=_OPEN,
     prepare=_another_owner,
-    fold=_changed(lambda item, e, d: attrs.evolve(item, owner=d.owner)),
+    fold=_changed(lambda item, e, d: evolve(item, owner=d.owner)),
 )
 
 
@@ -191,7 +193,7 @@ REDATE_ACTION_ITEM = Command(
     ),
     guards=_OPEN,
     prepare=_due_in_time,
-    fold=_changed(lambda item, e, d: attrs.evolve(item, due=d.due)),
+    fold=_changed(lambda item, e, d: evolve(item, due=d.due)),
 )
 
 
@@ -205,9 +207,7 @@ DECLINE_ACTION_ITEM = Command(
         Argument("reason", v.text, "Why it will not be done (accepted risk, superseded, ...)."),
     ),
     guards=_OPEN,
-    fold=_changed(
-        lambda item, e, d: attrs.evolve(item, declined=Correction(e.at, e.actor, d.reason))
-    ),
+    fold=_changed(lambda item, e, d: evolve(item, declined=Correction(e.at, e.actor, d.reason))),
 )
 
 
@@ -223,7 +223,7 @@ LINK_ACTION_ITEM = Command(
         ),
     ),
     guards=(_KNOWN,),
-    fold=_changed(lambda item, e, d: attrs.evolve(item, ref=d.ref)),
+    fold=_changed(lambda item, e, d: evolve(item, ref=d.ref)),
 )
 
 #: This phase's commands, in the order people meet them.

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
-
 from .. import _events as ev
 from .. import _validate as v
 from .._model import Incident, Records, Reference, State
@@ -22,7 +20,7 @@ from ._define import (
     Unmet,
     unmet,
 )
-from ._shared import replace
+from ._shared import evolve, replace
 
 __all__ = [
     "ADD_REFERENCE",
@@ -43,7 +41,7 @@ def _another_type(context: Context[ev.TypeChanged], payload: ev.TypeChanged) -> 
     if inc.state in (State.RESOLVED, State.POSTMORTEM):
         # Once resolved, a change can add a post-mortem, never drop one.
         required = required or inc.postmortem_required
-    return attrs.evolve(payload, previous=inc.type, postmortem_required=required)
+    return evolve(payload, previous=inc.type, postmortem_required=required)
 
 
 CHANGE_TYPE = Command(

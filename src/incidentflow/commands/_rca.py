@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import _events as ev
 from .. import _validate as v
+from .._builders import builder
 from .._model import Deploy, Fix, RootCause, State, Why
 from ._define import NOW, Argument, Command, Context, Guard, Move, Unmet, unmet
 from ._shared import in_incident_time, replace
@@ -18,6 +19,12 @@ __all__ = [
     "SET_ROOT_CAUSE",
     "START_RCA",
 ]
+
+# Built on every fold of their events: the records attrs would make, without its setattr calls.
+_new_deploy = builder(Deploy)
+_new_fix = builder(Fix)
+_new_root_cause = builder(RootCause)
+_new_why = builder(Why)
 
 #: The longest 5-Whys chain.
 MAX_WHYS = 5
@@ -52,7 +59,7 @@ ADD_WHY = Command(
     moves=(Move((State.RCA,)),),
     arguments=(Argument("answer", v.text, "The answer to the next why."),),
     guards=(Guard("whys.full", "fewer than 5 whys", _room_for_a_why),),
-    fold=lambda inc, e, d: replace(inc, whys=inc.whys.appended(Why(d.answer, e.at, e.actor))),
+    fold=lambda inc, e, d: replace(inc, whys=inc.whys.appended(_new_why(d.answer, e.at, e.actor))),
 )
 
 
@@ -66,7 +73,7 @@ SET_ROOT_CAUSE = Command(
         Argument("process_gap", v.text, "The gap in the process that let it through."),
     ),
     fold=lambda inc, e, d: replace(
-        inc, root_cause=RootCause(d.statement, d.process_gap, e.at, e.actor)
+        inc, root_cause=_new_root_cause(d.statement, d.process_gap, e.at, e.actor)
     ),
 )
 
@@ -82,7 +89,7 @@ RECORD_FIX = Command(
         Argument("staging_verified", v.boolean, "True once the fix was verified on staging."),
     ),
     fold=lambda inc, e, d: replace(
-        inc, fix=Fix(d.description, d.test, d.staging_verified, e.at, e.actor)
+        inc, fix=_new_fix(d.description, d.test, d.staging_verified, e.at, e.actor)
     ),
 )
 
@@ -110,7 +117,7 @@ RECORD_DEPLOY = Command(
     guards=(Guard("fix.missing", "a fix recorded", _fix_to_deploy),),
     prepare=in_incident_time("deployed_at"),
     fold=lambda inc, e, d: replace(
-        inc, deploys=inc.deploys.appended(Deploy(d.deployed_at, d.ref, e.actor))
+        inc, deploys=inc.deploys.appended(_new_deploy(d.deployed_at, d.ref, e.actor))
     ),
 )
 

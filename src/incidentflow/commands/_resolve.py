@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from .. import _events as ev
 from .. import _validate as v
+from .._builders import builder
 from .._model import Confirmation, Incident, Records, State, SupersededFix
 from ..exceptions import ValidationError
 from ._define import Argument, Command, Context, Guard, Move, Unmet, unmet
@@ -13,6 +14,9 @@ from ._links import CHILD_OPEN
 from ._shared import remembered, replace, time_left, when
 
 __all__ = ["CONFIRM_BY_USER", "REOPEN", "RESOLVE"]
+
+# Built on every fold of their events: the records attrs would make, without its setattr calls.
+_new_confirmation = builder(Confirmation)
 
 
 def _positive(payload: ev.UserConfirmed | None) -> bool:
@@ -47,7 +51,7 @@ CONFIRM_BY_USER = Command(
     ),
     emit=_reopen_when_negative,
     fold=lambda inc, e, d: replace(
-        inc, confirmation=Confirmation(d.user, d.positive, d.comment, e.at, e.actor)
+        inc, confirmation=_new_confirmation(d.user, d.positive, d.comment, e.at, e.actor)
     ),
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import _events as ev
 from .. import _validate as v
+from .._builders import builder
 from .._model import ContainmentAction, Evidence, Incident, Records, Reference, State, TriageAnswer
 from ..exceptions import ValidationError
 from ._define import NOW, Argument, Command, Context, Guard, Move, Unmet, unmet
@@ -20,6 +21,11 @@ __all__ = [
     "START_TRIAGE",
     "references",
 ]
+
+# Built on every fold of their events: the records attrs would make, without its setattr calls.
+_new_containment_action = builder(ContainmentAction)
+_new_triage_answer = builder(TriageAnswer)
+_new_evidence = builder(Evidence)
 
 
 def _title(field: str, value: object) -> str:
@@ -109,14 +115,14 @@ ADD_EVIDENCE = Command(
         ),
     ),
     fold=lambda inc, e, d: replace(
-        inc, evidence=inc.evidence.appended(Evidence(d.source, d.content, e.at, e.actor))
+        inc, evidence=inc.evidence.appended(_new_evidence(d.source, d.content, e.at, e.actor))
     ),
 )
 
 
 def _answer_fold(inc: Incident, e: ev.Event, d: ev.TriageAnswered) -> Incident:
     answers = [a for a in inc.triage_answers if a.question != d.question]
-    answers.append(TriageAnswer(d.question, d.answer, e.at, e.actor))
+    answers.append(_new_triage_answer(d.question, d.answer, e.at, e.actor))
     return replace(inc, triage_answers=Records(answers))
 
 
@@ -163,7 +169,9 @@ RECORD_CONTAINMENT = Command(
     prepare=in_incident_time("taken_at"),
     fold=lambda inc, e, d: replace(
         inc,
-        containment=inc.containment.appended(ContainmentAction(d.description, d.taken_at, e.actor)),
+        containment=inc.containment.appended(
+            _new_containment_action(d.description, d.taken_at, e.actor)
+        ),
     ),
 )
 

@@ -56,7 +56,11 @@ class MemoryStore(CheckedAppend, ScanningQueryIndex, Store):
                 check_key_unused(self._keys.get(commit.idempotency.key), commit)
             if commit.index_changed:
                 self._hold_references(current, commit.snapshot)
-            self._events.setdefault(commit.incident_id, []).extend(commit.events)
+            history = self._events.get(commit.incident_id)
+            if history is None:
+                self._events[commit.incident_id] = list(commit.events)
+            else:
+                history.extend(commit.events)
             self._snapshots[commit.incident_id] = commit.snapshot
             for item in commit.outbox:
                 self._outbox[item.id] = item

@@ -1,0 +1,107 @@
+"""What a commit is made of: its events, the commit record, and what it changes.
+
+The facade's ``_commit`` builds these on every command, so they are built
+with :mod:`incidentflow._builders` (the same objects ``attrs`` would make,
+without its per-field ``setattr`` calls).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from . import _events as ev
+from ._builders import builder
+from ._model import Incident
+from ._reasons import Outcome
+from .commands import Command
+from .exceptions import ReferenceTaken, ValidationError
+from .stores._protocols import EventStore, QueryIndex
+from .stores._records import Commit
+
+__all__ = [
+    "events_of",
+    "index_changed",
+    "new_commit",
+    "new_outcome",
+    "references_exist",
+    "references_free",
+]
+
+_new_event = builder(ev.Event)
+#: Builds a :class:`~incidentflow.stores.Commit`, as ``Commit(...)`` does.
+new_commit = builder(Commit)
+#: Builds an :class:`~incidentflow.Outcome`, as ``Outcome(...)`` does.
+new_outcome = builder(Outcome)
+
+
+def events_of(
+    incident_id: str,
+    base: int,
+    now: datetime,
+    actor: str,
+    data: Sequence[ev.EventData],
+    key: str | None,
+) -> tuple[ev.Event, ...]:
+    """The envelopes of ``data``, numbered from ``base + 1``."""
+    if len(data) == 1:  # the usual command records one event
+        return (_new_event(incident_id, base + 1, now, actor, data[0], key),)
+    return tuple(
+        _new_event(incident_id, base + i, now, actor, payload, key)
+        for i, payload in enumerate(data, start=1)
+    )
+
+
+def index_changed(before: Incident | None, after: Incident) -> bool:
+    """True when the commit changes what the query index keeps beside the snapshot.
+
+    Folds keep every field they do not change (the same object), so identity
+    tells: type, labels, custom fields, references, action items, open or not.
+    """
+    return (
+        before is None
+        or (before.state is not after.state and before.state.is_open != after.state.is_open)
+        or before.type != after.type
+        or before.labels is not after.labels
+        or before.custom_fields is not after.custom_fields
+        or before.references is not after.references
+        or before.action_items is not after.action_items
+        or before.restricted_to is not after.restricted_to
+    )
+
+
+def references_free(store: object, before: Incident | None, after: Incident) -> None:
+    """Raise ReferenceTaken if another open incident holds a reference ``after`` holds open.
+
+    The store enforces the same rule when it appends, so a race is caught
+    there; this check names the holder before anything is written. A store
+    without a query index is left to enforce it alone.
+    """
+    if not after.is_open or not after.references or not isinstance(store, QueryIndex):
+        return
+    held = set() if before is None or not before.is_open else set(before.references)
+    for ref in after.references:
+        if ref in held:
+            continue
+        for holder in store.find_reference(ref, open_only=True):
+            if holder.id != after.id:
+                raise ReferenceTaken(ref.kind, ref.value, holder.id)
+
+
+def references_exist(
+    store: EventStore, command: Command[Any], incident_id: str, values: dict[str, Any]
+) -> None:
+    """Arguments naming another incident must name one that exists, and not this one."""
+    for argument in command.references:
+        referenced = values[argument.name]
+        if referenced is None:
+            continue
+        if referenced == incident_id:
+            raise ValidationError(
+                argument.name, f"{incident_id} cannot name itself; name the other incident"
+            )
+        if not store.exists(referenced):
+            raise ValidationError(
+                argument.name, f"there is no incident {referenced}; give an existing id"
+            )
