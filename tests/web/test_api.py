@@ -194,6 +194,26 @@ class TestErrors:
         unknown = service.post(f"/incidents/{a}/explode")
         assert (unknown.status_code, unknown.json()["error"]) == (404, "UnknownCommand")
 
+    def test_a_body_over_the_limit_is_refused_before_it_is_read_whole(
+        self, service: Service
+    ) -> None:
+        """Over 1 MiB answers 422 on body, whether declared up front or sent in chunks."""
+        from incidentflow.web._api import MAX_BODY
+
+        a = drive_to(service.flow, service.clock, State.TRIAGING).id
+        note = json.dumps({"text": "x" * MAX_BODY}).encode()
+        declared = service.post(f"/incidents/{a}/add_note", content=note)
+        assert (declared.status_code, declared.json()["field"]) == (422, "body")
+
+        def chunks() -> Any:
+            for start in range(0, len(note), 64 * 1024):
+                yield note[start : start + 64 * 1024]
+
+        chunked = service.post(f"/incidents/{a}/add_note", content=chunks())
+        assert (chunked.status_code, chunked.json()["field"]) == (422, "body")
+        assert "at most" in chunked.json()["message"]
+        assert not service.flow.get(a).notes
+
     def test_reads_and_commands_keep_their_own_methods(self, service: Service) -> None:
         """A read's path with POST names no command (404); a command's path with GET is 405."""
         a = drive_to(service.flow, service.clock, State.DECLARED).id

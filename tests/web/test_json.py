@@ -11,11 +11,12 @@ from incidentflow import IncidentFlow, Policy
 from incidentflow._decide import evolve
 from incidentflow._serialization import incident_to_dict
 from incidentflow.testing import FrozenClock
-from incidentflow.web import _json
+from incidentflow.web import _snapshots
 from incidentflow.web._json import jsonable
+from incidentflow.web._snapshots import encode, snapshot_json
 
 
-def _snapshots(clock: FrozenClock) -> list[object]:
+def _snapshots_of(clock: FrozenClock) -> list[object]:
     """Every snapshot of one incident whose history holds every event type, oldest first."""
     flow = IncidentFlow.in_memory(clock=clock, policy=Policy(custom_fields={"customer": "text"}))
     history = flow.history(every_event_type(flow, clock).id)
@@ -28,19 +29,23 @@ def _snapshots(clock: FrozenClock) -> list[object]:
 
 def test_every_snapshot_answers_its_stored_form(clock: FrozenClock) -> None:
     """Each step's answer equals incident_to_dict, amended and retracted items included."""
-    snapshots = _snapshots(clock)
+    snapshots = _snapshots_of(clock)
     for snapshot in snapshots:
         assert jsonable(snapshot) == incident_to_dict(snapshot)  # type: ignore[arg-type]
-    last = snapshots[-1]
-    assert json.dumps(jsonable(last)) == json.dumps(incident_to_dict(last))  # type: ignore[arg-type]
+        stored = incident_to_dict(snapshot)  # type: ignore[arg-type]
+        assert snapshot_json(snapshot) == encode(stored)  # type: ignore[arg-type]
+    assert json.loads(snapshot_json(snapshots[-1])) == incident_to_dict(snapshots[-1])  # type: ignore[arg-type]
 
 
 def test_the_forms_kept_never_outlive_their_bound(
     clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With room for only a few items, the kept forms start afresh and answers stay right."""
-    monkeypatch.setattr(_json, "_KEPT_ITEMS", 3)
-    encoder = _json._snapshot_encoder()
-    for snapshot in _snapshots(clock):
-        assert jsonable(snapshot) == incident_to_dict(snapshot)  # type: ignore[arg-type]
-        assert len(encoder.kept) <= 3 + 20  # cleared once past the bound, then one snapshot's items
+    monkeypatch.setattr(_snapshots, "KEPT_ITEMS", 3)
+    encoder = _snapshots._encoder()
+    monkeypatch.setattr(encoder, "kept", {})  # whatever earlier tests left
+    for snapshot in _snapshots_of(clock):
+        stored = incident_to_dict(snapshot)  # type: ignore[arg-type]
+        assert jsonable(snapshot) == stored
+        assert snapshot_json(snapshot) == encode(stored)  # type: ignore[arg-type]
+        assert len(encoder.kept) <= 3

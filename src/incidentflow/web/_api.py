@@ -34,9 +34,10 @@ from ._auth import ANONYMOUS, Signatures, Tokens, bearer
 from ._errors import error_response, problem
 from ._json import arguments_from_json, jsonable, parse_moment
 from ._openapi import openapi_document
+from ._snapshots import snapshot_json
 from ._threads import in_worker
 
-__all__ = ["MAX_BODY", "api_routes", "prometheus_endpoint"]
+__all__ = ["MAX_BODY", "api_routes", "prometheus_endpoint", "read_body"]
 
 #: The largest JSON body a command accepts, in bytes.
 MAX_BODY = 1 << 20
@@ -51,6 +52,7 @@ _FLAGS = ("open_only", "open_action_items", "newest_first")
 _TEXTS = ("commander", "text")
 _MOMENTS = ("declared_after", "declared_before")
 _Endpoint = Callable[[Request], Awaitable[Response]]
+_JSON = "application/json"
 
 
 def _viewer(actor: str | None) -> str:
@@ -123,7 +125,7 @@ class _Api:
         status = 201 if name == "declare" and not outcome.replayed else 200
         if name == "declare":
             headers["Location"] = f"{request.url.path.rstrip('/')}/{outcome.incident.id}"
-        return JSONResponse(jsonable(outcome.incident), status_code=status, headers=headers)
+        return _snapshot_response(outcome.incident, status, headers)
 
     async def can(self, request: Request) -> Response:
         """``GET|POST /incidents/{incident_id}/can/{command}``: whether it would run now."""
@@ -166,7 +168,7 @@ class _Api:
             )
             if request.headers.get("if-none-match") == _etag(found):
                 return Response(status_code=304, headers={"ETag": _etag(found)})
-            return JSONResponse(jsonable(found), headers={"ETag": _etag(found)})
+            return _snapshot_response(found, 200, {"ETag": _etag(found)})
 
         return await self._read(request, answer)
 
@@ -186,7 +188,8 @@ class _Api:
 
         async def answer(actor: str | None) -> Response:
             found = await in_worker(self.flow.list, **_filters(request), viewer=_viewer(actor))
-            return JSONResponse([jsonable(incident) for incident in found])
+            listed = ",".join(snapshot_json(incident) for incident in found)
+            return Response(f"[{listed}]", media_type=_JSON)
 
         return await self._read(request, answer)
 
@@ -290,9 +293,7 @@ def _prometheus(summaries: Any) -> Response:
 
 async def _body(request: Request) -> dict[str, Any]:
     """The request's JSON object; options that come from headers are refused in it."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ValidationError("body", f"is {len(raw):,} bytes; at most {MAX_BODY:,} are accepted")
+    raw = await read_body(request, MAX_BODY)
     if not raw.strip():
         return {}
     try:
@@ -305,6 +306,29 @@ async def _body(request: Request) -> dict[str, Any]:
         if name in body:
             raise ValidationError(name, f"is not read from the body; send it as {where}")
     return body
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, refused as soon as it is known to exceed ``limit`` bytes.
+
+    A declared ``Content-Length`` over the limit is refused before anything is
+    read, and a body sent in chunks is refused at the chunk that passes it.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ValidationError("body", f"is {int(declared):,} bytes; at most {limit:,} are accepted")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ValidationError("body", f"is over {limit:,} bytes; send at most {limit:,}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _snapshot_response(incident: Incident, status: int, headers: dict[str, str]) -> Response:
+    """The snapshot as JSON, encoding only what the snapshot before it did not hold."""
+    return Response(snapshot_json(incident), status_code=status, headers=headers, media_type=_JSON)
 
 
 def _version(if_match: str) -> int:

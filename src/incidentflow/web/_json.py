@@ -9,19 +9,18 @@ an argument takes is asked of its own check, once, when the routes are built.
 from __future__ import annotations
 
 import enum
-import functools
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
 import attrs
 
-from .._model import Incident, Records
-from .._serialization import converter
+from .._model import Incident
 from ..commands import Argument, Command
 from ..exceptions import IncidentFlowError, ValidationError
+from ._snapshots import snapshot_dict
 
 __all__ = ["arguments_from_json", "jsonable", "kind_of", "parse_duration", "parse_moment"]
 
@@ -128,61 +127,10 @@ def arguments_from_json(command: Command[Any], body: Mapping[str, Any]) -> dict[
     return args
 
 
-#: Record items whose JSON form is kept (by identity) before the cache starts afresh.
-_KEPT_ITEMS = 8192
-
-
-class _SnapshotEncoder:
-    """``incident_to_dict``, with each record item's JSON form kept while the item lives.
-
-    A snapshot shares its record items with the snapshot before it (a fold
-    appends, and an amended item is a new object), so a command's answer
-    converts only what the command added. Items are keyed by identity and the
-    item itself is kept beside its form, so an identity is never reused while
-    cached. The kept forms are shared: they are only ever serialised.
-    """
-
-    def __init__(self) -> None:
-        conv = converter()
-        attrs.resolve_types(Incident)
-        self.fields: list[tuple[str, Callable[[Any], Any] | None, Callable[[Any], Any]]] = []
-        for field in attrs.fields(Incident):
-            if get_origin(field.type) is Records:
-                (item_type,) = get_args(field.type)
-                self.fields.append((field.name, conv.get_unstructure_hook(item_type), list))
-            else:
-                self.fields.append((field.name, None, conv.get_unstructure_hook(field.type)))
-        self.kept: dict[int, tuple[object, Any]] = {}
-
-    def __call__(self, incident: Incident) -> dict[str, Any]:
-        kept = self.kept
-        if len(kept) > _KEPT_ITEMS:
-            kept.clear()
-        result: dict[str, Any] = {}
-        for name, item_hook, hook in self.fields:
-            value = getattr(incident, name)
-            if item_hook is None:
-                result[name] = hook(value)
-                continue
-            forms = []
-            for item in value:
-                found = kept.get(id(item))
-                if found is None or found[0] is not item:
-                    found = kept[id(item)] = (item, item_hook(item))
-                forms.append(found[1])
-            result[name] = forms
-        return result
-
-
-@functools.cache
-def _snapshot_encoder() -> _SnapshotEncoder:
-    return _SnapshotEncoder()
-
-
 def jsonable(value: object) -> Any:
     """``value`` as plain JSON data: snapshots, records, times, enums, durations (seconds)."""
     if isinstance(value, Incident):
-        return _snapshot_encoder()(value)
+        return snapshot_dict(value)
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, enum.Enum):
