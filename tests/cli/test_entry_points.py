@@ -8,8 +8,43 @@ from pathlib import Path
 import pytest
 from cli_terminal import SCRIPT, TITLE, Terminal, one_line_error, process, sqlite_url
 
+import incidentflow.cli
 from incidentflow import IncidentFlow, __version__
 from incidentflow.cli import EXIT_FAILED, EXIT_OK, EXIT_REJECTED, EXIT_USAGE
+from incidentflow.cli._root import SUBCOMMANDS
+
+#: What ``--help`` itself needs of the command line: the group, its options, running it.
+_ROOT_MODULES = {"__init__", "_app", "_main", "_params", "_root"}
+#: Every other module of the command line: imported only when a command needs it.
+LAZY_MODULES = tuple(
+    f"incidentflow.cli.{path.stem}"
+    for path in sorted(Path(incidentflow.cli.__file__).parent.glob("*.py"))
+    if path.stem not in _ROOT_MODULES
+)
+#: What ``--help`` and ``--version`` must not import: the library, the commands, and the
+#: standard library's modules that only some commands need (``import click`` loads none).
+HEAVY_FOR_HELP = (
+    "incidentflow._events",
+    "incidentflow._model",
+    "incidentflow.commands",
+    "incidentflow.config",
+    "incidentflow.stores",
+    "cattrs",
+    "loguru",
+    "attrs",
+    "transitions",
+    *LAZY_MODULES,
+    "click.shell_completion",
+    "ipaddress",
+    "json",
+    "pathlib",
+    "random",
+    "shlex",
+    "sqlite3",
+    "tempfile",
+    "urllib.parse",
+    "zoneinfo",
+)
 
 # -- entry points ----------------------------------------------------------------
 
@@ -40,20 +75,42 @@ class TestEntryPoints:
         assert run.returncode == 0, run.stderr
         assert run.stdout.strip() == "False"
 
-    def test_help_loads_none_of_the_library(self, tmp_path: Path) -> None:
-        """``incidentflow --help`` imports no event model, converter or logger (issue 11 §6)."""
+    @pytest.mark.parametrize("argv", [["--help"], ["-h"], [], ["--version"]])
+    def test_help_loads_none_of_the_library(self, argv: list[str], tmp_path: Path) -> None:
+        """``incidentflow --help`` and ``--version`` import no event model, converter or
+        logger, no subcommand's module and none of the stdlib they need (issue 11 §6)."""
         code = (
             "import contextlib, io, sys\n"
             "from incidentflow.cli import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
-            "    code = main(['--help'])\n"
-            "heavy = ('incidentflow._events', 'incidentflow._model', 'incidentflow.commands',\n"
-            "         'incidentflow.stores', 'cattrs', 'loguru', 'attrs', 'transitions')\n"
+            f"    code = main({argv!r})\n"
+            f"heavy = {HEAVY_FOR_HELP!r}\n"
             "print(code, sorted(m for m in heavy if m in sys.modules))\n"
         )
         run = process([sys.executable, "-c", code], tmp_path)
         assert run.returncode == 0, run.stderr
-        assert run.stdout.strip() == "0 []"
+        assert run.stdout.strip() == f"{EXIT_USAGE if argv == [] else EXIT_OK} []"
+
+    def test_a_subcommands_help_loads_only_its_module(self, tmp_path: Path) -> None:
+        """``incidentflow triage start --help`` imports the triage commands and no others."""
+        code = (
+            "import contextlib, io, sys\n"
+            "from incidentflow.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "    code = main(['triage', 'start', '--help'])\n"
+            "print(code, 'Examples:' in out.getvalue(),\n"
+            "      sorted(m for m in sys.modules if m.startswith('incidentflow.cli._')))\n"
+        )
+        run = process([sys.executable, "-c", code], tmp_path)
+        assert run.returncode == 0, run.stderr
+        code_, examples, loaded = run.stdout.strip().split(" ", 2)
+        assert (code_, examples) == ("0", "True")
+        assert "'incidentflow.cli._triage'" in loaded
+        others = {f"incidentflow.cli.{module}" for _, module, _ in SUBCOMMANDS} - {
+            "incidentflow.cli._triage",
+            "incidentflow.cli._current",  # finds the current incident of a command left without ID
+        }
+        assert [m for m in sorted(others) if f"'{m}'" in loaded] == []
 
     def test_loguru_loaded_after_the_package_keeps_the_library_quiet(self, tmp_path: Path) -> None:
         """loguru loads on first use, yet a host that imports it later still sees nothing."""

@@ -21,7 +21,9 @@ Exit codes:
 The command line needs click (``pip install -e '.[cli]'`` in a clone); it is
 imported by this package only, never by ``import incidentflow``. One module per
 command group holds its subcommands; each imports what its work needs inside
-the command, so ``incidentflow --help`` loads no store, notifier or renderer.
+the command, and the root group imports a module only when one of its commands
+runs, completes or shows its own help (``_root.SUBCOMMANDS`` lists them), so
+``incidentflow --help`` loads little beyond click.
 """
 
 from __future__ import annotations

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-
-from ._output import incident_json, jsonable
 
 if TYPE_CHECKING:
     from .._flow import IncidentFlow
@@ -25,6 +22,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_REJECTED",
     "EXIT_USAGE",
+    "AmbiguousIncident",
     "App",
     "environment_failure",
     "library_warnings",
@@ -48,6 +46,12 @@ _T = TypeVar("_T")
 
 # Incidents to list or summarise before a progress bar is worth drawing.
 _PROGRESS_FROM = 2000
+
+
+class AmbiguousIncident(click.ClickException):
+    """More than one incident answers to a prefix or slug: the matches are listed, exit 2."""
+
+    exit_code = EXIT_USAGE
 
 
 def environment_failure(message: str) -> click.exceptions.Exit:
@@ -169,12 +173,18 @@ class App:
     def emit(self, data: object, text: str | Callable[[], str]) -> None:
         """Print ``data`` as JSON with ``--json``, else ``text``."""
         if self.as_json:
+            import json
+
+            from ._output import jsonable
+
             click.echo(json.dumps(data, default=jsonable, indent=2, ensure_ascii=False))
         else:
             click.echo(text if isinstance(text, str) else text())
 
     def done(self, incident: Incident, what: str) -> None:
         """Report a command's new snapshot."""
+        from ._output import incident_json
+
         self.emit(
             incident_json(incident),
             lambda: (

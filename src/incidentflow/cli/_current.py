@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._app import EXIT_USAGE, App, pass_app
+from ._app import AmbiguousIncident, App, pass_app
 
 if TYPE_CHECKING:
     from ..stores import IncidentSummary
@@ -35,12 +35,6 @@ _ID_HEAD = re.compile(r"INC-\d{4}-\d{2}-\d{2}-", re.IGNORECASE)
 _ID_LIKE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 # Matches listed in an ambiguity before "..." says how many more.
 _SHOWN = 10
-
-
-class AmbiguousIncident(click.ClickException):
-    """More than one incident answers to a prefix or slug: the matches are listed, exit 2."""
-
-    exit_code = EXIT_USAGE
 
 
 def current_file(app: App) -> Path:

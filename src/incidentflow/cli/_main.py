@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 
@@ -27,13 +26,11 @@ from ._app import (
     EXIT_OK,
     EXIT_REJECTED,
     EXIT_USAGE,
+    AmbiguousIncident,
     App,
     library_warnings,
 )
-from ._current import AmbiguousIncident
-from ._output import one_line, printable, reason_json
 from ._root import cli
-from ._usage import in_cli_terms
 
 __all__ = ["main"]
 
@@ -54,10 +51,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(f"incidentflow: error: {exc.message}", "AmbiguousIncident",
                        exc.message, app, args)  # fmt: skip
     except click.UsageError as exc:
+        from ._output import one_line  # errors only: ``--help`` does not load the output module
+
         where = exc.ctx.command_path if exc.ctx is not None else "incidentflow"
         message = f"{one_line(exc.format_message())} (see '{where} --help')"
         return _report(f"{where}: error: {message}", "UsageError", message, app, args)
     except click.ClickException as exc:
+        from ._output import one_line
+
         message = one_line(exc.format_message())
         return _report(f"incidentflow: error: {message}", "UsageError", message, app, args)
     except click.exceptions.Exit as exc:
@@ -77,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IncidentFlowError as exc:
         return _report_error(exc, app.as_json or _json_requested(args))
     except OSError as exc:
+        from ._output import one_line
+
         click.echo(f"incidentflow: error: {one_line(str(exc))}", err=True)
         return EXIT_FAILED
     return result if isinstance(result, int) else EXIT_OK
@@ -124,6 +127,10 @@ def _json_requested(args: Sequence[str]) -> bool:
 def _report(line: str, kind: str, message: str, app: App, args: Sequence[str]) -> int:
     """Report a usage error: one line on standard error, and JSON with ``--json``."""
     if app.as_json or _json_requested(args):
+        import json
+
+        from ._output import printable
+
         click.echo(printable(json.dumps({"error": kind, "message": message, "reasons": []})))
     click.echo(line, err=True)
     return EXIT_USAGE
@@ -131,6 +138,11 @@ def _report(line: str, kind: str, message: str, app: App, args: Sequence[str]) -
 
 def _report_error(exc: IncidentFlowError, as_json: bool) -> int:
     """Report an error of the library: its reasons one a line, and JSON with ``--json``."""
+    import json
+
+    from ._output import one_line, printable, reason_json
+    from ._usage import in_cli_terms
+
     code = _exit_code(exc)
     reasons = exc.reasons if isinstance(exc, TransitionRejected) else ()
     message = str(exc)
