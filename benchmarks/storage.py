@@ -1,6 +1,7 @@
 """Storage benchmarks: ratios from one run (issue 3, "Speed").
 
-Run with ``python benchmarks/storage.py`` (``--quick`` for a smaller run). Prints:
+Run with ``python benchmarks/storage.py`` (``--quick`` for a smaller run, ``--cold-only``
+for the cold half of section 2 alone). Prints:
 
 1. SQLite: one durable ``add_evidence`` through ``IncidentFlow`` against raw
    ``sqlite3`` doing the same work in the same process: a versioned UPDATE of
@@ -546,6 +547,19 @@ def claims_on_a_long_outbox(folder: Path, streams: int = 1_000, per_stream: int 
         print(f"   {name}: median {statistics.median(times) * 1e3:.3f} ms (target < 5 ms)")
 
 
+def cold_only(postgres: str | None, batches: int) -> int:
+    """Section 2 with a cold cache alone: what decoding a checkpoint costs on each store."""
+    print("2. A command on an incident with 2,000 events against one with 10, cold cache")
+    with tempfile.TemporaryDirectory(prefix="incidentflow-bench-") as folder:
+        root = Path(folder)
+        cold_long_vs_short("sqlite", SQLiteStore(root / "cold.db"), batches, 5)
+        cold_long_vs_short("jsonl", JsonlStore(root / "cold-jsonl"), batches, 5)
+        dsn = postgres_dsn(postgres)
+        if dsn:
+            postgres_long_vs_short(dsn, batches, 5, cold=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
@@ -555,9 +569,16 @@ def main() -> int:
         help="PostgreSQL server for sections 2 and 4 (default: $INCIDENTFLOW_TEST_POSTGRES_DSN); "
         "the benchmark works in throwaway schemas",
     )
+    parser.add_argument(
+        "--cold-only",
+        action="store_true",
+        help="section 2 with a cold cache only (every durable store), nothing else",
+    )
     options = parser.parse_args()
     batches, per_batch = (10, 20) if options.quick else (40, 25)
     count = 20_000 if options.quick else 100_000
+    if options.cold_only:
+        return cold_only(options.postgres, batches)
     with tempfile.TemporaryDirectory(prefix="incidentflow-bench-") as folder:
         root = Path(folder)
         sqlite_vs_raw(root, batches, per_batch)

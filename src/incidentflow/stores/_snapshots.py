@@ -29,7 +29,7 @@ import cattrs
 from .._decide import evolve
 from .._events import Event, event_types
 from .._model import Incident, State
-from .._serialization import converter, incident_from_dict
+from .._serialization import converter, incident_from_dict, structurer
 from ..exceptions import StoreError
 
 __all__ = [
@@ -204,10 +204,9 @@ def decode_event_dict(value: Mapping[str, Any], where: str) -> Event:
 
 
 @functools.cache
-def _payload_hooks() -> dict[str, tuple[type[Any], Callable[[Any, Any], Any]]]:
-    """Each event type's payload class and its structure hook, looked up once per process."""
-    conv = converter()
-    return {name: (cls, conv.get_structure_hook(cls)) for name, cls in event_types().items()}
+def _payload_decoders() -> dict[str, Callable[[Any], Any]]:
+    """Each event type's payload decoder (the converter's, compiled), looked up once per process."""
+    return {name: structurer(cls) for name, cls in event_types().items()}
 
 
 def _build_event(
@@ -221,10 +220,9 @@ def _build_event(
     schema_version: Any,
 ) -> Event:
     # The converter's Event hook, without its per-row dispatch: what a cold load decodes most.
-    found = _payload_hooks().get(type_)
-    if found is None:
+    structure = _payload_decoders().get(type_)
+    if structure is None:
         raise StoreError(f"unknown event type {type_!r}")
-    cls, structure = found
     if isinstance(at, datetime):
         if at.tzinfo is None:
             raise ValueError(f"naive datetime {at!r} in stored data")
@@ -238,7 +236,7 @@ def _build_event(
         seq=seq,
         at=moment,
         actor=actor,
-        data=structure(data, cls),
+        data=structure(data),
         idempotency_key=key,
         schema_version=schema_version,
     )
@@ -256,7 +254,8 @@ def decode_snapshot(
         value = load(body) if isinstance(body, str) else body
         if not isinstance(value, Mapping):
             raise StoreError(f"expected a JSON object, got {type(value).__name__}")
-        snapshot = incident_from_dict(dict(value))
+        # A dict is decoded as it is: incident_from_dict copies before it changes anything.
+        snapshot = incident_from_dict(value if type(value) is dict else dict(value))
     except (StoreError, ValueError, TypeError, KeyError) as exc:
         raise StoreError(f"{where}: the snapshot of {incident_id}: {exc}") from exc
     if snapshot.id != incident_id:
