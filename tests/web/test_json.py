@@ -30,7 +30,10 @@ def _snapshots_of(clock: FrozenClock) -> list[object]:
 def test_every_snapshot_answers_its_stored_form(clock: FrozenClock) -> None:
     """Each step's answer equals incident_to_dict, amended and retracted items included."""
     snapshots = _snapshots_of(clock)
-    for snapshot in snapshots:
+    # Oldest first, newest first, then interleaved: every kept text is met out of order.
+    middle = len(snapshots) // 2
+    mixed = [s for pair in zip(snapshots[:middle], snapshots[middle:], strict=False) for s in pair]
+    for snapshot in [*snapshots, *reversed(snapshots), *mixed]:
         assert jsonable(snapshot) == incident_to_dict(snapshot)  # type: ignore[arg-type]
         stored = incident_to_dict(snapshot)  # type: ignore[arg-type]
         assert snapshot_json(snapshot) == encode(stored)  # type: ignore[arg-type]
@@ -44,8 +47,10 @@ def test_the_forms_kept_never_outlive_their_bound(
     monkeypatch.setattr(_snapshots, "KEPT_ITEMS", 3)
     encoder = _snapshots._encoder()
     monkeypatch.setattr(encoder, "kept", {})  # whatever earlier tests left
+    monkeypatch.setattr(encoder, "texts", {})
     for snapshot in _snapshots_of(clock):
         stored = incident_to_dict(snapshot)  # type: ignore[arg-type]
         assert jsonable(snapshot) == stored
         assert snapshot_json(snapshot) == encode(stored)  # type: ignore[arg-type]
         assert len(encoder.kept) <= 3
+        assert len(encoder.texts) <= 3

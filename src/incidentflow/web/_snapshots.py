@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections.abc import Callable
 from typing import Any, get_args, get_origin
 
@@ -56,6 +57,8 @@ class _Encoder:
                 run.append((field.name, hook))
         self.tail = tuple(run)
         self.kept: dict[int, tuple[object, Any, str | None]] = {}
+        # Whole texts: of a record list, and of a run of plain fields, by the values' identities.
+        self.texts: dict[tuple[str, tuple[int, ...]], tuple[tuple[object, ...], str]] = {}
 
     def _form(self, item: object, item_hook: _Hook) -> tuple[object, Any, str | None]:
         kept = self.kept
@@ -80,19 +83,53 @@ class _Encoder:
         pieces: list[str] = []
         for run, name, item_hook in self.parts:
             if run:
-                pieces.append(encode({n: hook(getattr(incident, n)) for n, hook in run})[1:-1])
-            texts = []
-            for item in getattr(incident, name):
-                found = self._form(item, item_hook)  # type: ignore[arg-type]
-                text = found[2]
-                if text is None:
-                    text = encode(found[1])
-                    self.kept[id(item)] = (item, found[1], text)
-                texts.append(text)
-            pieces.append(f'"{name}":[{",".join(texts)}]')
+                pieces.append(self._run_text(incident, run))
+            records = getattr(incident, name)
+            pieces.append(f'"{name}":{self._list_text(name, records, item_hook)}')  # type: ignore[arg-type]
         if self.tail:
-            pieces.append(encode({n: hook(getattr(incident, n)) for n, hook in self.tail})[1:-1])
+            pieces.append(self._run_text(incident, self.tail))
         return "{" + ",".join(pieces) + "}"
+
+    def _known(self, where: str, values: tuple[object, ...]) -> str | None:
+        """The text kept for exactly these values (by identity) of field ``where``, if any."""
+        found = self.texts.get((where, tuple(map(id, values))))
+        if found is not None and all(map(operator.is_, found[0], values)):
+            return found[1]
+        return None
+
+    def _keep(self, where: str, values: tuple[object, ...], text: str) -> str:
+        if len(self.texts) >= KEPT_ITEMS:
+            self.texts.clear()
+        self.texts[(where, tuple(map(id, values)))] = (values, text)
+        return text
+
+    def _run_text(self, incident: Incident, run: tuple[tuple[str, _Hook], ...]) -> str:
+        """``"a":…,"b":…`` for a run of plain fields; unchanged values reuse their text."""
+        values = tuple(getattr(incident, name) for name, _ in run)
+        where = run[0][0]  # runs are told apart by their first field
+        text = self._known(where, values)
+        if text is None:
+            encoded = encode({name: hook(v) for (name, hook), v in zip(run, values, strict=True)})
+            text = self._keep(where, values, encoded[1:-1])
+        return text
+
+    def _list_text(self, name: str, records: Records[Any], item_hook: _Hook) -> str:
+        """``[…]`` for a record list; an unchanged list, or item, reuses its text."""
+        if not records:
+            return "[]"
+        values = (records,)
+        text = self._known(name, values)
+        if text is not None:
+            return text
+        texts = []
+        for item in records:
+            found = self._form(item, item_hook)
+            item_text = found[2]
+            if item_text is None:
+                item_text = encode(found[1])
+                self.kept[id(item)] = (item, found[1], item_text)
+            texts.append(item_text)
+        return self._keep(name, values, f"[{','.join(texts)}]")
 
 
 @functools.cache
