@@ -64,6 +64,9 @@ def _fits(cls: type) -> bool:
         return False
     if any(hasattr(cls, hook) for hook in ("__attrs_pre_init__", "__attrs_post_init__")):
         return False
+    init = getattr(cls.__init__, "__code__", None)
+    if init is None or not init.co_filename.startswith("<attrs generated"):
+        return False  # an __init__ written by hand may check or compute: it must run
     # A slot that is no field (a cached hash, say) would be left unset by a builder.
     slots = {name for klass in cls.__mro__ for name in klass.__dict__.get("__slots__", ())}
     if slots - {"__weakref__"} != {field.name for field in attrs.fields(cls)}:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Unpack, cast
 
 from loguru import logger
@@ -71,7 +70,6 @@ DEFAULT_KNOWLEDGE_DIR = Path(".agent/knowledge/gotchas")
 
 
 _OPTIONS = frozenset(CommandOptions.__annotations__)
-_NO_LINKS: Mapping[str, Any] = MappingProxyType({})
 _new_declared = builder(ev.Declared)
 _with = copier(ev.Declared)
 
@@ -392,16 +390,21 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
         actor, key, expected_version = self._options(options)
         values = command.validate(args)
         stamp: list[datetime] = []  # one clock reading, however often the command is decided
-        cached = self.store.cached(incident_id)
+        # Commit against the version last seen here: one round trip, no read first. A keyed
+        # command reads first, so that a retry is checked against who may see it now.
+        cached = self.store.cached(incident_id) if key is None else None
         if cached is not None:
-            # Commit against the version last seen here: one round trip, no read first.
             try:
                 return self._decided(command, cached, values, actor, key, expected_version, stamp)
             except StoreError:
                 raise
             except IncidentFlowError:
-                pass  # perhaps decided on a stale snapshot: decide again on the stored one
-        incident = self.store.load(incident_id)
+                incident = self.store.load(incident_id)
+                if incident.version == cached.version:
+                    raise  # decided on the current snapshot: the refusal stands, asked once
+                # decided on a stale snapshot: decide again on the stored one
+        else:
+            incident = self.store.load(incident_id)
         return self._decided(command, incident, values, actor, key, expected_version, stamp)
 
     def _decided(
@@ -429,7 +432,7 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
         try:
             if expected_version is not None and expected_version != incident.version:
                 raise ConcurrencyConflict(incident_id, expected_version, incident.version)
-            others = self._linked_states(incident, command) if command.sees_links else _NO_LINKS
+            others = self._linked_states(incident, command)
             events = decide(incident, command, payload, self.policy, now, actor, others)
             if command.references:
                 references_exist(self.store, command, incident_id, values)
