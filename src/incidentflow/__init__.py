@@ -9,8 +9,8 @@ False
 
 import sys as _sys
 import typing as _typing
-from typing import Any as _Any
 
+from ._lazy import WhenLoaded as _WhenLoaded
 from ._lazy import lazy_attributes as _lazy_attributes
 from ._version import __version__
 from .exceptions import (
@@ -81,31 +81,6 @@ if _typing.TYPE_CHECKING:
     from .stores._base import IncidentSummary
 
 
-class _QuietLoguru:
-    """A one-shot import hook: when loguru loads, the library's logger is disabled in it."""
-
-    def find_spec(self, name: str, path: _Any = None, target: _Any = None) -> _Any:
-        """Find loguru as usual, and disable ``incidentflow`` in it once it has run."""
-        if name != "loguru":
-            return None
-        if self in _sys.meta_path:
-            _sys.meta_path.remove(self)
-        import importlib.util
-
-        spec = importlib.util.find_spec(name)
-        loader = None if spec is None else spec.loader
-        if loader is None or not hasattr(loader, "exec_module"):
-            return spec
-        run = loader.exec_module
-
-        def exec_module(module: _Any) -> None:
-            run(module)
-            module.logger.disable("incidentflow")
-
-        loader.exec_module = exec_module  # type: ignore[method-assign]
-        return spec
-
-
 # A library does not log into its host's handlers unless the host asks for it. loguru
 # loads on first use (a flow, a store, a notifier), so ``incidentflow --help`` and
 # ``import incidentflow`` stay light: disable the logger now if loguru is loaded, else
@@ -113,7 +88,7 @@ class _QuietLoguru:
 if "loguru" in _sys.modules:
     _sys.modules["loguru"].logger.disable("incidentflow")
 else:
-    _sys.meta_path.insert(0, _QuietLoguru())
+    _sys.meta_path.insert(0, _WhenLoaded("loguru", lambda loguru: loguru.logger.disable(__name__)))
 
 
 __all__ = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import inspect
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,23 @@ class TestAlertEndpoints:
         body = (FIXTURES / FIRING["generic"]).read_bytes()
         answer = bare.client.post("/api/alerts/generic", content=body)
         assert answer.status_code == 401
+
+    def test_an_oversized_alert_answers_413_however_it_is_sent(self, service: Service) -> None:
+        """Over 5 MiB, declared up front or streamed in chunks, with a valid token: 413."""
+        from incidentflow.web._alerts import MAX_ALERT_BODY
+
+        auth = {"Authorization": f"Bearer {ALERT_TOKEN}", "Content-Type": "application/json"}
+        body = b'{"alerts": [' + b" " * MAX_ALERT_BODY + b"]}"
+        declared = service.client.post("/api/alerts/generic", content=body, headers=auth)
+        assert (declared.status_code, declared.json()["error"]) == (413, "TooLarge")
+
+        def chunks() -> Iterator[bytes]:
+            for start in range(0, len(body), 256 * 1024):
+                yield body[start : start + 256 * 1024]
+
+        streamed = service.client.post("/api/alerts/generic", content=chunks(), headers=auth)
+        assert (streamed.status_code, streamed.json()["error"]) == (413, "TooLarge")
+        assert service.flow.list() == []
 
     def test_a_malformed_payload_answers_422(self, service: Service) -> None:
         """A payload the parser refuses answers 422 naming the field, and writes nothing."""

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from .._lazy import WhenLoaded
+
 if TYPE_CHECKING:
     from .._flow import IncidentFlow
     from .._model import Incident
@@ -258,7 +260,7 @@ def library_warnings(args: Sequence[str] = ()) -> Iterator[None]:
     if "loguru" in sys.modules:
         show(sys.modules["loguru"].logger)
     else:
-        hook = _WhenLoaded("loguru", lambda module: show(module.logger))
+        hook = WhenLoaded("loguru", lambda module: show(module.logger))
         sys.meta_path.insert(0, hook)
     try:
         yield
@@ -269,39 +271,6 @@ def library_warnings(args: Sequence[str] = ()) -> Iterator[None]:
             logger = sys.modules["loguru"].logger
             logger.disable("incidentflow")
             logger.remove(sink[0])
-
-
-class _WhenLoaded:
-    """A one-shot import hook: runs ``then(module)`` right after ``name`` has loaded.
-
-    As the package's own hook for loguru (``incidentflow._QuietLoguru``): the
-    module is found as usual, by the finders after this one.
-    """
-
-    def __init__(self, name: str, then: Callable[[Any], None]) -> None:
-        self.name = name
-        self.then = then
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        """Find ``name`` as usual, and run ``then`` once its module has run."""
-        if name != self.name:
-            return None
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
-        import importlib.util
-
-        spec = importlib.util.find_spec(name)
-        loader = None if spec is None else spec.loader
-        if loader is None or not hasattr(loader, "exec_module"):
-            return spec
-        run, then = loader.exec_module, self.then
-
-        def exec_module(module: Any) -> None:
-            run(module)
-            then(module)
-
-        loader.exec_module = exec_module  # type: ignore[method-assign]
-        return spec
 
 
 def _prints_only(args: Sequence[str]) -> bool:

@@ -15,8 +15,9 @@ from starlette.routing import Route
 
 from .._flow import IncidentFlow
 from ..alerts import SOURCES
-from ..exceptions import IncidentFlowError
+from ..exceptions import IncidentFlowError, ValidationError
 from ._auth import SIGNATURE_HEADER, Signatures, Tokens, bearer
+from ._bodies import read_body
 from ._errors import error_response, problem
 from ._threads import in_worker
 
@@ -31,22 +32,18 @@ def alert_routes(flow: IncidentFlow, tokens: Tokens, secrets: Signatures) -> lis
 
     def endpoint(source: str) -> Route:
         async def ingest(request: Request) -> Response:
-            length = request.headers.get("content-length", "0")
-            if length.isdigit() and int(length) > MAX_ALERT_BODY:
-                return problem(413, "TooLarge", f"send at most {MAX_ALERT_BODY:,} bytes")
-            body = await request.body()
             sender = tokens.actor(bearer(request.headers.get("authorization")))
-            if sender is None:
-                sender = secrets.sender(request.headers.get(SIGNATURE_HEADER), body)
-            if sender is None:
-                return problem(
-                    401,
-                    "Unauthenticated",
-                    "send Authorization: Bearer <alert token>, or sign the body: "
-                    f"{SIGNATURE_HEADER}: sha256=<HMAC-SHA256 hex of the body>",
-                )
-            if len(body) > MAX_ALERT_BODY:
+            signature = request.headers.get(SIGNATURE_HEADER)
+            if sender is None and signature is None:
+                return _unauthenticated()  # nothing could admit it: the body is never read
+            try:
+                body = await read_body(request, MAX_ALERT_BODY)
+            except ValidationError:
                 return problem(413, "TooLarge", f"send at most {MAX_ALERT_BODY:,} bytes")
+            if sender is None:
+                sender = secrets.sender(signature, body)
+            if sender is None:
+                return _unauthenticated()
             try:
                 report = await in_worker(flow.ingest, body, source=source, actor=sender)
             except IncidentFlowError as exc:
@@ -73,3 +70,12 @@ def alert_routes(flow: IncidentFlow, tokens: Tokens, secrets: Signatures) -> lis
         return Route(f"/alerts/{source}", ingest, methods=["POST"], name=f"alerts_{source}")
 
     return [endpoint(source) for source in SOURCES]
+
+
+def _unauthenticated() -> Response:
+    return problem(
+        401,
+        "Unauthenticated",
+        "send Authorization: Bearer <alert token>, or sign the body: "
+        f"{SIGNATURE_HEADER}: sha256=<HMAC-SHA256 hex of the body>",
+    )

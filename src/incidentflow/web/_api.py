@@ -31,13 +31,14 @@ from ..commands import DEFINITIONS, definition
 from ..exceptions import IncidentFlowError, ValidationError
 from ._alerts import alert_routes
 from ._auth import ANONYMOUS, Signatures, Tokens, bearer
+from ._bodies import read_body
 from ._errors import error_response, problem
 from ._json import arguments_from_json, jsonable, parse_moment
 from ._openapi import openapi_document
 from ._snapshots import snapshot_json
 from ._threads import in_worker
 
-__all__ = ["MAX_BODY", "api_routes", "prometheus_endpoint", "read_body"]
+__all__ = ["MAX_BODY", "api_routes", "prometheus_endpoint"]
 
 #: The largest JSON body a command accepts, in bytes.
 MAX_BODY = 1 << 20
@@ -306,24 +307,6 @@ async def _body(request: Request) -> dict[str, Any]:
         if name in body:
             raise ValidationError(name, f"is not read from the body; send it as {where}")
     return body
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request's body, refused as soon as it is known to exceed ``limit`` bytes.
-
-    A declared ``Content-Length`` over the limit is refused before anything is
-    read, and a body sent in chunks is refused at the chunk that passes it.
-    """
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise ValidationError("body", f"is {int(declared):,} bytes; at most {limit:,} are accepted")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ValidationError("body", f"is over {limit:,} bytes; send at most {limit:,}")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _snapshot_response(incident: Incident, status: int, headers: dict[str, str]) -> Response:

@@ -43,6 +43,7 @@ from ..exceptions import (
 )
 from ..render import incident_gantt
 from ._auth import ANONYMOUS
+from ._bodies import read_body
 from ._pages_charts import bar_chart, gantt_chart
 from ._pages_forms import Form, declare_form, form_arguments, forms_for
 from ._threads import in_worker
@@ -480,11 +481,7 @@ async def _form_values(request: Request) -> dict[str, str]:
     and the pages' forms never upload files. A body over :data:`_FORM_MAX`
     bytes is refused.
     """
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _FORM_MAX:
-            raise ValidationError("form", f"is over {_FORM_MAX:,} bytes; send less text")
+    body = await read_body(request, _FORM_MAX, field="form")
     try:
         return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=100))
     except (UnicodeDecodeError, ValueError):

@@ -4,6 +4,8 @@ Under asyncio (uvicorn, hypercorn's asyncio worker) a call goes straight to the
 pool through the running loop, which costs about two thirds of Starlette's
 ``run_in_threadpool`` per hop; under any other event loop (trio) it falls back
 to ``run_in_threadpool``. Either way the caller's context variables go along.
+The pool is the service's own, bounded by :data:`WORKERS`: a host that tunes
+anyio's default thread limiter (what ``run_in_threadpool`` uses) does not size it.
 """
 
 from __future__ import annotations

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 
+from ..._builders import builder
 from ..._events import Event
 from ..._metrics import DURATION_SPANS, Milestones
 from ..._metrics import milestones as milestones_of
@@ -45,9 +46,6 @@ from ._rows import (
 from ._schema import SQLiteBase
 from ._tags import find_reference_sql
 
-_T = TypeVar("_T")
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -82,23 +80,8 @@ _TAILS = (
 )
 
 
-def _compiled_constructor(cls: type[_T]) -> Callable[..., _T]:
-    """A function setting ``cls``'s slots in field order, without its ``__init__``.
-
-    For rows the store wrote itself: nothing to validate or convert, and a
-    frozen attrs class's ``__init__`` costs several times the slot writes.
-    """
-    names = [field.name for field in attrs.fields(cls)]  # type: ignore[arg-type]
-    setters = {f"_set_{name}": getattr(cls, name).__set__ for name in names}
-    body = "".join(f"    _set_{name}(self, {name})\n" for name in names)
-    source = f"def make({', '.join(names)}):\n    self = _new(_cls)\n{body}    return self\n"
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, **setters}
-    exec(source, namespace)  # built from the class's own field names, nothing else
-    made: Callable[..., _T] = namespace["make"]
-    return made
-
-
-_new_summary = _compiled_constructor(IncidentSummary)
+#: Summaries built from the store's own rows: nothing to validate or convert.
+_new_summary = builder(IncidentSummary)
 
 
 class SQLiteQueryIndex(SQLiteBase, TermSearch):
