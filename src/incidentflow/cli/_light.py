@@ -89,18 +89,10 @@ def light_listing(
         settings = _settings(store, config_path)
         if settings is None:
             return None
-        rows = _query(
-            settings.database,
-            open_only=open_only,
-            states=states,
-            severities=severities,
-            commander=commander,
-            text=text,
-            since=since,
-            until=until,
-            newest_first=newest_first,
-            limit=limit,
+        filters = _Filters(
+            open_only, states, severities, commander, text, since, until, newest_first, limit
         )
+        rows = _query(settings.database, filters)
     except (OSError, ValueError, RuntimeError, sqlite3.Error):
         return None  # the full path meets the same problem and reports it as it always has
     return None if rows is None else (rows, settings.display_timezone)
@@ -263,20 +255,23 @@ def _sqlite_path(url: str, folder: Path | None) -> Path | None:
 # -- the query ---------------------------------------------------------------------
 
 
-def _query(
-    database: Path,
-    *,
-    open_only: bool,
-    states: Sequence[str],
-    severities: Sequence[str],
-    commander: str | None,
-    text: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    newest_first: bool,
-    limit: int | None,
-) -> list[Listing] | None:
+class _Filters(NamedTuple):
+    """The filters of ``list`` that the incidents table answers alone."""
+
+    open_only: bool
+    states: Sequence[str]
+    severities: Sequence[str]
+    commander: str | None
+    text: str | None
+    since: datetime | None
+    until: datetime | None
+    newest_first: bool
+    limit: int | None
+
+
+def _query(database: Path, filters: _Filters) -> list[Listing] | None:
     """The matching rows, or ``None`` when the file is not one the store would only read."""
+    open_only, states, severities, commander, text, since, until, newest_first, limit = filters
     if not database.is_file():
         return None  # the store would create it
     # mode=rw never creates the file; closing the last connection tidies -wal and -shm
