@@ -318,3 +318,17 @@ class TestBlamePrefilter:
             assert find_blame(text, {"kim", "sam", "bob"}) == _plain_blame(
                 text, {"kim", "sam", "bob"}
             )
+
+
+def test_flows_share_the_default_policy_but_never_each_others_guards() -> None:
+    """Two flows given no policy start from one; a guard added to one stays with it."""
+    first, second = IncidentFlow.in_memory(), IncidentFlow.in_memory()
+    assert first.policy is second.policy
+    first.add_guard("start_triage", lambda incident, request: "not yet")
+    for flow in (first, second):
+        flow.declare("Checkout returns 500", severity="P3", commander="al", actor="al")
+    [one] = first.list()
+    [other] = second.list()
+    assert not first.can(one.id, "start_triage").allowed
+    assert second.can(other.id, "start_triage").allowed
+    assert IncidentFlow.in_memory().policy is second.policy

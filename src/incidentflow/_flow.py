@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,6 +75,12 @@ _new_declared = builder(ev.Declared)
 _with = copier(ev.Declared)
 
 
+@functools.cache
+def _default_policy() -> Policy:
+    """The policy of a flow given none: frozen (changes make a new one), so one serves all."""
+    return Policy()
+
+
 def system_clock() -> datetime:
     """The current UTC time."""
     return datetime.now(UTC)
@@ -117,7 +124,7 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
             raise ConfigError("policy", f"expected a Policy, got {type(policy).__name__}")
         self.store = store
         self.clock: Clock = clock or system_clock
-        self.policy = policy or Policy()
+        self.policy = policy or _default_policy()
         #: The delivery side: routing, retries, dispatchers (see :mod:`incidentflow.delivery`).
         self.delivery = Delivery(
             store,

@@ -53,7 +53,14 @@ class DeliveryReport:
 
 def default_worker_name() -> str:
     """``host:pid``: names who holds a claim."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    pid = os.getpid()
+    name = _worker_names.get(pid)  # by process: a forked child names itself anew
+    if name is None:
+        name = _worker_names[pid] = f"{socket.gethostname()}:{pid}"
+    return name
+
+
+_worker_names: dict[int, str] = {}
 
 
 def _hint(exc: Exception, name: str, default: object) -> object:

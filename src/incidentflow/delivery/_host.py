@@ -34,6 +34,8 @@ __all__ = ["DEFAULT_INLINE_BUDGET", "Delivery"]
 
 #: How many of one incident's items a command delivers inline after its commit.
 _INLINE_LIMIT = 100
+#: The retry policy of a delivery given none: frozen, so one serves every flow.
+_DEFAULT_RETRY = RetryPolicy()
 #: How long a command waits, at most, for its own notifications (all notifiers together).
 DEFAULT_INLINE_BUDGET = timedelta(seconds=2)
 
@@ -132,7 +134,7 @@ class Delivery:
         #: Which notifier hears which event.
         self.router = Router(self.notifiers, routes)
         #: How failed deliveries are retried.
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or _DEFAULT_RETRY
         #: Deliver right after a commit when no dispatcher is attached.
         self.deliver_inline = deliver_inline
         #: How long a claim holds.
