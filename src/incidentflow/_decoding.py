@@ -38,6 +38,7 @@ T = TypeVar("T")
 Fallback = Callable[[Any], Callable[[Any, Any], Any]]
 
 _DECODERS: dict[type, Callable[[Any], Any]] = {}
+_COMPILING: set[type] = set()
 
 _MISSING = object()
 
@@ -45,10 +46,20 @@ _PRIMITIVES = (str, int, float, bool)
 
 
 def decoder(cls: type[T], fallback: Fallback) -> Callable[[Any], T]:
-    """A function turning the dict the converter unstructured from a ``cls`` back into it."""
+    """A function turning the dict the converter unstructured from a ``cls`` back into it.
+
+    Kept per class: the first ``fallback`` given for a class is the one its
+    decoder uses (the package has one converter).
+    """
     found = _DECODERS.get(cls)
     if found is None:
-        found = _DECODERS.setdefault(cls, _Compiler(fallback).compile(cls))
+        if cls in _COMPILING:  # a record holding its own type: look the decoder up when called
+            return lambda value: _DECODERS[cls](value)
+        _COMPILING.add(cls)
+        try:
+            found = _DECODERS.setdefault(cls, _Compiler(fallback).compile(cls))
+        finally:
+            _COMPILING.discard(cls)
     return found
 
 
@@ -185,7 +196,9 @@ class _Compiler:
             return f"{{{key.__name__}(k): {item.__name__}(v) for k, v in {value}.items()}}"
         try:
             hook = self._fallback(tp)
-        except Exception:  # the converter has no hook: it passes the value as it is
+        except Exception:
+            # No hook for the type alone: the converter passes such a field's value as it is
+            # within its class (custom field mappings); the equality tests cover every field.
             return value
         return f"{self._name('hook', hook)}({value}, {self._name('type', tp)})"
 

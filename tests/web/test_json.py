@@ -54,3 +54,21 @@ def test_the_forms_kept_never_outlive_their_bound(
         assert snapshot_json(snapshot) == encode(stored)  # type: ignore[arg-type]
         assert len(encoder.kept) <= 3
         assert len(encoder.texts) <= 3
+
+
+def test_a_reused_identity_never_answers_another_values_text(
+    clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fresh copies encoded, dropped and collected, again and again: each text is its own."""
+    import gc
+
+    from incidentflow._serialization import incident_from_dict
+
+    monkeypatch.setattr(_snapshots, "KEPT_ITEMS", 16)
+    stored = [incident_to_dict(s) for s in _snapshots_of(clock)]  # type: ignore[arg-type]
+    for round_ in range(60):
+        expected = stored[(round_ * 7) % len(stored)]
+        copy = incident_from_dict(json.loads(json.dumps(expected)))  # new objects every time
+        assert snapshot_json(copy) == encode(expected)
+        del copy
+        gc.collect()  # their identities are free to be reused by the next copy
