@@ -203,3 +203,19 @@ class TestBeyondTheModel:
         stored = {"name": "a", "child": {"name": "b", "child": {"name": "c"}}}
         decode = decoder(_Node, converter().get_structure_hook)
         the_same(decode(stored), converter().structure(stored, _Node))
+
+
+def test_a_malformed_stored_event_names_its_field() -> None:
+    """A payload missing a field is a StoreError naming the event and the field's path."""
+    from incidentflow.stores._snapshots import decode_event_dict
+
+    stored = {
+        "incident_id": "INC-2026-11-27-x",
+        "seq": 3,
+        "type": "evidence_added",
+        "at": "2026-11-27T14:00:00+00:00",
+        "actor": "al",
+        "data": {"source": "logs"},
+    }
+    with pytest.raises(StoreError, match=r"event 3 of INC-2026-11-27-x .*\$\.content"):
+        decode_event_dict(stored, "incidents.db")

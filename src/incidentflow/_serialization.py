@@ -25,6 +25,7 @@ __all__ = [
     "incident_from_json",
     "incident_to_dict",
     "incident_to_json",
+    "malformed",
     "structurer",
 ]
 
@@ -162,7 +163,7 @@ def _structurer(cls: type[T]) -> Callable[[Any], T]:
     return structure
 
 
-def _malformed(exc: Exception) -> str:
+def malformed(exc: Exception) -> str:
     """What is wrong, with the path of each malformed field (``$.evidence[3].at``)."""
     if isinstance(exc, cattrs.BaseValidationError):
         return "; ".join(cattrs.transform_error(exc))
@@ -177,7 +178,7 @@ def incident_from_dict(value: dict[str, Any]) -> Incident:
             value = {**value, "roles": {"commander": value["commander"]}}
         return structurer(Incident)(value)
     except (KeyError, TypeError, ValueError, cattrs.BaseValidationError) as exc:
-        raise StoreError(f"malformed stored snapshot: {_malformed(exc)}") from exc
+        raise StoreError(f"malformed stored snapshot: {malformed(exc)}") from exc
 
 
 def incident_to_json(incident: Incident) -> str:

@@ -29,7 +29,7 @@ import cattrs
 from .._decide import evolve
 from .._events import Event, event_types
 from .._model import Incident, State
-from .._serialization import converter, incident_from_dict, structurer
+from .._serialization import converter, incident_from_dict, malformed, structurer
 from ..exceptions import StoreError
 
 __all__ = [
@@ -180,7 +180,9 @@ def decode_event(
             key = None if key is None else text(key)
         return _build_event(incident_id, seq, type_, at, actor, data(stored), key, schema_version)
     except (ValueError, TypeError, KeyError, StoreError, cattrs.BaseValidationError) as exc:
-        raise StoreError(f"{where}: event {seq} of {incident_id} cannot be read: {exc}") from exc
+        raise StoreError(
+            f"{where}: event {seq} of {incident_id} cannot be read: {malformed(exc)}"
+        ) from exc
 
 
 def decode_event_dict(value: Mapping[str, Any], where: str) -> Event:
@@ -199,7 +201,7 @@ def decode_event_dict(value: Mapping[str, Any], where: str) -> Event:
     except (ValueError, TypeError, KeyError, StoreError, cattrs.BaseValidationError) as exc:
         raise StoreError(
             f"{where}: event {value.get('seq')} of {value.get('incident_id')} cannot be read: "
-            f"malformed stored event: {exc}"
+            f"malformed stored event: {malformed(exc)}"
         ) from exc
 
 
