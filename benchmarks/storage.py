@@ -183,8 +183,19 @@ def sqlite_vs_raw(folder: Path, batches: int, per_batch: int, synchronous: str =
 # -- 2. long history against short history, every backend -------------------------------
 
 
-def long_vs_short(name: str, store: Store, batches: int, per_batch: int) -> float:
+def long_vs_short(
+    name: str, store: Store, batches: int, per_batch: int, *, cold: bool = False
+) -> float:
+    """Section 2: a command on a 2,000-event incident against one on a 10-event incident.
+
+    ``cold`` empties the store's snapshot cache before every command. That is how
+    the command line runs a command (a new process, a new store), and how a
+    service with more active incidents than its cache holds runs most of them.
+    Cold batches are short so that the long incident stays near 2,000 events:
+    past 2,048 a checkpoint written on the way would flatter the figure.
+    """
     flow = flow_on(store)
+    cache: Any = getattr(store, "_cache", None)  # the benchmark empties it when cold
     short = [incident_with(flow, 10, "Search is slow")]
     long = [incident_with(flow, 2000, "Checkout returns 500")]
 
@@ -194,6 +205,8 @@ def long_vs_short(name: str, store: Store, batches: int, per_batch: int) -> floa
 
     def on(incident: list[str]) -> Callable[[], None]:
         def command() -> None:
+            if cold:
+                cache.clear()
             flow.add_evidence(incident[0], source="journalctl", content="log line", actor="bob")
 
         return command
@@ -207,44 +220,7 @@ def long_vs_short(name: str, store: Store, batches: int, per_batch: int) -> floa
     print(
         f"   {name:<8} 10 events {times['10 events'] * 1e6:8.0f} µs   "
         f"2,000 events {times['2,000 events'] * 1e6:8.0f} µs   ratio {ratio:.2f}×"
-    )
-    store.close()
-    return ratio
-
-
-def cold_long_vs_short(name: str, store: Store, batches: int, per_batch: int) -> float:
-    """Section 2, cold: the store's snapshot cache is emptied before every command.
-
-    That is how the command line runs a command (a new process, a new store), and
-    how a service with more active incidents than its cache holds runs most of them.
-    Batches are short so that the long incident stays near 2,000 events: past 2,048
-    a checkpoint written on the way would flatter the figure.
-    """
-    flow = flow_on(store)
-    cache: Any = getattr(store, "_cache")  # noqa: B009 - the benchmark empties it
-    short = [incident_with(flow, 10, "Search is slow")]
-    long = [incident_with(flow, 2000, "Checkout returns 500")]
-
-    def fresh_short() -> None:
-        short[0] = incident_with(flow, 10, f"Search is slow again {len(short)}")
-        short.append("")
-
-    def on(incident: list[str]) -> Callable[[], None]:
-        def command() -> None:
-            cache.clear()
-            flow.add_evidence(incident[0], source="journalctl", content="log line", actor="bob")
-
-        return command
-
-    times, ratio = interleaved(
-        {"10 events": on(short), "2,000 events": on(long)},
-        batches=batches,
-        per_batch=per_batch,
-        setup={"10 events": fresh_short},
-    )
-    print(
-        f"   {name:<8} 10 events {times['10 events'] * 1e6:8.0f} µs   "
-        f"2,000 events {times['2,000 events'] * 1e6:8.0f} µs   ratio {ratio:.2f}×  (cold)"
+        + ("  (cold)" if cold else "")
     )
     store.close()
     return ratio
@@ -487,9 +463,7 @@ def postgres_long_vs_short(dsn: str, batches: int, per_batch: int, *, cold: bool
 
     with postgres_schema(dsn, f"bench_long_{os.getpid()}") as schema:
         store = PostgresStore(dsn, schema=schema)
-        if cold:
-            return cold_long_vs_short("postgres", store, batches, per_batch)
-        return long_vs_short("postgres", store, batches, per_batch)
+        return long_vs_short("postgres", store, batches, per_batch, cold=cold)
 
 
 def postgres_dsn(given: str | None) -> str | None:
@@ -552,8 +526,8 @@ def cold_only(postgres: str | None, batches: int) -> int:
     print("2. A command on an incident with 2,000 events against one with 10, cold cache")
     with tempfile.TemporaryDirectory(prefix="incidentflow-bench-") as folder:
         root = Path(folder)
-        cold_long_vs_short("sqlite", SQLiteStore(root / "cold.db"), batches, 5)
-        cold_long_vs_short("jsonl", JsonlStore(root / "cold-jsonl"), batches, 5)
+        long_vs_short("sqlite", SQLiteStore(root / "cold.db"), batches, 5, cold=True)
+        long_vs_short("jsonl", JsonlStore(root / "cold-jsonl"), batches, 5, cold=True)
         dsn = postgres_dsn(postgres)
         if dsn:
             postgres_long_vs_short(dsn, batches, 5, cold=True)
@@ -593,8 +567,8 @@ def main() -> int:
         print("   the same with a cold cache (emptied before every command; target ≤ 1.5×)")
         # Short batches: the long incident grows by 50 events at most, not past 2,048.
         cold_per_batch = 5
-        cold_long_vs_short("sqlite", SQLiteStore(root / "cold.db"), batches, cold_per_batch)
-        cold_long_vs_short("jsonl", JsonlStore(root / "cold-jsonl"), batches, cold_per_batch)
+        long_vs_short("sqlite", SQLiteStore(root / "cold.db"), batches, cold_per_batch, cold=True)
+        long_vs_short("jsonl", JsonlStore(root / "cold-jsonl"), batches, cold_per_batch, cold=True)
         if dsn:
             postgres_long_vs_short(dsn, batches, cold_per_batch, cold=True)
         many_incidents(root, count)

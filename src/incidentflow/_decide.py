@@ -51,18 +51,11 @@ def incident_id_for(declared_at: datetime, slug: str) -> str:
 
 def steps(inc: Incident, command: Command[Any]) -> tuple[Step, ...]:
     """The machine's transitions for ``command`` from ``inc``'s state; raise if there are none."""
-    key = (command.name, inc.state)
-    found = _steps.get(key)
-    if found is None:
-        found = _steps.setdefault(key, lifecycle().steps(*key))
+    found = lifecycle().steps(command.name, inc.state)
     if not found:
         allowed = lifecycle().allowed_states(command.name)
         raise InvalidTransition(inc.id, command.name, inc.state.value, (s.value for s in allowed))
     return found
-
-
-# The machine's answers by (command, state), read off it once each: asked on every command.
-_steps: dict[tuple[str, State], tuple[Step, ...]] = {}
 
 
 def check_state(inc: Incident, command: str) -> None:

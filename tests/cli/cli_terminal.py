@@ -22,6 +22,19 @@ from incidentflow.testing import FrozenClock
 
 SCRIPT = Path(sys.executable).parent / "incidentflow"
 TITLE = "Checkout returns 500"
+#: The library's heavy parts: a command that prints only help, or lists straight from
+#: SQLite, imports none of them.
+LIBRARY_MODULES = (
+    "incidentflow._events",
+    "incidentflow._model",
+    "incidentflow.commands",
+    "incidentflow.config",
+    "incidentflow.stores",
+    "cattrs",
+    "loguru",
+    "attrs",
+    "transitions",
+)
 
 
 # -- running the command line ---------------------------------------------------

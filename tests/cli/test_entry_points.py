@@ -6,7 +6,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_terminal import SCRIPT, TITLE, Terminal, one_line_error, process, sqlite_url
+from cli_terminal import (
+    LIBRARY_MODULES,
+    SCRIPT,
+    TITLE,
+    Terminal,
+    one_line_error,
+    process,
+    sqlite_url,
+)
 
 import incidentflow.cli
 from incidentflow import IncidentFlow, __version__
@@ -24,15 +32,7 @@ LAZY_MODULES = tuple(
 #: What ``--help`` and ``--version`` must not import: the library, the commands, and the
 #: standard library's modules that only some commands need (``import click`` loads none).
 HEAVY_FOR_HELP = (
-    "incidentflow._events",
-    "incidentflow._model",
-    "incidentflow.commands",
-    "incidentflow.config",
-    "incidentflow.stores",
-    "cattrs",
-    "loguru",
-    "attrs",
-    "transitions",
+    *LIBRARY_MODULES,
     *LAZY_MODULES,
     "click.shell_completion",
     "ipaddress",

@@ -9,25 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_terminal import SCRIPT, Library, Terminal, declared, ok, process, sqlite_url
+from cli_terminal import (
+    LIBRARY_MODULES,
+    SCRIPT,
+    Library,
+    Terminal,
+    declared,
+    ok,
+    process,
+    sqlite_url,
+)
 
 from incidentflow import IncidentFlow
 from incidentflow._validate import NAME_MAX
 from incidentflow.cli import EXIT_OK, EXIT_USAGE, _light
 from incidentflow.cli._light import Listing, light_listing
 from incidentflow.stores.sqlite import _schema
-
-HEAVY = (
-    "incidentflow._events",
-    "incidentflow._model",
-    "incidentflow.commands",
-    "incidentflow.config",
-    "incidentflow.stores",
-    "cattrs",
-    "loguru",
-    "attrs",
-    "transitions",
-)
 
 
 def _filters(**given: Any) -> dict[str, Any]:
@@ -155,7 +152,7 @@ class TestSameAnswer:
             "out = io.StringIO()\n"
             "with contextlib.redirect_stdout(out):\n"
             "    code = main(['list', '--open', '--severity', 'P1'])\n"
-            f"heavy = {HEAVY!r}\n"
+            f"heavy = {LIBRARY_MODULES!r}\n"
             "loaded = sorted(m for m in heavy if m in sys.modules)\n"
             "print(code, out.getvalue().count('INC-'), loaded)\n"
         )

@@ -40,21 +40,17 @@ class _Encoder:
     def __init__(self) -> None:
         conv = converter()
         attrs.resolve_types(Incident)
-        self.fields: list[tuple[str, _Hook | None, _Hook]] = []
-        # Text: each run of plain fields is encoded as one object; each record list item by item.
-        self.parts: list[tuple[tuple[tuple[str, _Hook], ...], str, _Hook | None]] = []
+        # Each run of plain fields (encoded as one object) is followed by a record list
+        # (encoded item by item); the fields after the last list are the tail.
+        self.parts: list[tuple[tuple[tuple[str, _Hook], ...], str, _Hook]] = []
         run: list[tuple[str, _Hook]] = []
         for field in attrs.fields(Incident):
             if get_origin(field.type) is Records:
                 (item_type,) = get_args(field.type)
-                item_hook = conv.get_unstructure_hook(item_type)
-                self.fields.append((field.name, item_hook, list))
-                self.parts.append((tuple(run), field.name, item_hook))
+                self.parts.append((tuple(run), field.name, conv.get_unstructure_hook(item_type)))
                 run = []
             else:
-                hook = conv.get_unstructure_hook(field.type)
-                self.fields.append((field.name, None, hook))
-                run.append((field.name, hook))
+                run.append((field.name, conv.get_unstructure_hook(field.type)))
         self.tail = tuple(run)
         self.kept: dict[int, tuple[object, Any, str | None]] = {}
         # Whole texts: of a record list, and of a run of plain fields, by the values' identities.
@@ -71,12 +67,10 @@ class _Encoder:
 
     def as_dict(self, incident: Incident) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        for name, item_hook, hook in self.fields:
-            value = getattr(incident, name)
-            if item_hook is None:
-                result[name] = hook(value)
-            else:
-                result[name] = [self._form(item, item_hook)[1] for item in value]
+        for run, name, item_hook in self.parts:
+            result.update((field, hook(getattr(incident, field))) for field, hook in run)
+            result[name] = [self._form(item, item_hook)[1] for item in getattr(incident, name)]
+        result.update((field, hook(getattr(incident, field))) for field, hook in self.tail)
         return result
 
     def as_text(self, incident: Incident) -> str:
@@ -85,7 +79,7 @@ class _Encoder:
             if run:
                 pieces.append(self._run_text(incident, run))
             records = getattr(incident, name)
-            pieces.append(f'"{name}":{self._list_text(name, records, item_hook)}')  # type: ignore[arg-type]
+            pieces.append(f'"{name}":{self._list_text(name, records, item_hook)}')
         if self.tail:
             pieces.append(self._run_text(incident, self.tail))
         return "{" + ",".join(pieces) + "}"
