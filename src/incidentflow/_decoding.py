@@ -28,7 +28,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 import attrs
 
 from ._builders import builder, draft_class
-from ._sequences import Records
+from ._sequences import Records, StoredList
 
 __all__ = ["Fallback", "decoder"]
 
@@ -79,6 +79,7 @@ class _Compiler:
             "_fromisodate": date.fromisoformat,
             "_naive": _naive,
             "_Records": Records,
+            "_Stored": StoredList,
             "_map": map,
             "_tuple": tuple,
             "str": str,
@@ -185,7 +186,12 @@ class _Compiler:
             return f"{self._name('decode', decoder(tp, self._fallback))}({value})"
         if origin is Records and len(args) == 1:
             item = self._name("item", self._function(args[0]))
-            return f"_Records(_map({item}, {value}))"
+            temp = self._temp()
+            # A store's unparsed array becomes a Records that parses it on first use.
+            return (
+                f"({temp}.records({item}) if type({temp} := {value}) is _Stored "
+                f"else _Records(_map({item}, {temp})))"
+            )
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
             item = self._name("item", self._function(args[0]))
             return f"_tuple(_map({item}, {value}))"

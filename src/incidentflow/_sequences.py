@@ -2,14 +2,94 @@
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
+import json
+import threading
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    Sequence,
+    ValuesView,
+)
 from itertools import islice
-from typing import Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, overload
 
-__all__ = ["FrozenMap", "Records"]
+from .exceptions import StoreError
+
+__all__ = ["FrozenMap", "Records", "StoredList"]
 
 T = TypeVar("T")
 V = TypeVar("V")
+
+
+class _Stored(Generic[T]):
+    """The JSON text of the first ``count`` items of the list some ``Records`` share.
+
+    A ``Records`` read from a store starts *unread*: ``items`` holds only what was
+    appended after the stored items, and ``read(text)`` gives those when the
+    first is needed; the list then gets them in front, in place, so every
+    ``Records`` sharing it sees them. Once read, the text stays as the encoding
+    of those items, so writing the list again encodes only the new ones.
+    """
+
+    __slots__ = ("count", "items", "lock", "read", "text")
+
+    def __init__(
+        self, items: list[T], text: str, count: int, read: Callable[[str], list[T]] | None
+    ) -> None:
+        self.items = items
+        self.text = text
+        self.count = count
+        self.read = read
+        self.lock = threading.Lock()
+
+    def fill(self) -> list[T]:
+        """All the items, reading the stored ones first if they are not read yet."""
+        with self.lock:
+            read = self.read
+            if read is not None:
+                prefix = read(self.text)
+                if len(prefix) != self.count:
+                    raise StoreError(
+                        f"a stored list holds {len(prefix)} items where {self.count} were "
+                        "written; the store is damaged"
+                    )
+                self.items[:0] = prefix
+                self.read = None
+        return self.items
+
+
+class StoredList:
+    """A JSON array of ``count`` items a store read and left unparsed, for :meth:`Records.unread`.
+
+    A snapshot decoder given one where a ``Records`` belongs makes a ``Records``
+    that parses it on first use. ``where`` names it in the error a damaged one raises.
+    """
+
+    __slots__ = ("count", "text", "where")
+
+    def __init__(self, text: str, count: int, where: str) -> None:
+        self.text = text
+        self.count = count
+        self.where = where
+
+    def records(self, item: Callable[[Any], T]) -> Records[T]:
+        """The items, each decoded by ``item`` when the first is needed."""
+        where = self.where
+
+        def read(text: str) -> list[T]:
+            try:
+                values = json.loads(text)
+                if not isinstance(values, list):
+                    raise TypeError(f"expected a JSON array, got {type(values).__name__}")
+                return [item(value) for value in values]
+            except Exception as exc:  # a damaged store: say where, whatever the decoder raised
+                raise StoreError(f"{where} cannot be read: {exc!r}") from exc
+
+        return Records.unread(self.text, self.count, read)
 
 
 class Records(Sequence[T], Generic[T]):
@@ -22,34 +102,112 @@ class Records(Sequence[T], Generic[T]):
     never to a list or tuple, so a snapshot holding a list where ``Records``
     belongs does not pass for its replay.
 
+    A store may hand out a ``Records`` whose stored items are parsed on first use
+    (:meth:`unread`): its length and ``appended`` need no item, so a command that
+    only appends never parses the history it appends to. :meth:`json_text`
+    reuses the stored text, so writing it back encodes only the new items.
+
     >>> first = Records(["a"])
     >>> second = first.appended("b")
     >>> list(first), list(second), second == Records(["a", "b"]), second == ("a", "b")
     (['a'], ['a', 'b'], True, False)
     """
 
-    __slots__ = ("_items", "_len")
+    # While ``_stored`` is set, its ``items`` is the list: one attribute to swap.
+    __slots__ = ("_items", "_len", "_stored")
 
     def __init__(self, items: Iterable[T] = ()) -> None:
         self._items: list[T] = list(items)
         self._len = len(self._items)
+        self._stored: _Stored[T] | None = None
 
     @classmethod
-    def _view(cls, items: list[T], length: int) -> Records[T]:
+    def _view(cls, items: list[T], length: int, stored: _Stored[T] | None = None) -> Records[T]:
         view: Records[T] = cls.__new__(cls)
         view._items = items
         view._len = length
+        view._stored = stored
         return view
+
+    @classmethod
+    def unread(cls, text: str, count: int, read: Callable[[str], list[T]]) -> Records[T]:
+        """``count`` stored items, held as the JSON array ``text`` until one is needed.
+
+        ``read(text)`` gives the items; it runs at most once, on the first use
+        that needs an item, and what it raises (a damaged store) is raised there.
+        """
+        if count <= 0:
+            return cls()
+        stored = _Stored([], text, count, read)
+        return cls._view(stored.items, count, stored)
+
+    def _all(self) -> list[T]:
+        """The list whose first ``_len`` items are these, read if need be."""
+        stored = self._stored
+        if stored is None:
+            return self._items
+        return stored.items if stored.read is None else stored.fill()
+
+    def json_text(self, encode: Callable[[list[T]], str]) -> str:
+        """These items as a JSON array, ``encode`` making the array of a list of items.
+
+        The stored text of the first items is reused and only the rest encoded;
+        the result is remembered for the next call.
+        """
+        length = self._len
+        stored = self._stored
+        known: str | None = None
+        if stored is not None:
+            with stored.lock:
+                unread = stored.read is not None
+                if 0 < stored.count <= length:
+                    known, count = stored.text, stored.count
+                    rest = stored.items[: length - count] if unread else stored.items[count:length]
+        if known is None:
+            return self._remember(encode(list(self)), None)
+        if not rest:
+            return known
+        return self._remember(known[:-1] + "," + encode(rest)[1:], stored)
+
+    def _remember(self, text: str, stored: _Stored[T] | None) -> str:
+        length = self._len
+        if not length:
+            return text
+        if stored is None:
+            self._stored = _Stored(self._items, text, length, None)
+            return text
+        with stored.lock:
+            if stored.read is None:
+                # Read: every Records sharing the list sees the same first items.
+                if stored.count < length:
+                    stored.text, stored.count = text, length
+                return text
+            read = stored.read
+        # Unread: this one alone moves to a stored text of all its items.
+        self._stored = _Stored([], text, length, read)
+        return text
 
     def appended(self, item: T) -> Records[T]:
         """A new ``Records`` with ``item`` at the end; this one is unchanged."""
-        items, length = self._items, self._len
+        stored, length = self._stored, self._len
+        if stored is None:
+            items = self._items
+        elif stored.read is None:
+            items = stored.items
+        else:
+            with stored.lock:
+                if stored.read is not None:
+                    items = stored.items
+                    if len(items) == length - stored.count:
+                        items.append(item)
+                        return self._view(items, length + 1, stored)
+            items = stored.fill()  # another append from this version won: read, then copy
         # An empty one never lends its list: one empty Records may serve many snapshots.
         if length and len(items) == length:
             items.append(item)
             # Another append from this same version may have won the race.
             if items[length] is item:
-                return self._view(items, length + 1)
+                return self._view(items, length + 1, stored)
         fresh = items[:length]
         fresh.append(item)
         return self._view(fresh, length + 1)
@@ -62,22 +220,24 @@ class Records(Sequence[T], Generic[T]):
     @overload
     def __getitem__(self, index: slice) -> tuple[T, ...]: ...
     def __getitem__(self, index: int | slice) -> T | tuple[T, ...]:
+        items = self._items if self._stored is None else self._all()
         if isinstance(index, slice):
-            return tuple(self._items[: self._len][index])
+            return tuple(items[: self._len][index])
         if index < 0:
             index += self._len
         if not 0 <= index < self._len:
             raise IndexError("Records index out of range")
-        return self._items[index]
+        return items[index]
 
     def __iter__(self) -> Iterator[T]:
-        return islice(self._items, self._len)
+        return islice(self._items if self._stored is None else self._all(), self._len)
 
     def __contains__(self, value: object) -> bool:
+        items = self._items if self._stored is None else self._all()
         try:
             # list.index finds the first occurrence at C speed; later ones are
             # beyond this view only if the first is too.
-            return self._items.index(value) < self._len  # type: ignore[arg-type]
+            return items.index(value) < self._len  # type: ignore[arg-type]
         except ValueError:
             return False
 
@@ -88,6 +248,9 @@ class Records(Sequence[T], Generic[T]):
 
     def __hash__(self) -> int:
         return hash(tuple(self))
+
+    def __reduce__(self) -> tuple[type[Records[T]], tuple[list[T]]]:
+        return (type(self), (list(self),))
 
     def __repr__(self) -> str:
         return f"Records({list(self)!r})"

@@ -42,8 +42,8 @@ def history() -> list[Event]:
 
 
 class TestCheckpoints:
-    def test_tail_stays_under_an_eighth_of_the_history(self) -> None:
-        """Committing one event at a time, a cold load never folds more than max(16, n/8) events."""
+    def test_tail_stays_short(self) -> None:
+        """One event at a time, a cold load folds under 16 events up to 4,096, then under n/128."""
         from incidentflow._model import State
 
         last = 1
@@ -52,25 +52,28 @@ class TestCheckpoints:
             after = _AtVersion(version)
             if checkpoint_due(version - 1, State.TRIAGING, after):  # type: ignore[arg-type]
                 last = version
-            assert version - last < max(CHECKPOINT_MIN_TAIL, version // 8), version
+            assert version - last < max(CHECKPOINT_MIN_TAIL, version // 128), version
 
     def test_checkpoints_are_rare_enough(self) -> None:
-        """Over 20,000 one-event commits the snapshot is written 8 to 16 times per doubling."""
+        """Past 4,096 events the snapshot is written at most 128 times per doubling."""
         from incidentflow._model import State
 
-        written = sum(
-            checkpoint_due(version - 1, State.TRIAGING, _AtVersion(version))  # type: ignore[arg-type]
-            for version in range(2, 20_001)
-        )
-        assert written < 250
+        written = [
+            version
+            for version in range(2, 65_537)
+            if checkpoint_due(version - 1, State.TRIAGING, _AtVersion(version))  # type: ignore[arg-type]
+        ]
+        assert sum(v < 4_096 for v in written) == 4_096 // CHECKPOINT_MIN_TAIL - 1
+        for low in (4_096, 8_192, 16_384, 32_768):
+            assert sum(low <= v < 2 * low for v in written) <= 128, low
 
     def test_cold_store_reads_a_bounded_tail(self, store: SQLiteStore, tmp_path: Path) -> None:
-        """A store without a cache reads the checkpoint and under n/8 events of a long history."""
+        """A store without a cache reads the checkpoint and under 16 events of a long history."""
         snapshot = with_notes(store, 600)
         cold = SQLiteStore(tmp_path / "incidents.db", cache_size=0)
         assert cold.load(CHECKOUT) == snapshot
         (stored,) = cold._conn.execute("SELECT version FROM snapshots").fetchone()
-        assert snapshot.version - stored < snapshot.version // 8
+        assert snapshot.version - stored < CHECKPOINT_MIN_TAIL
         cold.close()
 
 

@@ -4,8 +4,11 @@ An incident's snapshot grows with its history (every note and evidence item is
 in it), so rewriting the whole snapshot on every command would make a command
 on a long incident slower than one on a short incident. The durable stores
 therefore keep a *checkpoint*: the full snapshot as of some version, rewritten
-only now and then (every eighth of the history or so), and fold the events
-after it, fewer than an eighth of them, when a snapshot is loaded cold.
+every 16 events (every 128th of the history past 4,096), and fold the events
+after it when a snapshot is loaded cold. A checkpoint lays its long lists out
+after its other fields (:func:`checkpoint_parts`), so a cold load parses the
+rest alone and each long list only when something reads its items: a command
+that appends to a 2,000-item list costs what it costs on an empty one.
 Inside one process the last snapshot of each incident is cached, keyed by its
 version, so a command normally reads nothing but the incident's current version.
 
@@ -19,26 +22,38 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import typing
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, get_args, get_origin
 
+import attrs
 import cattrs
 
+from .._builders import copier
 from .._decide import evolve
 from .._events import Event, event_types
 from .._model import Incident, State
-from .._serialization import converter, incident_from_dict, malformed, structurer
+from .._sequences import Records, StoredList
+from .._serialization import (
+    converter,
+    incident_from_dict,
+    incident_to_dict,
+    malformed,
+    structurer,
+)
 from ..exceptions import StoreError
 
 __all__ = [
     "SnapshotCache",
     "checkpoint_due",
+    "checkpoint_parts",
     "decode_event",
     "decode_event_dict",
     "decode_snapshot",
     "dumps",
+    "encode_checkpoint",
     "encode_payload",
     "fold_onto",
     "from_micros",
@@ -55,12 +70,12 @@ _P = TypeVar("_P")
 
 
 def _checkpoint_step(version: int) -> int:
-    # The largest power of two not above an eighth of the version: checkpoints every
-    # 16 events up to 256, then every 32, 64, ... as the history doubles. Rewriting the
-    # snapshot, spread over the commands in between, then costs about as much as
-    # encoding 8 to 16 events, however long the history; a cold load folds less than
-    # an eighth of it, on top of decoding the checkpoint.
-    return max(CHECKPOINT_MIN_TAIL, 1 << max(0, (version >> 3).bit_length() - 1))
+    # Every 16 events up to 4,095, then the largest power of two not above a 128th of
+    # the version. A cold load folds fewer than 16 events up to there, and a checkpoint
+    # written from a snapshot read from the store copies its long lists' text rather
+    # than encoding them (``encode_checkpoint``): writing one, spread over the
+    # commands in between, costs about as much as copying 128 events' text.
+    return max(CHECKPOINT_MIN_TAIL, 1 << max(0, (version >> 7).bit_length() - 1))
 
 
 def checkpoint_due(before_version: int, before_state: State | None, after: Incident) -> bool:
@@ -244,21 +259,127 @@ def _build_event(
     )
 
 
+#: A list this long or longer is written after the checkpoint's other fields, to be
+#: parsed only when something needs its items (a command that appends never does).
+STORED_MIN = 8
+
+#: How a checkpoint whose long lists follow its other fields begins.
+_LAYOUT = '{"$lists":'
+_HEAD = ',"head":'
+
+
+@functools.cache
+def _record_fields() -> tuple[tuple[str, Callable[[list[Any]], str]], ...]:
+    """Each ``Records`` field of a snapshot, with what encodes a list of its items as JSON."""
+    hints = typing.get_type_hints(Incident)
+    conv = converter()
+    found = []
+    for field in attrs.fields(Incident):
+        tp = hints[field.name]
+        if get_origin(tp) is Records:
+            hook = conv.get_unstructure_hook(get_args(tp)[0])
+            found.append((field.name, _array_encoder(hook)))
+    return tuple(found)
+
+
+def _array_encoder(hook: Callable[[Any], Any]) -> Callable[[list[Any]], str]:
+    return lambda items: dumps([hook(item) for item in items])
+
+
+_EMPTY: Records[Any] = Records()
+
+
+def checkpoint_parts(snapshot: Incident) -> tuple[dict[str, Any], str | None]:
+    """``snapshot`` as ``incident_to_dict`` gives it but its long lists, and those laid out.
+
+    The lists are ``None`` when no list is long. Laid out, they are a JSON object
+    :func:`decode_snapshot` reads without parsing them: ``{"$lists": [[name,
+    length, count], ...], "head": {}, name: [...], ...}``, each list ``length``
+    characters long. A list a store handed out unparsed, and appended to, is
+    written again by copying its text (:meth:`Records.json_text`).
+    """
+    long = []
+    for name, encode in _record_fields():
+        records = getattr(snapshot, name)
+        if len(records) >= STORED_MIN:
+            long.append((name, records.json_text(encode)))
+    if not long:
+        return incident_to_dict(snapshot), None
+    head = incident_to_dict(copier(Incident)(snapshot, **{name: _EMPTY for name, _ in long}))
+    for name, _ in long:
+        del head[name]
+    layout = [[name, len(text), len(getattr(snapshot, name))] for name, text in long]
+    lists = "".join(f',"{name}":{text}' for name, text in long)
+    return head, f"{_LAYOUT}{dumps(layout)}{_HEAD}{{}}{lists}}}"
+
+
+def encode_checkpoint(snapshot: Incident) -> str:
+    """The checkpoint of ``snapshot`` as one JSON text, its long lists after its other fields.
+
+    It is the laid-out lists of :func:`checkpoint_parts` with the other fields
+    as their head; without long lists, ``incident_to_dict``'s JSON.
+    """
+    head, lists = checkpoint_parts(snapshot)
+    if lists is None:
+        return dumps(head)
+    return lists.replace(f"{_HEAD}{{}}", f"{_HEAD}{dumps(head)}", 1)
+
+
+_scan = json.JSONDecoder().raw_decode
+
+
+def _unlayered(text: str, where: str) -> dict[str, Any]:
+    """The snapshot dict of a checkpoint :func:`encode_checkpoint` laid out, lists unparsed."""
+    layout, at = _scan(text, len(_LAYOUT))
+    if not text.startswith(_HEAD, at):
+        raise ValueError(f"expected the head at character {at}")
+    head, at = _scan(text, at + len(_HEAD))
+    if not isinstance(head, dict) or not isinstance(layout, list):
+        raise ValueError("the head or the layout is not what a checkpoint holds")
+    for entry in layout:
+        if not (isinstance(entry, list) and len(entry) == 3):
+            raise ValueError(f"a list's place {entry!r} is not [name, length, count]")
+        name, length, count = entry
+        if not (isinstance(name, str) and type(length) is int and type(count) is int):
+            raise ValueError(f"a list's place {entry!r} is not [name, length, count]")
+        marker = f',"{name}":'
+        start = at + len(marker)
+        at = start + length
+        placed = text.startswith(marker, start - len(marker)) and text[start] + text[at - 1] == "[]"
+        if not placed or name in head:
+            raise ValueError(f"the list {name!r} is not where its place says")
+        head[name] = StoredList(text[start:at], count, f"{where}: the stored {name}")
+    if text[at:] != "}":
+        raise ValueError(f"unexpected text after the last list, at character {at}")
+    return head
+
+
 def decode_snapshot(
     body: str | Mapping[str, Any],
     incident_id: str,
     where: str,
     *,
     load: Callable[[str], Any] = json.loads,
+    lists: str | None = None,
 ) -> Incident:
-    """A stored checkpoint (JSON text, or the dict it holds) as a snapshot of ``incident_id``."""
+    """A stored checkpoint (JSON text, or the dict it holds) as a snapshot of ``incident_id``.
+
+    ``lists`` are the long lists laid out apart from ``body`` (:func:`checkpoint_parts`),
+    if the store keeps them apart.
+    """
+    value: Any
     try:
-        value = load(body) if isinstance(body, str) else body
+        if isinstance(body, str) and body.startswith(_LAYOUT):
+            value = _unlayered(body, f"{where}: the snapshot of {incident_id}")
+        else:
+            value = load(body) if isinstance(body, str) else body
         if not isinstance(value, Mapping):
             raise StoreError(f"expected a JSON object, got {type(value).__name__}")
+        if lists is not None:
+            value = {**value, **_unlayered(lists, f"{where}: the snapshot of {incident_id}")}
         # A dict is decoded as it is: incident_from_dict copies before it changes anything.
         snapshot = incident_from_dict(value if type(value) is dict else dict(value))
-    except (StoreError, ValueError, TypeError, KeyError) as exc:
+    except (StoreError, ValueError, TypeError, KeyError, IndexError) as exc:
         raise StoreError(f"{where}: the snapshot of {incident_id}: {exc}") from exc
     if snapshot.id != incident_id:
         raise StoreError(f"{where}: the snapshot of {incident_id} is of {snapshot.id}")

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from ..._model import Incident, Reference
-from ..._serialization import incident_to_dict
 from ...exceptions import (
     IncidentNotFound,
     StoreError,
@@ -26,6 +25,7 @@ from .._records import OutboxItem, has_open_action_items
 from .._snapshots import (
     SnapshotCache,
     decode_snapshot,
+    encode_checkpoint,
     fold_onto,
     micros,
 )
@@ -238,11 +238,13 @@ class JsonlBase:
     def _checkpoint(self, incident_id: str, size: int) -> tuple[Incident, int] | None:
         path = self._meta / "snapshots" / f"{incident_id}.json"
         try:
-            value = json.loads(path.read_text(encoding="utf-8"))
+            # A line of where it stands, then the checkpoint (one JSON object before: still read).
+            stands, _, body = path.read_text(encoding="utf-8").partition("\n")
+            value = json.loads(stands)
             offset = value["offset"]
             if value["format"] != _CACHE_FORMAT or not 0 < offset <= size:
                 return None
-            snapshot = decode_snapshot(value["snapshot"], incident_id, str(path))
+            snapshot = decode_snapshot(body or value["snapshot"], incident_id, str(path))
         except (OSError, ValueError, KeyError, TypeError, StoreError):
             return None  # a stale or damaged checkpoint: the history is replayed instead
         if snapshot.version != value["version"]:
@@ -314,14 +316,9 @@ class JsonlBase:
         self._write_atomic(path, _dumps(entry), durable=False)
 
     def _write_checkpoint(self, snapshot: Incident, end: int) -> None:
-        value = {
-            "format": _CACHE_FORMAT,
-            "offset": end,
-            "version": snapshot.version,
-            "snapshot": incident_to_dict(snapshot),
-        }
+        stands = {"format": _CACHE_FORMAT, "offset": end, "version": snapshot.version}
         path = self._meta / "snapshots" / f"{snapshot.id}.json"
-        self._write_atomic(path, _dumps(value), durable=False)
+        self._write_atomic(path, f"{_dumps(stands)}\n{encode_checkpoint(snapshot)}", durable=False)
 
 
 def _index_values(snapshot: Incident) -> dict[str, Any]:

@@ -31,8 +31,9 @@ Layout, in its own schema (``incidentflow`` unless told otherwise; schema versio
            idempotency_key, schema_version)        UNIQUE (incident_id, seq)
     incidents(id, version, state, severity, is_open, commander, title,
               title_casefold, declared_at, updated_at)   small row, indexed for list()
-    snapshots(incident_id, version, body JSONB)     checkpoint: every n/8 events or so (16
-                                                    at least), and on every change of state
+    snapshots(incident_id, version, body JSONB)     checkpoint: every 16 events (n/128 past
+                                                    4,096), and on every change of state; long
+                                                    lists as one laid-out string, '$lists'
     outbox(position, id, incident_id, seq, notifier, attempts, next_attempt_at,
            last_error, dead, claimed_by, claimed_until, ready_at, head)
     idempotency_keys(key, fingerprint, incident_id, version)

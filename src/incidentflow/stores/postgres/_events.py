@@ -11,7 +11,6 @@ import psycopg.errors
 
 from ..._events import Event
 from ..._model import Incident, State
-from ..._serialization import incident_to_dict
 from ..._similar import (
     SearchText,
     search_text_changed,
@@ -36,7 +35,6 @@ from ._values import (
     _COLUMNS,
     _changed_columns,
     _columns,
-    _dump_json,
     _event_columns,
     _from_column,
     _jsonb,
@@ -44,6 +42,7 @@ from ._values import (
     _param,
     _search_params,
     _to_column,
+    checkpoint_json,
 )
 
 
@@ -180,7 +179,7 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
 
     def _snapshot_json(self, snapshot: Incident) -> str:
         try:
-            return _dump_json(incident_to_dict(snapshot))
+            return checkpoint_json(snapshot)
         except (TypeError, ValueError) as exc:
             raise self._fail(f"cannot serialise the snapshot of {snapshot.id}", exc) from exc
 

@@ -420,7 +420,7 @@ class PostgresBase:
 
         def checkpoint() -> Incident | None:
             found = conn.execute(self._sql.select_snapshot, (incident_id,)).fetchone()
-            return None if found is None else self._snapshot(found[0], incident_id)
+            return None if found is None else self._snapshot(found[0], found[1], incident_id)
 
         def tail(after: int, upto: int) -> Sequence[Event]:
             return self._events(conn.execute(self._sql.select_tail, (incident_id, after, upto)))
@@ -434,8 +434,8 @@ class PostgresBase:
             where=self.where,
         )
 
-    def _snapshot(self, body: str, incident_id: str) -> Incident:
-        return decode_snapshot(body, incident_id, self.where, load=_load_json)
+    def _snapshot(self, body: str, lists: str | None, incident_id: str) -> Incident:
+        return decode_snapshot(body, incident_id, self.where, load=_load_json, lists=lists)
 
     def _events(self, rows: Iterable[Sequence[Any]]) -> list[Event]:
         return [decode_event(row, self.where, data=_load_json, text=_from_column) for row in rows]
@@ -462,8 +462,9 @@ class PostgresBase:
                 else:
                     unread.append(incident_id)
             if unread:
-                for incident_id, body in conn.execute(self._sql.select_snapshots, (unread,)):
-                    bases[incident_id] = self._snapshot(body, incident_id)
+                rows = conn.execute(self._sql.select_snapshots, (unread,))
+                for incident_id, body, lists in rows:
+                    bases[incident_id] = self._snapshot(body, lists, incident_id)
             missing = set(stale) - set(bases)
             if missing:
                 raise StoreError(f"{self.where}: {min(missing)} has no stored snapshot")

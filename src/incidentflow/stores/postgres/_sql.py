@@ -36,9 +36,11 @@ class _Statements:
             f"SELECT key, fingerprint, incident_id, version FROM {s}.idempotency_keys "
             "WHERE key = %s"
         )
-        self.select_snapshot = f"SELECT body::text FROM {s}.snapshots WHERE incident_id = %s"
+        # The long lists come apart, as the string they are stored as (see checkpoint_json).
+        body = "(body - '$lists')::text, body ->> '$lists'"
+        self.select_snapshot = f"SELECT {body} FROM {s}.snapshots WHERE incident_id = %s"
         self.select_snapshots = (
-            f"SELECT incident_id, body::text FROM {s}.snapshots WHERE incident_id = ANY(%s)"
+            f"SELECT incident_id, {body} FROM {s}.snapshots WHERE incident_id = ANY(%s)"
         )
         self.select_history = (
             f"SELECT {_EVENT_SELECT} FROM {s}.events e "

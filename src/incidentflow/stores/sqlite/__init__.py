@@ -23,8 +23,9 @@ Layout (schema version 6)::
     incident_fields(incident_id, name, value JSON)      row, each indexed (version 6); a
     incident_references(incident_id, kind, value,       partial UNIQUE index keeps one open
                         is_open)                        holder per reference
-    snapshots(incident_id, version, body JSON)          checkpoint: every n/8 events or so (16
-                                                        at least), and on every change of state
+    snapshots(incident_id, version, body JSON)          checkpoint: every 16 events (n/128 past
+                                                        4,096), and on every change of state;
+                                                        long lists laid out after the rest
     outbox(position, id, incident_id, seq, notifier,    undelivered notifications and
            attempts, next_attempt_at µs, last_error,    their delivery state (version 2)
            dead, claimed_by, claimed_until µs,

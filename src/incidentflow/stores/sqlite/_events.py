@@ -8,7 +8,6 @@ from typing import Any
 
 from ..._events import Event
 from ..._model import Incident, State
-from ..._serialization import incident_to_json
 from ..._similar import (
     SearchText,
     indexed,
@@ -23,6 +22,7 @@ from .._appending import CheckedAppend, check_key_unused
 from .._records import Commit, IdempotencyRecord
 from .._snapshots import (
     checkpoint_due,
+    encode_checkpoint,
 )
 from ._access import write_access
 from ._rows import (
@@ -140,7 +140,7 @@ class SQLiteEventStore(SQLiteBase, CheckedAppend):
             state_before = previous.state
         if checkpoint_due(commit.expected_version, state_before, snapshot):
             try:
-                body = incident_to_json(snapshot)
+                body = encode_checkpoint(snapshot)
             except (TypeError, ValueError) as exc:
                 raise self._fail(f"cannot serialise the snapshot of {snapshot.id}", exc) from exc
             conn.execute(
