@@ -210,6 +210,12 @@ def fill(path: Path, count: int, template_db: Path, slugs: list[str]) -> float:
             {"copies": wanted, "slug": slug},
         )
         conn.execute(
+            f"{clones} INSERT INTO snapshot_lists SELECT replace(incident_id, :slug, {new}), "
+            f"name, chunk, version, count, replace(items, :slug, {new}) "
+            "FROM template.snapshot_lists, k WHERE incident_id LIKE '%-' || :slug",
+            {"copies": wanted, "slug": slug},
+        )
+        conn.execute(
             f"{clones} INSERT INTO milestones SELECT replace(incident_id, :slug, {new}), "
             "first_occurred_at, detected_at, acknowledged_at, contained_at, fixed_at, "
             "resolved_at, postmortem_completed_at FROM template.milestones, k "

@@ -16,7 +16,8 @@ side once, in turn; the ratio is that of the medians. It prints, target â‰¤ 1.5Ã
    MTTA and MTTR computed on the integers in plain Python; and, for reference,
    against the same seven durations' count, total, minimum, mean, median, p90
    and maximum computed on the integers in plain Python (what ``metrics``
-   gives);
+   gives); and, for reference, ``flow.metrics(by="severity")`` (grouped, so
+   read row by row rather than from the durations' indexes) against the same;
 3. ``flow.list(open_only=True, severity="P1")`` (whole snapshots) against the
    raw indexed query of the same rows' snapshot JSON, each parsed with
    ``json.loads``.
@@ -185,6 +186,7 @@ def measure_sqlite(path: Path, rounds: int) -> None:
                 "summaries": lambda: flow.summaries(),
                 "raw summaries": lambda: raw_summaries(conn),
                 "metrics": lambda: flow.metrics(),
+                "metrics by severity": lambda: flow.metrics(by="severity"),
                 "raw mtta/mttr": lambda: raw_mtta_mttr(conn),
                 "raw seven": lambda: raw_seven_durations(conn),
                 "list": lambda: flow.list(open_only=True, severity="P1"),
@@ -198,6 +200,8 @@ def measure_sqlite(path: Path, rounds: int) -> None:
                "raw mtta/mttr", target=True)  # fmt: skip
         report("   metrics() vs raw SELECT + the same seven statistics on integers", medians,
                "metrics", "raw seven", target=False)  # fmt: skip
+        report("   metrics(by='severity') vs raw SELECT + MTTA/MTTR on integers", medians,
+               "metrics by severity", "raw mtta/mttr", target=False)  # fmt: skip
         report("3. list(open P1) vs raw indexed SELECT + json.loads", medians, "list",
                "raw list", target=True)  # fmt: skip
     finally:
@@ -294,6 +298,7 @@ def measure_postgres(dsn: str, count: int, rounds: int) -> None:
                 "summaries": lambda: flow.summaries(),
                 "raw summaries": raw_summaries,
                 "metrics": lambda: flow.metrics(),
+                "metrics by severity": lambda: flow.metrics(by="severity"),
                 "raw mtta/mttr": lambda: conn.execute(times).fetchone(),
                 "list": lambda: flow.list(open_only=True, severity="P1"),
                 "raw list": lambda: [loads(b) for (b,) in conn.execute(open_p1).fetchall()],
@@ -307,6 +312,8 @@ def measure_postgres(dsn: str, count: int, rounds: int) -> None:
                    "raw summaries", target=True)  # fmt: skip
             report("2. metrics() vs raw SELECT aggregating MTTA/MTTR in SQL", medians,
                    "metrics", "raw mtta/mttr", target=True)  # fmt: skip
+            report("   metrics(by='severity') vs the same", medians, "metrics by severity",
+                   "raw mtta/mttr", target=False)  # fmt: skip
             report("3. list(open P1) vs raw indexed SELECT + json.loads", medians, "list",
                    "raw list", target=True)  # fmt: skip
     finally:

@@ -301,7 +301,8 @@ class Reads(abc.ABC):
         >>> summary.count, summary.mtta
         (1, None)
         """
-        from ._metrics import check_grouping, summarize, summarize_durations
+        from ._metrics import check_grouping, summarize
+        from ._metrics_rows import summarize_durations, summary_of_parts
 
         query = self._milestone_query(severity, declared_after, declared_before, type, viewer)
         index = self._index()
@@ -309,6 +310,10 @@ class Reads(abc.ABC):
         computed = getattr(index, "duration_groups", None)
         if computed is not None:
             check_grouping(by, period)
+            # Everything, ungrouped: SQLite seeks each quantile in its duration's index.
+            parts = getattr(index, "duration_parts", None)
+            if by is None and parts is not None and (read := parts(query)) is not None:
+                return summary_of_parts(*read)
             found = computed(query, "day" if by == "period" else by)
             if found is not None:
                 return summarize_durations(*found, by=by, period=period)

@@ -11,7 +11,7 @@ from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 
@@ -182,9 +182,10 @@ class Stats:
 
     Attributes:
         count: How many incidents have this duration.
-        total: The sum of the durations.
+        total: The sum of the durations, exact to the microsecond.
         minimum: The shortest.
-        mean: The arithmetic mean.
+        mean: The arithmetic mean: ``total / count``, rounded half to even
+            to the microsecond.
         median: The 50th percentile.
         p90: The 90th percentile.
         maximum: The longest.
@@ -317,39 +318,85 @@ def _quantile(ordered: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * fraction
 
 
-def _stats(values: Sequence[float]) -> Stats:
-    count = len(values)
-    total = math.fsum(values)
+#: The quantiles of :class:`Stats` besides the extremes: the median and the p90.
+QUANTILES: tuple[float, ...] = (0.5, 0.9)
+
+_PER_SECOND = 1_000_000
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def quantile_rank(count: int, q: float) -> int:
+    """The 0-based rank of the lower of the two values a ``q`` quantile lies between."""
+    return math.floor((count - 1) * q)
+
+
+def stats_of(
+    count: int,
+    total: int,
+    minimum: int,
+    maximum: int,
+    neighbours: Sequence[tuple[int, int]],
+) -> Stats:
+    """The :class:`Stats` of ``count`` durations given in microseconds by their parts.
+
+    ``total`` is their exact sum; ``neighbours`` holds, for each of :data:`QUANTILES`,
+    the values at :func:`quantile_rank` and the rank after it (the same value twice
+    at the last rank): what a store can seek in an index instead of sorting them all.
+    The total and mean are exact (the mean rounded half to even to the microsecond);
+    the extremes and quantiles go through float seconds, as :func:`percentile` does.
+    """
     if not count:
         return Stats(0, timedelta(0), None, None, None, None, None)
-    ordered = sorted(values)
-    return Stats(
-        count=count,
-        total=timedelta(seconds=total),
-        minimum=timedelta(seconds=ordered[0]),
-        mean=timedelta(seconds=total / count),
-        median=timedelta(seconds=_quantile(ordered, 0.5)),
-        p90=timedelta(seconds=_quantile(ordered, 0.9)),
-        maximum=timedelta(seconds=ordered[-1]),
+    whole = timedelta(microseconds=total)
+    median, p90 = (
+        _interpolated(count, q, low, high)
+        for q, (low, high) in zip(QUANTILES, neighbours, strict=True)
     )
+    return Stats(count, whole, _seconds(minimum), whole / count, median, p90, _seconds(maximum))
+
+
+def _seconds(micros: int) -> timedelta:
+    # Through float seconds (``timedelta.total_seconds()``), as every figure was before.
+    return timedelta(seconds=micros / _PER_SECOND)
+
+
+def _interpolated(count: int, q: float, low: int, high: int) -> timedelta:
+    """:func:`_quantile` of the two neighbours, in seconds: the same floats, the same result."""
+    rank = (count - 1) * q
+    below, above = low / _PER_SECOND, high / _PER_SECOND
+    return timedelta(seconds=below + (above - below) * (rank - math.floor(rank)))
+
+
+def _stats(values: Sequence[int]) -> Stats:
+    """The :class:`Stats` of durations in microseconds."""
+    count = len(values)
+    if not count:
+        return stats_of(0, 0, 0, 0, ())
+    ordered = sorted(values)
+    last = count - 1
+    neighbours = [
+        (ordered[rank], ordered[min(rank + 1, last)])
+        for rank in (quantile_rank(count, q) for q in QUANTILES)
+    ]
+    return stats_of(count, sum(ordered), ordered[0], ordered[last], neighbours)
 
 
 class _Group:
-    """What one group accumulates: counts, and each duration's values in seconds."""
+    """What one group accumulates: counts, and each duration's values in microseconds."""
 
     __slots__ = ("counts", "values")
 
     def __init__(self) -> None:
         self.counts: dict[tuple[Severity, State], int] = {}
-        # array('d') keeps 8 bytes a value where a list of floats needs 32.
-        self.values: tuple[array[float], ...] = tuple(array("d") for _ in METRICS)
+        # array('q') keeps 8 bytes a value where a list of ints needs 32 or more.
+        self.values: tuple[array[int], ...] = tuple(array("q") for _ in METRICS)
 
     def add(self, inc: Incident | Milestones) -> None:
         key = (inc.severity, inc.state)
         self.counts[key] = self.counts.get(key, 0) + 1
         for values, span in zip(self.values, _spans(inc), strict=True):
             if span is not None:
-                values.append(span.total_seconds())
+                values.append(span // _MICROSECOND)
 
     def summary(
         self,
@@ -363,7 +410,7 @@ class _Group:
 
 def _summary(
     counts: Mapping[tuple[Severity, State], int],
-    values: Iterable[Sequence[float]],
+    values: Iterable[Sequence[int]],
     severity: Severity | None,
     period: str | None,
     start: date | None,
@@ -393,7 +440,7 @@ def summarize(
     """Aggregate the durations of many incidents, in one pass.
 
     ``incidents`` is read once and nothing of an incident is kept but its
-    durations (as floats), so a generator over a whole store works: memory
+    durations (integer microseconds), so a generator over a whole store works: memory
     grows with the number of groups times the number of values, not with the
     snapshots. Incidents in every state count, dismissed ones included; filter
     the iterable to leave some out.
@@ -475,86 +522,6 @@ def check_grouping(by: object, period: object) -> None:
         raise ValidationError(
             "period", f"{v._shown(period)} is not a period; use one of {list(PERIODS)}"
         )
-
-
-_DAY_MICROS = 86_400_000_000
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-
-
-def summarize_durations(
-    counts: Iterable[Sequence[Any]],
-    durations: Iterable[Sequence[Any]],
-    *,
-    by: Literal["severity", "type", "period"] | None = None,
-    period: Literal["day", "week", "month"] = "week",
-) -> list[Summary]:
-    """:func:`summarize`, from what a store aggregated and computed itself.
-
-    ``counts`` holds ``(group, severity, state, n)`` rows and ``durations``
-    one ``(group, *durations)`` row per incident, each duration of
-    :data:`METRICS` in seconds or ``None`` (see :data:`DURATION_SPANS`). The
-    group is ``None``, the severity's or the type's name, or with
-    ``by="period"`` the day of ``declared_at`` (days since 1970-01-01, UTC).
-    The same summaries, value for value: a duration is the microseconds
-    between two milestones divided by 10^6, as ``timedelta.total_seconds()``
-    gives it. Nothing is built per incident: each duration's values are
-    gathered by column.
-    """
-    check_grouping(by, period)
-    key_of: Callable[[Any], Any] = _identity
-    if by == "period":
-        start_of, keys = _PERIOD_START[period], dict[int, int]()
-
-        def key_of(day: Any) -> Any:
-            key = keys.get(day)
-            if key is None:
-                key = keys[day] = start_of(date.fromordinal(_EPOCH_ORDINAL + day))
-            return key
-
-    tallies: dict[Any, dict[tuple[Severity, State], int]] = {}
-    for group, severity, state, n in counts:
-        tally = tallies.setdefault(key_of(group), {})
-        pair = (Severity(severity), State(state))
-        tally[pair] = tally.get(pair, 0) + n
-    rows: dict[Any, list[Sequence[Any]]] = {}
-    if by is None:
-        rows[None] = durations if isinstance(durations, list) else list(durations)
-    else:
-        for row in durations:
-            rows.setdefault(key_of(row[0]), []).append(row)
-    if by is None:
-        return [_summary(tallies.get(None, {}), _columns(rows[None]), None, None, None, None)]
-
-    def summary_of(key: Any, severity: Severity | None, label: str | None,
-                   first_day: date | None, kind: str | None) -> Summary:  # fmt: skip
-        return _summary(tallies[key], _columns(rows.get(key, ())), severity, label, first_day, kind)
-
-    if by == "severity":
-        return [summary_of(s.value, s, None, None, None) for s in Severity if s.value in tallies]
-    if by == "type":
-        return [summary_of(kind, None, None, None, kind) for kind in sorted(tallies)]
-    summaries = []
-    for key in sorted(tallies):
-        first_day = date.fromordinal(key)
-        summaries.append(summary_of(key, None, _period_label(period, first_day), first_day, None))
-    return summaries
-
-
-def duration_seconds(incident: Incident) -> tuple[float | None, ...]:
-    """The durations of :data:`METRICS` of one snapshot, in seconds: a duration row's tail."""
-    return tuple(None if span is None else span.total_seconds() for span in _spans(incident))
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _columns(rows: Sequence[Sequence[Any]]) -> list[list[float]]:
-    """Each duration's values (``None`` left out), from ``(group, *durations)`` rows."""
-    if not rows:
-        return [[] for _ in METRICS]
-    columns = list(zip(*rows, strict=True))[1:]
-    return [[x for x in column if x is not None] for column in columns]
 
 
 def _utc_date(inc: Incident | Milestones) -> date:

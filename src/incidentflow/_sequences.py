@@ -25,6 +25,15 @@ T = TypeVar("T")
 V = TypeVar("V")
 
 
+#: A JSON array's text, or consecutive arrays' texts whose items make one list.
+Text = str | tuple[str, ...]
+
+
+def _join(texts: tuple[str, ...]) -> str:
+    """Consecutive JSON arrays' texts as one array's text."""
+    return f"[{','.join(text[1:-1] for text in texts if len(text) > 2)}]"
+
+
 class _Stored(Generic[T]):
     """The JSON text of the first ``count`` items of the list some ``Records`` share.
 
@@ -33,24 +42,35 @@ class _Stored(Generic[T]):
     first is needed; the list then gets them in front, in place, so every
     ``Records`` sharing it sees them. Once read, the text stays as the encoding
     of those items, so writing the list again encodes only the new ones.
+
+    ``mark`` is a store's note of where it keeps the first ``marked`` items
+    (:meth:`Records.mark`), so its next write sends only the ones after them.
     """
 
-    __slots__ = ("count", "items", "lock", "read", "text")
+    __slots__ = ("count", "items", "lock", "mark", "marked", "read", "text")
 
     def __init__(
-        self, items: list[T], text: str, count: int, read: Callable[[str], list[T]] | None
+        self,
+        items: list[T],
+        text: Text | None,
+        count: int,
+        read: Callable[[Text], list[T]] | None,
+        mark: object = None,
+        marked: int = 0,
     ) -> None:
         self.items = items
         self.text = text
         self.count = count
         self.read = read
+        self.mark = mark
+        self.marked = marked
         self.lock = threading.Lock()
 
     def fill(self) -> list[T]:
         """All the items, reading the stored ones first if they are not read yet."""
         with self.lock:
             read = self.read
-            if read is not None:
+            if read is not None and self.text is not None:
                 prefix = read(self.text)
                 if len(prefix) != self.count:
                     raise StoreError(
@@ -66,30 +86,35 @@ class StoredList:
     """A JSON array of ``count`` items a store read and left unparsed, for :meth:`Records.unread`.
 
     A snapshot decoder given one where a ``Records`` belongs makes a ``Records``
-    that parses it on first use. ``where`` names it in the error a damaged one raises.
+    that parses it on first use. ``where`` names it in the error a damaged one raises;
+    ``mark`` is the store's note of where it keeps these items (:meth:`Records.mark`).
     """
 
-    __slots__ = ("count", "text", "where")
+    __slots__ = ("count", "mark", "text", "where")
 
-    def __init__(self, text: str, count: int, where: str) -> None:
+    def __init__(self, text: Text, count: int, where: str, mark: object = None) -> None:
         self.text = text
         self.count = count
         self.where = where
+        self.mark = mark
 
     def records(self, item: Callable[[Any], T]) -> Records[T]:
         """The items, each decoded by ``item`` when the first is needed."""
         where = self.where
 
-        def read(text: str) -> list[T]:
+        def read(text: Text) -> list[T]:
             try:
-                values = json.loads(text)
-                if not isinstance(values, list):
-                    raise TypeError(f"expected a JSON array, got {type(values).__name__}")
-                return [item(value) for value in values]
+                items: list[T] = []
+                for part in (text,) if isinstance(text, str) else text:
+                    values = json.loads(part)
+                    if not isinstance(values, list):
+                        raise TypeError(f"expected a JSON array, got {type(values).__name__}")
+                    items += map(item, values)
+                return items
             except Exception as exc:  # a damaged store: say where, whatever the decoder raised
                 raise StoreError(f"{where} cannot be read: {exc!r}") from exc
 
-        return Records.unread(self.text, self.count, read)
+        return Records.unread(self.text, self.count, read, mark=self.mark)
 
 
 class Records(Sequence[T], Generic[T]):
@@ -130,16 +155,62 @@ class Records(Sequence[T], Generic[T]):
         return view
 
     @classmethod
-    def unread(cls, text: str, count: int, read: Callable[[str], list[T]]) -> Records[T]:
+    def unread(
+        cls, text: Text, count: int, read: Callable[[Text], list[T]], *, mark: object = None
+    ) -> Records[T]:
         """``count`` stored items, held as the JSON array ``text`` until one is needed.
+
+        ``text`` may also be consecutive arrays (a store's chunks), joined only if
+        :meth:`json_text` needs one text.
 
         ``read(text)`` gives the items; it runs at most once, on the first use
         that needs an item, and what it raises (a damaged store) is raised there.
+        ``mark`` is the store's note of where it keeps them (:meth:`mark`).
         """
         if count <= 0:
             return cls()
-        stored = _Stored([], text, count, read)
+        stored = _Stored([], text, count, read, mark, count if mark is not None else 0)
         return cls._view(stored.items, count, stored)
+
+    def mark(self, mark: object | None = None) -> tuple[object, int] | None:
+        """Leave a store's note (``mark``) that it keeps these items; or read the note.
+
+        With ``mark``, the note says the store holds all of this ``Records``'s
+        items; without, it gives the note and how many items it covers, if a
+        note covers no more than this one holds (``Records`` grown from this one
+        share it). A store compares the note with what it holds before it trusts it.
+        """
+        stored = self._stored
+        if mark is not None:
+            if not self._len:
+                return None
+            if stored is None:
+                # The same list, with no text yet: a note alone.
+                self._stored = _Stored(self._items, None, 0, None, mark, self._len)
+                return None
+            with stored.lock:
+                if stored.read is None or self._len == stored.count:
+                    stored.mark, stored.marked = mark, self._len
+                    return None
+            # Unread with items after the stored ones: this one alone moves to a note of all.
+            self._stored = _Stored([], stored.text, stored.count, stored.read, mark, self._len)
+            self._stored.items.extend(stored.items[: self._len - stored.count])
+            return None
+        if stored is None:
+            return None
+        with stored.lock:
+            if stored.mark is None or stored.marked > self._len:
+                return None
+            return stored.mark, stored.marked
+
+    def after(self, count: int) -> list[T]:
+        """The items after the first ``count``, parsing the stored ones only if they are needed."""
+        stored = self._stored
+        if stored is not None and stored.read is not None:
+            with stored.lock:
+                if stored.read is not None and count >= stored.count:
+                    return stored.items[count - stored.count : self._len - stored.count]
+        return self._all()[count : self._len]
 
     def _all(self) -> list[T]:
         """The list whose first ``_len`` items are these, read if need be."""
@@ -160,11 +231,13 @@ class Records(Sequence[T], Generic[T]):
         if stored is not None:
             with stored.lock:
                 unread = stored.read is not None
-                if 0 < stored.count <= length:
+                if 0 < stored.count <= length and stored.text is not None:
+                    if not isinstance(stored.text, str):
+                        stored.text = _join(stored.text)
                     known, count = stored.text, stored.count
                     rest = stored.items[: length - count] if unread else stored.items[count:length]
         if known is None:
-            return self._remember(encode(list(self)), None)
+            return self._remember(encode(list(self)), stored)
         if not rest:
             return known
         return self._remember(known[:-1] + "," + encode(rest)[1:], stored)
@@ -174,6 +247,7 @@ class Records(Sequence[T], Generic[T]):
         if not length:
             return text
         if stored is None:
+            # ``_items`` is this one's list only while no ``_Stored`` holds it.
             self._stored = _Stored(self._items, text, length, None)
             return text
         with stored.lock:
@@ -182,9 +256,9 @@ class Records(Sequence[T], Generic[T]):
                 if stored.count < length:
                     stored.text, stored.count = text, length
                 return text
-            read = stored.read
+            read, mark, marked = stored.read, stored.mark, stored.marked
         # Unread: this one alone moves to a stored text of all its items.
-        self._stored = _Stored([], text, length, read)
+        self._stored = _Stored([], text, length, read, mark, marked)
         return text
 
     def appended(self, item: T) -> Records[T]:

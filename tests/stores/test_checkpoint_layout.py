@@ -19,9 +19,8 @@ from incidentflow._model import Incident
 from incidentflow._sequences import Records
 from incidentflow._serialization import incident_to_dict
 from incidentflow.stores import MemoryStore
+from incidentflow.stores._chunks import max_chunks
 from incidentflow.stores._snapshots import (
-    STORED_MIN,
-    checkpoint_parts,
     decode_snapshot,
     dumps,
     encode_checkpoint,
@@ -75,17 +74,6 @@ class TestLayout:
         flow = _flow(MemoryStore(), clock)
         incident = flow.declare("Search is slow", severity="P3", commander="al", actor="al")
         assert encode_checkpoint(incident) == dumps(incident_to_dict(incident))
-        assert checkpoint_parts(incident) == (incident_to_dict(incident), None)
-
-    def test_lists_kept_apart_decode_alike(self, long_incident: Incident) -> None:
-        """A store keeping the head and the laid-out lists apart decodes the same snapshot."""
-        head, lists = checkpoint_parts(long_incident)
-        assert lists is not None
-        assert len(long_incident.notes) >= STORED_MIN
-        assert "notes" not in head
-        assert "people" not in head
-        decoded = decode_snapshot(dumps(head), long_incident.id, "here", lists=lists)
-        assert decoded == long_incident
 
     def test_long_lists_are_parsed_on_first_use(self, long_incident: Incident) -> None:
         """Decoding parses the head alone; appending and len() parse nothing; reading does."""
@@ -197,19 +185,20 @@ class TestStores:
             assert stored == replayed
             assert [n.text for n in stored.notes][-2:] == ["cold note 38", "cold note 39"]
 
-    def test_postgres_keeps_the_fields_queryable(self, tmp_path: Path) -> None:
-        """PostgreSQL's jsonb keeps every other field a field; the long lists are one string."""
+    def test_postgres_keeps_the_head_queryable(self, tmp_path: Path) -> None:
+        """PostgreSQL's jsonb head keeps every other field a field, and names the chunks."""
         clock = FrozenClock()
-        with _flow(open_kind("postgres", tmp_path), clock) as flow:
+        store = open_kind("postgres", tmp_path)
+        with _flow(store, clock) as flow:
             incident = _long_incident(flow, clock, extra=20)
         with postgres_connection() as conn:
-            title, lists, kind = conn.execute(
-                f"SELECT body ->> 'title', body ->> '$lists', jsonb_typeof(body -> '$lists') "
+            title, layout, has_notes = conn.execute(
+                f"SELECT body ->> 'title', body -> '$chunks', body ? 'notes' "
                 f'FROM "{postgres_schema(tmp_path)}".snapshots'
             ).fetchone()
         assert title == incident.title
-        assert kind == "string"
-        assert json.loads(lists)["notes"][0]["text"] == incident.notes[0].text
+        assert not has_notes
+        assert "notes" in [entry[0] for entry in layout]
 
 
 # -- Records, unread and read, against a plain list -----------------------------------
@@ -253,6 +242,7 @@ class RecordsMachine(RuleBasedStateMachine):
         self.model: dict[int, list[int]] = {}
         self.made: dict[int, Records[int]] = {}
         self.calls: list[int] = []
+        self.noted: dict[object, list[int]] = {}
 
     @initialize(target=versions, items=st.lists(st.integers(), max_size=12), unread=st.booleans())
     def start(self, items: list[int], unread: bool) -> int:
@@ -289,6 +279,30 @@ class RecordsMachine(RuleBasedStateMachine):
             assert self.made[version][at] == items[at]
             assert items[at] in self.made[version]
 
+    @rule(version=versions)
+    def note(self, version: int) -> None:
+        made = self.made[version]
+        made.mark(("note", version))
+        if len(made):
+            assert made.mark() == (("note", version), len(made))
+            self.noted[("note", version)] = list(self.model[version])
+
+    @rule(version=versions, data=st.data())
+    def after(self, version: int, data: st.DataObject) -> None:
+        items = self.model[version]
+        count = data.draw(st.integers(0, len(items)))
+        assert self.made[version].after(count) == items[count:]
+
+    @invariant()
+    def notes_cover_what_was_noted(self) -> None:
+        """A note read back covers items that are this version's first ones, as noted."""
+        for key, made in self.made.items():
+            found = made.mark()
+            if found is not None:
+                mark, count = found
+                assert count <= len(made)
+                assert self.noted[mark][:count] == self.model[key][:count]
+
     @invariant()
     def lengths_hold(self) -> None:
         for key, made in self.made.items():
@@ -302,3 +316,103 @@ class RecordsMachine(RuleBasedStateMachine):
 
 TestRecordsMachine = RecordsMachine.TestCase
 TestRecordsMachine.settings = settings(max_examples=80, stateful_step_count=30, deadline=None)
+
+
+# -- Chunks: SQLite and PostgreSQL write a long list's new items only -------------------
+
+
+def _chunks(store: Any, kind: str, incident_id: str) -> list[tuple[str, int, int, int]]:
+    """(name, chunk, version, count) of each stored chunk of ``incident_id``, in order."""
+    sql = (
+        "SELECT name, chunk, version, count FROM {table} WHERE incident_id = {mark} "
+        "ORDER BY name, chunk"
+    )
+    if kind == "sqlite":
+        rows = store._conn.execute(sql.format(table="snapshot_lists", mark="?"), (incident_id,))
+        return [tuple(row) for row in rows]
+    with postgres_connection() as conn:
+        table = f"{store._sql.schema}.snapshot_lists"
+        rows = conn.execute(sql.format(table=table, mark="%s"), (incident_id,))
+        return [tuple(row) for row in rows]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+class TestChunks:
+    def test_a_checkpoint_writes_only_the_new_items(self, kind: str, tmp_path: Path) -> None:
+        """Each checkpoint past the first adds one chunk of the 16 items added since."""
+        clock = FrozenClock()
+        store = open_kind(kind, tmp_path)
+        with _flow(store, clock) as flow:
+            incident = flow.declare(
+                "Checkout returns 500", severity="P3", commander="al", actor="al"
+            )
+            for n in range(80):
+                flow.add_note(incident.id, f"note {n}", actor="al")
+            chunks = [row for row in _chunks(store, kind, incident.id) if row[0] == "notes"]
+        assert [row[1] for row in chunks] == list(range(len(chunks)))
+        # The last checkpoint is at version 80: the declaration and 79 notes.
+        assert sum(row[3] for row in chunks) == 79
+        assert chunks[-1][2] == 80
+        assert len(chunks) >= 4
+        assert all(row[3] == 16 for row in chunks[1:])
+        assert [row[2] for row in chunks] == sorted(row[2] for row in chunks)
+
+    def test_chunks_are_rewritten_as_one_when_too_many(self, kind: str, tmp_path: Path) -> None:
+        """A list never holds more than max_chunks() chunks; the excess is written as one."""
+        clock = FrozenClock()
+        store = open_kind(kind, tmp_path)
+        with _flow(store, clock) as flow:
+            incident = flow.declare(
+                "Checkout returns 500", severity="P3", commander="al", actor="al"
+            )
+            for n in range(400):
+                flow.add_note(incident.id, f"note {n}", actor="al")
+            chunks = [row for row in _chunks(store, kind, incident.id) if row[0] == "notes"]
+            assert 1 <= len(chunks) <= max_chunks(400)
+            assert sum(row[3] for row in chunks) <= 400
+        with _flow(open_kind(kind, tmp_path), clock) as cold:
+            assert [n.text for n in cold.get(incident.id).notes] == [
+                f"note {n}" for n in range(400)
+            ]
+
+    def test_writers_in_two_stores_keep_the_chunks_right(self, kind: str, tmp_path: Path) -> None:
+        """Two stores on one database, taking turns: each trusts chunks only as it left them."""
+        clock = FrozenClock()
+        first, second = (
+            _flow(open_kind(kind, tmp_path), clock),
+            _flow(open_kind(kind, tmp_path), clock),
+        )
+        incident = first.declare("Checkout returns 500", severity="P3", commander="al", actor="al")
+        for n in range(120):
+            (first if (n // 7) % 2 else second).add_note(incident.id, f"note {n}", actor="al")
+        for flow in (first, second):
+            stored = flow.get(incident.id)
+            assert stored == replay(list(flow.history(incident.id)))
+            assert flow.verify(incident.id)
+        with _flow(open_kind(kind, tmp_path), clock) as cold:
+            assert [n.text for n in cold.get(incident.id).notes] == [
+                f"note {n}" for n in range(120)
+            ]
+        first.close()
+        second.close()
+
+    def test_damaged_chunks_are_a_store_error(self, tmp_path: Path) -> None:
+        """A chunk missing from the rows the head counts on is refused, naming the list."""
+        clock = FrozenClock()
+        store = open_kind("sqlite", tmp_path)
+        with _flow(store, clock) as flow:
+            incident = flow.declare(
+                "Checkout returns 500", severity="P3", commander="al", actor="al"
+            )
+            for n in range(40):
+                flow.add_note(incident.id, f"note {n}", actor="al")
+            store._conn.execute("DELETE FROM snapshot_lists WHERE chunk = 1")
+        with (
+            _flow(open_kind("sqlite", tmp_path), clock) as cold,
+            pytest.raises(StoreError, match="the stored chunks of notes do not add up"),
+        ):
+            cold.get(incident.id)

@@ -147,6 +147,7 @@ class TestSetup:
             "outbox",
             "schema_version",
             "search",
+            "snapshot_lists",
             "snapshots",
         ]
         assert store.schema_version() == postgres_module().SCHEMA_VERSION

@@ -29,7 +29,7 @@ __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Listing", "light_listing"]
 
 #: ``stores.sqlite._schema.SCHEMA_VERSION`` and ``APPLICATION_ID``, kept here so that a
 #: listing imports no store; a test checks they agree (another version: the full path).
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 9
 APPLICATION_ID = 0x49464C57
 
 #: ``_validate.NAME_MAX``: the longest commander or text filter the library accepts.

@@ -5,10 +5,12 @@ in it), so rewriting the whole snapshot on every command would make a command
 on a long incident slower than one on a short incident. The durable stores
 therefore keep a *checkpoint*: the full snapshot as of some version, rewritten
 every 16 events (every 128th of the history past 4,096), and fold the events
-after it when a snapshot is loaded cold. A checkpoint lays its long lists out
-after its other fields (:func:`checkpoint_parts`), so a cold load parses the
-rest alone and each long list only when something reads its items: a command
-that appends to a 2,000-item list costs what it costs on an empty one.
+after it when a snapshot is loaded cold. A checkpoint's long lists are not
+parsed on load: the JSON Lines store lays them out after the other fields
+(:func:`encode_checkpoint`), SQLite and PostgreSQL keep them in chunks
+(:mod:`incidentflow.stores._chunks`), and each becomes a ``Records`` that parses
+its items when something reads them. A command that appends to a 2,000-item
+list costs about what it costs on an empty one.
 Inside one process the last snapshot of each incident is cached, keyed by its
 version, so a command normally reads nothing but the incident's current version.
 
@@ -48,7 +50,6 @@ from ..exceptions import StoreError
 __all__ = [
     "SnapshotCache",
     "checkpoint_due",
-    "checkpoint_parts",
     "decode_event",
     "decode_event_dict",
     "decode_snapshot",
@@ -269,7 +270,7 @@ _HEAD = ',"head":'
 
 
 @functools.cache
-def _record_fields() -> tuple[tuple[str, Callable[[list[Any]], str]], ...]:
+def record_fields() -> tuple[tuple[str, Callable[[list[Any]], str]], ...]:
     """Each ``Records`` field of a snapshot, with what encodes a list of its items as JSON."""
     hints = typing.get_type_hints(Incident)
     conv = converter()
@@ -289,40 +290,29 @@ def _array_encoder(hook: Callable[[Any], Any]) -> Callable[[list[Any]], str]:
 _EMPTY: Records[Any] = Records()
 
 
-def checkpoint_parts(snapshot: Incident) -> tuple[dict[str, Any], str | None]:
-    """``snapshot`` as ``incident_to_dict`` gives it but its long lists, and those laid out.
+def encode_checkpoint(snapshot: Incident) -> str:
+    """The checkpoint of ``snapshot`` as one JSON text, its long lists after its other fields.
 
-    The lists are ``None`` when no list is long. Laid out, they are a JSON object
-    :func:`decode_snapshot` reads without parsing them: ``{"$lists": [[name,
-    length, count], ...], "head": {}, name: [...], ...}``, each list ``length``
-    characters long. A list a store handed out unparsed, and appended to, is
-    written again by copying its text (:meth:`Records.json_text`).
+    Without a list of ``STORED_MIN`` items it is ``incident_to_dict``'s JSON.
+    Otherwise it is ``{"$lists": [[name, length, count], ...], "head": {...the
+    other fields...}, name: [...], ...}``, each list ``length`` characters long:
+    :func:`decode_snapshot` parses the head alone and hands each list to its
+    ``Records`` unparsed. A list handed out unparsed, and appended to, is written
+    again by copying its text (:meth:`Records.json_text`).
     """
     long = []
-    for name, encode in _record_fields():
+    for name, encode in record_fields():
         records = getattr(snapshot, name)
         if len(records) >= STORED_MIN:
             long.append((name, records.json_text(encode)))
     if not long:
-        return incident_to_dict(snapshot), None
+        return dumps(incident_to_dict(snapshot))
     head = incident_to_dict(copier(Incident)(snapshot, **{name: _EMPTY for name, _ in long}))
     for name, _ in long:
         del head[name]
     layout = [[name, len(text), len(getattr(snapshot, name))] for name, text in long]
     lists = "".join(f',"{name}":{text}' for name, text in long)
-    return head, f"{_LAYOUT}{dumps(layout)}{_HEAD}{{}}{lists}}}"
-
-
-def encode_checkpoint(snapshot: Incident) -> str:
-    """The checkpoint of ``snapshot`` as one JSON text, its long lists after its other fields.
-
-    It is the laid-out lists of :func:`checkpoint_parts` with the other fields
-    as their head; without long lists, ``incident_to_dict``'s JSON.
-    """
-    head, lists = checkpoint_parts(snapshot)
-    if lists is None:
-        return dumps(head)
-    return lists.replace(f"{_HEAD}{{}}", f"{_HEAD}{dumps(head)}", 1)
+    return f"{_LAYOUT}{dumps(layout)}{_HEAD}{dumps(head)}{lists}}}"
 
 
 _scan = json.JSONDecoder().raw_decode
@@ -360,13 +350,8 @@ def decode_snapshot(
     where: str,
     *,
     load: Callable[[str], Any] = json.loads,
-    lists: str | None = None,
 ) -> Incident:
-    """A stored checkpoint (JSON text, or the dict it holds) as a snapshot of ``incident_id``.
-
-    ``lists`` are the long lists laid out apart from ``body`` (:func:`checkpoint_parts`),
-    if the store keeps them apart.
-    """
+    """A stored checkpoint (JSON text, or the dict it holds) as a snapshot of ``incident_id``."""
     value: Any
     try:
         if isinstance(body, str) and body.startswith(_LAYOUT):
@@ -375,8 +360,6 @@ def decode_snapshot(
             value = load(body) if isinstance(body, str) else body
         if not isinstance(value, Mapping):
             raise StoreError(f"expected a JSON object, got {type(value).__name__}")
-        if lists is not None:
-            value = {**value, **_unlayered(lists, f"{where}: the snapshot of {incident_id}")}
         # A dict is decoded as it is: incident_from_dict copies before it changes anything.
         snapshot = incident_from_dict(value if type(value) is dict else dict(value))
     except (StoreError, ValueError, TypeError, KeyError, IndexError) as exc:

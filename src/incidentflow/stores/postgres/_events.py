@@ -11,6 +11,7 @@ import psycopg.errors
 
 from ..._events import Event
 from ..._model import Incident, State
+from ..._serialization import incident_to_dict
 from ..._similar import (
     SearchText,
     search_text_changed,
@@ -25,6 +26,7 @@ from .._base import (
     Commit,
     IdempotencyRecord,
 )
+from .._chunks import ChunkedCheckpoint, chunked_checkpoint
 from .._snapshots import (
     checkpoint_due,
 )
@@ -35,6 +37,7 @@ from ._values import (
     _COLUMNS,
     _changed_columns,
     _columns,
+    _dump_json,
     _event_columns,
     _from_column,
     _jsonb,
@@ -42,7 +45,6 @@ from ._values import (
     _param,
     _search_params,
     _to_column,
-    checkpoint_json,
 )
 
 
@@ -59,10 +61,12 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
         previous = None
         if cached is not None and cached[0].version == commit.expected_version:
             previous = cached[0]
-        self._write(
+        checkpoint = self._write(
             f"cannot append to {commit.incident_id}",
             lambda conn: self._apply_with_tags(conn, commit, events, previous),
         )
+        if checkpoint is not None:
+            checkpoint.written()
         self._cache.put(commit.snapshot, commit.snapshot.version)
 
     def _apply_with_tags(
@@ -71,18 +75,17 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
         commit: Commit,
         events: dict[str, Any],
         previous: Incident | None,
-    ) -> None:
+    ) -> ChunkedCheckpoint | None:
         """The commit's statement, and its index rows in the same transaction if they change.
 
         Most commands change no label, field, reference or action item: they stay
         one statement in one round trip.
         """
         if not (self._tagged and commit.index_changed):
-            self._apply(conn, commit, events, previous)
-            return
+            return self._apply(conn, commit, events, previous)
         try:
             with conn.transaction():
-                self._apply(conn, commit, events, previous, in_transaction=True)
+                checkpoint = self._apply(conn, commit, events, previous, in_transaction=True)
                 known = previous if commit.expected_version > 0 else None
                 write_tags(conn, self._sql.schema, commit.snapshot, known)
                 if self._guarded:
@@ -91,6 +94,7 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
         except _Refused as refused:
             # Rolled back: the reads that name the refusal run outside the aborted transaction.
             raise self._refused(conn, commit, refused.violation) from None
+        return checkpoint
 
     def _apply(
         self,
@@ -100,7 +104,8 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
         previous: Incident | None,
         *,
         in_transaction: bool = False,
-    ) -> None:
+    ) -> ChunkedCheckpoint | None:
+        """Write ``commit`` in one statement; the checkpoint written, if one was."""
         snapshot = commit.snapshot
         expected = commit.expected_version
         state_before = None if previous is None else previous.state
@@ -122,10 +127,9 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
                 changes.pop("open_action_items", None)
             params.update((_param(name), value) for name, value in changes.items())
             columns = tuple(changes)
-        body = None
+        body = checkpoint = None
         if checkpoint_due(expected, state_before, snapshot):
-            body = self._snapshot_json(snapshot)
-            params.update(version=snapshot.version, body=_jsonb(body))
+            body, checkpoint = self._checkpoint_params(conn, snapshot, expected == 0, params)
         record = commit.idempotency
         if record is not None:
             params.update(
@@ -148,6 +152,7 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
             search,
             self._tagged,
             len(commit.events) == 1,
+            self._chunked,
         )
         try:
             if commit.outbox:
@@ -164,6 +169,7 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
             raise self._refused(conn, commit, exc) from None
         if found is None or found[0] != 1:
             raise self._refusal(conn, commit)
+        return checkpoint
 
     def _refused(
         self, conn: psycopg.Connection[Any], commit: Commit, exc: psycopg.errors.UniqueViolation
@@ -177,11 +183,41 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
             return ConcurrencyConflict(commit.incident_id, expected, expected + 1)
         return self._refusal(conn, commit)
 
-    def _snapshot_json(self, snapshot: Incident) -> str:
+    def _checkpoint_params(
+        self,
+        conn: psycopg.Connection[Any],
+        snapshot: Incident,
+        new: bool,
+        params: dict[str, Any],
+    ) -> tuple[str, ChunkedCheckpoint | None]:
+        """Add the checkpoint's head and chunks (see stores/_chunks) to ``params``."""
+        checkpoint = None
         try:
-            return checkpoint_json(snapshot)
+            if not self._chunked:
+                body = _dump_json(incident_to_dict(snapshot))
+            else:
+                stored = {}
+                if not new:
+                    found = conn.execute(self._sql.stored_chunks, (snapshot.id,))
+                    stored = {name: (chunks, count, last) for name, chunks, count, last in found}
+                checkpoint = chunked_checkpoint(snapshot, stored, self._chunk_key)
+                body = _dump_json(checkpoint.head)
         except (TypeError, ValueError) as exc:
             raise self._fail(f"cannot serialise the snapshot of {snapshot.id}", exc) from exc
+        params.update(version=snapshot.version, body=_jsonb(body))
+        if checkpoint is not None:
+            rows = checkpoint.rows
+            rewritten = {row.name for row in rows if row.chunk == 0}
+            params.update(
+                dropped=[name for name in checkpoint.clear if name not in rewritten],
+                rewritten=[name for name in checkpoint.clear if name in rewritten],
+                chunk_name=[row.name for row in rows],
+                chunk_no=[row.chunk for row in rows],
+                chunk_version=[row.version for row in rows],
+                chunk_count=[row.count for row in rows],
+                chunk_items=[row.items for row in rows],
+            )
+        return body, checkpoint
 
     def _refusal(self, conn: psycopg.Connection[Any], commit: Commit) -> Exception:
         if commit.expected_version == 0:

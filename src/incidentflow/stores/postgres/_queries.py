@@ -38,17 +38,32 @@ from ._values import (
 _TIMES = dict(zip(MILESTONE_TIMES, _MILESTONE_PATHS, strict=True))
 
 
+#: The checkpoint's top-level fields holding the milestones: a time, or an object holding some.
+_TOP: dict[str, str] = {
+    path.split(",")[0]: "jsonb" if "," in path else "timestamptz" for path in _TIMES.values()
+}
+
+#: Those fields, parsed once per row by ``jsonb_to_record`` (each ``#>>`` on the body
+#: would read and parse the whole stored value again).
+_RECORD = f"jsonb_to_record(s.body) AS x({', '.join(f'{k} {t}' for k, t in _TOP.items())})"
+
+
 def _epoch(name: str) -> str:
     """Exact epoch seconds (numeric) of a milestone: from the checkpoint, or the incident's row."""
-    if name in _TIMES:
-        return f"extract(epoch FROM (s.body #>> '{{{_TIMES[name]}}}')::timestamptz)"
-    return f"extract(epoch FROM incidents.{name})"
+    if name not in _TIMES:
+        return f"extract(epoch FROM incidents.{name})"
+    path = _TIMES[name].split(",")
+    if len(path) == 1:
+        return f"extract(epoch FROM x.{path[0]})"
+    return f"extract(epoch FROM (x.{path[0]} ->> '{path[1]}')::timestamptz)"
 
 
-#: Each duration of METRICS in seconds (NULL when a milestone is missing), from a checkpoint.
+#: Each duration of METRICS in microseconds (NULL when a milestone is missing), from a
+#: checkpoint: epoch seconds are exact numerics, so the product is an exact integer.
 _DURATIONS = ", ".join(
-    f"({_epoch(later)} - {_epoch(earlier)})::float8" for later, earlier in DURATION_SPANS
+    f"(({_epoch(later)} - {_epoch(earlier)}) * 1000000)::int8" for later, earlier in DURATION_SPANS
 )
+
 
 #: The group of each row, by what the metrics are grouped by (days since 1970-01-01, UTC).
 _GROUP_KEYS: dict[str | None, str] = {
@@ -98,7 +113,8 @@ class PostgresQueryIndex(PostgresBase, TermSearch):
 
         No snapshot is built: one query returns, beside each incident's row,
         the seven times the metrics need, extracted from its stored checkpoint
-        (``jsonb``). An incident whose checkpoint lags its history is loaded whole.
+        (``jsonb``). The incidents whose checkpoint lags their history are loaded
+        whole, together.
         """
         from ..._metrics import milestones
 
@@ -114,11 +130,14 @@ class PostgresQueryIndex(PostgresBase, TermSearch):
             with conn.transaction():  # every row as of one moment
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 rows = conn.execute(sql, params).fetchall()
-                lagging = [
-                    milestones(self._load(conn, str(row[0])))
+                behind = [
+                    (str(row[0]), int(row[1]))
                     for row in rows
                     if row[6] is None or int(row[6][0]) != int(row[1])
                 ]
+                # The incidents whose checkpoint lags their history, loaded together.
+                loaded = self._snapshots_of(conn, behind) if behind else ()
+                lagging = [milestones(incident) for incident in loaded]
             return rows, lagging
 
         rows, lagging = self._read("cannot read the milestones", read)
@@ -146,22 +165,23 @@ class PostgresQueryIndex(PostgresBase, TermSearch):
     def duration_groups(
         self, query: IncidentQuery, group: str | None
     ) -> tuple[Sequence[tuple[Any, ...]], Sequence[tuple[Any, ...]]] | None:
-        """What :func:`~incidentflow._metrics.summarize_durations` aggregates, by SQL.
+        """What :func:`~incidentflow._metrics_rows.summarize_durations` aggregates, by SQL.
 
         As SQLiteStore's: counts as ``(group, severity, state, n)`` and one
         ``(group, *durations)`` row per incident, the durations subtracted by
         the server from the times in each checkpoint (exact epoch seconds, then
-        float8, which is ``timedelta.total_seconds()``). An incident whose
-        checkpoint lags its history is loaded whole, as :meth:`milestones` does.
+        integer microseconds). The incidents whose checkpoint lags their
+        history are loaded whole, together.
         """
-        from ..._metrics import duration_seconds
+        from ..._metrics_rows import duration_micros
 
         key = _GROUP_KEYS[group]
         counts_sql, params = self._sql.list(query, f"{key}, severity, state, count(*)")
         times_sql, _ = self._sql.list(
             query,
-            f"{key}, id, version, (SELECT ARRAY[s.version::float8, {_DURATIONS}] "
-            f"FROM {self.schema}.snapshots s WHERE s.incident_id = incidents.id)",
+            f"{key}, id, version, (SELECT ARRAY[s.version::int8, {_DURATIONS}] "
+            f"FROM {self.schema}.snapshots s, LATERAL {_RECORD} "
+            "WHERE s.incident_id = incidents.id)",
         )
         order = " ORDER BY declared_at ASC, id ASC"
         if order not in counts_sql or order not in times_sql:
@@ -173,13 +193,16 @@ class PostgresQueryIndex(PostgresBase, TermSearch):
             with conn.transaction():  # every row as of one moment
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 counts = conn.execute(counts_sql, params).fetchall()
-                rows = []
-                for group_key, incident_id, version, stored in conn.execute(times_sql, params):
-                    if stored is None or int(stored[0]) != int(version):
-                        incident = self._load(conn, str(incident_id))
-                        rows.append((group_key, *duration_seconds(incident)))
+                rows, lagging, groups = [], [], {}
+                found = conn.execute(times_sql, params).fetchall()
+                for group_key, incident_id, version, stored in found:
+                    if stored is None or stored[0] != version:
+                        lagging.append((str(incident_id), int(version)))
+                        groups[str(incident_id)] = group_key
                     else:
                         rows.append((group_key, *stored[1:]))
+                for incident in self._snapshots_of(conn, lagging) if lagging else ():
+                    rows.append((groups[incident.id], *duration_micros(incident)))
             return counts, rows
 
         return self._read("cannot read the milestones", read)

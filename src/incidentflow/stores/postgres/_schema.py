@@ -22,10 +22,10 @@ from ...exceptions import (
     IncidentNotFound,
     StoreError,
 )
+from .._chunks import decode_chunked
 from .._snapshots import (
     SnapshotCache,
     decode_event,
-    decode_snapshot,
     fold_onto,
     load_snapshot,
 )
@@ -49,7 +49,7 @@ from ._values import (
 )
 
 #: The schema this release writes. Schemas at an older version are migrated forward.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: The PostgreSQL schema (namespace) holding the tables unless told otherwise.
 
@@ -91,6 +91,9 @@ _TAGS_SCHEMA = 3
 
 #: The first schema with the access table of restricted incidents.
 _ACCESS_SCHEMA = 4
+
+#: The first schema that keeps checkpoints' long lists in chunks (snapshot_lists).
+_CHUNKS_SCHEMA = 5
 
 # Migration N takes a schema from version N-1 to N; all run in one transaction.
 _MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
@@ -197,6 +200,19 @@ _MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
         *ACCESS_TABLES,
         fill_access,
     ),
+    (
+        # A checkpoint's long lists in chunks (see stores/_chunks): a checkpoint adds the
+        # items new since the one before instead of writing every item again.
+        """CREATE TABLE {s}.snapshot_lists (
+            incident_id text NOT NULL,
+            name text NOT NULL,
+            chunk integer NOT NULL,
+            version integer NOT NULL,
+            count integer NOT NULL,
+            items text NOT NULL,
+            PRIMARY KEY (incident_id, name, chunk)
+        )""",
+    ),
 )
 
 # Pools made before a fork belong to the parent; a child must neither use nor close them.
@@ -245,6 +261,9 @@ class PostgresBase:
         self._searchable = SCHEMA_VERSION >= _SEARCH_SCHEMA
         self._tagged = SCHEMA_VERSION >= _TAGS_SCHEMA
         self._guarded = SCHEMA_VERSION >= _ACCESS_SCHEMA
+        self._chunked = SCHEMA_VERSION >= _CHUNKS_SCHEMA
+        # What this store's marks on stored lists carry: another store trusts none of them.
+        self._chunk_key = object()
         self._prepare()
         self._pool = self._open_pool()
 
@@ -327,16 +346,21 @@ class PostgresBase:
             if current == SCHEMA_VERSION:
                 return
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._sql.schema}")
-            for target in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[target - 1]:
-                    if isinstance(statement, str):
-                        conn.execute(statement.format(s=self._sql.schema))
-                    else:
-                        statement(self, conn)
-                conn.execute(
-                    f"INSERT INTO {self._sql.schema}.schema_version (version) VALUES (%s)",
-                    (target,),
-                )
+            try:
+                for target in range(current + 1, SCHEMA_VERSION + 1):
+                    # A step that reads snapshots reads them as the schema before it kept them.
+                    self._chunked = target > _CHUNKS_SCHEMA
+                    for statement in _MIGRATIONS[target - 1]:
+                        if isinstance(statement, str):
+                            conn.execute(statement.format(s=self._sql.schema))
+                        else:
+                            statement(self, conn)
+                    conn.execute(
+                        f"INSERT INTO {self._sql.schema}.schema_version (version) VALUES (%s)",
+                        (target,),
+                    )
+            finally:
+                self._chunked = SCHEMA_VERSION >= _CHUNKS_SCHEMA
 
     def _open_pool(self) -> ConnectionPool[Any]:
         pool: ConnectionPool[Any] = ConnectionPool(
@@ -419,8 +443,7 @@ class PostgresBase:
             raise IncidentNotFound(incident_id)
 
         def checkpoint() -> Incident | None:
-            found = conn.execute(self._sql.select_snapshot, (incident_id,)).fetchone()
-            return None if found is None else self._snapshot(found[0], found[1], incident_id)
+            return self._checkpoints(conn, [incident_id]).get(incident_id)
 
         def tail(after: int, upto: int) -> Sequence[Event]:
             return self._events(conn.execute(self._sql.select_tail, (incident_id, after, upto)))
@@ -434,8 +457,25 @@ class PostgresBase:
             where=self.where,
         )
 
-    def _snapshot(self, body: str, lists: str | None, incident_id: str) -> Incident:
-        return decode_snapshot(body, incident_id, self.where, load=_load_json, lists=lists)
+    def _checkpoints(
+        self, conn: psycopg.Connection[Any], incident_ids: Sequence[str]
+    ) -> dict[str, Incident]:
+        """The stored checkpoints of ``incident_ids``, with their chunked lists, at one moment."""
+        sql = self._sql.select_snapshots if self._chunked else self._sql.select_bodies
+        bodies: dict[str, str] = {}
+        chunks: dict[str, list[tuple[Any, ...]]] = {}
+        for incident_id, name, *row in conn.execute(sql, {"ids": list(incident_ids)}):
+            if name is None:
+                bodies[incident_id] = row[3]
+            else:
+                chunks.setdefault(incident_id, []).append((name, *row))
+        key, where = self._chunk_key, self.where
+        return {
+            incident_id: decode_chunked(
+                body, chunks.get(incident_id, ()), key, incident_id, where, load=_load_json
+            )
+            for incident_id, body in bodies.items()
+        }
 
     def _events(self, rows: Iterable[Sequence[Any]]) -> list[Event]:
         return [decode_event(row, self.where, data=_load_json, text=_from_column) for row in rows]
@@ -462,9 +502,7 @@ class PostgresBase:
                 else:
                     unread.append(incident_id)
             if unread:
-                rows = conn.execute(self._sql.select_snapshots, (unread,))
-                for incident_id, body, lists in rows:
-                    bases[incident_id] = self._snapshot(body, lists, incident_id)
+                bases.update(self._checkpoints(conn, unread))
             missing = set(stale) - set(bases)
             if missing:
                 raise StoreError(f"{self.where}: {min(missing)} has no stored snapshot")

@@ -36,11 +36,23 @@ class _Statements:
             f"SELECT key, fingerprint, incident_id, version FROM {s}.idempotency_keys "
             "WHERE key = %s"
         )
-        # The long lists come apart, as the string they are stored as (see checkpoint_json).
-        body = "(body - '$lists')::text, body ->> '$lists'"
-        self.select_snapshot = f"SELECT {body} FROM {s}.snapshots WHERE incident_id = %s"
+        # A checkpoint and its chunked lists (see stores/_chunks), in one statement: one
+        # moment of the database. Rows: (incident, name, chunk, version, count, text),
+        # the head's with a NULL name.
         self.select_snapshots = (
-            f"SELECT incident_id, {body} FROM {s}.snapshots WHERE incident_id = ANY(%s)"
+            f"SELECT incident_id, NULL, NULL, NULL, NULL, body::text FROM {s}.snapshots "
+            "WHERE incident_id = ANY(%(ids)s) UNION ALL "
+            f"SELECT incident_id, name, chunk, version, count, items FROM {s}.snapshot_lists "
+            "WHERE incident_id = ANY(%(ids)s)"
+        )
+        # Before the chunks table (a store pinned to an older schema, a migration).
+        self.select_bodies = (
+            f"SELECT incident_id, NULL, NULL, NULL, NULL, body::text FROM {s}.snapshots "
+            "WHERE incident_id = ANY(%(ids)s)"
+        )
+        self.stored_chunks = (
+            f"SELECT name, count(*)::integer, sum(count)::integer, max(version) "
+            f"FROM {s}.snapshot_lists WHERE incident_id = %s GROUP BY name"
         )
         self.select_history = (
             f"SELECT {_EVENT_SELECT} FROM {s}.events e "
@@ -125,6 +137,7 @@ class _Statements:
         search: bool = False,
         tagged: bool = True,
         single: bool = False,
+        chunked: bool = True,
     ) -> str:
         """The statement writing a commit; ``columns`` empty means a new incident.
 
@@ -133,7 +146,8 @@ class _Statements:
         row, nothing else is written, and the statement returns 0. With
         ``search``, the incident's search row is written unless it already
         holds that text. ``single``: the one event's columns are plain values,
-        not arrays (see ``_event_columns``).
+        not arrays (see ``_event_columns``). ``chunked``: a checkpoint's long
+        lists go to their chunks (``stores/_chunks``), not into its body.
         """
         s = self.schema
         if columns:
@@ -171,6 +185,23 @@ class _Statements:
                 "SELECT c.id, %(version)s, %(body)s FROM changed c "
                 "ON CONFLICT (incident_id) DO UPDATE SET version = excluded.version, "
                 "body = excluded.body)"
+            )
+        if checkpoint and chunked:
+            # The long lists' chunks (stores/_chunks): a list written again keeps its first
+            # chunk's row (updated) and loses the others; the rows touched never overlap.
+            parts.append(
+                f"cleared AS (DELETE FROM {s}.snapshot_lists l USING changed c "
+                "WHERE l.incident_id = c.id AND (l.name = ANY(%(dropped)s::text[]) "
+                "OR (l.name = ANY(%(rewritten)s::text[]) AND l.chunk > 0)))"
+            )
+            parts.append(
+                f"chunked AS (INSERT INTO {s}.snapshot_lists "
+                "(incident_id, name, chunk, version, count, items) "
+                "SELECT c.id, x.* FROM changed c, unnest(%(chunk_name)s::text[], "
+                "%(chunk_no)s::integer[], %(chunk_version)s::integer[], "
+                "%(chunk_count)s::integer[], %(chunk_items)s::text[]) AS x "
+                "ON CONFLICT (incident_id, name, chunk) DO UPDATE SET "
+                "version = excluded.version, count = excluded.count, items = excluded.items)"
             )
         if search:
             parts.append(

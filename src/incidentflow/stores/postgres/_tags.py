@@ -156,7 +156,8 @@ def fill_tags(store: PostgresBase, conn: psycopg.Connection[Any]) -> None:
     so a checkpoint it wrote would disagree with the replay of its own history.
     """
     from ..._decide import replay
-    from ._values import _jsonb, checkpoint_json
+    from ..._serialization import incident_to_json
+    from ._values import _jsonb
 
     s = store._sql.schema
     rows = conn.execute(f"SELECT id, version FROM {s}.incidents ORDER BY id").fetchall()
@@ -168,7 +169,7 @@ def fill_tags(store: PostgresBase, conn: psycopg.Connection[Any]) -> None:
             f"INSERT INTO {s}.snapshots (incident_id, version, body) VALUES (%s, %s, %s) "
             "ON CONFLICT (incident_id) DO UPDATE SET version = excluded.version, "
             "body = excluded.body",
-            (incident.id, incident.version, _jsonb(checkpoint_json(incident))),
+            (incident.id, incident.version, _jsonb(incident_to_json(incident))),
         )
         conn.execute(
             f"UPDATE {s}.incidents SET type = %s, open_action_items = %s WHERE id = %s",

@@ -24,7 +24,7 @@ from .._base import (
     OutboxItem,
 )
 from .._records import has_open_action_items
-from .._snapshots import checkpoint_parts, dumps, encode_payload
+from .._snapshots import dumps, encode_payload
 
 # NUL cannot be stored in text or JSONB: it becomes MARK "0", and MARK itself MARK "1".
 _MARK = "\U0010ffff"
@@ -191,20 +191,6 @@ def _load_json(text: str) -> Any:
 
 def _identity(text: str) -> str:
     return text
-
-
-def checkpoint_json(snapshot: Incident) -> str:
-    """The checkpoint as the ``jsonb`` object stored: the snapshot's fields, queryable.
-
-    Its long lists are not fields of it but one JSON string under ``$lists``, laid
-    out (:func:`checkpoint_parts`): PostgreSQL parses and prints a string much faster
-    than the objects it holds, and the store reads it back unparsed.
-    """
-    head, lists = checkpoint_parts(snapshot)
-    text = _dump_json(head)
-    if lists is None:
-        return text
-    return f'{text[:-1]}{"," if len(text) > 2 else ""}"$lists":{dumps(lists)}}}'
 
 
 def _jsonb(text: str) -> Jsonb:

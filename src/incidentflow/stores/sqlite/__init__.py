@@ -72,7 +72,8 @@ from .._protocols import Store
 from ._events import SQLiteEventStore
 from ._outbox import SQLiteOutbox
 from ._queries import SQLiteQueryIndex
-from ._schema import APPLICATION_ID, SCHEMA_VERSION
+from ._migrations import APPLICATION_ID
+from ._schema import SCHEMA_VERSION
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteStore"]
 

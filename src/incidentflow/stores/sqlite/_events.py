@@ -6,6 +6,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
+
 from ..._events import Event
 from ..._model import Incident, State
 from ..._similar import (
@@ -19,9 +21,11 @@ from ...exceptions import (
     IncidentNotFound,
 )
 from .._appending import CheckedAppend, check_key_unused
+from .._chunks import ChunkedCheckpoint, chunked_checkpoint
 from .._records import Commit, IdempotencyRecord
 from .._snapshots import (
     checkpoint_due,
+    dumps,
     encode_checkpoint,
 )
 from ._access import write_access
@@ -48,6 +52,12 @@ from ._rows import (
 from ._schema import SQLiteBase, _forks
 from ._tags import write_tags
 
+#: Each chunked list of an incident: its chunks, items and the version of its last chunk.
+_STORED_CHUNKS = (
+    "SELECT name, count(*), sum(count), max(version) FROM snapshot_lists "
+    "WHERE incident_id = ? GROUP BY name"
+)
+
 
 class SQLiteEventStore(SQLiteBase, CheckedAppend):
     """Histories and snapshots in SQLite: one ``BEGIN IMMEDIATE`` transaction per commit."""
@@ -65,7 +75,9 @@ class SQLiteEventStore(SQLiteBase, CheckedAppend):
         previous = None
         if cached is not None and cached[0].version == commit.expected_version:
             previous = cached[0]
-        self._write(lambda conn: self._apply(conn, commit, rows, previous))
+        checkpoint = self._write(lambda conn: self._apply(conn, commit, rows, previous))
+        if checkpoint is not None:
+            checkpoint.written()
         self._cache.put(commit.snapshot, commit.snapshot.version)
 
     def _apply(
@@ -74,7 +86,8 @@ class SQLiteEventStore(SQLiteBase, CheckedAppend):
         commit: Commit,
         rows: Sequence[tuple[Any, ...]],
         previous: Incident | None,
-    ) -> None:
+    ) -> ChunkedCheckpoint | None:
+        """Write ``commit`` in the open transaction; the checkpoint written, if one was."""
         snapshot = commit.snapshot
         state_before: State | None = None
         if commit.expected_version == 0:
@@ -138,15 +151,12 @@ class SQLiteEventStore(SQLiteBase, CheckedAppend):
             _keep_milestones(conn, commit, previous)
         if previous is not None:
             state_before = previous.state
+        checkpoint = None
         if checkpoint_due(commit.expected_version, state_before, snapshot):
-            try:
-                body = encode_checkpoint(snapshot)
-            except (TypeError, ValueError) as exc:
-                raise self._fail(f"cannot serialise the snapshot of {snapshot.id}", exc) from exc
-            conn.execute(
-                "INSERT OR REPLACE INTO snapshots (incident_id, version, body) VALUES (?, ?, ?)",
-                (commit.incident_id, snapshot.version, body),
-            )
+            if self._chunked:
+                checkpoint = self._write_checkpoint(conn, snapshot, commit.expected_version == 0)
+            else:
+                self._write_snapshot(conn, snapshot, encode_checkpoint(snapshot))
         if commit.outbox and not announced:
             # Items that are not fresh announcements: rows now, behind the older ones.
             self._materialize(conn)
@@ -156,6 +166,41 @@ class SQLiteEventStore(SQLiteBase, CheckedAppend):
             )
         if commit.idempotency is not None:
             self._keep_key(conn, commit)
+        return checkpoint
+
+    def _write_checkpoint(
+        self, conn: sqlite3.Connection, snapshot: Incident, new: bool
+    ) -> ChunkedCheckpoint:
+        """The snapshot's head, and its long lists' new items as chunks (see stores/_chunks)."""
+        stored = {}
+        if not new:
+            rows = conn.execute(_STORED_CHUNKS, (snapshot.id,))
+            stored = {name: (chunks, count, last) for name, chunks, count, last in rows}
+        try:
+            checkpoint = chunked_checkpoint(snapshot, stored, self._chunk_key)
+            body = dumps(checkpoint.head)
+        except (TypeError, ValueError) as exc:
+            raise self._fail(f"cannot serialise the snapshot of {snapshot.id}", exc) from exc
+        if checkpoint.clear:
+            marks = ", ".join("?" * len(checkpoint.clear))
+            conn.execute(
+                f"DELETE FROM snapshot_lists WHERE incident_id = ? AND name IN ({marks})",
+                (snapshot.id, *checkpoint.clear),
+            )
+        if checkpoint.rows:
+            conn.executemany(
+                "INSERT INTO snapshot_lists (incident_id, name, chunk, version, count, items) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(snapshot.id, *attrs.astuple(row)) for row in checkpoint.rows],
+            )
+        self._write_snapshot(conn, snapshot, body)
+        return checkpoint
+
+    def _write_snapshot(self, conn: sqlite3.Connection, snapshot: Incident, body: str) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO snapshots (incident_id, version, body) VALUES (?, ?, ?)",
+            (snapshot.id, snapshot.version, body),
+        )
 
     def _index_search(self, conn: sqlite3.Connection, commit: Commit) -> None:
         """Write the incident's searchable text and its index entry if they changed.

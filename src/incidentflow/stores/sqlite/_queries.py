@@ -11,8 +11,9 @@ import attrs
 
 from ..._builders import builder
 from ..._events import Event
-from ..._metrics import DURATION_SPANS, Milestones
+from ..._metrics import DURATION_SPANS, QUANTILES, Milestones, quantile_rank
 from ..._metrics import milestones as milestones_of
+from ..._metrics_rows import Parts
 from ..._model import Incident, Reference
 from ..._similar import (
     FIELDS,
@@ -20,6 +21,7 @@ from ..._similar import (
     rank,
 )
 from ...exceptions import StoreError
+from .._chunks import CHUNKS, decode_chunked
 from .._records import IncidentQuery, IncidentSummary
 from .._scanning import TermSearch, rank_snapshots
 from .._snapshots import (
@@ -28,6 +30,7 @@ from .._snapshots import (
     from_micros,
 )
 from ._rows import (
+    _DURATIONS,
     _MILESTONE_COLUMNS,
     _MILESTONES,
     _SEARCH,
@@ -49,12 +52,28 @@ from ._tags import find_reference_sql
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
-#: Each duration of METRICS as (later - earlier) / 10^6 seconds, NULL when either is missing.
+#: Each duration of METRICS as later - earlier microseconds, NULL when either is missing.
 #: Incidents without a milestones row have no duration at all: the join leaves them out.
-_DURATIONS = (
-    ", ".join(f"({later} - {earlier}) / 1e6" for later, earlier in DURATION_SPANS)
+_SPANS = (
+    ", ".join(f"({later} - {earlier})" for later, earlier in DURATION_SPANS)
     + " FROM incidents JOIN milestones ON milestones.incident_id = incidents.id"
 )
+
+#: The metrics of every incident, from the stored durations' indexes (schema 8).
+_EVERYTHING = IncidentQuery(newest_first=False)
+_COUNTS = "SELECT severity, state, count(*) FROM incidents GROUP BY 1, 2"
+_TOTALS = (
+    f"SELECT {', '.join(f'count({name}), sum({name})' for name in _DURATIONS)} FROM milestones"
+)
+#: Per duration: the values at a rank and the one after (a seek), the least and the greatest.
+_SEEKS = {
+    name: (
+        f"SELECT {name} FROM milestones WHERE {name} IS NOT NULL ORDER BY {name} LIMIT 2 OFFSET ?",
+        f"SELECT {name} FROM milestones WHERE {name} IS NOT NULL ORDER BY {name} LIMIT 1",
+        f"SELECT {name} FROM milestones WHERE {name} IS NOT NULL ORDER BY {name} DESC LIMIT 1",
+    )
+    for name in _DURATIONS
+}
 
 _DAY = 86_400_000_000
 
@@ -127,6 +146,25 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
 
         return self._read(read)
 
+    def _chunked_bases(
+        self, conn: sqlite3.Connection, bodies: dict[str, str]
+    ) -> dict[str, Incident]:
+        """The checkpoints whose long lists are in chunks, read in the same transaction."""
+        rows: dict[str, list[tuple[Any, ...]]] = {incident_id: [] for incident_id in bodies}
+        marks = ", ".join("?" * len(bodies))
+        for incident_id, *row in conn.execute(
+            "SELECT incident_id, name, chunk, version, count, items FROM snapshot_lists "
+            f"WHERE incident_id IN ({marks})",
+            tuple(bodies),
+        ):
+            rows[incident_id].append(tuple(row))
+        return {
+            incident_id: decode_chunked(
+                body, rows[incident_id], self._chunk_key, incident_id, self._where
+            )
+            for incident_id, body in bodies.items()
+        }
+
     def _load_many(self, conn: sqlite3.Connection, wanted: dict[str, int]) -> dict[str, Incident]:
         """The snapshots of ``{id: version}``, as ``_load`` gives each, in a few statements.
 
@@ -145,10 +183,16 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
         for start in range(0, len(unread), _BATCH):
             chunk = unread[start : start + _BATCH]
             marks = ", ".join("?" * len(chunk))
+            chunked: dict[str, str] = {}
             for incident_id, body in conn.execute(
                 f"SELECT incident_id, body FROM snapshots WHERE incident_id IN ({marks})", chunk
             ):
-                bases[incident_id] = decode_snapshot(body, incident_id, self._where)
+                if CHUNKS in body:
+                    chunked[incident_id] = body
+                else:
+                    bases[incident_id] = decode_snapshot(body, incident_id, self._where)
+            if chunked:
+                bases.update(self._chunked_bases(conn, chunked))
         missing = [incident_id for incident_id in unread if incident_id not in bases]
         if missing:
             raise StoreError(f"{self._where}: {missing[0]} has no stored snapshot")
@@ -187,19 +231,19 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
     def duration_groups(
         self, query: IncidentQuery, group: str | None
     ) -> tuple[Sequence[tuple[Any, ...]], Sequence[tuple[Any, ...]]] | None:
-        """What :func:`~incidentflow._metrics.summarize_durations` aggregates, by SQL.
+        """What :func:`~incidentflow._metrics_rows.summarize_durations` aggregates, by SQL.
 
         ``group`` is ``"severity"``, ``"type"``, ``"day"`` (days since the epoch,
         UTC) or ``None``. Returns the counts as ``(group, severity, state, n)``
         and, for each incident that reached a milestone, ``(group, *durations)``,
-        each duration subtracted and scaled by SQLite on the stored microseconds;
+        each duration subtracted by SQLite on the stored microseconds;
         both as of one moment. ``None`` when the store must read snapshots instead.
         """
         if query.visible_to is not None and not self._guarded:
             return None
         key = _GROUP_KEYS[group]
         counts_sql, params = _list_sql(query, f"{key}, severity, state, count(*) FROM incidents")
-        times_sql, _ = _list_sql(query, f"{key}, {_DURATIONS}")
+        times_sql, _ = _list_sql(query, f"{key}, {_SPANS}")
         if _ORDER not in counts_sql or _ORDER not in times_sql:
             return None  # another statement shape: the milestones answer instead
         # Grouped and aggregated, the order is irrelevant: SQLite reads the tables as they lie.
@@ -213,6 +257,50 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
                     conn.execute(counts_sql, params).fetchall(),
                     conn.execute(times_sql, params).fetchall(),
                 )
+            finally:
+                _rollback(conn)  # nothing was written; this ends the read transaction
+
+        return self._read(read)
+
+    def duration_parts(
+        self, query: IncidentQuery
+    ) -> tuple[Sequence[tuple[Any, ...]], Sequence[Parts]] | None:
+        """What :func:`~incidentflow._metrics_rows.summary_of_parts` takes, read from indexes.
+
+        For every incident unfiltered (``None`` for any other query, or a store
+        before schema 8): the counts by severity and state from their index, each
+        duration's count and exact sum in one scan of the milestones, and its
+        least, greatest and quantile neighbours by seeks in its index; nothing is
+        sorted and no value fetched besides those. All as of one moment.
+        """
+        if not self._measured or query != _EVERYTHING:
+            return None
+
+        def read(
+            conn: sqlite3.Connection,
+        ) -> tuple[Sequence[tuple[Any, ...]], Sequence[Parts]] | None:
+            conn.execute("BEGIN")  # one read transaction: counts, sums and seeks agree
+            try:
+                counts = conn.execute(_COUNTS).fetchall()
+                try:
+                    totals = conn.execute(_TOTALS).fetchone()
+                except sqlite3.OperationalError:  # a sum beyond 64 bits: Python's ints add it
+                    return None
+                parts: list[Parts] = []
+                for n, name in enumerate(_DURATIONS):
+                    count, total = totals[2 * n], totals[2 * n + 1]
+                    if not count:
+                        parts.append((0, 0, 0, 0, ()))
+                        continue
+                    seek, least, greatest = _SEEKS[name]
+                    neighbours = []
+                    for q in QUANTILES:
+                        found = conn.execute(seek, (quantile_rank(count, q),)).fetchall()
+                        neighbours.append((found[0][0], found[-1][0]))
+                    low = conn.execute(least).fetchone()[0]
+                    high = conn.execute(greatest).fetchone()[0]
+                    parts.append((count, total, low, high, neighbours))
+                return counts, parts
             finally:
                 _rollback(conn)  # nothing was written; this ends the read transaction
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..._events import Event
-from ..._metrics import MILESTONE_TIMES, milestone_times
+from ..._metrics import DURATION_SPANS, METRICS, MILESTONE_TIMES, milestone_times
 from ..._model import Incident, Severity, State
 from ..._similar import (
     FIELD_WEIGHTS,
@@ -104,6 +104,35 @@ def _fts_phrase(term: str) -> str:
 #: The columns of the ``milestones`` table, each named after its field of
 #: :class:`~incidentflow._metrics.Milestones` (microseconds since the epoch, UTC, or NULL).
 _MILESTONES = MILESTONE_TIMES
+
+#: The durations of :data:`~incidentflow._metrics.METRICS` kept beside them (schema 8):
+#: microseconds, NULL while a milestone is missing; each has an index, so metrics seek
+#: a quantile instead of sorting every value.
+_DURATIONS = METRICS
+
+_DECLARED = "(SELECT declared_at FROM incidents WHERE id = incident_id)"
+
+#: Migration 8: the duration columns, filled from each row (``declared_at`` from its
+#: incident) and indexed; and counts by severity and state read from an index.
+_MEASURE_MILESTONES: tuple[str, ...] = (
+    *(f"ALTER TABLE milestones ADD COLUMN {name} INTEGER" for name in _DURATIONS),
+    "UPDATE milestones SET "
+    + ", ".join(
+        f"{name} = "
+        + " - ".join(
+            "(SELECT declared_at FROM incidents WHERE id = incident_id)"
+            if at == "declared_at"
+            else at
+            for at in span
+        )
+        for name, span in zip(_DURATIONS, DURATION_SPANS, strict=True)
+    ),
+    *(
+        f"CREATE INDEX milestones_by_{name} ON milestones ({name}) WHERE {name} IS NOT NULL"
+        for name in _DURATIONS
+    ),
+    "CREATE INDEX incidents_by_severity_state ON incidents (severity, state)",
+)
 
 _EVENT_COLUMNS = "incident_id, seq, type, at, actor, data, idempotency_key, schema_version"
 
@@ -263,26 +292,45 @@ def _milestones_changed(incident: Incident, before: Incident | None) -> bool:
     """Whether a commit moved any milestone (most commands move none)."""
     if before is None:
         return _milestone_values(incident) != _NO_MILESTONES
-    return milestone_times(incident) != milestone_times(before)
+    return (
+        milestone_times(incident) != milestone_times(before)
+        or incident.declared_at != before.declared_at
+    )
+
+
+class UnmeasuredConnection(sqlite3.Connection):
+    """The connection of a store pinned to a schema before 8: milestones without durations."""
 
 
 def _keep_milestones(conn: sqlite3.Connection, commit: Commit, previous: Incident | None) -> None:
     """Rewrite the incident's milestones row when the commit moved one (most move none)."""
+    measured = not isinstance(conn, UnmeasuredConnection)
     snapshot = commit.snapshot
     if commit.expected_version == 0 or previous is not None:
         if _milestones_changed(snapshot, previous):
-            _write_milestones(conn, snapshot)
+            _write_milestones(conn, snapshot, measured=measured)
         return
     # The snapshot before is not cached: the stored row decides.
-    stored = conn.execute(_SELECT_MILESTONES, (commit.incident_id,)).fetchone()
-    if (stored or _NO_MILESTONES) != _milestone_values(snapshot):
-        _write_milestones(conn, snapshot)
+    values = _milestone_values(snapshot)
+    if measured:
+        stored = conn.execute(_SELECT_MEASURED, (commit.incident_id,)).fetchone()
+        wanted = (*values, *_duration_values(values, micros(snapshot.declared_at)))
+    else:
+        stored = conn.execute(_SELECT_MILESTONES, (commit.incident_id,)).fetchone()
+        wanted = values
+    if (stored or (None,) * len(wanted)) != wanted:
+        _write_milestones(conn, snapshot, measured=measured)
 
 
-def _write_milestones(conn: sqlite3.Connection, incident: Incident) -> None:
+def _write_milestones(
+    conn: sqlite3.Connection, incident: Incident, *, measured: bool = True
+) -> None:
     values = _milestone_values(incident)
     if values == _NO_MILESTONES:
         conn.execute("DELETE FROM milestones WHERE incident_id = ?", (incident.id,))
+    elif measured:
+        durations = _duration_values(values, micros(incident.declared_at))
+        conn.execute(_REPLACE_MEASURED, (incident.id, *values, *durations))
     else:
         conn.execute(_REPLACE_MILESTONES, (incident.id, *values))
 
@@ -292,13 +340,30 @@ def _milestone_values(incident: Incident) -> tuple[int | None, ...]:
     return tuple(None if at is None else micros(at) for at in milestone_times(incident))
 
 
+def _duration_values(times: tuple[int | None, ...], declared: int) -> tuple[int | None, ...]:
+    """The ``_DURATIONS`` of a milestones row: each span of DURATION_SPANS, in microseconds."""
+    at = dict(zip(_MILESTONES, times, strict=True))
+    at["declared_at"] = declared
+    spans = ((at[later], at[earlier]) for later, earlier in DURATION_SPANS)
+    return tuple(None if a is None or b is None else a - b for a, b in spans)
+
+
 _NO_MILESTONES: tuple[int | None, ...] = (None,) * len(_MILESTONES)
 
 _SELECT_MILESTONES = f"SELECT {', '.join(_MILESTONES)} FROM milestones WHERE incident_id = ?"
 
+_SELECT_MEASURED = (
+    f"SELECT {', '.join(_MILESTONES + _DURATIONS)} FROM milestones WHERE incident_id = ?"
+)
+
 _REPLACE_MILESTONES = (
     f"INSERT OR REPLACE INTO milestones (incident_id, {', '.join(_MILESTONES)}) "
     f"VALUES (?{', ?' * len(_MILESTONES)})"
+)
+
+_REPLACE_MEASURED = (
+    f"INSERT OR REPLACE INTO milestones (incident_id, {', '.join(_MILESTONES + _DURATIONS)}) "
+    f"VALUES (?{', ?' * (len(_MILESTONES) + len(_DURATIONS))})"
 )
 
 

@@ -13,12 +13,11 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeAlias, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ..._events import Event
 from ..._model import Incident
 from ..._similar import (
-    SearchText,
     indexed,
 )
 from ...exceptions import (
@@ -26,37 +25,42 @@ from ...exceptions import (
     IncidentNotFound,
     StoreError,
 )
+from .._chunks import decode_chunked
 from .._snapshots import (
     SnapshotCache,
     decode_event,
     decode_snapshot,
     load_snapshot,
 )
-from ._access import ACCESS_TABLES, EVER_RESTRICTED, fill_access
+from ._migrations import (
+    _ACCESS_SCHEMA,
+    _CHUNKS_SCHEMA,
+    _DURATIONS_SCHEMA,
+    _MIGRATIONS,
+    _MILESTONES_SCHEMA,
+    _SEARCH_SCHEMA,
+    _TAGS_SCHEMA,
+    APPLICATION_ID,
+)
 from ._rows import (
     _CREATE_SEARCH_INDEX,
     _EVENT_COLUMNS,
     _INDEX,
     _INSERT_OUTBOX,
-    _INSERT_SEARCH_TEXT,
-    _MILESTONES,
     _SEARCH_COLUMNS,
     _SELECT_VERSION,
     _UNMATERIALIZED,
+    UnmeasuredConnection,
     _contains_casefolded,
     _hint,
     _is_busy,
     _item_id,
     _rollback,
-    _write_milestones,
 )
-from ._tags import TAG_TABLES, fill_tags
 
 #: The schema this release writes. Databases at an older version are migrated forward.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 9
 
-#: ``PRAGMA application_id`` of an incidentflow database ("IFLW"): tells ours from foreign files.
-APPLICATION_ID = 0x49464C57
 
 _T = TypeVar("_T")
 
@@ -75,188 +79,11 @@ def _fts5_available() -> bool:
     return True
 
 
-def _fill_search_text(store: SQLiteBase, conn: sqlite3.Connection) -> None:
-    """Migration 3: the searchable text of every incident, from its current snapshot."""
-    for (incident_id,) in conn.execute("SELECT id FROM incidents").fetchall():
-        text = SearchText.of(store._load(conn, incident_id))
-        conn.execute(_INSERT_SEARCH_TEXT, (incident_id, *text))
-
-
-def _fill_milestones(store: SQLiteBase, conn: sqlite3.Connection) -> None:
-    """Migration 5: the milestones of every incident that has reached one."""
-    for (incident_id,) in conn.execute("SELECT id FROM incidents").fetchall():
-        _write_milestones(conn, store._load(conn, incident_id))
-
-
-def _fill_tags(store: SQLiteBase, conn: sqlite3.Connection) -> None:
-    """Migration 6: every incident's type, labels, fields, references and open follow-ups.
-
-    The checkpoints are rebuilt from each whole history first: an older release
-    folded some events into less (a reopen did not keep the fix it set aside),
-    so a checkpoint it wrote would disagree with the replay of its own history.
-    """
-    from ..._decide import replay
-    from ..._serialization import incident_to_json
-
-    store._cache.clear()
-    for (incident_id,) in conn.execute("SELECT id FROM incidents").fetchall():
-        history = store._events(conn, "WHERE incident_id = ? ORDER BY seq", (incident_id,))
-        incident = replay(history)
-        conn.execute(
-            "INSERT OR REPLACE INTO snapshots (incident_id, version, body) VALUES (?, ?, ?)",
-            (incident.id, incident.version, incident_to_json(incident)),
-        )
-        fill_tags(conn, incident)
-
-
-def _fill_access(store: SQLiteBase, conn: sqlite3.Connection) -> None:
-    """Migration 7: the access rows of every incident restricted when it was written."""
-    for (incident_id,) in conn.execute(EVER_RESTRICTED).fetchall():
-        if store._exists(conn, incident_id):
-            fill_access(conn, store._load(conn, incident_id))
-
-
-#: A step of a migration: a statement, or a function for what SQL alone cannot do.
-_Step: TypeAlias = "str | Callable[[SQLiteBase, sqlite3.Connection], None]"
-
-#: The first schema with the search tables.
-_SEARCH_SCHEMA = 3
-
-#: The first schema with the milestones table.
-_MILESTONES_SCHEMA = 5
-
-#: The first schema with the label, field and reference tables.
-_TAGS_SCHEMA = 6
-
-#: The first schema with the access table of restricted incidents.
-_ACCESS_SCHEMA = 7
-
-# Migration N takes a database from schema N-1 to N; each runs in one transaction.
-_MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
-    (
-        f"PRAGMA application_id = {APPLICATION_ID}",
-        """CREATE TABLE schema_version (
-            version INTEGER NOT NULL PRIMARY KEY,
-            migrated_at TEXT NOT NULL
-        )""",
-        """CREATE TABLE events (
-            position INTEGER PRIMARY KEY,
-            incident_id TEXT NOT NULL,
-            seq INTEGER NOT NULL CHECK (seq >= 1),
-            type TEXT NOT NULL,
-            at TEXT NOT NULL,
-            actor TEXT NOT NULL,
-            data TEXT NOT NULL,
-            idempotency_key TEXT,
-            schema_version INTEGER NOT NULL,
-            UNIQUE (incident_id, seq)
-        )""",
-        """CREATE TABLE incidents (
-            id TEXT NOT NULL PRIMARY KEY,
-            version INTEGER NOT NULL,
-            state TEXT NOT NULL,
-            severity TEXT NOT NULL,
-            is_open INTEGER NOT NULL,
-            commander TEXT NOT NULL,
-            title TEXT NOT NULL,
-            declared_at INTEGER NOT NULL,
-            updated_at INTEGER NOT NULL
-        ) WITHOUT ROWID""",
-        "CREATE INDEX incidents_by_open_severity ON incidents (is_open, severity, declared_at, id)",
-        "CREATE INDEX incidents_by_state ON incidents (state, declared_at, id)",
-        "CREATE INDEX incidents_by_commander ON incidents (commander, declared_at, id)",
-        "CREATE INDEX incidents_by_declared ON incidents (declared_at, id)",
-        """CREATE TABLE snapshots (
-            incident_id TEXT NOT NULL PRIMARY KEY,
-            version INTEGER NOT NULL,
-            body TEXT NOT NULL
-        )""",
-        """CREATE TABLE outbox (
-            position INTEGER PRIMARY KEY AUTOINCREMENT,
-            id TEXT NOT NULL UNIQUE,
-            incident_id TEXT NOT NULL,
-            seq INTEGER NOT NULL
-        )""",
-        """CREATE TABLE idempotency_keys (
-            key TEXT NOT NULL PRIMARY KEY,
-            fingerprint TEXT NOT NULL,
-            incident_id TEXT NOT NULL,
-            version INTEGER NOT NULL
-        )""",
-    ),
-    (
-        # Delivery state. Rows of version 1 go to every notifier (notifier '').
-        "ALTER TABLE outbox ADD COLUMN notifier TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE outbox ADD COLUMN next_attempt_at INTEGER",
-        "ALTER TABLE outbox ADD COLUMN last_error TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE outbox ADD COLUMN dead INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE outbox ADD COLUMN claimed_by TEXT",
-        "ALTER TABLE outbox ADD COLUMN claimed_until INTEGER",
-        "ALTER TABLE outbox ADD COLUMN ready_at INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE outbox ADD COLUMN head INTEGER NOT NULL DEFAULT 0",
-        """UPDATE outbox SET head = 1 WHERE position IN (
-            SELECT position FROM (
-                SELECT position, row_number() OVER (
-                    PARTITION BY incident_id, notifier ORDER BY seq
-                ) AS n FROM outbox
-            ) WHERE n = 1
-        )""",
-        "CREATE INDEX outbox_streams ON outbox (incident_id, notifier, seq) WHERE dead = 0",
-        "CREATE INDEX outbox_due_heads ON outbox (ready_at, position) WHERE head = 1",
-        "CREATE INDEX outbox_incident_heads ON outbox (incident_id, ready_at) WHERE head = 1",
-        "CREATE INDEX outbox_dead ON outbox (position) WHERE dead = 1",
-    ),
-    (
-        # Similar incidents: each incident's searchable text (see incidentflow._similar).
-        # FTS5's index of it is built when a store opens (_sync_search_index), so a
-        # Python without FTS5 migrates too; search_state says when it must be rebuilt.
-        """CREATE TABLE search_text (
-            id INTEGER PRIMARY KEY,
-            incident_id TEXT NOT NULL UNIQUE,
-            title TEXT NOT NULL,
-            symptom TEXT NOT NULL,
-            root_cause TEXT NOT NULL,
-            gotcha TEXT NOT NULL,
-            gotcha_slug TEXT
-        )""",
-        """CREATE TABLE search_state (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            index_stale INTEGER NOT NULL
-        )""",
-        "INSERT INTO search_state (id, index_stale) VALUES (1, 1)",
-        _fill_search_text,
-    ),
-    (
-        # Announced events: a command names the notifiers of each event on the event's
-        # own row; delivery turns them into outbox rows later (see _materialize).
-        "ALTER TABLE events ADD COLUMN notify TEXT",
-        """CREATE TABLE outbox_cursor (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            position INTEGER NOT NULL
-        )""",
-        "INSERT INTO outbox_cursor (id, position) SELECT 1, coalesce(max(position), 0) FROM events",
-    ),
-    (
-        # When each incident reached each milestone, for metrics without snapshots; a
-        # row exists once the incident has reached one (see _apply).
-        f"""CREATE TABLE milestones (
-            incident_id TEXT NOT NULL PRIMARY KEY,
-            {", ".join(f"{name} INTEGER" for name in _MILESTONES)}
-        ) WITHOUT ROWID""",
-        _fill_milestones,
-    ),
-    (
-        # What listings filter on beside the row (see _tags): type, labels, custom
-        # fields, external references (one open holder each) and open action items.
-        *TAG_TABLES,
-        _fill_tags,
-    ),
-    (
-        # Who may see each restricted incident (see _access), for listings by a viewer.
-        *ACCESS_TABLES,
-        _fill_access,
-    ),
+#: A checkpoint and its chunked lists, in one statement: one moment of the database.
+_SELECT_CHECKPOINT = (
+    "SELECT NULL, NULL, NULL, NULL, body FROM snapshots WHERE incident_id = ?1 "
+    "UNION ALL SELECT name, chunk, version, count, items FROM snapshot_lists "
+    "WHERE incident_id = ?1"
 )
 
 # How many times this process is a forked child: a store made before a fork reconnects.
@@ -298,6 +125,10 @@ class SQLiteBase:
         self._timed = SCHEMA_VERSION >= _MILESTONES_SCHEMA
         self._tagged = SCHEMA_VERSION >= _TAGS_SCHEMA
         self._guarded = SCHEMA_VERSION >= _ACCESS_SCHEMA
+        self._measured = SCHEMA_VERSION >= _DURATIONS_SCHEMA
+        self._chunked = SCHEMA_VERSION >= _CHUNKS_SCHEMA
+        # What this store's marks on stored lists carry: another store trusts none of them.
+        self._chunk_key = object()
         self._fts = self._searchable and _fts5_available()
         self._conn = self._connect()
 
@@ -322,6 +153,8 @@ class SQLiteBase:
                 timeout=self.busy_timeout,
                 isolation_level=None,
                 check_same_thread=False,
+                # A store pinned before schema 8 writes milestones without their durations.
+                factory=sqlite3.Connection if self._measured else UnmeasuredConnection,
             )
         except sqlite3.Error as exc:
             raise StoreError(
@@ -412,6 +245,8 @@ class SQLiteBase:
             current = self._schema_version(conn) if "schema_version" in tables else 0
             now = datetime.now(UTC).isoformat()
             for target in range(current + 1, SCHEMA_VERSION + 1):
+                # A step that reads snapshots reads them as the schema before it keeps them.
+                self._chunked = target > _CHUNKS_SCHEMA
                 for statement in _MIGRATIONS[target - 1]:
                     if isinstance(statement, str):
                         conn.execute(statement)
@@ -422,6 +257,8 @@ class SQLiteBase:
         except BaseException:
             _rollback(conn)
             raise
+        finally:
+            self._chunked = SCHEMA_VERSION >= _CHUNKS_SCHEMA
 
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
@@ -523,10 +360,7 @@ class SQLiteBase:
             raise IncidentNotFound(incident_id)
 
         def checkpoint() -> Incident | None:
-            found = conn.execute(
-                "SELECT body FROM snapshots WHERE incident_id = ?", (incident_id,)
-            ).fetchone()
-            return None if found is None else decode_snapshot(found[0], incident_id, self._where)
+            return self._checkpoint(conn, incident_id)
 
         def tail(after: int, upto: int) -> Sequence[Event]:
             return self._events(
@@ -543,6 +377,23 @@ class SQLiteBase:
             tail=tail,
             where=self._where,
         )
+
+    def _checkpoint(self, conn: sqlite3.Connection, incident_id: str) -> Incident | None:
+        """The stored checkpoint of ``incident_id``, with its chunked lists, read at one moment."""
+        if not self._chunked:
+            found = conn.execute(
+                "SELECT body FROM snapshots WHERE incident_id = ?", (incident_id,)
+            ).fetchone()
+            return None if found is None else decode_snapshot(found[0], incident_id, self._where)
+        body, rows = None, []
+        for row in conn.execute(_SELECT_CHECKPOINT, (incident_id,)):
+            if row[0] is None:
+                body = row[4]
+            else:
+                rows.append(row)
+        if body is None:
+            return None
+        return decode_chunked(body, rows, self._chunk_key, incident_id, self._where)
 
     def _events(
         self, conn: sqlite3.Connection, where: str, params: tuple[Any, ...]
