@@ -13,6 +13,7 @@ always correct; a test compares every builder in use with its class.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -155,7 +156,7 @@ def compile_copier(cls: type[T], setting: tuple[str, ...] = ()) -> Callable[...,
     # Each slot is written on a draft, then the changes are set, through converters if any.
     fields = attrs.fields(cast(Any, cls))
     by_alias = {f.alias: f for f in fields}
-    unknown = [name for name in setting if name not in by_alias]
+    unknown = sorted(name for name in setting if name not in by_alias)
     if unknown:
         raise TypeError(f"unknown fields: {unknown}")
     namespace: dict[str, Any] = {
@@ -165,26 +166,51 @@ def compile_copier(cls: type[T], setting: tuple[str, ...] = ()) -> Callable[...,
         "_slot": {f.alias: f.name for f in fields},
         "_converters": {f.alias: f.converter for f in fields if f.converter is not None},
     }
-    lines = [f"def replace(inst, /, {''.join(f'{name}, ' for name in setting)}**changes):"]
-    lines.append("    new = _new(_draft)")
+    # Locals start with "_": an alias never does, so a field cannot shadow one.
+    lines = [f"def replace(_inst, /, {''.join(f'{name}, ' for name in setting)}**_changes):"]
+    if not setting:
+        # The fields a call changes pick a copier that sets them as it copies, compiled once.
+        by_changes: dict[tuple[str, ...], Callable[..., T]] = {}
+        namespace["_by_changes"] = by_changes
+        namespace["_changing"] = functools.partial(_changing, cls, by_changes)
+        lines += [
+            "    if _changes:",
+            "        _names = tuple(_changes)",
+            "        _set = _by_changes.get(_names)",
+            "        if _set is None:",
+            "            _set = _changing(_names)",
+            "        return _set(_inst, *_changes.values())",
+        ]
+    lines.append("    _copy = _new(_draft)")
     for field in fields:
         if field.alias not in setting:
-            lines.append(f"    new.{field.name} = inst.{field.name}")
+            lines.append(f"    _copy.{field.name} = _inst.{field.name}")
         elif field.converter is None:
-            lines.append(f"    new.{field.name} = {field.alias}")
+            lines.append(f"    _copy.{field.name} = {field.alias}")
         else:
-            lines.append(f"    new.{field.name} = _converters[{field.alias!r}]({field.alias})")
+            lines.append(f"    _copy.{field.name} = _converters[{field.alias!r}]({field.alias})")
     lines += [
-        "    if changes:",
-        "        if not changes.keys() <= _slot.keys():",
-        "            raise TypeError(f'unknown fields: {sorted(changes.keys() - _slot.keys())}')",
-        "        for name, value in changes.items():",
-        "            convert = _converters.get(name)",
-        "            setattr(new, _slot[name], value if convert is None else convert(value))",
-        "    new.__class__ = _cls",
-        "    return new",
+        "    if _changes:",
+        "        if not _changes.keys() <= _slot.keys():",
+        "            raise TypeError(f'unknown fields: {sorted(_changes.keys() - _slot.keys())}')",
+        "        for _name, _value in _changes.items():",
+        "            _convert = _converters.get(_name)",
+        "            _value = _value if _convert is None else _convert(_value)",
+        "            setattr(_copy, _slot[_name], _value)",
+        "    _copy.__class__ = _cls",
+        "    return _copy",
     ]
     source = "\n".join(lines)
     exec(compile(source, f"<incidentflow copier of {cls.__qualname__}>", "exec"), namespace)
     compiled: Callable[..., T] = namespace["replace"]
     return compiled
+
+
+def _changing(
+    cls: type[T], found: dict[tuple[str, ...], Callable[..., T]], names: tuple[str, ...]
+) -> Callable[..., T]:
+    """The copier of ``cls`` setting ``names``, kept in ``found``; TypeError for unknown names."""
+    made = found.get(names)
+    if made is None:
+        made = found.setdefault(names, compile_copier(cls, names))
+    return made

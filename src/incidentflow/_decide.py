@@ -20,12 +20,14 @@ from ._lifecycle import Step, lifecycle
 from ._model import Incident, Records, Severity, State
 from ._policy import CommandRequest, Policy
 from ._reasons import Reason
+from ._sequences import FrozenMap
 from .commands import APPLY, Command, Context, definition
 from .commands._shared import replace
 from .exceptions import ConfigError, InvalidTransition, TransitionRejected
 
 __all__ = [
     "check_state",
+    "context_reasons",
     "decide",
     "evolve",
     "fold",
@@ -78,10 +80,11 @@ def reasons(
     the state is considered and the guards of all of them are evaluated.
     ``others`` holds the states of linked incidents the guards read.
     """
-    return _reasons(command, Context(inc, payload, policy, now, actor, others))
+    return context_reasons(command, Context(inc, payload, policy, now, actor, others))
 
 
-def _reasons(command: Command[Any], context: Context[Any]) -> list[Reason]:
+def context_reasons(command: Command[Any], context: Context[Any]) -> list[Reason]:
+    """Every unmet guard of the command's transition in ``context`` (the state must allow it)."""
     inc, payload = context.incident, context.payload
     found: list[Reason] = []
     for step in steps(inc, command):
@@ -125,9 +128,9 @@ def _declaration(payload: ev.Declared, policy: Policy) -> ev.Declared:
     kind = policy.check_type(payload.type) if payload.type else policy.default_type
     for key, value in payload.labels.items():
         policy.check_label(key, value)
-    fields = {
-        name: policy.check_field(name, value) for name, value in payload.custom_fields.items()
-    }
+    fields = payload.custom_fields
+    if fields:  # none: the payload's own empty FrozenMap, converted again for nothing
+        fields = {name: policy.check_field(name, value) for name, value in fields.items()}
     return _evolve_declared(
         payload,
         type=kind,
@@ -221,7 +224,7 @@ def decide(
     # A named tuple built as a tuple: its generated __new__ is a Python call.
     context: Context[Any] = _tuple_new(Context, (inc, payload, policy, now, actor, others))
     if command.guards or checked:
-        found = _reasons(command, context)
+        found = context_reasons(command, context)
         if found:
             raise TransitionRejected(inc.id, command.name, found)
     else:
@@ -280,7 +283,7 @@ def _declared(e: ev.Event) -> Incident:
         d.labels,
         d.custom_fields,
         Records(d.references),
-        {"commander": d.commander},
+        FrozenMap({"commander": d.commander}),  # the converter's own result, without its check
     )
 
 
@@ -298,7 +301,9 @@ def evolve(inc: Incident | None, event: ev.Event) -> Incident:
         _set_state(new, dest)
     _set_version(new, event.seq)
     _set_updated_at(new, event.at)
-    _set_people(new, _joined(inc.people, event))
+    people = _joined(inc.people, event)
+    if new.people is not people:  # usually the fold kept them and nobody joined
+        _set_people(new, people)
     return new
 
 

@@ -28,12 +28,14 @@ from ._flow_commit import (
     references_free,
 )
 from ._flow_delivery import Deliveries
+from ._flow_fast import FastPath, utc
 from ._flow_ingest import Ingestion
 from ._flow_links import RELATIONS, Relations
 from ._flow_reads import Reads
 from ._model import Incident, Reference, Severity
 from ._policy import Guard, Policy
 from ._reasons import Outcome, Reason, Verdict
+from ._sequences import FrozenMap
 from ._slugs import slug_candidates
 from .commands import Command
 from .delivery import DEFAULT_INLINE_BUDGET, Delivery, RetryPolicy, Route
@@ -73,6 +75,7 @@ DEFAULT_KNOWLEDGE_DIR = Path(".agent/knowledge/gotchas")
 _OPTIONS = frozenset(CommandOptions.__annotations__)
 _new_declared = builder(ev.Declared)
 _with = copier(ev.Declared)
+_NOTHING: FrozenMap[Any] = FrozenMap()  # what the payload's converter makes of {}, made once
 
 
 @functools.cache
@@ -86,7 +89,9 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Deliveries, Ingestion):
+class IncidentFlow(
+    FastPath, Access, Commands, Coordination, Relations, Reads, Clocks, Deliveries, Ingestion
+):
     """Runs incidents through the lifecycle on a store.
 
     Every command validates its arguments, checks the incident's state and
@@ -217,12 +222,7 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
 
     def now(self) -> datetime:
         """The flow clock's time, checked to be aware and converted to UTC."""
-        now = self.clock()
-        if now.__class__ is datetime and now.tzinfo is UTC:
-            return now  # aware, and already UTC
-        if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
-            raise ConfigError("clock", f"must return an aware datetime, returned {now!r}")
-        return now.astimezone(UTC)
+        return utc(self.clock())
 
     # -- reading ------------------------------------------------------------
 
@@ -336,8 +336,8 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
             severity=values["severity"],
             commander=values["commander"],
             type=values["type"] or "",
-            labels=values["labels"] or {},
-            custom_fields=values["fields"] or {},
+            labels=values["labels"] or _NOTHING,
+            custom_fields=values["fields"] or _NOTHING,
             references=values["references"] or (),
         )
         (declared,) = decide(None, definition, proposed, self.policy, now, actor)
@@ -365,15 +365,6 @@ class IncidentFlow(Access, Commands, Coordination, Relations, Reads, Clocks, Del
         raise DuplicateIncident(incident_id_for(now, declared.slug))
 
     # -- the pipeline ---------------------------------------------------------
-
-    def _run(
-        self,
-        command: Command[Any],
-        incident_id: str,
-        options: CommandOptions,
-        args: dict[str, Any],
-    ) -> Incident:
-        return self._perform(command, incident_id, options, args)[0]
 
     def _execute(
         self,

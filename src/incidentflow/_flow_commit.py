@@ -78,7 +78,7 @@ def references_free(store: object, before: Incident | None, after: Incident) -> 
     there; this check names the holder before anything is written. A store
     without a query index is left to enforce it alone.
     """
-    if not after.is_open or not after.references or not isinstance(store, QueryIndex):
+    if not after.references or not after.is_open or not isinstance(store, QueryIndex):
         return
     held = set() if before is None or not before.is_open else set(before.references)
     for ref in after.references:

@@ -425,7 +425,11 @@ class Link:
 
 def frozen_map(value: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
     """A read-only copy of ``value``, so no caller can change a snapshot's mapping."""
-    if isinstance(value, FrozenMap):
+    # Exact types first: isinstance() against a Mapping ABC walks it in Python.
+    kind = type(value)
+    if kind is FrozenMap:
+        return value  # type: ignore[return-value]  # mypy does not narrow on type() is
+    if kind is not dict and value is not None and isinstance(value, FrozenMap):
         return value
     return FrozenMap(value or {})
 

@@ -281,6 +281,9 @@ class Policy:
     # Asked on every command: whether any severity or type requires roles.
     _requires_roles: bool = attrs.field(init=False, eq=False, repr=False, metadata={"toml": None})
 
+    # Asked on every command: no custom guard, authorizer or required role to consult.
+    _unchecked: bool = attrs.field(init=False, eq=False, repr=False, metadata={"toml": None})
+
     # Asked on every answer_triage.
     _known_questions: tuple[str, ...] = attrs.field(
         init=False, eq=False, repr=False, metadata={"toml": None}
@@ -296,6 +299,10 @@ class Policy:
     @_requires_roles.default
     def _any_required_roles(self) -> bool:
         return any(o.required_roles for o in (*self.severities.values(), *self.types.values()))
+
+    @_unchecked.default
+    def _nothing_but_the_guards(self) -> bool:
+        return not self.guards and self.authorizer is None and not self._requires_roles
 
     def __attrs_post_init__(self) -> None:
         check.check_rules(self)

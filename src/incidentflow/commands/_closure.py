@@ -131,10 +131,10 @@ def _enough_action_items(c: Context[ev.EventData], *, written: bool) -> Unmet | 
     )
 
 
-def _no_blame(c: Context[ev.PostmortemDrafted]) -> list[Unmet]:
+def _no_blame(c: Context[ev.PostmortemDrafted]) -> list[Unmet] | None:
     if c.policy.blame_check is not BlameCheck.REJECT:
-        return []
-    return [unmet(phrase) for phrase in blame(c.incident, _pm(c))]
+        return None  # None, not []: the guard holds without being asked twice
+    return [unmet(phrase) for phrase in blame(c.incident, _pm(c))] or None
 
 
 def _complete(

@@ -282,6 +282,15 @@ class Command(Generic[E]):
         init=False, eq=False, repr=False
     )
 
+    #: :meth:`validate`, compiled for this command's arguments: the same values and errors.
+    validated: Callable[[Mapping[str, Any]], dict[str, Any]] = attrs.field(
+        init=False, eq=False, repr=False
+    )
+
+    @validated.default
+    def _compiled_validate(self) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+        return _compile_validate(self)
+
     @_checks.default
     def _argument_checks(self) -> tuple[tuple[str, Callable[[str, Any], Any], object], ...]:
         return tuple((a.name, a.check, a.default) for a in self.arguments)
@@ -342,3 +351,46 @@ class Command(Generic[E]):
 
     def _accepted(self) -> str:
         return ", ".join(a.name for a in self.arguments) or "no arguments"
+
+
+def _compile_validate(command: Command[Any]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """``command.validate`` unrolled: each argument read, defaulted and checked in turn.
+
+    Anything unusual (an unknown or missing argument) is handed to ``validate``
+    itself, which raises what it raises; the checks are pure, so asking again is safe.
+    """
+    namespace: dict[str, Any] = {
+        "_names": frozenset(a.name for a in command.arguments),
+        "_general": command.validate,
+        "_NOW": NOW,
+        "_REQUIRED": _REQUIRED,
+    }
+    lines = [
+        "def validated(args):",
+        "    if not _names.issuperset(args):",
+        "        return _general(args)",
+    ]
+    lines.append("    values = {}")
+    for i, argument in enumerate(command.arguments):
+        name, check = repr(argument.name), f"_check_{i}"
+        namespace[check] = argument.check
+        if argument.default is None or argument.default is NOW:
+            left_out = "None" if argument.default is None else "_NOW"
+            lines += [
+                f"    given = args.get({name})",
+                "    if given is None:",
+                f"        values[{name}] = {left_out}",
+                "    else:",
+                f"        values[{name}] = given if given is _NOW else {check}({name}, given)",
+            ]
+            continue
+        namespace[f"_default_{i}"] = argument.default
+        lines.append(f"    given = args.get({name}, _default_{i})")
+        if argument.default is _REQUIRED:
+            lines += ["    if given is _REQUIRED:", "        return _general(args)"]
+        lines.append(f"    values[{name}] = given if given is _NOW else {check}({name}, given)")
+    lines.append("    return values")
+    source = "\n".join(lines)
+    exec(compile(source, f"<incidentflow validate of {command.name}>", "exec"), namespace)
+    compiled: Callable[[Mapping[str, Any]], dict[str, Any]] = namespace["validated"]
+    return compiled

@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import _events as ev
 from .. import _validate as v
-from .._builders import builder
+from .._builders import builder, copier
 from .._model import ActionItem, Correction, Incident, Records
 from ..exceptions import ValidationError
 from ._define import (
@@ -40,6 +40,7 @@ __all__ = [
 
 # Built on every fold of their events: the records attrs would make, without its setattr calls.
 _new_action_item = builder(ActionItem)
+_numbered = copier(ev.ActionItemAdded, "number")
 
 
 def _ref(field: str, value: object) -> str:
@@ -54,7 +55,7 @@ def _due_after_declared(
         raise ValidationError(
             "due", f"{payload.due} is before {inc.id} was declared; give a later due date"
         )
-    return evolve(payload, number=len(inc.action_items) + 1)
+    return _numbered(payload, len(inc.action_items) + 1)
 
 
 ADD_ACTION_ITEM = Command(

@@ -43,6 +43,19 @@ class MemoryStore(CheckedAppend, ScanningQueryIndex, Store):
         # The open incident holding each external reference (unique among open ones).
         self._open_references: dict[Reference, str] = {}
 
+    def append(self, commit: Commit) -> None:
+        """Write a commit atomically (see :meth:`EventStore.append`)."""
+        events = commit.events
+        if (
+            len(events) == 1
+            and commit.idempotency is None
+            and events[0].seq == commit.expected_version + 1
+            and events[0].incident_id == commit.incident_id
+        ):
+            self._write_commit(commit)  # CheckedAppend.append's checks hold: one layer less
+        else:
+            super().append(commit)
+
     def _write_commit(self, commit: Commit) -> None:
         """Write a checked commit under the store's lock: all of it or nothing."""
         with self._lock:
@@ -54,7 +67,7 @@ class MemoryStore(CheckedAppend, ScanningQueryIndex, Store):
                 raise ConcurrencyConflict(commit.incident_id, commit.expected_version, actual)
             if commit.idempotency is not None:
                 check_key_unused(self._keys.get(commit.idempotency.key), commit)
-            if commit.index_changed:
+            if commit.index_changed and _moves_references(current, commit.snapshot):
                 self._hold_references(current, commit.snapshot)
             history = self._events.get(commit.incident_id)
             if history is None:
@@ -216,3 +229,12 @@ class MemoryStore(CheckedAppend, ScanningQueryIndex, Store):
 
 def _stream(item: OutboxItem) -> tuple[str, str]:
     return (item.event.incident_id, item.notifier)
+
+
+def _moves_references(before: Incident | None, after: Incident) -> bool:
+    """False when ``after`` holds what ``before`` held: the same references, open or not alike."""
+    return (
+        before is None
+        or before.references is not after.references
+        or before.state.is_open != after.state.is_open
+    )

@@ -1,0 +1,188 @@
+"""The usual command in one pass: validate, decide, fold and append, fused.
+
+The general pipeline (``IncidentFlow._perform``) serves every option: an
+idempotency key, an expected version, access rules, linked incidents,
+notifiers, files, custom guards and required roles. Most commands use none of
+them; this path runs those with the same checks, in the same order, without
+the layers in between. Anything else goes to the general path before the
+clock is read or anything is written, so both give the same snapshot, the same
+stored events and the same errors (``tests/test_fast_paths_fused.py`` compares them).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from . import _validate as v
+from ._builders import builder
+from ._decide import context_reasons, evolve, steps
+from ._events import Event, EventData
+from ._flow_commands import CommandOptions, Pipeline
+from ._flow_commit import index_changed, new_commit, references_free
+from ._lifecycle import Step, lifecycle
+from ._model import Incident, State
+from ._policy import Policy
+from .commands import Command, Context
+from .delivery import Delivery
+from .exceptions import ConfigError, IncidentFlowError, StoreError, TransitionRejected
+from .stores._protocols import EventStore
+
+__all__ = ["FastPath", "utc"]
+
+_new_event = builder(Event)
+# A named tuple built as a tuple: its generated __new__ is a Python call.
+_tuple_new = tuple.__new__
+_NO_OTHERS: Mapping[str, State] = MappingProxyType({})
+_NO_OUTBOX = ()
+
+
+def utc(now: object) -> datetime:
+    """What a clock returned, checked to be aware and converted to UTC."""
+    if now.__class__ is datetime and now.tzinfo is UTC:
+        return now  # aware, and already UTC
+    if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
+        raise ConfigError("clock", f"must return an aware datetime, returned {now!r}")
+    return now.astimezone(UTC)
+
+
+class FastPath(Pipeline):
+    """``_run``: the fused path when nothing but ``actor=`` is asked for, else the general one."""
+
+    store: EventStore
+    policy: Policy
+    delivery: Delivery
+    incidents_dir: Path | None
+    knowledge_dir: Path | None
+
+    clock: Callable[[], datetime]
+
+    @abc.abstractmethod
+    def _perform(
+        self,
+        command: Command[Any],
+        incident_id: str,
+        options: CommandOptions,
+        args: dict[str, Any],
+    ) -> tuple[Incident, bool]:
+        """The general pipeline: the snapshot after the command, and whether it was a replay."""
+
+    @abc.abstractmethod
+    def _decided(
+        self,
+        command: Command[Any],
+        incident: Incident,
+        values: dict[str, Any],
+        actor: str,
+        key: str | None,
+        expected_version: int | None,
+        stamp: list[datetime],
+    ) -> tuple[Incident, bool]:
+        """The general pipeline from a loaded snapshot on."""
+
+    def _run(
+        self,
+        command: Command[Any],
+        incident_id: str,
+        options: CommandOptions,
+        args: dict[str, Any],
+    ) -> Incident:
+        if (
+            len(options) != 1
+            or "actor" not in options
+            or command.references
+            or not self.policy._unchecked
+            or self.incidents_dir is not None
+            or self.knowledge_dir is not None
+            or self.delivery.router.notifiers
+        ):
+            return self._perform(command, incident_id, options, args)[0]
+        # What _perform does with these options, in its order.
+        incident_id = v.name("incident_id", incident_id)
+        actor = v.actor(options["actor"])
+        values = command.validated(args)
+        stamp: list[datetime] = []
+        store = self.store
+        cached = store.cached(incident_id)
+        if cached is not None:
+            try:
+                return self._fused(command, cached, values, actor, stamp)
+            except StoreError:
+                raise
+            except IncidentFlowError:
+                incident = store.load(incident_id)
+                if incident.version == cached.version:
+                    raise
+        else:
+            incident = store.load(incident_id)
+        return self._fused(command, incident, values, actor, stamp)
+
+    def _fused(
+        self,
+        command: Command[Any],
+        inc: Incident,
+        values: dict[str, Any],
+        actor: str,
+        stamp: list[datetime],
+    ) -> Incident:
+        """``_decided`` without key, expected version, links, outbox or files, in one frame."""
+        if inc.restricted_to or (inc.links and command.sees_links):
+            return self._decided(command, inc, values, actor, None, None, stamp)[0]
+        if not stamp:
+            stamp.append(utc(self.clock()))
+        now = stamp[0]
+        payload = command.payload(values, now)
+        # decide(), for a policy with no custom guards or required roles.
+        found = lifecycle().steps(command.name, inc.state)
+        if not found:
+            steps(inc, command)  # raises InvalidTransition
+        if command.plain:
+            data: Sequence[EventData] = (payload,)
+        else:
+            context: Context[Any] = _tuple_new(
+                Context, (inc, payload, self.policy, now, actor, _NO_OTHERS)
+            )
+            if command.guards and not _all_hold(found, context, payload):
+                unmet = context_reasons(command, context)  # every reason, as decide gives them
+                raise TransitionRejected(inc.id, command.name, unmet)
+            if command.prepare is not None:
+                payload = command.prepare(context, payload)
+            data = command.emit(context, payload) if command.emits_more else (payload,)
+        # _commit(), with nothing to route and no files to write.
+        incident_id = inc.id
+        base = inc.version
+        if len(data) == 1:
+            events: tuple[Event, ...] = (
+                _new_event(incident_id, base + 1, now, actor, data[0], None),
+            )
+            snapshot = evolve(inc, events[0])
+        else:
+            events = tuple(
+                _new_event(incident_id, base + i, now, actor, item, None)
+                for i, item in enumerate(data, start=1)
+            )
+            snapshot = inc
+            for event in events:
+                snapshot = evolve(snapshot, event)
+        changed = index_changed(inc, snapshot)
+        if changed:
+            references_free(self.store, inc, snapshot)
+        self.store.append(
+            new_commit(incident_id, base, events, snapshot, _NO_OUTBOX, None, changed)
+        )
+        return snapshot
+
+
+def _all_hold(found: tuple[Step, ...], context: Context[Any], payload: EventData) -> bool:
+    """True when no guard of the selected steps gives a reason, asked as ``decide`` asks."""
+    for step in found:
+        if step.when and not step.selected_by(payload):
+            continue
+        for guard in step.guards:
+            if guard.check(context) is not None and guard.reasons(context):
+                return False
+    return True
