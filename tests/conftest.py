@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 from loguru import logger
 
 # --import-mode=importlib leaves sys.path alone; the test modules import helpers.py by name.
@@ -28,6 +29,13 @@ from incidentflow.testing import FrozenClock
 
 # One PostgreSQL database per xdist worker, and its skip reason reported once per run.
 pytest_plugins = ("pg",)
+
+# No test asserts a wall clock, Hypothesis's included: on a loaded machine a slow example
+# or a slow draw is not a failure. Tests still set their own example counts.
+settings.register_profile(
+    "incidentflow", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("incidentflow")
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:

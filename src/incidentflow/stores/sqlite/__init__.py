@@ -70,9 +70,9 @@ from __future__ import annotations
 
 from .._protocols import Store
 from ._events import SQLiteEventStore
+from ._migrations import APPLICATION_ID
 from ._outbox import SQLiteOutbox
 from ._queries import SQLiteQueryIndex
-from ._migrations import APPLICATION_ID
 from ._schema import SCHEMA_VERSION
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteStore"]
