@@ -177,6 +177,8 @@ def fill(path: Path, count: int, template_db: Path, slugs: list[str]) -> float:
     copies = -(-count // len(slugs))
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("ATTACH DATABASE ? AS template", (str(template_db),))
+    # The milestone times and, from schema 8, the durations: every column but the id.
+    timed = [row[1] for row in conn.execute("PRAGMA table_info(milestones)")][1:]
     conn.execute("BEGIN")
     made = 0
     for slug in slugs:
@@ -217,8 +219,7 @@ def fill(path: Path, count: int, template_db: Path, slugs: list[str]) -> float:
         )
         conn.execute(
             f"{clones} INSERT INTO milestones SELECT replace(incident_id, :slug, {new}), "
-            "first_occurred_at, detected_at, acknowledged_at, contained_at, fixed_at, "
-            "resolved_at, postmortem_completed_at FROM template.milestones, k "
+            f"{', '.join(timed)} FROM template.milestones, k "
             "WHERE incident_id LIKE '%-' || :slug",
             {"copies": wanted, "slug": slug},
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import zlib
 from collections.abc import (
     Callable,
     ItemsView,
@@ -25,13 +26,20 @@ T = TypeVar("T")
 V = TypeVar("V")
 
 
-#: A JSON array's text, or consecutive arrays' texts whose items make one list.
-Text = str | tuple[str, ...]
+#: A JSON array's text, or consecutive arrays' texts whose items make one list; a
+#: store may keep a part zlib-compressed (bytes), expanded only when it is read.
+Text = str | tuple[str | bytes, ...]
 
 
-def _join(texts: tuple[str, ...]) -> str:
+def _expanded(part: str | bytes) -> str:
+    """One part of a ``Text`` as JSON text."""
+    return part if isinstance(part, str) else zlib.decompress(part).decode("utf-8")
+
+
+def _join(texts: tuple[str | bytes, ...]) -> str:
     """Consecutive JSON arrays' texts as one array's text."""
-    return f"[{','.join(text[1:-1] for text in texts if len(text) > 2)}]"
+    parts = (_expanded(text) for text in texts)
+    return f"[{','.join(text[1:-1] for text in parts if len(text) > 2)}]"
 
 
 class _Stored(Generic[T]):
@@ -106,7 +114,7 @@ class StoredList:
             try:
                 items: list[T] = []
                 for part in (text,) if isinstance(text, str) else text:
-                    values = json.loads(part)
+                    values = json.loads(_expanded(part))
                     if not isinstance(values, list):
                         raise TypeError(f"expected a JSON array, got {type(values).__name__}")
                     items += map(item, values)

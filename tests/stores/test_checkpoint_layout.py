@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -416,3 +417,23 @@ class TestChunks:
             pytest.raises(StoreError, match="the stored chunks of notes do not add up"),
         ):
             cold.get(incident.id)
+
+    def test_postgres_packs_chunks_and_a_damaged_one_names_itself(self, tmp_path: Path) -> None:
+        """PostgreSQL keeps chunks compressed; one that does not expand is refused when read."""
+        clock = FrozenClock()
+        store = open_kind("postgres", tmp_path)
+        with _flow(store, clock) as flow:
+            incident = flow.declare(
+                "Checkout returns 500", severity="P3", commander="al", actor="al"
+            )
+            for n in range(40):
+                flow.add_note(incident.id, f"note {n}", actor="al")
+        table = f"{store._sql.schema}.snapshot_lists"
+        with postgres_connection() as conn:
+            (packed,) = conn.execute(f"SELECT items FROM {table} WHERE chunk = 0").fetchone()
+            assert json.loads(zlib.decompress(packed))[0]["text"] == "note 0"
+            conn.execute(f"UPDATE {table} SET items = '\\x00ff'::bytea WHERE chunk = 0")
+        with _flow(open_kind("postgres", tmp_path), clock) as cold:
+            damaged = cold.get(incident.id)  # the head loads; the notes are read on use
+            with pytest.raises(StoreError, match="the stored notes cannot be read"):
+                list(damaged.notes)

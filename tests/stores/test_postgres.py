@@ -144,6 +144,7 @@ class TestSetup:
             "incident_labels",
             "incident_references",
             "incidents",
+            "milestones",
             "outbox",
             "schema_version",
             "search",

@@ -103,7 +103,10 @@ class Delivery:
         worker: str | None = None,
         inline_budget: timedelta = DEFAULT_INLINE_BUDGET,
     ) -> None:
-        if isinstance(notifiers, (str, bytes)) or not isinstance(notifiers, Iterable):
+        # An empty tuple (no notifiers) is by far the most common: no ABC walk for it.
+        if notifiers != () and (
+            isinstance(notifiers, (str, bytes)) or not isinstance(notifiers, Iterable)
+        ):
             raise ConfigError(
                 "notifiers", f"expected a list of Notifier, got {type(notifiers).__name__}"
             )

@@ -18,6 +18,7 @@ too many chunks) it writes the list again as one chunk.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -38,6 +39,7 @@ __all__ = [
     "chunked_lists",
     "decode_chunked",
     "max_chunks",
+    "packed",
 ]
 
 #: The head's key listing its chunked lists as ``[name, count, version of the last chunk]``.
@@ -65,7 +67,7 @@ class Chunk:
     chunk: int
     version: int
     count: int
-    items: str
+    items: str | bytes
 
 
 @attrs.frozen
@@ -84,11 +86,15 @@ class ChunkedCheckpoint:
 
 
 def chunked_checkpoint(
-    snapshot: Incident, stored: Mapping[str, tuple[int, int, int]], key: object
+    snapshot: Incident,
+    stored: Mapping[str, tuple[int, int, int]],
+    key: object,
+    pack: Callable[[str], str | bytes] = str,
 ) -> ChunkedCheckpoint:
     """The checkpoint of ``snapshot``, given ``stored``: each list's chunks, items, last version.
 
-    ``key`` tells this store's marks from another's.
+    ``key`` tells this store's marks from another's; ``pack`` turns a chunk's JSON
+    into what the store keeps (:func:`packed` compresses it).
     """
     version = snapshot.version
     long: list[str] = []
@@ -113,12 +119,12 @@ def chunked_checkpoint(
             chunks, count, last = held
             new = records.after(count)
             if new:
-                rows.append(Chunk(name, chunks, version, len(new), encode(new)))
+                rows.append(Chunk(name, chunks, version, len(new), pack(encode(new))))
                 last = version
         else:
             if held is not None:
                 clear.append(name)
-            rows.append(Chunk(name, 0, version, len(records), records.json_text(encode)))
+            rows.append(Chunk(name, 0, version, len(records), pack(records.json_text(encode))))
             last = version
         layout.append([name, len(records), last])
         marks.append((records, (key, snapshot.id, name, last)))
@@ -162,17 +168,34 @@ def chunked_lists(
             or not chunks
             or sum(row[3] for row in chunks) != count
             or chunks[-1][2] != last
-            or not all(row[4][:1] == "[" and row[4][-1:] == "]" for row in chunks)
+            or not all(_whole(row[4]) for row in chunks)
         ):
             raise StoreError(
                 f"{where}: the snapshot of {incident_id}: the stored chunks of {name} do not "
                 f"add up to {count} items written at version {last}; "
                 "the store is damaged"
             )
-        text = chunks[0][4] if len(chunks) == 1 else tuple(row[4] for row in chunks)
+        first = chunks[0][4]
+        text = first if len(chunks) == 1 and isinstance(first, str) else tuple(r[4] for r in chunks)
         mark = (key, incident_id, name, last)
         head[name] = StoredList(text, count, f"{where}: the stored {name}", mark=mark)
     return head
+
+
+def packed(text: str) -> bytes:
+    """A chunk's JSON compressed, for a store that sends every byte over a network.
+
+    A long list's chunks are read on every cold load, but parsed only when
+    something reads the items: fewer bytes to send is what a load can save.
+    """
+    return zlib.compress(text.encode("utf-8"), 1)
+
+
+def _whole(items: object) -> bool:
+    """True for a chunk that holds a JSON array's text, or compressed bytes."""
+    if isinstance(items, str):
+        return items[:1] == "[" and items[-1:] == "]"
+    return isinstance(items, bytes) and bool(items)
 
 
 def decode_chunked(

@@ -10,6 +10,7 @@ import psycopg
 import psycopg.errors
 
 from ..._events import Event
+from ..._metrics import milestone_times
 from ..._model import Incident, State
 from ..._serialization import incident_to_dict
 from ..._similar import (
@@ -26,7 +27,7 @@ from .._base import (
     Commit,
     IdempotencyRecord,
 )
-from .._chunks import ChunkedCheckpoint, chunked_checkpoint
+from .._chunks import ChunkedCheckpoint, chunked_checkpoint, packed
 from .._snapshots import (
     checkpoint_due,
 )
@@ -41,6 +42,7 @@ from ._values import (
     _event_columns,
     _from_column,
     _jsonb,
+    _milestone_params,
     _outbox_columns,
     _param,
     _search_params,
@@ -140,6 +142,7 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
             )
         if commit.outbox:
             params.update(_outbox_columns(commit.outbox))
+        milestones = self._milestones_params(snapshot, expected, previous, params)
         # Most commands change no searchable text: they skip the search row entirely.
         search = self._searchable and (previous is None or search_text_changed(previous, snapshot))
         if search:
@@ -153,6 +156,7 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
             self._tagged,
             len(commit.events) == 1,
             self._chunked,
+            milestones,
         )
         try:
             if commit.outbox:
@@ -170,6 +174,30 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
         if found is None or found[0] != 1:
             raise self._refusal(conn, commit)
         return checkpoint
+
+    def _milestones_params(
+        self, snapshot: Incident, expected: int, previous: Incident | None, params: dict[str, Any]
+    ) -> int:
+        """Add the milestones row to ``params`` if the commit may move it; how to write it.
+
+        Most commands move no milestone: they write no row. Without the snapshot
+        before (not cached), the row is written unless the stored one holds it.
+        """
+        if not self._measured:
+            return 0
+        times = milestone_times(snapshot)
+        if expected == 0:
+            write = any(at is not None for at in times)  # no row: no milestone reached
+        elif previous is None:
+            params.update(_milestone_params(snapshot, times))
+            return 2
+        else:
+            write = (
+                times != milestone_times(previous) or snapshot.declared_at != previous.declared_at
+            )
+        if write:
+            params.update(_milestone_params(snapshot, times))
+        return 1 if write else 0
 
     def _refused(
         self, conn: psycopg.Connection[Any], commit: Commit, exc: psycopg.errors.UniqueViolation
@@ -200,7 +228,7 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
                 if not new:
                     found = conn.execute(self._sql.stored_chunks, (snapshot.id,))
                     stored = {name: (chunks, count, last) for name, chunks, count, last in found}
-                checkpoint = chunked_checkpoint(snapshot, stored, self._chunk_key)
+                checkpoint = chunked_checkpoint(snapshot, stored, self._chunk_key, packed)
                 body = _dump_json(checkpoint.head)
         except (TypeError, ValueError) as exc:
             raise self._fail(f"cannot serialise the snapshot of {snapshot.id}", exc) from exc

@@ -9,7 +9,15 @@ from typing import Any
 import psycopg
 import psycopg.errors
 
-from ..._metrics import DURATION_SPANS, MILESTONE_TIMES, Milestones
+from ..._metrics import (
+    DURATION_SPANS,
+    METRICS,
+    MILESTONE_TIMES,
+    QUANTILES,
+    Milestones,
+    quantile_rank,
+)
+from ..._metrics_rows import Parts
 from ..._model import Incident, Reference, Severity, State
 from ..._similar import (
     FIELDS,
@@ -73,12 +81,33 @@ _GROUP_KEYS: dict[str | None, str] = {
     "day": "floor(extract(epoch FROM declared_at) / 86400)::bigint",
 }
 
+#: The metrics of every incident, from the milestones table's indexes (schema 6).
+_EVERYTHING = IncidentQuery(newest_first=False)
+
+_COUNTS = "SELECT severity, state, count(*) FROM {s}.incidents GROUP BY 1, 2"
+
+#: Each duration's count, exact sum (numeric), least and greatest, in one scan.
+_TOTALS = (
+    "SELECT "
+    + ", ".join(f"count({name}), sum({name}), min({name}), max({name})" for name in METRICS)
+    + " FROM {s}.milestones"
+)
+
+
+def _seek(name: str) -> str:
+    """The values of a duration at a rank and the one after, by a walk of its index."""
+    return (
+        f"ARRAY(SELECT {name} FROM {{s}}.milestones WHERE {name} IS NOT NULL "
+        f"ORDER BY {name} LIMIT 2 OFFSET %s)"
+    )
+
+
 _SEVERITIES = {s.value: s for s in Severity}
 _STATES = {s.value: s for s in State}
 
 
 class PostgresQueryIndex(PostgresBase, TermSearch):
-    """Listings and summaries by SQL, milestones from jsonb checkpoints, ``ts_rank_cd``."""
+    """Listings and summaries by SQL, milestones from their table (schema 6), ``ts_rank_cd``."""
 
     def list(self, query: IncidentQuery) -> Sequence[Incident]:
         """Snapshots matching ``query``, filtered, ordered and paged by SQL on indexed columns."""
@@ -109,13 +138,16 @@ class PostgresQueryIndex(PostgresBase, TermSearch):
         return self._read("cannot find incidents by reference", read)
 
     def milestones(self, query: IncidentQuery) -> Iterator[Milestones]:
-        """The milestones of matching incidents, read from the checkpoints by the server.
+        """The milestones of matching incidents, from the milestones table (schema 6).
 
-        No snapshot is built: one query returns, beside each incident's row,
-        the seven times the metrics need, extracted from its stored checkpoint
-        (``jsonb``). The incidents whose checkpoint lags their history are loaded
-        whole, together.
+        Before schema 6 (a store pinned to an older one), one query returns,
+        beside each incident's row, the seven times extracted from its stored
+        checkpoint (``jsonb``); the incidents whose checkpoint lags their
+        history are loaded whole, together.
         """
+        if self._measured:
+            yield from self._stored_milestones(query)
+            return
         from ..._metrics import milestones
 
         times = ", ".join(f"s.body #>> '{{{path}}}'" for path in _MILESTONE_PATHS)
@@ -162,6 +194,79 @@ class PostgresQueryIndex(PostgresBase, TermSearch):
                 **found,
             )
 
+    def _stored_milestones(self, query: IncidentQuery) -> Iterator[Milestones]:
+        """The milestones of matching incidents, from their rows of the milestones table."""
+        sql, params = self._sql.list(
+            query,
+            "id, severity, state, declared_at, type, "
+            + ", ".join(f"m.{name}" for name in MILESTONE_TIMES),
+        )
+        sql = sql.replace(*self._joined(), 1)
+        rows = self._read(
+            "cannot read the milestones", lambda conn: conn.execute(sql, params).fetchall()
+        )
+        severities, states = _SEVERITIES, _STATES
+        for incident_id, severity, state, declared, kind, *times in rows:
+            yield Milestones(
+                incident_id=str(incident_id),
+                severity=severities[severity],
+                state=states[state],
+                declared_at=declared.astimezone(UTC),
+                type=str(kind),
+                **{
+                    name: None if at is None else at.astimezone(UTC)
+                    for name, at in zip(MILESTONE_TIMES, times, strict=True)
+                },
+            )
+
+    def _joined(self, kind: str = "LEFT JOIN") -> tuple[str, str]:
+        """What turns a listing's ``FROM incidents`` into one joined with the milestones."""
+        s = self._sql.schema
+        return (
+            f"FROM {s}.incidents",
+            f"FROM {s}.incidents {kind} {s}.milestones m ON m.incident_id = incidents.id",
+        )
+
+    def duration_parts(
+        self, query: IncidentQuery
+    ) -> tuple[Sequence[tuple[Any, ...]], Sequence[Parts]] | None:
+        """What :func:`~incidentflow._metrics_rows.summary_of_parts` takes, read from indexes.
+
+        As SQLiteStore's, for every incident unfiltered (``None`` for any other
+        query, or a schema before 6): the counts by severity and state, each
+        duration's count, exact sum, least and greatest in one scan of the
+        milestones, and the neighbours of its quantiles by walks of its index,
+        in one statement; nothing is sorted. All as of one moment.
+        """
+        if not self._measured or query != _EVERYTHING:
+            return None
+        s = self._sql.schema
+
+        def read(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Parts]]:
+            with conn.transaction():  # counts, sums and seeks as of one moment
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                counts = conn.execute(_COUNTS.format(s=s)).fetchall()
+                totals = conn.execute(_TOTALS.format(s=s)).fetchone()
+                assert totals is not None  # an aggregate without GROUP BY gives one row
+                reached = [n for n in range(len(METRICS)) if totals[4 * n]]
+                seeks = [(n, quantile_rank(totals[4 * n], q)) for n in reached for q in QUANTILES]
+                found: Sequence[Any] | None = ()
+                if seeks:
+                    sql = "SELECT " + ", ".join(_seek(METRICS[n]) for n, _ in seeks)
+                    found = conn.execute(sql.format(s=s), [rank for _, rank in seeks]).fetchone()
+            neighbours = iter(found or ())
+            parts: list[Parts] = []
+            for n in range(len(METRICS)):
+                count, total, low, high = totals[4 * n : 4 * n + 4]
+                if not count:
+                    parts.append((0, 0, 0, 0, ()))
+                    continue
+                pairs = [next(neighbours) for _ in QUANTILES]
+                parts.append((count, int(total), low, high, [(p[0], p[-1]) for p in pairs]))
+            return counts, parts
+
+        return self._read("cannot read the metrics", read)
+
     def duration_groups(
         self, query: IncidentQuery, group: str | None
     ) -> tuple[Sequence[tuple[Any, ...]], Sequence[tuple[Any, ...]]] | None:
@@ -177,17 +282,33 @@ class PostgresQueryIndex(PostgresBase, TermSearch):
 
         key = _GROUP_KEYS[group]
         counts_sql, params = self._sql.list(query, f"{key}, severity, state, count(*)")
-        times_sql, _ = self._sql.list(
-            query,
-            f"{key}, id, version, (SELECT ARRAY[s.version::int8, {_DURATIONS}] "
-            f"FROM {self.schema}.snapshots s, LATERAL {_RECORD} "
-            "WHERE s.incident_id = incidents.id)",
-        )
+        if self._measured:
+            # Incidents without a row have reached no milestone: the join leaves them out.
+            times_sql, _ = self._sql.list(
+                query, f"{key}, {', '.join(f'm.{name}' for name in METRICS)}"
+            )
+            times_sql = times_sql.replace(*self._joined("JOIN"), 1)
+        else:
+            times_sql, _ = self._sql.list(
+                query,
+                f"{key}, id, version, (SELECT ARRAY[s.version::int8, {_DURATIONS}] "
+                f"FROM {self.schema}.snapshots s, LATERAL {_RECORD} "
+                "WHERE s.incident_id = incidents.id)",
+            )
         order = " ORDER BY declared_at ASC, id ASC"
         if order not in counts_sql or order not in times_sql:
             return None  # another statement shape: the milestones answer instead
         counts_sql = counts_sql.replace(order, " GROUP BY 1, 2, 3")
         times_sql = times_sql.replace(order, "")
+        if self._measured:
+
+            def stored(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
+                with conn.transaction():  # counts and durations as of one moment
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    counts = conn.execute(counts_sql, params).fetchall()
+                    return counts, conn.execute(times_sql, params).fetchall()
+
+            return self._read("cannot read the milestones", stored)
 
         def read(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
             with conn.transaction():  # every row as of one moment

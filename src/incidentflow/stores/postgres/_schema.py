@@ -13,6 +13,7 @@ import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..._events import Event
+from ..._metrics import milestone_times
 from ..._model import Incident
 from ..._similar import (
     SearchText,
@@ -42,14 +43,19 @@ from ._dsn import (
 from ._sql import _Statements
 from ._tags import TAG_TABLES, fill_tags
 from ._values import (
+    _FILL_MILESTONES,
     _FILL_SEARCH,
+    _INSERT_MILESTONES,
+    _LAGGING,
+    _MILESTONE_TYPES,
     _from_column,
     _load_json,
+    _milestone_params,
     _search_params,
 )
 
 #: The schema this release writes. Schemas at an older version are migrated forward.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: The PostgreSQL schema (namespace) holding the tables unless told otherwise.
 
@@ -79,6 +85,22 @@ def _fill_search(store: PostgresBase, conn: psycopg.Connection[Any]) -> None:
             )
 
 
+def _fill_milestones(store: PostgresBase, conn: psycopg.Connection[Any]) -> None:
+    """Migration 6: each incident's milestones row, from its checkpoint or its snapshot."""
+    schema = store._sql.schema
+    conn.execute(_FILL_MILESTONES.format(s=schema))
+    rows = conn.execute(_LAGGING.format(s=schema)).fetchall()
+    found = [(str(incident_id), int(version)) for incident_id, version in rows]
+    for start in range(0, len(found), 500):
+        params = []
+        for incident in store._snapshots_of(conn, found[start : start + 500]):
+            times = milestone_times(incident)
+            if any(at is not None for at in times):
+                params.append({"ms_incident_id": incident.id, **_milestone_params(incident, times)})
+        with conn.cursor() as cursor:
+            cursor.executemany(_INSERT_MILESTONES.format(s=schema), params)
+
+
 #: A step of a migration: a statement (``{s}`` is the schema), or a function for
 #: what SQL alone cannot do.
 _Step: TypeAlias = "str | Callable[[PostgresBase, psycopg.Connection[Any]], None]"
@@ -94,6 +116,9 @@ _ACCESS_SCHEMA = 4
 
 #: The first schema that keeps checkpoints' long lists in chunks (snapshot_lists).
 _CHUNKS_SCHEMA = 5
+
+#: The first schema with the milestones table (times and durations, written by commits).
+_MILESTONES_SCHEMA = 6
 
 # Migration N takes a schema from version N-1 to N; all run in one transaction.
 _MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
@@ -202,16 +227,31 @@ _MIGRATIONS: tuple[tuple[_Step, ...], ...] = (
     ),
     (
         # A checkpoint's long lists in chunks (see stores/_chunks): a checkpoint adds the
-        # items new since the one before instead of writing every item again.
+        # items new since the one before instead of writing every item again. Each is
+        # zlib-compressed JSON: a cold load sends them, and parses them only if read.
         """CREATE TABLE {s}.snapshot_lists (
             incident_id text NOT NULL,
             name text NOT NULL,
             chunk integer NOT NULL,
             version integer NOT NULL,
             count integer NOT NULL,
-            items text NOT NULL,
+            items bytea NOT NULL,
             PRIMARY KEY (incident_id, name, chunk)
         )""",
+    ),
+    (
+        # Each incident's milestones and durations (microseconds), written by the commit
+        # that moves one; metrics seek each duration's quantiles in its index.
+        "CREATE TABLE {s}.milestones (incident_id text PRIMARY KEY, "
+        + ", ".join(f"{name} {kind}" for name, kind in _MILESTONE_TYPES.items())
+        + ")",
+        *(
+            f"CREATE INDEX milestones_by_{name} ON {{s}}.milestones ({name}) "
+            f"WHERE {name} IS NOT NULL"
+            for name, kind in _MILESTONE_TYPES.items()
+            if kind == "int8"
+        ),
+        _fill_milestones,
     ),
 )
 
@@ -262,6 +302,7 @@ class PostgresBase:
         self._tagged = SCHEMA_VERSION >= _TAGS_SCHEMA
         self._guarded = SCHEMA_VERSION >= _ACCESS_SCHEMA
         self._chunked = SCHEMA_VERSION >= _CHUNKS_SCHEMA
+        self._measured = SCHEMA_VERSION >= _MILESTONES_SCHEMA
         # What this store's marks on stored lists carry: another store trusts none of them.
         self._chunk_key = object()
         self._prepare()
@@ -464,11 +505,12 @@ class PostgresBase:
         sql = self._sql.select_snapshots if self._chunked else self._sql.select_bodies
         bodies: dict[str, str] = {}
         chunks: dict[str, list[tuple[Any, ...]]] = {}
-        for incident_id, name, *row in conn.execute(sql, {"ids": list(incident_ids)}):
+        rows = conn.execute(sql, {"ids": list(incident_ids)})
+        for incident_id, name, chunk, version, count, head, items in rows:
             if name is None:
-                bodies[incident_id] = row[3]
+                bodies[incident_id] = head
             else:
-                chunks.setdefault(incident_id, []).append((name, *row))
+                chunks.setdefault(incident_id, []).append((name, chunk, version, count, items))
         key, where = self._chunk_key, self.where
         return {
             incident_id: decode_chunked(

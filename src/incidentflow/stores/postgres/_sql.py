@@ -15,6 +15,8 @@ from ._values import (
     _COLUMNS_BEFORE_TAGS,
     _EVENT_COLUMNS,
     _EVENT_SELECT,
+    _MILESTONE_COLUMNS,
+    _MILESTONE_TYPES,
     _SEARCH_COLUMNS,
     _SEARCH_TEXT,
     _SEARCH_VALUES,
@@ -37,18 +39,18 @@ class _Statements:
             "WHERE key = %s"
         )
         # A checkpoint and its chunked lists (see stores/_chunks), in one statement: one
-        # moment of the database. Rows: (incident, name, chunk, version, count, text),
-        # the head's with a NULL name.
+        # moment of the database. Rows: (incident, name, chunk, version, count, head,
+        # packed items): the head's with a NULL name, each chunk's with a NULL head.
+        head = "incident_id, NULL, NULL::integer, NULL::integer, NULL::integer, body::text"
         self.select_snapshots = (
-            f"SELECT incident_id, NULL, NULL, NULL, NULL, body::text FROM {s}.snapshots "
+            f"SELECT {head}, NULL::bytea FROM {s}.snapshots "
             "WHERE incident_id = ANY(%(ids)s) UNION ALL "
-            f"SELECT incident_id, name, chunk, version, count, items FROM {s}.snapshot_lists "
-            "WHERE incident_id = ANY(%(ids)s)"
+            "SELECT incident_id, name, chunk, version, count, NULL, items "
+            f"FROM {s}.snapshot_lists WHERE incident_id = ANY(%(ids)s)"
         )
         # Before the chunks table (a store pinned to an older schema, a migration).
         self.select_bodies = (
-            f"SELECT incident_id, NULL, NULL, NULL, NULL, body::text FROM {s}.snapshots "
-            "WHERE incident_id = ANY(%(ids)s)"
+            f"SELECT {head}, NULL::bytea FROM {s}.snapshots WHERE incident_id = ANY(%(ids)s)"
         )
         self.stored_chunks = (
             f"SELECT name, count(*)::integer, sum(count)::integer, max(version) "
@@ -138,6 +140,7 @@ class _Statements:
         tagged: bool = True,
         single: bool = False,
         chunked: bool = True,
+        milestones: int = 0,
     ) -> str:
         """The statement writing a commit; ``columns`` empty means a new incident.
 
@@ -148,6 +151,8 @@ class _Statements:
         holds that text. ``single``: the one event's columns are plain values,
         not arrays (see ``_event_columns``). ``chunked``: a checkpoint's long
         lists go to their chunks (``stores/_chunks``), not into its body.
+        ``milestones``: 1 writes the incident's ``milestones`` row (the ``ms_*``
+        parameters), 2 writes it unless the stored row holds those values already.
         """
         s = self.schema
         if columns:
@@ -199,9 +204,24 @@ class _Statements:
                 "(incident_id, name, chunk, version, count, items) "
                 "SELECT c.id, x.* FROM changed c, unnest(%(chunk_name)s::text[], "
                 "%(chunk_no)s::integer[], %(chunk_version)s::integer[], "
-                "%(chunk_count)s::integer[], %(chunk_items)s::text[]) AS x "
+                "%(chunk_count)s::integer[], %(chunk_items)b::bytea[]) AS x "
                 "ON CONFLICT (incident_id, name, chunk) DO UPDATE SET "
                 "version = excluded.version, count = excluded.count, items = excluded.items)"
+            )
+        if milestones:
+            listed = ", ".join(_MILESTONE_COLUMNS)
+            # The declared type of each parameter: a NULL of either kind stays typed.
+            values = ", ".join(f"%(ms_{name})s::{kind}" for name, kind in _MILESTONE_TYPES.items())
+            same = (
+                f" WHERE ({', '.join(f'm.{name}' for name in _MILESTONE_COLUMNS)}) "
+                f"IS DISTINCT FROM ({', '.join(f'excluded.{name}' for name in _MILESTONE_COLUMNS)})"
+            )
+            parts.append(
+                f"measured AS (INSERT INTO {s}.milestones AS m (incident_id, {listed}) "
+                f"SELECT c.id, {values} FROM changed c ON CONFLICT (incident_id) DO UPDATE SET "
+                + ", ".join(f"{name} = excluded.{name}" for name in _MILESTONE_COLUMNS)
+                + (same if milestones == 2 else "")
+                + ")"
             )
         if search:
             parts.append(

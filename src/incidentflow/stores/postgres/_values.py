@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from ..._events import Event
+from ..._metrics import DURATION_SPANS, METRICS, MILESTONE_TIMES
 from ..._model import Incident
 from ..._serialization import converter
 from ..._similar import (
@@ -51,6 +53,74 @@ _MILESTONE_PATHS = (
     "fixed_at",
     "resolved_at",
     "postmortem,completed_at",
+)
+
+#: The ``milestones`` table (schema 6): each of ``MILESTONE_TIMES`` (timestamptz) and each
+#: duration of ``METRICS`` in microseconds (int8), NULL while a milestone is missing.
+_MILESTONE_COLUMNS = (*MILESTONE_TIMES, *METRICS)
+
+#: The SQL type of each column of ``milestones``.
+_MILESTONE_TYPES = {
+    **dict.fromkeys(MILESTONE_TIMES, "timestamptz"),
+    **dict.fromkeys(METRICS, "int8"),
+}
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _milestone_params(incident: Incident, times: tuple[datetime | None, ...]) -> dict[str, Any]:
+    """The ``ms_*`` parameters of the commit's milestones row: ``times`` and their durations."""
+    at = dict(zip(MILESTONE_TIMES, times, strict=True))
+    at["declared_at"] = incident.declared_at
+    params: dict[str, Any] = {f"ms_{name}": at[name] for name in MILESTONE_TIMES}
+    for name, (later, earlier) in zip(METRICS, DURATION_SPANS, strict=True):
+        a, b = at[later], at[earlier]
+        params[f"ms_{name}"] = None if a is None or b is None else (a - b) // _MICROSECOND
+    return params
+
+
+def _time_of(path: str) -> str:
+    """A milestone's time from the fields of a checkpoint ``x`` parsed by ``jsonb_to_record``."""
+    top, _, inner = path.partition(",")
+    return f"(x.{top} ->> '{inner}')::timestamptz" if inner else f"x.{top}"
+
+
+def _micros_between(later: str, earlier: str) -> str:
+    # Epoch seconds are exact numerics: the product is an exact integer of microseconds.
+    return f"((extract(epoch FROM {later}) - extract(epoch FROM {earlier})) * 1000000)::int8"
+
+
+#: Migration 6: the milestones row of every incident whose checkpoint is current and
+#: has reached one, from the checkpoint (the others are loaded: see _fill_milestones).
+_FILL_MILESTONES = (
+    f"INSERT INTO {{s}}.milestones (incident_id, {', '.join(_MILESTONE_COLUMNS)}) "
+    f"SELECT id, {', '.join(MILESTONE_TIMES)}, "
+    + ", ".join(_micros_between(later, earlier) for later, earlier in DURATION_SPANS)
+    + " FROM (SELECT i.id, i.declared_at, "
+    + ", ".join(
+        f"{_time_of(path)} AS {name}"
+        for name, path in zip(MILESTONE_TIMES, _MILESTONE_PATHS, strict=True)
+    )
+    + " FROM {s}.incidents i JOIN {s}.snapshots s ON s.incident_id = i.id "
+    "AND s.version = i.version, LATERAL jsonb_to_record(s.body) AS x("
+    + ", ".join(
+        dict.fromkeys(
+            f"{path.partition(',')[0]} {'jsonb' if ',' in path else 'timestamptz'}"
+            for path in _MILESTONE_PATHS
+        )
+    )
+    + f")) AS t WHERE num_nonnulls({', '.join(MILESTONE_TIMES)}) > 0"
+)
+
+#: The incidents whose checkpoint lags their history (migration 6 loads them).
+_LAGGING = (
+    "SELECT i.id, i.version FROM {s}.incidents i LEFT JOIN {s}.snapshots s "
+    "ON s.incident_id = i.id WHERE s.version IS DISTINCT FROM i.version ORDER BY i.id"
+)
+
+_INSERT_MILESTONES = (
+    f"INSERT INTO {{s}}.milestones (incident_id, {', '.join(_MILESTONE_COLUMNS)}) "
+    f"VALUES (%(ms_incident_id)s, {', '.join(f'%(ms_{name})s' for name in _MILESTONE_COLUMNS)})"
 )
 
 _SEARCH_LEXEMES = tuple(f"{name}_lexemes" for name in FIELDS)
