@@ -22,6 +22,7 @@ from incidentflow._serialization import incident_to_dict
 from incidentflow.stores import MemoryStore
 from incidentflow.stores._chunks import max_chunks
 from incidentflow.stores._snapshots import (
+    STORED_MIN,
     decode_snapshot,
     dumps,
     encode_checkpoint,
@@ -29,7 +30,7 @@ from incidentflow.stores._snapshots import (
 from incidentflow.testing import FrozenClock
 
 
-def _long_incident(flow: IncidentFlow, clock: FrozenClock, extra: int = 12) -> Incident:
+def _long_incident(flow: IncidentFlow, clock: FrozenClock, extra: int = 70) -> Incident:
     """Every event type, then ``extra`` notes by as many people (two long lists)."""
     incident = every_event_type(flow, clock)
     for n in range(extra):
@@ -164,7 +165,7 @@ class TestStores:
         """A command that appends, on a store just opened, leaves the stored lists unparsed."""
         clock = FrozenClock()
         with _flow(opened(), clock) as flow:
-            incident = _long_incident(flow, clock, extra=40)
+            incident = _long_incident(flow, clock, extra=STORED_MIN + 40)
         with _flow(opened(), clock) as flow:
             after = flow.add_note(incident.id, "pid 7 holds the lock", actor="al")
             assert _unread(after.notes)
@@ -176,7 +177,7 @@ class TestStores:
         """Checkpoints written across many cold commands always equal the replayed history."""
         clock = FrozenClock()
         with _flow(opened(), clock) as flow:
-            incident = _long_incident(flow, clock, extra=20)
+            incident = _long_incident(flow, clock, extra=STORED_MIN + 20)
         for n in range(40):
             with _flow(opened(), clock) as flow:
                 flow.add_note(incident.id, f"cold note {n}", actor="bob")
@@ -191,7 +192,7 @@ class TestStores:
         clock = FrozenClock()
         store = open_kind("postgres", tmp_path)
         with _flow(store, clock) as flow:
-            incident = _long_incident(flow, clock, extra=20)
+            incident = _long_incident(flow, clock, extra=STORED_MIN + 20)
         with postgres_connection() as conn:
             title, layout, has_notes = conn.execute(
                 f"SELECT body ->> 'title', body -> '$chunks', body ? 'notes' "
@@ -351,13 +352,13 @@ class TestChunks:
             incident = flow.declare(
                 "Checkout returns 500", severity="P3", commander="al", actor="al"
             )
-            for n in range(80):
+            for n in range(160):
                 flow.add_note(incident.id, f"note {n}", actor="al")
             chunks = [row for row in _chunks(store, kind, incident.id) if row[0] == "notes"]
         assert [row[1] for row in chunks] == list(range(len(chunks)))
-        # The last checkpoint is at version 80: the declaration and 79 notes.
-        assert sum(row[3] for row in chunks) == 79
-        assert chunks[-1][2] == 80
+        # The last checkpoint is at version 160: the declaration and 159 notes.
+        assert sum(row[3] for row in chunks) == 159
+        assert chunks[-1][2] == 160
         assert len(chunks) >= 4
         assert all(row[3] == 16 for row in chunks[1:])
         assert [row[2] for row in chunks] == sorted(row[2] for row in chunks)
@@ -409,7 +410,7 @@ class TestChunks:
             incident = flow.declare(
                 "Checkout returns 500", severity="P3", commander="al", actor="al"
             )
-            for n in range(40):
+            for n in range(100):
                 flow.add_note(incident.id, f"note {n}", actor="al")
             store._conn.execute("DELETE FROM snapshot_lists WHERE chunk = 1")
         with (
@@ -426,7 +427,7 @@ class TestChunks:
             incident = flow.declare(
                 "Checkout returns 500", severity="P3", commander="al", actor="al"
             )
-            for n in range(40):
+            for n in range(100):
                 flow.add_note(incident.id, f"note {n}", actor="al")
         table = f"{store._sql.schema}.snapshot_lists"
         with postgres_connection() as conn:

@@ -38,6 +38,7 @@ __all__ = [
     "chunked_checkpoint",
     "chunked_lists",
     "decode_chunked",
+    "has_long_lists",
     "max_chunks",
     "packed",
 ]
@@ -49,11 +50,12 @@ CHUNKS = "$chunks"
 def max_chunks(count: int) -> int:
     """Chunks a list of ``count`` items may have; the checkpoint after writes it again as one.
 
-    Eight, or one per 256 items on longer lists: a load reads few rows, and the
-    rewrites, spread over the commands between them, cost about two kilobytes
-    a command (16 events a chunk, 128 chunks' worth of events per rewrite).
+    Sixteen, or one per 64 items on longer lists: a load reads a few dozen rows
+    at most, and rewriting the whole list, spread over the commands since the
+    last time (a chunk holds about 16 events' items), costs about as much as
+    writing each event's item four times.
     """
-    return max(8, count >> 8)
+    return max(16, count >> 6)
 
 
 _EMPTY: Records[Any] = Records()
@@ -83,6 +85,11 @@ class ChunkedCheckpoint:
         """Mark each list as stored where the rows say, once the commit is durable."""
         for records, mark in self.marks:
             records.mark(mark)
+
+
+def has_long_lists(snapshot: Incident) -> bool:
+    """True when a list of ``snapshot`` is long enough to be kept in chunks."""
+    return any(len(getattr(snapshot, name)) >= STORED_MIN for name, _ in record_fields())
 
 
 def chunked_checkpoint(

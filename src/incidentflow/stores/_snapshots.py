@@ -260,9 +260,10 @@ def _build_event(
     )
 
 
-#: A list this long or longer is written after the checkpoint's other fields, to be
+#: A list this long or longer is kept apart from the checkpoint's other fields, to be
 #: parsed only when something needs its items (a command that appends never does).
-STORED_MIN = 8
+#: Shorter lists parse in well under 0.1 ms and cost a durable store nothing extra.
+STORED_MIN = 64
 
 #: How a checkpoint whose long lists follow its other fields begins.
 _LAYOUT = '{"$lists":'

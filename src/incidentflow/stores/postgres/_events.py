@@ -27,7 +27,7 @@ from .._base import (
     Commit,
     IdempotencyRecord,
 )
-from .._chunks import ChunkedCheckpoint, chunked_checkpoint, packed
+from .._chunks import CHUNKS, ChunkedCheckpoint, chunked_checkpoint, has_long_lists, packed
 from .._snapshots import (
     checkpoint_due,
 )
@@ -225,7 +225,9 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
                 body = _dump_json(incident_to_dict(snapshot))
             else:
                 stored = {}
-                if not new:
+                # Without a long list nothing stored is kept (the statement drops any
+                # chunks), so there is nothing to ask about first.
+                if not new and has_long_lists(snapshot):
                     found = conn.execute(self._sql.stored_chunks, (snapshot.id,))
                     stored = {name: (chunks, count, last) for name, chunks, count, last in found}
                 checkpoint = chunked_checkpoint(snapshot, stored, self._chunk_key, packed)
@@ -237,7 +239,7 @@ class PostgresEventStore(PostgresBase, CheckedAppend):
             rows = checkpoint.rows
             rewritten = {row.name for row in rows if row.chunk == 0}
             params.update(
-                dropped=[name for name in checkpoint.clear if name not in rewritten],
+                kept=[entry[0] for entry in checkpoint.head.get(CHUNKS, ())],
                 rewritten=[name for name in checkpoint.clear if name in rewritten],
                 chunk_name=[row.name for row in rows],
                 chunk_no=[row.chunk for row in rows],

@@ -196,7 +196,7 @@ class _Statements:
             # chunk's row (updated) and loses the others; the rows touched never overlap.
             parts.append(
                 f"cleared AS (DELETE FROM {s}.snapshot_lists l USING changed c "
-                "WHERE l.incident_id = c.id AND (l.name = ANY(%(dropped)s::text[]) "
+                "WHERE l.incident_id = c.id AND (NOT l.name = ANY(%(kept)s::text[]) "
                 "OR (l.name = ANY(%(rewritten)s::text[]) AND l.chunk > 0)))"
             )
             parts.append(
