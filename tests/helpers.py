@@ -506,3 +506,51 @@ def every_event_type(flow: IncidentFlow, clock: FrozenClock) -> Incident:
     assert flow.check_deadlines()  # the second item is overdue
     flow.update_kb(i, symptom="500s", early_signs="pool usage", actor="bo")
     return flow.add_note(i, "closed", actor="bo")
+
+
+# -- metrics: incidents at many states and times, with jittered clocks -------------------
+
+#: When the metrics tests' incidents start (before the offsets they draw).
+METRICS_START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+class JitterClock(FrozenClock):
+    """A frozen clock whose every step also moves by the next of some given microseconds."""
+
+    def __init__(self, start: datetime, jitters: list[int]) -> None:
+        super().__init__(start)
+        self._jitters = iter(jitters * 50)
+
+    def advance(self, delta: timedelta | None = None, **units: float) -> datetime:
+        step = delta if delta is not None else timedelta(**units)
+        return super().advance(step + timedelta(microseconds=next(self._jitters, 0)))
+
+
+def fill_incidents(
+    flow: IncidentFlow, clock: FrozenClock, incidents: list[tuple[str, str, int]]
+) -> None:
+    """Drive each (state, severity, microseconds after METRICS_START) incident to its state."""
+    for state, severity, offset in incidents:
+        clock.set(METRICS_START + timedelta(microseconds=offset))
+        drive_to(flow, clock, state, severity)
+
+
+def milestone_incidents(max_size: int) -> Any:
+    """A Hypothesis strategy: up to ``max_size`` (state, severity, offset) incidents."""
+    from hypothesis import strategies as st
+
+    return st.lists(
+        st.tuples(
+            st.sampled_from([s.value for s in State]),
+            st.sampled_from(["P1", "P2", "P3", "P4"]),
+            st.integers(0, 10**12),
+        ),
+        max_size=max_size,
+    )
+
+
+def jitter_lists() -> Any:
+    """A Hypothesis strategy: the microseconds a JitterClock adds to its steps."""
+    from hypothesis import strategies as st
+
+    return st.lists(st.integers(0, 3_600_000_000), min_size=1, max_size=12)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import advance_to, drive_to
+from helpers import (
+    METRICS_START,
+    JitterClock,
+    advance_to,
+    drive_to,
+    fill_incidents,
+    jitter_lists,
+    milestone_incidents,
+)
 from incidentflow import IncidentFlow, State
 from incidentflow._metrics import (
     METRICS,
@@ -36,26 +44,8 @@ from incidentflow.stores.sqlite import _queries
 from incidentflow.stores.sqlite import _schema as sqlite_module
 from incidentflow.testing import FrozenClock
 
-START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+START = METRICS_START
 STATES = [s.value for s in State]
-
-
-class JitterClock(FrozenClock):
-    """A frozen clock whose every step also moves by the next of some given microseconds."""
-
-    def __init__(self, start: datetime, jitters: list[int]) -> None:
-        super().__init__(start)
-        self._jitters = iter(jitters * 50)
-
-    def advance(self, delta: timedelta | None = None, **units: float) -> datetime:
-        step = delta if delta is not None else timedelta(**units)
-        return super().advance(step + timedelta(microseconds=next(self._jitters, 0)))
-
-
-def _fill(flow: IncidentFlow, clock: FrozenClock, incidents: list[tuple[str, str, int]]) -> None:
-    for state, severity, offset in incidents:
-        clock.set(START + timedelta(microseconds=offset))
-        drive_to(flow, clock, state, severity)
 
 
 @pytest.fixture
@@ -74,15 +64,8 @@ def _plan(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> str:
     return " ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
 
 
-incidents = st.lists(
-    st.tuples(
-        st.sampled_from(STATES),
-        st.sampled_from(["P1", "P2", "P3", "P4"]),
-        st.integers(0, 10**12),
-    ),
-    max_size=8,
-)
-jitters = st.lists(st.integers(0, 3_600_000_000), min_size=1, max_size=12)
+incidents = milestone_incidents(max_size=8)
+jitters = jitter_lists()
 
 
 class TestEquality:
@@ -101,7 +84,7 @@ class TestEquality:
         path = tmp_path_factory.mktemp("fast") / "incidents.db"
         clock = JitterClock(START, steps)
         with IncidentFlow(SQLiteStore(path), clock=clock) as flow:
-            _fill(flow, clock, found)
+            fill_incidents(flow, clock, found)
             index = flow.store
             parts = index.duration_parts(_queries._EVERYTHING)  # type: ignore[attr-defined]
             assert parts is not None, "the whole store is answered from the indexes"
@@ -116,7 +99,7 @@ class TestEquality:
         """Only the whole store, ungrouped, seeks; any filter or grouping reads the rows."""
         clock = FrozenClock(START)
         with IncidentFlow(SQLiteStore(store_path), clock=clock) as flow:
-            _fill(flow, clock, [("kb_updated", "P1", 0), ("fixed", "P2", 10**9)])
+            fill_incidents(flow, clock, [("kb_updated", "P1", 0), ("fixed", "P2", 10**9)])
             seeks: list[object] = []
             real = type(flow.store).duration_parts  # type: ignore[attr-defined]
             monkeypatch.setattr(
@@ -144,7 +127,7 @@ class TestPlans:
     def test_seeks_read_covering_indexes(self, store_path: Path) -> None:
         clock = FrozenClock(START)
         with IncidentFlow(SQLiteStore(store_path), clock=clock) as flow:
-            _fill(flow, clock, [("kb_updated", "P1", 0)])
+            fill_incidents(flow, clock, [("kb_updated", "P1", 0)])
         with sqlite3.connect(store_path) as conn:
             for name, statements in _queries._SEEKS.items():
                 for sql in statements:
@@ -165,7 +148,9 @@ class TestPlans:
         """A fixed number of statements, whatever the number of incidents."""
         clock = FrozenClock(START)
         with IncidentFlow(SQLiteStore(store_path), clock=clock) as flow:
-            _fill(flow, clock, [("kb_updated", f"P{n % 4 + 1}", n * 10**8) for n in range(many)])
+            fill_incidents(
+                flow, clock, [("kb_updated", f"P{n % 4 + 1}", n * 10**8) for n in range(many)]
+            )
             seen: list[str] = []
             flow.store._conn.set_trace_callback(seen.append)  # type: ignore[attr-defined]
             [summary] = flow.metrics()
@@ -182,7 +167,7 @@ class TestStoredDurations:
     def test_each_commit_keeps_them(self, store_path: Path) -> None:
         clock = FrozenClock(START)
         with IncidentFlow(SQLiteStore(store_path), clock=clock) as flow:
-            _fill(flow, clock, [(s, "P2", n * 10**9) for n, s in enumerate(STATES)])
+            fill_incidents(flow, clock, [(s, "P2", n * 10**9) for n, s in enumerate(STATES)])
             reached = [i for i in flow.list() if any(milestone_times(i))]
         assert 0 < len(reached) < len(STATES)
         assert _durations(store_path) == sorted((i.id, *duration_micros(i)) for i in reached)
@@ -207,7 +192,7 @@ class TestStoredDurations:
         monkeypatch.setattr(sqlite_module, "SCHEMA_VERSION", 7)
         clock = FrozenClock(START)
         with IncidentFlow(SQLiteStore(store_path), clock=clock) as old:
-            _fill(old, clock, [(s, "P3", n * 10**9) for n, s in enumerate(STATES)])
+            fill_incidents(old, clock, [(s, "P3", n * 10**9) for n, s in enumerate(STATES)])
             snapshots = {i.id: i for i in old.list()}
         monkeypatch.undo()
         with IncidentFlow(SQLiteStore(store_path), clock=clock) as flow:

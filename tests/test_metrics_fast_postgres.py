@@ -12,35 +12,30 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import pg
-from helpers import advance_to, drive_to
+from helpers import (
+    METRICS_START,
+    JitterClock,
+    advance_to,
+    drive_to,
+    fill_incidents,
+    jitter_lists,
+    milestone_incidents,
+)
 from incidentflow import IncidentFlow, State
 from incidentflow._metrics import METRICS, MILESTONE_TIMES, milestone_times
 from incidentflow._metrics_rows import duration_micros
 from incidentflow.metrics import summarize
 from incidentflow.testing import FrozenClock
 
-START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+START = METRICS_START
 STATES = [s.value for s in State]
-
-
-class JitterClock(FrozenClock):
-    """A frozen clock whose every step also moves by the next of some given microseconds."""
-
-    def __init__(self, start: datetime, jitters: list[int]) -> None:
-        super().__init__(start)
-        self._jitters = iter(jitters * 50)
-
-    def advance(self, delta: timedelta | None = None, **units: float) -> datetime:
-        step = delta if delta is not None else timedelta(**units)
-        return super().advance(step + timedelta(microseconds=next(self._jitters, 0)))
 
 
 @pytest.fixture
@@ -60,12 +55,6 @@ def _store(schema: str, **options: Any) -> Any:
     from incidentflow.stores.postgres import PostgresStore
 
     return PostgresStore(pg.postgres_dsn(), schema=schema, **options)
-
-
-def _fill(flow: IncidentFlow, clock: FrozenClock, incidents: list[tuple[str, str, int]]) -> None:
-    for state, severity, offset in incidents:
-        clock.set(START + timedelta(microseconds=offset))
-        drive_to(flow, clock, state, severity)
 
 
 def _rows(schema: str) -> dict[str, tuple[Any, ...]]:
@@ -92,15 +81,8 @@ def _wanted(incidents: Any) -> dict[str, tuple[Any, ...]]:
     }
 
 
-incidents = st.lists(
-    st.tuples(
-        st.sampled_from(STATES),
-        st.sampled_from(["P1", "P2", "P3", "P4"]),
-        st.integers(0, 10**12),
-    ),
-    max_size=6,
-)
-jitters = st.lists(st.integers(0, 3_600_000_000), min_size=1, max_size=12)
+incidents = milestone_incidents(max_size=6)
+jitters = jitter_lists()
 
 
 class TestEquality:
@@ -121,7 +103,7 @@ class TestEquality:
         clock = JitterClock(START, steps)
         try:
             with IncidentFlow(_store(name), clock=clock) as flow:
-                _fill(flow, clock, found)
+                fill_incidents(flow, clock, found)
                 parts = flow.store.duration_parts(_queries._EVERYTHING)  # type: ignore[attr-defined]
                 assert parts is not None, "the whole store is answered from the indexes"
                 snapshots = flow.list()
@@ -142,8 +124,8 @@ class TestEquality:
         """Any filter or grouping reads the table's rows, and equals the slow path."""
         clock = FrozenClock(START)
         with IncidentFlow(_store(schema), clock=clock) as flow:
-            _fill(flow, clock, [("kb_updated", "P1", 0), ("fixed", "P2", 10**9)])
-            _fill(flow, clock, [("declared", "P3", 2 * 10**9)])
+            fill_incidents(flow, clock, [("kb_updated", "P1", 0), ("fixed", "P2", 10**9)])
+            fill_incidents(flow, clock, [("declared", "P3", 2 * 10**9)])
             every = flow.list()
             for options in ({"severity": "P1"}, {"type": "availability"}, {"viewer": "alice"},
                             {"declared_after": START}):  # fmt: skip
@@ -175,7 +157,9 @@ class TestStatements:
 
         clock = FrozenClock(START)
         with IncidentFlow(_store(schema), clock=clock) as flow:
-            _fill(flow, clock, [("kb_updated", f"P{n % 4 + 1}", n * 10**8) for n in range(many)])
+            fill_incidents(
+                flow, clock, [("kb_updated", f"P{n % 4 + 1}", n * 10**8) for n in range(many)]
+            )
             seen: list[str] = []
             real = psycopg.Cursor.execute
 
@@ -224,7 +208,7 @@ class TestStoredRows:
     def test_each_commit_keeps_them(self, schema: str) -> None:
         clock = FrozenClock(START)
         with IncidentFlow(_store(schema), clock=clock) as flow:
-            _fill(flow, clock, [(s, "P2", n * 10**9) for n, s in enumerate(STATES)])
+            fill_incidents(flow, clock, [(s, "P2", n * 10**9) for n, s in enumerate(STATES)])
             every = flow.list()
         wanted = _wanted(every)
         assert 0 < len(wanted) < len(STATES)
@@ -250,7 +234,7 @@ class TestStoredRows:
         monkeypatch.setattr(_schema, "SCHEMA_VERSION", 5)
         clock = FrozenClock(START)
         with IncidentFlow(_store(schema), clock=clock) as old:
-            _fill(old, clock, [(s, "P3", n * 10**9) for n, s in enumerate(STATES)])
+            fill_incidents(old, clock, [(s, "P3", n * 10**9) for n, s in enumerate(STATES)])
             for n, incident in enumerate(old.list()):
                 if n % 2 and incident.is_open:  # a checkpoint behind a moved milestone
                     at = incident.declared_at - timedelta(minutes=n)
