@@ -84,8 +84,8 @@ class TestListLoadsInBatches:
         assert {i.id: i for i in found} == expected
         reads = [sql for sql in seen if sql.lstrip().upper().startswith("SELECT")]
         batches = -(-COUNT // 7)
-        # The listing, then per batch (at most) a checkpoint read, a chunk read, a tail read.
-        assert 1 + batches <= len(reads) <= 1 + 3 * batches
+        # The listing, then a checkpoint read per batch and a tail read per batch (at most).
+        assert 1 + batches <= len(reads) <= 1 + 2 * batches
 
     def test_an_older_cached_snapshot_is_caught_up(self, path: Path) -> None:
         """A snapshot cached before another process wrote is caught up from its own version."""

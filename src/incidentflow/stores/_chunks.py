@@ -24,12 +24,10 @@ from typing import Any
 
 import attrs
 
-from .._builders import copier
 from .._model import Incident
 from .._sequences import Records, StoredList
-from .._serialization import incident_to_dict
 from ..exceptions import StoreError
-from ._snapshots import STORED_MIN, decode_snapshot, record_fields
+from ._snapshots import STORED_MIN, decode_snapshot, head_without, record_fields
 
 __all__ = [
     "CHUNKS",
@@ -37,6 +35,7 @@ __all__ = [
     "ChunkedCheckpoint",
     "chunked_checkpoint",
     "chunked_lists",
+    "decode_checkpoints",
     "decode_chunked",
     "has_long_lists",
     "max_chunks",
@@ -56,9 +55,6 @@ def max_chunks(count: int) -> int:
     writing each event's item four times.
     """
     return max(16, count >> 6)
-
-
-_EMPTY: Records[Any] = Records()
 
 
 @attrs.frozen
@@ -135,9 +131,7 @@ def chunked_checkpoint(
             last = version
         layout.append([name, len(records), last])
         marks.append((records, (key, snapshot.id, name, last)))
-    head = incident_to_dict(copier(Incident)(snapshot, **dict.fromkeys(long, _EMPTY)))
-    for name in long:
-        del head[name]
+    head = head_without(snapshot, long)
     if layout:
         head[CHUNKS] = layout
     return ChunkedCheckpoint(head, tuple(clear), tuple(rows), tuple(marks))
@@ -224,3 +218,30 @@ def decode_chunked(
     if not isinstance(head, dict):
         return decode_snapshot(body, incident_id, where, load=load)
     return decode_snapshot(chunked_lists(head, rows, key, incident_id, where), incident_id, where)
+
+
+def decode_checkpoints(
+    rows: Iterable[tuple[Any, ...]],
+    key: object,
+    where: str,
+    *,
+    load: Callable[[str], Any] = json.loads,
+) -> dict[str, Incident]:
+    """The snapshots in one statement's rows, by incident id.
+
+    Each row is ``(incident_id, name, chunk, version, count, head, items)``: a
+    checkpoint's head has no ``name``, each chunk of its lists no ``head``.
+    """
+    bodies: dict[str, str] = {}
+    chunks: dict[str, list[tuple[Any, ...]]] = {}
+    for incident_id, name, chunk, version, count, head, items in rows:
+        if name is None:
+            bodies[incident_id] = head
+        else:
+            chunks.setdefault(incident_id, []).append((name, chunk, version, count, items))
+    return {
+        incident_id: decode_chunked(
+            body, chunks.get(incident_id, ()), key, incident_id, where, load=load
+        )
+        for incident_id, body in bodies.items()
+    }

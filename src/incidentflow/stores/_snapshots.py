@@ -58,6 +58,7 @@ __all__ = [
     "encode_payload",
     "fold_onto",
     "from_micros",
+    "head_without",
     "load_snapshot",
     "micros",
 ]
@@ -291,6 +292,14 @@ def _array_encoder(hook: Callable[[Any], Any]) -> Callable[[list[Any]], str]:
 _EMPTY: Records[Any] = Records()
 
 
+def head_without(snapshot: Incident, names: Sequence[str]) -> dict[str, Any]:
+    """``incident_to_dict(snapshot)`` without the lists ``names``, which are not encoded."""
+    head = incident_to_dict(copier(Incident)(snapshot, **dict.fromkeys(names, _EMPTY)))
+    for name in names:
+        del head[name]
+    return head
+
+
 def encode_checkpoint(snapshot: Incident) -> str:
     """The checkpoint of ``snapshot`` as one JSON text, its long lists after its other fields.
 
@@ -308,9 +317,7 @@ def encode_checkpoint(snapshot: Incident) -> str:
             long.append((name, records.json_text(encode)))
     if not long:
         return dumps(incident_to_dict(snapshot))
-    head = incident_to_dict(copier(Incident)(snapshot, **{name: _EMPTY for name, _ in long}))
-    for name, _ in long:
-        del head[name]
+    head = head_without(snapshot, [name for name, _ in long])
     layout = [[name, len(text), len(getattr(snapshot, name))] for name, text in long]
     lists = "".join(f',"{name}":{text}' for name, text in long)
     return f"{_LAYOUT}{dumps(layout)}{_HEAD}{dumps(head)}{lists}}}"

@@ -23,7 +23,7 @@ from ...exceptions import (
     IncidentNotFound,
     StoreError,
 )
-from .._chunks import decode_chunked
+from .._chunks import decode_checkpoints
 from .._snapshots import (
     SnapshotCache,
     decode_event,
@@ -503,21 +503,8 @@ class PostgresBase:
     ) -> dict[str, Incident]:
         """The stored checkpoints of ``incident_ids``, with their chunked lists, at one moment."""
         sql = self._sql.select_snapshots if self._chunked else self._sql.select_bodies
-        bodies: dict[str, str] = {}
-        chunks: dict[str, list[tuple[Any, ...]]] = {}
         rows = conn.execute(sql, {"ids": list(incident_ids)})
-        for incident_id, name, chunk, version, count, head, items in rows:
-            if name is None:
-                bodies[incident_id] = head
-            else:
-                chunks.setdefault(incident_id, []).append((name, chunk, version, count, items))
-        key, where = self._chunk_key, self.where
-        return {
-            incident_id: decode_chunked(
-                body, chunks.get(incident_id, ()), key, incident_id, where, load=_load_json
-            )
-            for incident_id, body in bodies.items()
-        }
+        return decode_checkpoints(rows, self._chunk_key, self.where, load=_load_json)
 
     def _events(self, rows: Iterable[Sequence[Any]]) -> list[Event]:
         return [decode_event(row, self.where, data=_load_json, text=_from_column) for row in rows]

@@ -21,11 +21,9 @@ from ..._similar import (
     rank,
 )
 from ...exceptions import StoreError
-from .._chunks import CHUNKS, decode_chunked
 from .._records import IncidentQuery, IncidentSummary
 from .._scanning import TermSearch, rank_snapshots
 from .._snapshots import (
-    decode_snapshot,
     fold_onto,
     from_micros,
 )
@@ -146,25 +144,6 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
 
         return self._read(read)
 
-    def _chunked_bases(
-        self, conn: sqlite3.Connection, bodies: dict[str, str]
-    ) -> dict[str, Incident]:
-        """The checkpoints whose long lists are in chunks, read in the same transaction."""
-        rows: dict[str, list[tuple[Any, ...]]] = {incident_id: [] for incident_id in bodies}
-        marks = ", ".join("?" * len(bodies))
-        for incident_id, *row in conn.execute(
-            "SELECT incident_id, name, chunk, version, count, items FROM snapshot_lists "
-            f"WHERE incident_id IN ({marks})",
-            tuple(bodies),
-        ):
-            rows[incident_id].append(tuple(row))
-        return {
-            incident_id: decode_chunked(
-                body, rows[incident_id], self._chunk_key, incident_id, self._where
-            )
-            for incident_id, body in bodies.items()
-        }
-
     def _load_many(self, conn: sqlite3.Connection, wanted: dict[str, int]) -> dict[str, Incident]:
         """The snapshots of ``{id: version}``, as ``_load`` gives each, in a few statements.
 
@@ -182,17 +161,7 @@ class SQLiteQueryIndex(SQLiteBase, TermSearch):
                 unread.append(incident_id)
         for start in range(0, len(unread), _BATCH):
             chunk = unread[start : start + _BATCH]
-            marks = ", ".join("?" * len(chunk))
-            chunked: dict[str, str] = {}
-            for incident_id, body in conn.execute(
-                f"SELECT incident_id, body FROM snapshots WHERE incident_id IN ({marks})", chunk
-            ):
-                if CHUNKS in body:
-                    chunked[incident_id] = body
-                else:
-                    bases[incident_id] = decode_snapshot(body, incident_id, self._where)
-            if chunked:
-                bases.update(self._chunked_bases(conn, chunked))
+            bases.update(self._checkpoints(conn, chunk))
         missing = [incident_id for incident_id in unread if incident_id not in bases]
         if missing:
             raise StoreError(f"{self._where}: {missing[0]} has no stored snapshot")

@@ -25,11 +25,10 @@ from ...exceptions import (
     IncidentNotFound,
     StoreError,
 )
-from .._chunks import decode_chunked
+from .._chunks import decode_checkpoints
 from .._snapshots import (
     SnapshotCache,
     decode_event,
-    decode_snapshot,
     load_snapshot,
 )
 from ._migrations import (
@@ -79,11 +78,18 @@ def _fts5_available() -> bool:
     return True
 
 
-#: A checkpoint and its chunked lists, in one statement: one moment of the database.
-_SELECT_CHECKPOINT = (
-    "SELECT NULL, NULL, NULL, NULL, body FROM snapshots WHERE incident_id = ?1 "
-    "UNION ALL SELECT name, chunk, version, count, items FROM snapshot_lists "
-    "WHERE incident_id = ?1"
+#: Checkpoints and their chunked lists, in one statement: one moment of the database.
+#: Rows as ``decode_checkpoints`` takes them; ``{ids}`` is as many marks as there are ids.
+_SELECT_CHECKPOINTS = (
+    "SELECT incident_id, NULL, NULL, NULL, NULL, body, NULL FROM snapshots "
+    "WHERE incident_id IN ({ids}) UNION ALL "
+    "SELECT incident_id, name, chunk, version, count, NULL, items FROM snapshot_lists "
+    "WHERE incident_id IN ({ids})"
+)
+#: The same before the chunks table (a store pinned to an older schema, a migration).
+_SELECT_BODIES = (
+    "SELECT incident_id, NULL, NULL, NULL, NULL, body, NULL FROM snapshots "
+    "WHERE incident_id IN ({ids})"
 )
 
 # How many times this process is a forked child: a store made before a fork reconnects.
@@ -360,7 +366,7 @@ class SQLiteBase:
             raise IncidentNotFound(incident_id)
 
         def checkpoint() -> Incident | None:
-            return self._checkpoint(conn, incident_id)
+            return self._checkpoints(conn, [incident_id]).get(incident_id)
 
         def tail(after: int, upto: int) -> Sequence[Event]:
             return self._events(
@@ -378,22 +384,15 @@ class SQLiteBase:
             where=self._where,
         )
 
-    def _checkpoint(self, conn: sqlite3.Connection, incident_id: str) -> Incident | None:
-        """The stored checkpoint of ``incident_id``, with its chunked lists, read at one moment."""
-        if not self._chunked:
-            found = conn.execute(
-                "SELECT body FROM snapshots WHERE incident_id = ?", (incident_id,)
-            ).fetchone()
-            return None if found is None else decode_snapshot(found[0], incident_id, self._where)
-        body, rows = None, []
-        for row in conn.execute(_SELECT_CHECKPOINT, (incident_id,)):
-            if row[0] is None:
-                body = row[4]
-            else:
-                rows.append(row)
-        if body is None:
-            return None
-        return decode_chunked(body, rows, self._chunk_key, incident_id, self._where)
+    def _checkpoints(
+        self, conn: sqlite3.Connection, incident_ids: Sequence[str]
+    ) -> dict[str, Incident]:
+        """The stored checkpoints of ``incident_ids``, with their chunked lists, at one moment."""
+        sql = _SELECT_CHECKPOINTS if self._chunked else _SELECT_BODIES
+        marks = ", ".join("?" * len(incident_ids))
+        params = tuple(incident_ids) * (2 if self._chunked else 1)
+        rows = conn.execute(sql.format(ids=marks), params)
+        return decode_checkpoints(rows, self._chunk_key, self._where)
 
     def _events(
         self, conn: sqlite3.Connection, where: str, params: tuple[Any, ...]
