@@ -10,7 +10,8 @@ python-statemachine). Prints, for one run:
   with ``auto_transitions`` (its default; target: ≤ 1.5×) and without (target:
   ≤ 2×, issue 11), and
   (b) python-statemachine doing the same 7 events (target: faster, ratio < 1);
-  the four sides run interleaved, round by round, and the medians are compared;
+  the four sides run interleaved, round by round; each ratio is the median of
+  the rounds' ratios (and, in brackets, the ratio of the sides' medians);
 * ``import incidentflow`` against importing its five core dependencies alone
   (target: ≤ 1.3×), each in a fresh interpreter.
 """
@@ -144,9 +145,13 @@ def make_incidentflow_run() -> Callable[[], None]:
 
 
 def interleaved(
-    sides: dict[str, Callable[[], None]], rounds: int = 15, number: int = 200
-) -> dict[str, float]:
-    """Median seconds per call of each side, the sides taking turns round by round."""
+    sides: dict[str, Callable[[], None]], rounds: int = 41, number: int = 50
+) -> dict[str, list[float]]:
+    """Seconds per call of each side, one sample per round, the sides taking turns.
+
+    A round runs every side ``number`` times in a row, so each sample of one side
+    has the others' samples of the same round beside it, a few milliseconds away.
+    """
     for fn in sides.values():
         for _ in range(50):
             fn()
@@ -157,7 +162,17 @@ def interleaved(
             for _ in range(number):
                 fn()
             samples[name].append((time.perf_counter() - start) / number)
-    return {name: statistics.median(found) for name, found in samples.items()}
+    return samples
+
+
+def paired_ratio(ours: list[float], anchor: list[float]) -> float:
+    """The median of the rounds' ratios: each compares samples taken side by side.
+
+    A shared VM changes speed from one second to the next; a ratio of two
+    samples a few milliseconds apart cancels that, a ratio of two medians
+    taken over the whole run does not quite.
+    """
+    return statistics.median(a / b for a, b in zip(ours, anchor, strict=True))
 
 
 def import_time(statement: str, rounds: int = 15) -> float:
@@ -177,7 +192,7 @@ def import_time(statement: str, rounds: int = 15) -> float:
 
 
 def main() -> None:
-    medians = interleaved(
+    samples = interleaved(
         {
             "ours": make_incidentflow_run(),
             "bare": bare_transitions,
@@ -185,14 +200,22 @@ def main() -> None:
             "psm": python_statemachine,
         }
     )
-    ours, bare, no_auto, psm = (medians[k] for k in ("ours", "bare", "bare_no_auto", "psm"))
+    ours, bare, no_auto, psm = (
+        statistics.median(samples[k]) for k in ("ours", "bare", "bare_no_auto", "psm")
+    )
     print(f"full P1 lifecycle, incidentflow in memory:       {ours * 1e6:8.1f} µs")
     print(f"7 state changes, bare transitions:               {bare * 1e6:8.1f} µs")
     print(f"7 state changes, bare transitions, no auto:      {no_auto * 1e6:8.1f} µs")
     print(f"7 events, python-statemachine:                   {psm * 1e6:8.1f} µs")
-    print(f"ratio vs transitions (target ≤ 1.5):              {ours / bare:6.2f}")
-    print(f"ratio vs transitions without auto_transitions (target ≤ 2): {ours / no_auto:6.2f}")
-    print(f"ratio vs python-statemachine (target < 1):        {ours / psm:6.2f}")
+    print("ratios: median of the rounds' ratios (ratio of the medians in brackets)")
+    for label, anchor in (
+        ("transitions (target ≤ 1.5)", "bare"),
+        ("transitions without auto_transitions (target ≤ 2)", "bare_no_auto"),
+        ("python-statemachine (target < 1)", "psm"),
+    ):
+        paired = paired_ratio(samples["ours"], samples[anchor])
+        plain = ours / statistics.median(samples[anchor])
+        print(f"  vs {label:<52} {paired:5.2f}  ({plain:.2f})")
 
     deps = import_time("import attrs, cattrs, transitions, loguru, tomli_w")
     lib = import_time("import incidentflow")

@@ -364,6 +364,11 @@ class RacyStore(MemoryStore):
         time.sleep(0.001)  # widen the window between deciding and appending
         return snapshot
 
+    def cached(self, incident_id: str) -> Incident | None:
+        snapshot = super().cached(incident_id)
+        time.sleep(0.001)  # the same window for a command decided on the cached snapshot
+        return snapshot
+
     def append(self, commit: Commit) -> None:
         try:
             super().append(commit)

@@ -7,7 +7,9 @@ its regular expressions, and a whole lifecycle against its replay.
 
 from __future__ import annotations
 
+import gc
 import pickle
+import weakref
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -272,6 +274,16 @@ class TestRememberedTexts:
         with pytest.raises(ValidationError, match="line breaks"):
             v.name("actor", "two\nlines")
 
+    def test_a_list_of_remembered_texts_answers_as_each_text(self) -> None:
+        """Items seen before are answered from memory; a bad one is still named by its place."""
+        v.text("went_well", "fast rollback")
+        assert v.texts("went_well", [" fast rollback", "fast rollback"]) == (
+            "fast rollback",
+            "fast rollback",
+        )
+        with pytest.raises(ValidationError, match=r"went_well\[1\]: must not be empty"):
+            v.texts("went_well", ["fast rollback", "   "])
+
     def test_a_str_subclass_is_checked_every_time(self) -> None:
         """Only exact strings are remembered; a subclass is checked and returned as a str."""
 
@@ -332,3 +344,22 @@ def test_flows_share_the_default_policy_but_never_each_others_guards() -> None:
     assert not first.can(one.id, "start_triage").allowed
     assert second.can(other.id, "start_triage").allowed
     assert IncidentFlow.in_memory().policy is second.policy
+
+
+class TestFlowLifetime:
+    """A flow holds no reference cycle: dropping it frees it, without the garbage collector."""
+
+    def test_a_dropped_flow_is_freed_at_once(self) -> None:
+        """Its parts keep the clock, not the flow; the delivery side still tells the time."""
+        clock = FrozenClock(START)
+        flow = IncidentFlow.in_memory(clock=clock)
+        flow.declare("Checkout returns 500", severity="P2", commander="al", actor="al")
+        alive = weakref.ref(flow)
+        now = flow.delivery.now
+        gc.disable()
+        try:
+            del flow
+            assert alive() is None
+        finally:
+            gc.enable()
+        assert now() == START

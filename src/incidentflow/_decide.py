@@ -254,7 +254,6 @@ _BLANK = Incident(
     updated_at=datetime.min,
     postmortem_required=False,
 )
-_NOBODY: Records[str] = Records()
 _declare_blank = copier(
     Incident,
     *("id", "slug", "title", "severity", "commander", "declared_at", "declared_by", "version"),
@@ -278,13 +277,18 @@ def _declared(e: ev.Event) -> Incident:
         e.seq,
         e.at,
         d.postmortem_required,
-        _joined(_NOBODY, e),
+        _first_people(e.actor, d.commander),
         d.type or "availability",
         d.labels,
         d.custom_fields,
         Records(d.references),
         FrozenMap({"commander": d.commander}),  # the converter's own result, without its check
     )
+
+
+def _first_people(actor: str, commander: str) -> Records[str]:
+    """What ``_joined`` gives for a declaration: who declared it, then its commander."""
+    return Records((actor,) if not commander or commander == actor else (actor, commander))
 
 
 def evolve(inc: Incident | None, event: ev.Event) -> Incident:

@@ -28,7 +28,7 @@ from ._flow_commit import (
     references_free,
 )
 from ._flow_delivery import Deliveries
-from ._flow_fast import FastPath, utc
+from ._flow_fast import FastPath, utc, weak_now
 from ._flow_ingest import Ingestion
 from ._flow_links import RELATIONS, Relations
 from ._flow_reads import Reads
@@ -133,7 +133,7 @@ class IncidentFlow(
         #: The delivery side: routing, retries, dispatchers (see :mod:`incidentflow.delivery`).
         self.delivery = Delivery(
             store,
-            now=self.now,
+            now=weak_now(self),
             notifiers=notifiers,
             routes=routes,
             retry=retry,

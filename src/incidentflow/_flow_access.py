@@ -96,7 +96,7 @@ class Access(Pipeline):
         """
         self._check_access(actor, "declare", None)
         to = args.pop("restricted_to", None)
-        values = declare.validate(args)
+        values = declare.validated(args)
         if to is None:
             return values
         values["restricted_to"] = principals("restricted_to", to)

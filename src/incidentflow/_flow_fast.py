@@ -12,6 +12,7 @@ stored events and the same errors (``tests/test_fast_paths_fused.py`` compares t
 from __future__ import annotations
 
 import abc
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,13 +33,15 @@ from .delivery import Delivery
 from .exceptions import ConfigError, IncidentFlowError, StoreError, TransitionRejected
 from .stores._protocols import EventStore
 
-__all__ = ["FastPath", "utc"]
+__all__ = ["FastPath", "utc", "weak_now"]
 
 _new_event = builder(Event)
 # A named tuple built as a tuple: its generated __new__ is a Python call.
 _tuple_new = tuple.__new__
 _NO_OTHERS: Mapping[str, State] = MappingProxyType({})
 _NO_OUTBOX = ()
+#: The lifecycle's steps by (command, state), as asked: a dictionary read per command.
+_STEPS: dict[tuple[str, State], tuple[Step, ...]] = {}
 
 
 def utc(now: object) -> datetime:
@@ -48,6 +51,22 @@ def utc(now: object) -> datetime:
     if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
         raise ConfigError("clock", f"must return an aware datetime, returned {now!r}")
     return now.astimezone(UTC)
+
+
+def weak_now(flow: FastPath) -> Callable[[], datetime]:
+    """``flow.now`` without a reference to ``flow``, for the parts it owns.
+
+    A bound method would make a cycle: a dropped flow would wait for the
+    garbage collector, with everything it holds, instead of going at once.
+    """
+    ref = weakref.ref(flow)
+    clock = flow.clock
+
+    def now() -> datetime:
+        alive = ref()
+        return utc(clock()) if alive is None else alive.now()
+
+    return now
 
 
 class FastPath(Pipeline):
@@ -60,6 +79,10 @@ class FastPath(Pipeline):
     knowledge_dir: Path | None
 
     clock: Callable[[], datetime]
+
+    @abc.abstractmethod
+    def now(self) -> datetime:
+        """The flow clock's time, aware and in UTC."""
 
     @abc.abstractmethod
     def _perform(
@@ -101,13 +124,17 @@ class FastPath(Pipeline):
             or self.delivery.router.notifiers
         ):
             return self._perform(command, incident_id, options, args)[0]
-        # What _perform does with these options, in its order.
-        incident_id = v.name("incident_id", incident_id)
+        # What _perform does with these options, in its order. An id the store holds
+        # a snapshot of is one it was declared under: valid, and already stripped.
+        store = self.store
+        cached = store.cached(incident_id) if incident_id.__class__ is str else None
+        if cached is None:
+            incident_id = v.name("incident_id", incident_id)
         actor = v.actor(options["actor"])
         values = command.validated(args)
         stamp: list[datetime] = []
-        store = self.store
-        cached = store.cached(incident_id)
+        if cached is None:
+            cached = store.cached(incident_id)
         if cached is not None:
             try:
                 return self._fused(command, cached, values, actor, stamp)
@@ -130,14 +157,20 @@ class FastPath(Pipeline):
         stamp: list[datetime],
     ) -> Incident:
         """``_decided`` without key, expected version, links, outbox or files, in one frame."""
-        if inc.restricted_to or (inc.links and command.sees_links):
+        if inc.restricted_to or (command.sees_links and inc.links):
             return self._decided(command, inc, values, actor, None, None, stamp)[0]
         if not stamp:
-            stamp.append(utc(self.clock()))
+            now = self.clock()
+            if now.__class__ is not datetime or now.tzinfo is not UTC:
+                now = utc(now)
+            stamp.append(now)
         now = stamp[0]
         payload = command.payload(values, now)
         # decide(), for a policy with no custom guards or required roles.
-        found = lifecycle().steps(command.name, inc.state)
+        where = (command.name, inc.state)
+        found = _STEPS.get(where)
+        if found is None:
+            found = _STEPS[where] = lifecycle().steps(*where)
         if not found:
             steps(inc, command)  # raises InvalidTransition
         if command.plain:
@@ -171,6 +204,9 @@ class FastPath(Pipeline):
         changed = index_changed(inc, snapshot)
         if changed:
             references_free(self.store, inc, snapshot)
+        elif len(events) == 1:
+            self.store._append_event(events[0], snapshot)
+            return snapshot
         self.store.append(
             new_commit(incident_id, base, events, snapshot, _NO_OUTBOX, None, changed)
         )

@@ -22,6 +22,8 @@ from .exceptions import StoreError
 
 __all__ = ["FrozenMap", "Records", "StoredList"]
 
+_new = object.__new__
+
 T = TypeVar("T")
 V = TypeVar("V")
 
@@ -289,7 +291,11 @@ class Records(Sequence[T], Generic[T]):
             items.append(item)
             # Another append from this same version may have won the race.
             if items[length] is item:
-                return self._view(items, length + 1, stored)
+                view: Records[T] = _new(self.__class__)  # _view, inlined: every fold of an append
+                view._items = items
+                view._len = length + 1
+                view._stored = stored
+                return view
         fresh = items[:length]
         fresh.append(item)
         return self._view(fresh, length + 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -197,7 +198,14 @@ def texts(field: str, values: object) -> tuple[str, ...]:
         raise ValidationError(field, f"expected a list of texts, got {type(values).__name__}")
     if len(values) > 100:
         raise ValidationError(field, f"has {len(values)} items; at most 100 are accepted")
-    return tuple(text(f"{field}[{i}]", v) for i, v in enumerate(values))
+    # A text seen before is looked up; only another is checked, under its own name.
+    seen = _MULTILINE
+    return tuple(
+        found
+        if value.__class__ is str and (found := seen.get(value)) is not None
+        else text(f"{field}[{i}]", value)
+        for i, value in enumerate(values)
+    )
 
 
 def boolean(field: str, value: object) -> bool:
@@ -233,6 +241,7 @@ def slug(value: object) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=1024)  # the same titles come back (tests, alerts, retries)
 def slugify(title: str) -> str:
     """A safe slug made from a title; ``"incident"`` when nothing usable is left."""
     ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()

@@ -225,15 +225,20 @@ class TestParentAndChildren:
         a, b = two(flow)
         flow.link(a.id, "parent_of", b.id, actor=COMMANDER)
         loaded: list[str] = []
-        real = flow.store.load
+        real, cached = flow.store.load, flow.store.cached
 
         def load(incident_id: str) -> Incident:
             loaded.append(incident_id)
             return real(incident_id)
 
+        def from_memory(incident_id: str) -> Incident | None:
+            loaded.append(incident_id)
+            return cached(incident_id)
+
         monkeypatch.setattr(flow.store, "load", load)
+        monkeypatch.setattr(flow.store, "cached", from_memory)
         flow.add_evidence(a.id, source="grafana", content="errors", actor=COMMANDER)
-        assert loaded == [a.id]
+        assert loaded == [a.id]  # the cached snapshot: one read, of the parent
         loaded.clear()
         flow.can(a.id, "resolve")
         assert loaded == [a.id]  # declared: the state refuses before any guard runs

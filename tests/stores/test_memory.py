@@ -2,7 +2,12 @@
 
 from pathlib import Path
 
+import pytest
+
+from incidentflow import IncidentFlow, State
+from incidentflow.exceptions import ConcurrencyConflict
 from incidentflow.stores import MemoryStore, Store
+from incidentflow.stores._records import Commit
 from incidentflow.testing import EventStoreContract, OutboxContract, QueryIndexContract
 
 
@@ -13,3 +18,43 @@ class TestMemoryStore(EventStoreContract, OutboxContract, QueryIndexContract):
 
     def make_store(self, tmp_path: Path) -> Store:
         return MemoryStore()
+
+
+class TestMemoryShortcuts:
+    """The memory store's shortcuts for the usual command keep what its protocol promises."""
+
+    def test_cached_is_the_current_snapshot(self) -> None:
+        """Memory is all this store has: its cached snapshot is the one load gives."""
+        flow = IncidentFlow.in_memory()
+        incident = flow.declare("Checkout returns 500", severity="P2", commander="al", actor="al")
+        flow.start_triage(incident.id, actor="al")
+        assert flow.store.cached(incident.id) is flow.store.load(incident.id)
+        assert flow.store.cached(incident.id).state is State.TRIAGING  # type: ignore[union-attr]
+        assert flow.store.cached("INC-2026-11-27-nothing") is None
+
+    def test_a_subclass_wrapping_append_sees_every_write(self) -> None:
+        """A store that wraps append (to log, or hold a write) is not bypassed by the shortcut."""
+        written: list[int] = []
+
+        class Logged(MemoryStore):
+            def append(self, commit: Commit) -> None:
+                written.append(len(commit.events))
+                super().append(commit)
+
+        flow = IncidentFlow(Logged())
+        incident = flow.declare("Checkout returns 500", severity="P2", commander="al", actor="al")
+        flow.start_triage(incident.id, actor="al")
+        flow.add_evidence(incident.id, source="logs", content="HTTP 500", actor="al")
+        assert written == [1, 1, 1]
+        assert flow.get(incident.id).version == 3
+
+    def test_a_stale_usual_command_is_refused_as_append_refuses_it(self) -> None:
+        """The shortcut checks the version: an event decided on an old snapshot is a conflict."""
+        store = MemoryStore()
+        flow = IncidentFlow(store)
+        incident = flow.declare("Checkout returns 500", severity="P2", commander="al", actor="al")
+        moved = flow.start_triage(incident.id, actor="al")
+        stale = flow.history(incident.id)[-1]  # seq 2, decided on version 1: already written
+        with pytest.raises(ConcurrencyConflict):
+            store._append_event(stale, moved)
+        assert len(flow.history(incident.id)) == 2

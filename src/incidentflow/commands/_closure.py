@@ -26,10 +26,9 @@ __all__ = [
 # Built on every fold of their events: the records attrs would make, without its setattr calls.
 _new_kb_entry = builder(KbEntry)
 _new_postmortem = builder(Postmortem)
+_new_completed = builder(ev.PostmortemCompleted)
 _with_postmortem = copier(Postmortem)
 _with_kb = copier(ev.KbUpdated)
-
-_POSTMORTEM_FIELDS = ("summary", "root_cause", "went_well", "went_poorly")
 
 
 def _maybe_texts(field: str, value: object) -> tuple[str, ...]:
@@ -67,7 +66,13 @@ def blame(inc: Incident, pm: Postmortem) -> list[str]:
 
 
 def _given(draft: ev.PostmortemDrafted) -> bool:
-    return any(getattr(draft, field) is not None for field in _POSTMORTEM_FIELDS)
+    """True when the draft gives at least one of the post-mortem's fields."""
+    return (
+        draft.summary is not None
+        or draft.root_cause is not None
+        or draft.went_well is not None
+        or draft.went_poorly is not None
+    )
 
 
 def _at_least_one(
@@ -142,7 +147,7 @@ def _complete(
 ) -> Sequence[ev.EventData]:
     warn = context.policy.blame_check is BlameCheck.WARN
     warnings = tuple(blame(context.incident, _pm(context))) if warn else ()
-    completed = ev.PostmortemCompleted(blame_warnings=warnings)
+    completed = _new_completed(blame_warnings=warnings)
     return (payload, completed) if _given(payload) else (completed,)
 
 

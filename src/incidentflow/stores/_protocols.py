@@ -50,6 +50,16 @@ class EventStore(abc.ABC):
 
         """
 
+    def _append_event(self, event: Event, snapshot: Incident) -> None:
+        """:meth:`append` of the commit of ``event`` alone: no outbox, no key, no index change.
+
+        The flow's usual command commits this; a store may write it without
+        building the commit (the memory store does). It raises what
+        :meth:`append` raises for that commit.
+        """
+        version = event.seq - 1
+        self.append(Commit(event.incident_id, version, (event,), snapshot, (), None, False))
+
     @abc.abstractmethod
     def load(self, incident_id: str) -> Incident:
         """The current snapshot. Raises IncidentNotFound."""

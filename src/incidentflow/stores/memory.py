@@ -42,6 +42,8 @@ class MemoryStore(CheckedAppend, ScanningQueryIndex, Store):
         self._claims: dict[str, datetime] = {}
         # The open incident holding each external reference (unique among open ones).
         self._open_references: dict[Reference, str] = {}
+        # A subclass that wraps append (to log, or to hold a write) sees every write.
+        self._direct = type(self).append is MemoryStore.append
 
     def append(self, commit: Commit) -> None:
         """Write a commit atomically (see :meth:`EventStore.append`)."""
@@ -55,6 +57,18 @@ class MemoryStore(CheckedAppend, ScanningQueryIndex, Store):
             self._write_commit(commit)  # CheckedAppend.append's checks hold: one layer less
         else:
             super().append(commit)
+
+    def _append_event(self, event: Event, snapshot: Incident) -> None:
+        """The usual command: one event of an incident at the version before it, nothing else."""
+        incident_id = event.incident_id
+        if self._direct:
+            with self._lock:
+                current = self._snapshots.get(incident_id)
+                if current is not None and current.version == event.seq - 1:
+                    self._events[incident_id].append(event)
+                    self._snapshots[incident_id] = snapshot
+                    return
+        super()._append_event(event, snapshot)  # through append: refused as it refuses
 
     def _write_commit(self, commit: Commit) -> None:
         """Write a checked commit under the store's lock: all of it or nothing."""
@@ -100,6 +114,10 @@ class MemoryStore(CheckedAppend, ScanningQueryIndex, Store):
                     del held[ref]
         for ref in wanted:
             held[ref] = after.id
+
+    def cached(self, incident_id: str) -> Incident | None:
+        """The current snapshot, or None: memory is all this store has."""
+        return self._snapshots.get(incident_id)
 
     def load(self, incident_id: str) -> Incident:
         """The current snapshot. Raises IncidentNotFound."""
@@ -233,8 +251,6 @@ def _stream(item: OutboxItem) -> tuple[str, str]:
 
 def _moves_references(before: Incident | None, after: Incident) -> bool:
     """False when ``after`` holds what ``before`` held: the same references, open or not alike."""
-    return (
-        before is None
-        or before.references is not after.references
-        or before.state.is_open != after.state.is_open
-    )
+    if before is None:
+        return bool(after.references)
+    return before.references is not after.references or before.state.is_open != after.state.is_open
