@@ -284,6 +284,18 @@ class TestRememberedTexts:
         with pytest.raises(ValidationError, match=r"went_well\[1\]: must not be empty"):
             v.texts("went_well", ["fast rollback", "   "])
 
+    def test_a_command_refuses_a_remembered_name_too_long_for_it(self) -> None:
+        """The command path answers remembered names itself, and still within their limit."""
+        long = "n" * 250
+        assert v.text("f", long, max_len=300, multiline=False) == long  # remembered, one line
+        flow = IncidentFlow.in_memory()
+        incident = flow.declare("Checkout returns 500", severity="P2", commander="al", actor="al")
+        with pytest.raises(ValidationError, match="actor: is 250 characters long; at most 200"):
+            flow.add_evidence(incident.id, source="logs", content="HTTP 500", actor=long)
+        with pytest.raises(ValidationError, match="source: is 250 characters long; at most 200"):
+            flow.add_evidence(incident.id, source=long, content="HTTP 500", actor="al")
+        assert flow.get(incident.id).version == 1
+
     def test_a_str_subclass_is_checked_every_time(self) -> None:
         """Only exact strings are remembered; a subclass is checked and returned as a str."""
 

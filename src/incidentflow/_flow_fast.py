@@ -40,6 +40,8 @@ _new_event = builder(Event)
 _tuple_new = tuple.__new__
 _NO_OTHERS: Mapping[str, State] = MappingProxyType({})
 _NO_OUTBOX = ()
+_NAMES, _NAME_MAX = v.remembered(v.name) or ({}, 0)
+_seen_name = _NAMES.get
 #: The lifecycle's steps by (command, state), as asked: a dictionary read per command.
 _STEPS: dict[tuple[str, State], tuple[Step, ...]] = {}
 
@@ -130,7 +132,11 @@ class FastPath(Pipeline):
         cached = store.cached(incident_id) if incident_id.__class__ is str else None
         if cached is None:
             incident_id = v.name("incident_id", incident_id)
-        actor = v.actor(options["actor"])
+        actor = options["actor"]
+        if actor.__class__ is str and (found := _seen_name(actor)) and len(found) <= _NAME_MAX:
+            actor = found  # what v.actor answers for a name it accepted before
+        else:
+            actor = v.actor(actor)
         values = command.validated(args)
         stamp: list[datetime] = []
         if cached is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 
 from ._model import Severity
@@ -165,6 +165,20 @@ def name(field: str, value: object) -> str:
         if found is not None and len(found) <= NAME_MAX:
             return found
     return text(field, value, max_len=NAME_MAX, multiline=False)
+
+
+def remembered(check: Callable[..., object]) -> tuple[dict[str, str], int] | None:
+    """Where ``check`` (:func:`text` or :func:`name`) remembers the texts it accepted.
+
+    The texts it accepted, exactly as given (exact ``str`` only), to what it
+    returned, and the longest it accepts: a text found there with a result no
+    longer passes the check again. ``None`` for any other check.
+    """
+    if check is text:
+        return _MULTILINE, TEXT_MAX
+    if check is name:
+        return _ONE_LINE, NAME_MAX
+    return None
 
 
 def triage_key(question: str) -> str:

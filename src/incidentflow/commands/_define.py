@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, TypeVar
 
 import attrs
 
+from .. import _validate as v
 from .._builders import builder
 from .._events import Event, EventData
 from .._model import Incident, State
@@ -374,6 +375,18 @@ def _compile_validate(command: Command[Any]) -> Callable[[Mapping[str, Any]], di
     for i, argument in enumerate(command.arguments):
         name, check = repr(argument.name), f"_check_{i}"
         namespace[check] = argument.check
+        assign = [f"values[{name}] = given if given is _NOW else {check}({name}, given)"]
+        seen = v.remembered(argument.check)
+        if seen is not None:
+            # A text the check accepted before is answered here, without calling it again.
+            namespace[f"_seen_{i}"], namespace[f"_max_{i}"] = seen[0].get, seen[1]
+            assign = [
+                f"if given.__class__ is str and (found := _seen_{i}(given)) is not None "
+                f"and len(found) <= _max_{i}:",
+                f"    values[{name}] = found",
+                "else:",
+                *(f"    {line}" for line in assign),
+            ]
         if argument.default is None or argument.default is NOW:
             left_out = "None" if argument.default is None else "_NOW"
             lines += [
@@ -381,14 +394,14 @@ def _compile_validate(command: Command[Any]) -> Callable[[Mapping[str, Any]], di
                 "    if given is None:",
                 f"        values[{name}] = {left_out}",
                 "    else:",
-                f"        values[{name}] = given if given is _NOW else {check}({name}, given)",
+                *(f"        {line}" for line in assign),
             ]
             continue
         namespace[f"_default_{i}"] = argument.default
         lines.append(f"    given = args.get({name}, _default_{i})")
         if argument.default is _REQUIRED:
             lines += ["    if given is _REQUIRED:", "        return _general(args)"]
-        lines.append(f"    values[{name}] = given if given is _NOW else {check}({name}, given)")
+        lines += [f"    {line}" for line in assign]
     lines.append("    return values")
     source = "\n".join(lines)
     exec(compile(source, f"<incidentflow validate of {command.name}>", "exec"), namespace)
