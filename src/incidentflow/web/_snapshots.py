@@ -15,7 +15,7 @@ import functools
 import json
 import operator
 from collections.abc import Callable
-from typing import Any, get_args, get_origin
+from typing import Any, cast, get_args, get_origin
 
 import attrs
 
@@ -52,9 +52,18 @@ class _Encoder:
             else:
                 run.append((field.name, conv.get_unstructure_hook(field.type)))
         self.tail = tuple(run)
+        # Each run's values in one C call (a tuple even for a run of one field).
+        self.getters: dict[str, Callable[[Incident], tuple[object, ...]]] = {
+            run[0][0]: _getter(tuple(name for name, _ in run))
+            for run in (*(part[0] for part in self.parts), self.tail)
+            if run
+        }
         self.kept: dict[int, tuple[object, Any, str | None]] = {}
         # Whole texts: of a record list, and of a run of plain fields, by the values' identities.
         self.texts: dict[tuple[str, tuple[int, ...]], tuple[tuple[object, ...], str]] = {}
+        # The last text of each list, by its first item: the next version, the same items
+        # and some more (a fold appends), encodes only those.
+        self.lists: dict[tuple[str, int], tuple[tuple[object, ...], str]] = {}
 
     def _form(self, item: object, item_hook: _Hook) -> tuple[object, Any, str | None]:
         kept = self.kept
@@ -99,8 +108,8 @@ class _Encoder:
 
     def _run_text(self, incident: Incident, run: tuple[tuple[str, _Hook], ...]) -> str:
         """``"a":…,"b":…`` for a run of plain fields; unchanged values reuse their text."""
-        values = tuple(getattr(incident, name) for name, _ in run)
         where = run[0][0]  # runs are told apart by their first field
+        values = self.getters[where](incident)
         text = self._known(where, values)
         if text is None:
             encoded = encode({name: hook(v) for (name, hook), v in zip(run, values, strict=True)})
@@ -108,22 +117,47 @@ class _Encoder:
         return text
 
     def _list_text(self, name: str, records: Records[Any], item_hook: _Hook) -> str:
-        """``[…]`` for a record list; an unchanged list, or item, reuses its text."""
+        """``[…]`` for a record list; an unchanged list, or its items, reuse their text."""
         if not records:
             return "[]"
         values = (records,)
         text = self._known(name, values)
         if text is not None:
             return text
-        texts = []
-        for item in records:
-            found = self._form(item, item_hook)
-            item_text = found[2]
-            if item_text is None:
-                item_text = encode(found[1])
-                self.kept[id(item)] = (item, found[1], item_text)
-            texts.append(item_text)
-        return self._keep(name, values, f"[{','.join(texts)}]")
+        items = tuple(records)
+        lineage = (name, id(items[0]))
+        before = self.lists.get(lineage)
+        if (
+            before is not None
+            and len(before[0]) < len(items)
+            and all(map(operator.is_, before[0], items))  # the same items first, by identity
+        ):
+            start, texts = len(before[0]), [before[1][:-1]]  # its text without the "]"
+        else:
+            start, texts = 0, ["["]
+        for item in items[start:]:
+            texts.append(self._item_text(item, item_hook))
+        text = texts[0] + ",".join(texts[1:]) if start == 0 else ",".join(texts)
+        text += "]"
+        if len(self.lists) >= KEPT_ITEMS:
+            self.lists.clear()
+        self.lists[lineage] = (items, text)
+        return self._keep(name, values, text)
+
+    def _item_text(self, item: object, item_hook: _Hook) -> str:
+        found = self._form(item, item_hook)
+        item_text = found[2]
+        if item_text is None:
+            item_text = encode(found[1])
+            self.kept[id(item)] = (item, found[1], item_text)
+        return item_text
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[Incident], tuple[object, ...]]:
+    if len(names) == 1:
+        one = operator.attrgetter(names[0])
+        return lambda incident: (one(incident),)
+    return cast(Callable[[Incident], tuple[object, ...]], operator.attrgetter(*names))
 
 
 @functools.cache
