@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import every_event_type
 from incidentflow import IncidentFlow, Policy
 from incidentflow._decide import evolve
 from incidentflow._serialization import incident_to_dict
+from incidentflow.exceptions import IncidentFlowError
 from incidentflow.testing import FrozenClock
 from incidentflow.web import _snapshots
 from incidentflow.web._json import jsonable
@@ -48,12 +52,20 @@ def test_the_forms_kept_never_outlive_their_bound(
     encoder = _snapshots._encoder()
     monkeypatch.setattr(encoder, "kept", {})  # whatever earlier tests left
     monkeypatch.setattr(encoder, "texts", {})
-    for snapshot in _snapshots_of(clock):
+    monkeypatch.setattr(encoder, "lists", {})
+    monkeypatch.setattr(encoder, "last", {})
+    flow = IncidentFlow.in_memory(clock=clock)
+    others = [
+        flow.declare(f"Other {n}", severity="P3", commander="al", actor="al") for n in range(5)
+    ]
+    for snapshot in [*_snapshots_of(clock), *others]:
         stored = incident_to_dict(snapshot)  # type: ignore[arg-type]
         assert jsonable(snapshot) == stored
         assert snapshot_json(snapshot) == encode(stored)  # type: ignore[arg-type]
         assert len(encoder.kept) <= 3
         assert len(encoder.texts) <= 3
+        assert len(encoder.lists) <= 3
+        assert len(encoder.last) <= 3
 
 
 def test_a_reused_identity_never_answers_another_values_text(
@@ -72,3 +84,39 @@ def test_a_reused_identity_never_answers_another_values_text(
         assert snapshot_json(copy) == encode(expected)
         del copy
         gc.collect()  # their identities are free to be reused by the next copy
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 1),
+            st.sampled_from(["add_note", "add_evidence", "start_triage", "set_labels", "get"]),
+            st.text(min_size=1, max_size=8),
+        ),
+        max_size=30,
+    )
+)
+def test_answers_stay_exact_whatever_the_order(steps: list[tuple[int, str, str]]) -> None:
+    """Two flows, one incident id, commands and reads in any order: every text is exact."""
+    clock = FrozenClock(datetime(2026, 11, 27, 14, 0, tzinfo=UTC))
+    flows = [IncidentFlow.in_memory(clock=clock) for _ in range(2)]
+    ids = [f.declare("Same title", severity="P2", commander="al", actor="al").id for f in flows]
+    assert ids[0] == ids[1]  # the same id, two different histories
+    for which, command, text in steps:
+        flow = flows[which]
+        arguments: dict[str, object] = {
+            "add_note": {"text": text},
+            "add_evidence": {"source": "logs", "content": text},
+            "start_triage": {},
+            "set_labels": {"labels": {"k": text}},
+            "get": {},
+        }[command]
+        try:
+            if command == "get":
+                snapshot = flow.get(ids[which])
+            else:
+                snapshot = flow.execute(command, ids[which], actor="al", **arguments).incident
+        except IncidentFlowError:
+            snapshot = flow.get(ids[which])
+        assert snapshot_json(snapshot) == encode(incident_to_dict(snapshot))

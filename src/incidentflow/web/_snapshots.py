@@ -35,7 +35,7 @@ _Hook = Callable[[Any], Any]
 
 
 class _Encoder:
-    """The snapshot's fields in order: runs of plain fields, and record lists."""
+    """A snapshot's JSON, field by field; ``as_dict`` goes by runs of plain fields and lists."""
 
     def __init__(self) -> None:
         conv = converter()
@@ -52,18 +52,25 @@ class _Encoder:
             else:
                 run.append((field.name, conv.get_unstructure_hook(field.type)))
         self.tail = tuple(run)
-        # Each run's values in one C call (a tuple even for a run of one field).
-        self.getters: dict[str, Callable[[Incident], tuple[object, ...]]] = {
-            run[0][0]: _getter(tuple(name for name, _ in run))
-            for run in (*(part[0] for part in self.parts), self.tail)
-            if run
-        }
         self.kept: dict[int, tuple[object, Any, str | None]] = {}
-        # Whole texts: of a record list, and of a run of plain fields, by the values' identities.
+        # Whole texts of record lists, by the lists' identities.
         self.texts: dict[tuple[str, tuple[int, ...]], tuple[tuple[object, ...], str]] = {}
         # The last text of each list, by its first item: the next version, the same items
         # and some more (a fold appends), encodes only those.
         self.lists: dict[tuple[str, int], tuple[tuple[object, ...], str]] = {}
+        # Every field in order: its key's text, its hook, and the item hook of a record list.
+        self.fields: tuple[tuple[str, str, _Hook, _Hook | None], ...] = tuple(
+            (field.name, f'"{field.name}":', *_hooks(conv, field.type))
+            for field in attrs.fields(Incident)
+        )
+        self.values = cast(
+            Callable[[Incident], tuple[object, ...]],
+            operator.attrgetter(*(name for name, *_ in self.fields)),
+        )
+        # Each incident's last answer: its field values and their texts. A command's
+        # snapshot keeps the objects of the fields it did not change, so only the
+        # changed fields are converted again.
+        self.last: dict[str, tuple[tuple[object, ...], list[str]]] = {}
 
     def _form(self, item: object, item_hook: _Hook) -> tuple[object, Any, str | None]:
         kept = self.kept
@@ -83,14 +90,28 @@ class _Encoder:
         return result
 
     def as_text(self, incident: Incident) -> str:
-        pieces: list[str] = []
-        for run, name, item_hook in self.parts:
-            if run:
-                pieces.append(self._run_text(incident, run))
-            records = getattr(incident, name)
-            pieces.append(f'"{name}":{self._list_text(name, records, item_hook)}')
-        if self.tail:
-            pieces.append(self._run_text(incident, self.tail))
+        values = self.values(incident)
+        last = self.last.get(incident.id)
+        if last is None:
+            known: tuple[object, ...] = ()
+            pieces: list[str] = []
+        else:
+            known, pieces = last[0], list(last[1])
+        for n, value in enumerate(values):
+            if known and known[n] is value:
+                continue
+            name, key, hook, item_hook = self.fields[n]
+            if item_hook is not None:
+                text = key + self._list_text(name, cast(Records[Any], value), item_hook)
+            else:
+                text = key + encode(hook(value))
+            if known:
+                pieces[n] = text
+            else:
+                pieces.append(text)
+        if len(self.last) >= KEPT_ITEMS:
+            self.last.clear()
+        self.last[incident.id] = (values, pieces)
         return "{" + ",".join(pieces) + "}"
 
     def _known(self, where: str, values: tuple[object, ...]) -> str | None:
@@ -104,16 +125,6 @@ class _Encoder:
         if len(self.texts) >= KEPT_ITEMS:
             self.texts.clear()
         self.texts[(where, tuple(map(id, values)))] = (values, text)
-        return text
-
-    def _run_text(self, incident: Incident, run: tuple[tuple[str, _Hook], ...]) -> str:
-        """``"a":…,"b":…`` for a run of plain fields; unchanged values reuse their text."""
-        where = run[0][0]  # runs are told apart by their first field
-        values = self.getters[where](incident)
-        text = self._known(where, values)
-        if text is None:
-            encoded = encode({name: hook(v) for (name, hook), v in zip(run, values, strict=True)})
-            text = self._keep(where, values, encoded[1:-1])
         return text
 
     def _list_text(self, name: str, records: Records[Any], item_hook: _Hook) -> str:
@@ -153,11 +164,12 @@ class _Encoder:
         return item_text
 
 
-def _getter(names: tuple[str, ...]) -> Callable[[Incident], tuple[object, ...]]:
-    if len(names) == 1:
-        one = operator.attrgetter(names[0])
-        return lambda incident: (one(incident),)
-    return cast(Callable[[Incident], tuple[object, ...]], operator.attrgetter(*names))
+def _hooks(conv: Any, tp: Any) -> tuple[_Hook, _Hook | None]:
+    """A field's hook, and its items' hook if it is a record list."""
+    if get_origin(tp) is Records:
+        (item_type,) = get_args(tp)
+        return conv.get_unstructure_hook(tp), conv.get_unstructure_hook(item_type)
+    return conv.get_unstructure_hook(tp), None
 
 
 @functools.cache
