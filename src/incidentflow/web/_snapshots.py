@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 import json
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from itertools import compress
 from typing import Any, cast, get_args, get_origin
 
 import attrs
@@ -71,6 +72,7 @@ class _Encoder:
         # snapshot keeps the objects of the fields it did not change, so only the
         # changed fields are converted again.
         self.last: dict[str, tuple[tuple[object, ...], list[str]]] = {}
+        self.positions = range(len(self.fields))
 
     def _form(self, item: object, item_hook: _Hook) -> tuple[object, Any, str | None]:
         kept = self.kept
@@ -93,22 +95,19 @@ class _Encoder:
         values = self.values(incident)
         last = self.last.get(incident.id)
         if last is None:
-            known: tuple[object, ...] = ()
-            pieces: list[str] = []
+            pieces = [""] * len(values)
+            changed: Iterable[int] = range(len(values))
         else:
-            known, pieces = last[0], list(last[1])
-        for n, value in enumerate(values):
-            if known and known[n] is value:
-                continue
+            pieces = list(last[1])
+            # The positions whose value is another object, found without a Python loop.
+            changed = compress(self.positions, map(operator.is_not, values, last[0]))
+        for n in changed:
             name, key, hook, item_hook = self.fields[n]
+            value = values[n]
             if item_hook is not None:
-                text = key + self._list_text(name, cast(Records[Any], value), item_hook)
+                pieces[n] = key + self._list_text(name, cast(Records[Any], value), item_hook)
             else:
-                text = key + encode(hook(value))
-            if known:
-                pieces[n] = text
-            else:
-                pieces.append(text)
+                pieces[n] = key + encode(hook(value))
         if len(self.last) >= KEPT_ITEMS:
             self.last.clear()
         self.last[incident.id] = (values, pieces)
