@@ -13,7 +13,7 @@ from typing import Any
 
 from . import _events as ev
 from ._builders import builder
-from ._model import Incident
+from ._model import Incident, State
 from ._reasons import Outcome
 from .commands import Command
 from .exceptions import ReferenceTaken, ValidationError
@@ -53,6 +53,10 @@ def events_of(
     )
 
 
+#: The open states (``State.is_open``), asked by set membership on every commit.
+_OPEN = frozenset(state for state in State if state.is_open)
+
+
 def index_changed(before: Incident | None, after: Incident) -> bool:
     """True when the commit changes what the query index keeps beside the snapshot.
 
@@ -61,7 +65,7 @@ def index_changed(before: Incident | None, after: Incident) -> bool:
     """
     return (
         before is None
-        or (before.state is not after.state and before.state.is_open != after.state.is_open)
+        or (before.state is not after.state and (before.state in _OPEN) != (after.state in _OPEN))
         or before.type != after.type
         or before.labels is not after.labels
         or before.custom_fields is not after.custom_fields

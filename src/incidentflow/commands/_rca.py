@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from .. import _events as ev
 from .. import _validate as v
 from .._builders import builder
@@ -39,7 +41,10 @@ START_RCA = Command(
 
 
 def _live_whys(c: Context[ev.EventData]) -> int:
-    return sum(1 for why in c.incident.whys if why.retracted is None)
+    return list(map(_retracted, c.incident.whys)).count(None)
+
+
+_retracted = attrgetter("retracted")
 
 
 def _room_for_a_why(c: Context[ev.WhyAdded]) -> Unmet | None:
