@@ -107,7 +107,7 @@ class _Encoder:
             if item_hook is not None:
                 pieces[n] = key + self._list_text(name, cast(Records[Any], value), item_hook)
             else:
-                pieces[n] = key + encode(hook(value))
+                pieces[n] = key + _value_text(hook(value))
         if len(self.last) >= KEPT_ITEMS:
             self.last.clear()
         self.last[incident.id] = (values, pieces)
@@ -161,6 +161,15 @@ class _Encoder:
             item_text = encode(found[1])
             self.kept[id(item)] = (item, found[1], item_text)
         return item_text
+
+
+def _value_text(value: object) -> str:
+    """``encode(value)``, without the encoder's machinery for an integer or ``None``."""
+    if value.__class__ is int:
+        return str(value)  # JSON's form of an integer (a bool is not of this class)
+    if value is None:
+        return "null"
+    return encode(value)
 
 
 def _hooks(conv: Any, tp: Any) -> tuple[_Hook, _Hook | None]:
