@@ -175,6 +175,11 @@ def compile_copier(cls: type[T], setting: tuple[str, ...] = ()) -> Callable[...,
         namespace["_changing"] = functools.partial(_changing, cls, by_changes)
         lines += [
             "    if _changes:",
+            "        if len(_changes) == 1:  # a fold's usual call: one field",
+            "            for _name, _value in _changes.items():",
+            "                _set = _by_changes.get((_name,))",
+            "                if _set is not None:",
+            "                    return _set(_inst, _value)",
             "        _names = tuple(_changes)",
             "        _set = _by_changes.get(_names)",
             "        if _set is None:",

@@ -31,15 +31,11 @@ _with_postmortem = copier(Postmortem)
 _with_kb = copier(ev.KbUpdated)
 
 
-def _maybe_texts(field: str, value: object) -> tuple[str, ...]:
-    return v.texts(field, value)
-
-
 _POSTMORTEM_ARGUMENTS = (
     Argument("summary", v.text, "What happened and its impact, in a paragraph.", default=None),
     Argument("root_cause", v.text, "The root cause, as the process gap.", default=None),
-    Argument("went_well", _maybe_texts, "What went well (a list).", default=None),
-    Argument("went_poorly", _maybe_texts, "What went poorly (a list).", default=None),
+    Argument("went_well", v.texts, "What went well (a list).", default=None),
+    Argument("went_poorly", v.texts, "What went poorly (a list).", default=None),
 )
 
 
