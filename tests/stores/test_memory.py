@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from incidentflow import IncidentFlow, State
-from incidentflow.exceptions import ConcurrencyConflict
+from incidentflow.exceptions import ConcurrencyConflict, StoreError
 from incidentflow.stores import MemoryStore, Store
 from incidentflow.stores._records import Commit
 from incidentflow.testing import EventStoreContract, OutboxContract, QueryIndexContract
@@ -58,3 +58,32 @@ class TestMemoryShortcuts:
         with pytest.raises(ConcurrencyConflict):
             store._append_event(stale, moved)
         assert len(flow.history(incident.id)) == 2
+
+    def test_a_subclass_wrapping_the_write_sees_every_write(self) -> None:
+        """_write_commit is the backend's hook: a subclass overriding it is not bypassed."""
+        written: list[int] = []
+
+        class Journaled(MemoryStore):
+            def _write_commit(self, commit: Commit) -> None:
+                written.append(commit.events[0].seq)
+                super()._write_commit(commit)
+
+        flow = IncidentFlow(Journaled())
+        incident = flow.declare("Checkout returns 500", severity="P2", commander="al", actor="al")
+        flow.start_triage(incident.id, actor="al")
+        flow.add_note(incident.id, "looking", actor="al")
+        assert written == [1, 2, 3]
+
+    def test_an_append_set_on_the_store_is_called(self) -> None:
+        """Fault injection by replacing append on the instance reaches the usual command."""
+        store = MemoryStore()
+        flow = IncidentFlow(store)
+        incident = flow.declare("Checkout returns 500", severity="P2", commander="al", actor="al")
+
+        def full(commit: Commit) -> None:
+            raise StoreError("the disk is full")
+
+        store.append = full  # type: ignore[method-assign]
+        with pytest.raises(StoreError, match="the disk is full"):
+            flow.add_note(incident.id, "looking", actor="al")
+        assert flow.get(incident.id).version == 1

@@ -141,8 +141,11 @@ class TestCached:
         assert store.cached(CHECKOUT) is None
 
     def test_memory_and_jsonl(self, tmp_path: Path) -> None:
-        """A store without a cache answers None; JsonlStore answers what it committed."""
-        assert MemoryStore().cached(CHECKOUT) is None
+        """MemoryStore answers its snapshot (None before any); JsonlStore what it committed."""
+        memory = MemoryStore()
+        assert memory.cached(CHECKOUT) is None
+        memory.append(declare_commit())
+        assert memory.cached(CHECKOUT) is memory.load(CHECKOUT)
         jsonl = JsonlStore(tmp_path / "j")
         first = declare_commit()
         jsonl.append(first)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import every_event_type
+from helpers import advance_to, declare, every_event_type
 from incidentflow import IncidentFlow, Policy
 from incidentflow._decide import evolve
 from incidentflow._serialization import incident_to_dict
@@ -120,3 +120,28 @@ def test_answers_stay_exact_whatever_the_order(steps: list[tuple[int, str, str]]
         except IncidentFlowError:
             snapshot = flow.get(ids[which])
         assert snapshot_json(snapshot) == encode(incident_to_dict(snapshot))
+
+
+def _in_rca(clock: FrozenClock) -> tuple[IncidentFlow, str]:
+    flow = IncidentFlow.in_memory(clock=clock)
+    return flow, advance_to(flow, clock, declare(flow).id, "rca").id
+
+
+def test_an_older_version_after_a_newer_one(clock: FrozenClock) -> None:
+    """A list's text is extended only from a shorter version of it, never cut back."""
+    flow, incident_id = _in_rca(clock)
+    old = flow.add_note(incident_id, "one", actor="al")
+    new = flow.add_note(incident_id, "two", actor="al")
+    assert snapshot_json(new) == encode(incident_to_dict(new))
+    assert snapshot_json(old) == encode(incident_to_dict(old))
+
+
+def test_an_amended_item_then_an_append(clock: FrozenClock) -> None:
+    """A list whose middle item was replaced is not extended from its old text."""
+    flow, incident_id = _in_rca(clock)
+    flow.add_why(incident_id, "first", actor="al")
+    two = flow.add_why(incident_id, "second", actor="al")
+    assert snapshot_json(two) == encode(incident_to_dict(two))
+    flow.amend(incident_id, "why:2", "second, corrected", reason="typo", actor="al")
+    three = flow.add_why(incident_id, "third", actor="al")  # its first why is the same object
+    assert snapshot_json(three) == encode(incident_to_dict(three))

@@ -42,8 +42,12 @@ class MemoryStore(CheckedAppend, ScanningQueryIndex, Store):
         self._claims: dict[str, datetime] = {}
         # The open incident holding each external reference (unique among open ones).
         self._open_references: dict[Reference, str] = {}
-        # A subclass that wraps append (to log, or to hold a write) sees every write.
-        self._direct = type(self).append is MemoryStore.append
+        # A subclass that wraps append or _write_commit (to log, or to hold a write)
+        # sees every write; so does an append set on the instance (see _append_event).
+        kind = type(self)
+        self._direct = (
+            kind.append is MemoryStore.append and kind._write_commit is MemoryStore._write_commit
+        )
 
     def append(self, commit: Commit) -> None:
         """Write a commit atomically (see :meth:`EventStore.append`)."""
@@ -61,7 +65,7 @@ class MemoryStore(CheckedAppend, ScanningQueryIndex, Store):
     def _append_event(self, event: Event, snapshot: Incident) -> None:
         """The usual command: one event of an incident at the version before it, nothing else."""
         incident_id = event.incident_id
-        if self._direct:
+        if self._direct and "append" not in self.__dict__:
             with self._lock:
                 current = self._snapshots.get(incident_id)
                 if current is not None and current.version == event.seq - 1:
