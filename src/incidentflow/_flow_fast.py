@@ -171,7 +171,10 @@ class FastPath(Pipeline):
                 now = utc(now)
             stamp.append(now)
         now = stamp[0]
-        payload = command.payload(values, now)
+        if command._fields_by_name:  # command.payload without its call: the usual shape
+            payload = command._build_payload(**values)
+        else:
+            payload = command.payload(values, now)
         # decide(), for a policy with no custom guards or required roles.
         where = (command.name, inc.state)
         found = _STEPS.get(where)
