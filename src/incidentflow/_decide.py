@@ -287,7 +287,7 @@ def _declared(e: ev.Event) -> Incident:
 
 
 def _first_people(actor: str, commander: str) -> Records[str]:
-    """What ``_joined`` gives for a declaration: who declared it, then its commander."""
+    """Who a declaration's event joins: who declared it, then its commander."""
     return Records((actor,) if not commander or commander == actor else (actor, commander))
 
 
@@ -305,7 +305,16 @@ def evolve(inc: Incident | None, event: ev.Event) -> Incident:
         _set_state(new, dest)
     _set_version(new, event.seq)
     _set_updated_at(new, event.at)
-    people = _joined(inc.people, event)
+    # Who joined: the actor, and anyone the event's data names (_joined, inlined here:
+    # it runs on every event).
+    people = inc.people
+    if event.actor not in people:
+        people = people.appended(event.actor)
+    named = _NAMED_BY_TYPE.get(type(data))
+    if named is None:
+        named = _named_fields(type(data))
+    if named:
+        people = _joined_named(people, data, named)
     if new.people is not people:  # usually the fold kept them and nobody joined
         _set_people(new, people)
     return new
@@ -331,13 +340,9 @@ def _named_fields(data_type: type[ev.EventData]) -> tuple[str, ...]:
     return found
 
 
-def _joined(people: Records[str], event: ev.Event) -> Records[str]:
-    """``people`` with the event's actor and any person its data names."""
-    if event.actor not in people:
-        people = people.appended(event.actor)
-    data = event.data
-    named = _NAMED_BY_TYPE.get(type(data))
-    for field in _named_fields(type(data)) if named is None else named:
+def _joined_named(people: Records[str], data: ev.EventData, named: tuple[str, ...]) -> Records[str]:
+    """``people`` with each person the fields ``named`` of ``data`` name."""
+    for field in named:
         name = getattr(data, field)
         if name and name not in people:
             people = people.appended(name)

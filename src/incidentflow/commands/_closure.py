@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 
 from .. import _events as ev
 from .. import _validate as v
@@ -29,6 +30,7 @@ _new_postmortem = builder(Postmortem)
 _new_completed = builder(ev.PostmortemCompleted)
 _with_postmortem = copier(Postmortem)
 _with_kb = copier(ev.KbUpdated)
+_retracted = attrgetter("retracted")
 
 
 _POSTMORTEM_ARGUMENTS = (
@@ -114,7 +116,7 @@ def _enough_action_items(c: Context[ev.EventData], *, written: bool) -> Unmet | 
         or (inc.postmortem is not None and inc.postmortem.completed)
     )
     needed = max(int(floor), c.policy.process_of(inc).min_action_items)
-    live = sum(1 for item in inc.action_items if item.live)
+    live = list(map(_retracted, inc.action_items)).count(None)  # the live ones
     if live >= needed:
         return None
     if needed == 1:

@@ -36,12 +36,12 @@ def remembered(compute: Callable[[A], R]) -> Callable[[A], R]:
     once. Only identity is compared, and the argument is held, so its id
     cannot be reused while remembered.
     """
-    last: list[tuple[object, Any]] = [(object(), None)]
+    last: list[tuple[object, R]] = [(object(), cast(R, None))]  # no argument is that object
 
     def remembering(argument: A) -> R:
         seen, answer = last[0]  # one read: threads may share it
         if seen is argument:
-            return cast(R, answer)
+            return answer
         computed = compute(argument)
         last[0] = (argument, computed)
         return computed
