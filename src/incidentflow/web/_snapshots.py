@@ -23,10 +23,13 @@ import attrs
 from .._model import Incident, Records
 from .._serialization import converter
 
-__all__ = ["KEPT_ITEMS", "encode", "snapshot_dict", "snapshot_json"]
+__all__ = ["KEPT_ANSWERS", "KEPT_ITEMS", "encode", "snapshot_dict", "snapshot_json"]
 
 #: Record items whose forms are kept (by identity) before the cache starts afresh.
 KEPT_ITEMS = 8192
+#: Incidents whose last answer (each field's value and text) is kept before that cache
+#: starts afresh: the incidents being worked on, not every one ever answered.
+KEPT_ANSWERS = 1024
 #: The service's JSON settings, Starlette's ``JSONResponse``'s own.
 encode: Callable[[object], str] = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
@@ -108,7 +111,7 @@ class _Encoder:
                 pieces[n] = key + self._list_text(name, cast(Records[Any], value), item_hook)
             else:
                 pieces[n] = key + _value_text(hook(value))
-        if len(self.last) >= KEPT_ITEMS:
+        if len(self.last) >= KEPT_ANSWERS:
             self.last.clear()
         self.last[incident.id] = (values, pieces)
         return "{" + ",".join(pieces) + "}"
