@@ -131,7 +131,9 @@ class FastPath(Pipeline):
         store = self.store
         cached = store.cached(incident_id) if incident_id.__class__ is str else None
         if cached is None:
-            incident_id = v.name("incident_id", incident_id)
+            given, incident_id = incident_id, v.name("incident_id", incident_id)
+            if given.__class__ is not str or incident_id != given:  # stripped, or a subclass
+                cached = store.cached(incident_id)
         actor = options["actor"]
         if actor.__class__ is str and (found := _seen_name(actor)) and len(found) <= _NAME_MAX:
             actor = found  # what v.actor answers for a name it accepted before
@@ -139,8 +141,6 @@ class FastPath(Pipeline):
             actor = v.actor(actor)
         values = command.validated(args)
         stamp: list[datetime] = []
-        if cached is None:
-            cached = store.cached(incident_id)
         if cached is not None:
             try:
                 return self._fused(command, cached, values, actor, stamp)
