@@ -12,8 +12,11 @@ import cattrs
 
 from ._decoding import decoder
 from ._events import Event, event_types
+from ._jsontext import compact_encoder
 from ._model import Incident, Records
 from .exceptions import StoreError
+
+_dumps = compact_encoder()
 
 __all__ = [
     "converter",
@@ -115,7 +118,7 @@ def event_from_dict(value: dict[str, Any]) -> Event:
 
 def event_to_json(event: Event) -> str:
     """An event as one line of JSON."""
-    return json.dumps(event_to_dict(event), ensure_ascii=False, separators=(",", ":"))
+    return _dumps(event_to_dict(event))
 
 
 def event_from_json(line: str) -> Event:
@@ -183,7 +186,7 @@ def incident_from_dict(value: dict[str, Any]) -> Incident:
 
 def incident_to_json(incident: Incident) -> str:
     """A snapshot as JSON."""
-    return json.dumps(incident_to_dict(incident), ensure_ascii=False, separators=(",", ":"))
+    return _dumps(incident_to_dict(incident))
 
 
 def incident_from_json(text: str) -> Incident:

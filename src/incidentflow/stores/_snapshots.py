@@ -36,6 +36,7 @@ import cattrs
 from .._builders import copier
 from .._decide import evolve
 from .._events import Event, event_types
+from .._jsontext import compact_encoder
 from .._model import Incident, State
 from .._sequences import Records, StoredList
 from .._serialization import (
@@ -162,7 +163,7 @@ class SnapshotCache(Generic[_P]):
 
 #: Compact JSON, as ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``
 #: writes it, without building an encoder on every call.
-dumps: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+dumps: Callable[[Any], str] = compact_encoder()
 
 #: Each payload class's unstructure hook, looked up once (a race only looks it up twice).
 _UNSTRUCTURE: dict[type[Any], Callable[[Any], Any]] = {}

@@ -12,7 +12,6 @@ with the service's settings (a test compares them for every event type).
 from __future__ import annotations
 
 import functools
-import json
 import operator
 from collections.abc import Callable, Iterable
 from itertools import compress
@@ -20,6 +19,7 @@ from typing import Any, cast, get_args, get_origin
 
 import attrs
 
+from .._jsontext import compact_encoder
 from .._model import Incident, Records
 from .._serialization import converter
 
@@ -31,9 +31,7 @@ KEPT_ITEMS = 8192
 #: starts afresh: the incidents being worked on, not every one ever answered.
 KEPT_ANSWERS = 1024
 #: The service's JSON settings, Starlette's ``JSONResponse``'s own.
-encode: Callable[[object], str] = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-).encode
+encode: Callable[[object], str] = compact_encoder(allow_nan=False)
 
 _Hook = Callable[[Any], Any]
 
