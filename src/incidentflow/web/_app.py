@@ -46,14 +46,17 @@ def app(
 
     A plain Starlette app: mount it in a host's FastAPI or Starlette app, or
     run it with ``incidentflow serve``. ``tokens`` (actor name → bearer token,
-    or ``"env:VAR"``) guard the API and name who runs each command; without
-    them the ``X-Actor`` header does. ``alert_tokens`` and ``alert_secrets``
+    or ``"env:VAR"``), and the API tokens of the policy's ``[access]`` roles,
+    guard the API and the pages and name who runs each command; people sign
+    in to the pages with theirs. Without any, the ``X-Actor`` header names
+    the actor. ``alert_tokens`` and ``alert_secrets``
     admit the alert endpoints ``POST /api/alerts/{source}`` (bearer token, or
     HMAC-SHA256 signature of the body). ``GET /metrics`` answers the Prometheus
     text, or the metrics page to a browser. ``page_options`` go to the pages.
 
     Raises:
-        ConfigError: A token or secret is malformed, or names an unset variable.
+        ConfigError: A token or secret is malformed, or names an unset variable;
+            or the pages are given a fixed ``actor`` while tokens are configured.
 
     """
     from starlette.applications import Starlette
@@ -64,6 +67,7 @@ def app(
     from ._pages import page_routes
 
     keys = tokens if isinstance(tokens, Tokens) else Tokens(tokens)
+    keys = keys.joined(_access_tokens(flow))
     alert_keys = (
         alert_tokens
         if isinstance(alert_tokens, Tokens)
@@ -71,7 +75,17 @@ def app(
     )
     secrets = alert_secrets if isinstance(alert_secrets, Signatures) else Signatures(alert_secrets)
     api = api_routes(flow, tokens=keys, alert_tokens=alert_keys, alert_secrets=secrets)
-    pages = page_routes(flow, **page_options)
+    pages = page_routes(flow, tokens=keys, **page_options)
     page = next((r for r in pages if getattr(r, "path", None) == "/metrics"), None)
     metrics = Route("/metrics", _Metrics(prometheus_endpoint(flow, keys), page), methods=["GET"])
     return Starlette(routes=[Mount("/api", routes=api), metrics, *pages])
+
+
+def _access_tokens(flow: IncidentFlow) -> list[tuple[str, str]]:
+    """The API tokens of the policy's ``[access]`` roles, as (actor, SHA-256 hex digest)."""
+    from .._authz import Access
+
+    authorizer = flow.policy.authorizer
+    if not isinstance(authorizer, Access):
+        return []
+    return [(token.actor, token.sha256) for role in authorizer.roles for token in role.tokens]

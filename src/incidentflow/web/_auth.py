@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from ..exceptions import ConfigError
@@ -77,6 +77,26 @@ class Tokens:
 
     def __bool__(self) -> bool:
         return bool(self._digests)
+
+    def joined(self, digests: Iterable[tuple[str, str]]) -> Tokens:
+        """These tokens and others kept as (actor, SHA-256 hex digest), as ``[access]`` keeps them.
+
+        Raises:
+            ConfigError: A digest is not 64 hexadecimal digits.
+
+        """
+        more = []
+        for name, hexdigest in digests:
+            try:
+                digest = bytes.fromhex(hexdigest)
+            except (TypeError, ValueError):
+                digest = b""
+            if len(digest) != hashlib.sha256().digest_size:
+                raise ConfigError(f"access.tokens.{name}", "expected a SHA-256 hex digest")
+            more.append((name, digest))
+        joined = Tokens(None)
+        joined._digests = self._digests + tuple(more)
+        return joined
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from functools import partial
 from typing import Any
-from urllib.parse import parse_qsl
 
 import attrs
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -26,13 +25,11 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .. import _validate as v
 from .._deadlines import Deadline, deadlines
 from .._flow import IncidentFlow
 from .._lifecycle import next_command
 from .._metrics import _PERIOD_START, PERIODS, _period_label
 from .._model import Incident, Severity
-from .._reasons import Reason
 from ..exceptions import (
     IncidentFlowError,
     IncidentNotFound,
@@ -42,16 +39,15 @@ from ..exceptions import (
     ValidationError,
 )
 from ..render import incident_gantt
-from ._auth import ANONYMOUS
-from ._bodies import read_body
+from ._auth import ANONYMOUS, Tokens
+from ._pages_auth import ACTOR_HEADER, PageAuth, form_values
+from ._pages_auth import Problem as _Problem
 from ._pages_charts import bar_chart, gantt_chart
 from ._pages_forms import Form, declare_form, form_arguments, forms_for
 from ._threads import in_worker
 
 __all__ = ["page_routes"]
 
-#: The header a caller names its actor with, until authorization names it.
-ACTOR_HEADER = "X-Actor"
 #: How many periods the metrics page charts, newest last.
 _PERIODS_SHOWN = 12
 #: Security headers of every page: scripts and styles from this server only.
@@ -88,17 +84,6 @@ _DETAIL_FIELDS = (
     "owner",
     "summary",
 )
-
-
-@attrs.frozen
-class _Problem:
-    """Why a form post was refused, as the page shows it."""
-
-    status: int
-    title: str
-    message: str
-    reasons: tuple[Reason, ...] = ()
-    field: str | None = None
 
 
 def _problem(exc: IncidentFlowError) -> _Problem:
@@ -196,19 +181,16 @@ def _etag(text: str) -> str:
 class _Pages:
     """The page handlers over one flow."""
 
-    def __init__(self, flow: IncidentFlow, actor: str | None, poll_interval: float) -> None:
+    def __init__(self, flow: IncidentFlow, auth: PageAuth, poll_interval: float) -> None:
         self.flow = flow
-        self.actor = actor
+        self.auth = auth
         self.poll_interval = poll_interval
         self.env = _environment()
 
     # -- helpers -------------------------------------------------------------------------
 
     def _actor(self, request: Request) -> str | None:
-        header = request.headers.get(ACTOR_HEADER)
-        if header:
-            return v.actor(header)
-        return self.actor
+        return self.auth.actor(request)
 
     def _viewer(self, request: Request) -> str:
         """Whom reads are filtered for: the actor, else someone no incident is restricted to."""
@@ -229,6 +211,7 @@ class _Pages:
             url=url,
             actor=actor,
             actor_header=ACTOR_HEADER,
+            signs_in=self.auth.signs_in,
             poll_ms=int(self.poll_interval * 1000),
             key=partial(secrets.token_urlsafe, 12),
             now=self.flow.now(),
@@ -301,7 +284,7 @@ class _Pages:
     async def declare(self, request: Request) -> Response:
         values: dict[str, str] = {}
         try:
-            values = await _form_values(request)
+            values = await form_values(request, _FORM_MAX)
             actor = self._require_actor(request)
             args = form_arguments("declare", values)
             outcome = await in_worker(
@@ -331,7 +314,7 @@ class _Pages:
             raise ValidationError(
                 "actor",
                 f"no one to record this as: send the {ACTOR_HEADER} header, or give the "
-                "pages an actor (incidentflow.web.app(flow, actor=...))",
+                "pages an actor (incidentflow.web.app(flow, actor=...)), or configure tokens",
             )
         return actor
 
@@ -379,7 +362,7 @@ class _Pages:
         command = request.path_params["command"]
         values: dict[str, str] = {}
         try:
-            values = await _form_values(request)
+            values = await form_values(request, _FORM_MAX)
             actor = self._require_actor(request)
             args = form_arguments(command, values)
             await in_worker(
@@ -474,22 +457,6 @@ class _Pages:
         )
 
 
-async def _form_values(request: Request) -> dict[str, str]:
-    """A posted form's fields (``application/x-www-form-urlencoded``, what pages send).
-
-    Read here rather than with ``request.form()``: that needs python-multipart,
-    and the pages' forms never upload files. A body over :data:`_FORM_MAX`
-    bytes is refused.
-    """
-    body = await read_body(request, _FORM_MAX, field="form")
-    try:
-        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=100))
-    except (UnicodeDecodeError, ValueError):
-        raise ValidationError(
-            "form", "is not an HTML form of at most 100 fields in UTF-8"
-        ) from None
-
-
 def _incident_etag(incident: Incident) -> str:
     return f'"{incident.version}"'
 
@@ -502,30 +469,37 @@ def _state_response(request: Request, etag: str, body: Mapping[str, Any]) -> Res
 
 
 def page_routes(
-    flow: IncidentFlow, *, actor: str | None = None, poll_interval: float = 2.0
+    flow: IncidentFlow,
+    *,
+    actor: str | None = None,
+    poll_interval: float = 2.0,
+    tokens: Tokens | None = None,
 ) -> list[BaseRoute]:
     """The pages' routes over ``flow``, to mount at ``/`` (see :func:`incidentflow.web.app`).
 
     Args:
         flow: The flow the pages read and run commands on.
         actor: Who form posts are recorded as when a request sends no
-            ``X-Actor`` header (until authorization names the caller).
+            ``X-Actor`` header; only without tokens.
         poll_interval: How often, in seconds, an open page asks whether its
             incident (or the board) changed.
+        tokens: With any, people sign in with their token (``/signin`` sets
+            a cookie; a bearer header also does) and ``X-Actor`` is ignored.
 
     Raises:
         ValidationError: ``actor`` is not a name, or ``poll_interval`` is not
             a number of seconds from 0.1 to 3600.
+        ConfigError: ``actor`` is given together with tokens.
 
     """
-    checked = None if actor is None else v.actor(actor)
+    auth = PageAuth(tokens, actor)
     if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float):
         raise ValidationError("poll_interval", "expected a number of seconds, e.g. 2")
     if not 0.1 <= poll_interval <= 3600:
         raise ValidationError(
             "poll_interval", f"is {poll_interval}; give a number of seconds from 0.1 to 3600"
         )
-    pages = _Pages(flow, checked, float(poll_interval))
+    pages = _Pages(flow, auth, float(poll_interval))
     static = StaticFiles(packages=[("incidentflow.web", "static")])
     routes: list[tuple[str, Callable[[Request], Any], str, list[str]]] = [
         ("/", pages.board, "page_board", ["GET"]),
@@ -542,9 +516,19 @@ def page_routes(
         ("/metrics", pages.metrics, "page_metrics", ["GET"]),
         ("/search", pages.search, "page_search", ["GET"]),
     ]
+    render = pages._render
     found: list[BaseRoute] = [
-        Route(path, endpoint, name=name, methods=methods)
+        Route(path, auth.guard(endpoint, render, state=path.endswith("/state")), name=name,
+              methods=methods)
         for path, endpoint, name, methods in routes
-    ]
+    ]  # fmt: skip
+    found.append(
+        Route("/signin", partial(auth.sign_in, render=render), name="page_sign_in",
+              methods=["GET", "POST"])
+    )  # fmt: skip
+    found.append(
+        Route("/signout", partial(auth.sign_out, render=render), name="page_sign_out",
+              methods=["POST"])
+    )  # fmt: skip
     found.append(Mount("/static", app=static, name="page_static"))
     return found
