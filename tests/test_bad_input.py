@@ -235,6 +235,19 @@ class TestTimes:
             exc = refused(field, lambda: call(flow, inc))
         assert "naive" in str(exc)
 
+    def test_a_time_seconds_ahead_shows_the_seconds_that_tell_it_from_now(
+        self, flow: IncidentFlow, clock: FrozenClock
+    ) -> None:
+        """Saying 14:00 is in the future when it is 14:00 would be no help: seconds show."""
+        inc = drive_to(flow, clock, "triaging")
+        ahead = clock() + timedelta(seconds=30)
+        with unchanged(flow, inc.id):
+            exc = refused(
+                "taken_at", lambda: flow.record_containment(inc.id, "x", taken_at=ahead, actor="b")
+            )
+        now = f"{clock():%Y-%m-%d %H:%M}"
+        assert f"{ahead:%H:%M:%S} UTC is in the future (now is {now} UTC)" in str(exc)
+
     @pytest.mark.parametrize("field", ["taken_at", "deployed_at"])
     def test_time_before_the_declaration_is_refused(
         self, flow: IncidentFlow, clock: FrozenClock, field: str

@@ -254,20 +254,36 @@ class TestCheckDeadlines:
             ("postmortem", ""),
         ]
 
-    def test_not_yet_due_at_the_due_time(self, flow: IncidentFlow) -> None:
+    def test_not_yet_due_at_the_due_time(self, flow: IncidentFlow, clock: FrozenClock) -> None:
         """A deadline is breached only after its due time, not at it."""
         inc = declare(flow)
         due = flow.deadlines(inc.id)[0].due_at
-        assert flow.check_deadlines(now=due) == []
-        assert len(flow.check_deadlines(now=due + timedelta(seconds=1))) == 1
+        clock.set(due)
+        assert flow.check_deadlines() == []
+        clock.advance(seconds=1)
+        assert len(flow.check_deadlines()) == 1
 
-    def test_evaluates_at_the_given_time(self, flow: IncidentFlow, clock: FrozenClock) -> None:
-        """``check_deadlines(now=...)`` judges at that time, whatever the clock says."""
+    def test_evaluates_at_the_given_earlier_time(
+        self, flow: IncidentFlow, clock: FrozenClock
+    ) -> None:
+        """``check_deadlines(now=...)`` judges at that time, earlier than the clock."""
         inc = declare(flow, severity="P3")
+        clock.advance(hours=5)
         assert flow.check_deadlines(now=START + timedelta(hours=1)) == []
         [event] = flow.check_deadlines(now=START + timedelta(hours=3))
         assert event.incident_id == inc.id
-        assert clock() == START
+        assert event.at == clock()
+
+    def test_a_now_ahead_of_the_clock_is_refused(
+        self, flow: IncidentFlow, clock: FrozenClock
+    ) -> None:
+        """A breach is recorded at the flow's time: a later ``now`` would date it before its due."""
+        inc = declare(flow)
+        due = flow.deadlines(inc.id)[0].due_at
+        with pytest.raises(ValidationError, match="later than the flow's clock"):
+            flow.check_deadlines(now=due + timedelta(days=365))
+        assert breaches(flow, inc.id) == []
+        assert flow.deadlines(inc.id)[0].breached is False
 
     def test_naive_now_is_refused(self, flow: IncidentFlow) -> None:
         """A naive ``now`` is a ValidationError naming the argument."""
@@ -275,9 +291,10 @@ class TestCheckDeadlines:
         with pytest.raises(ValidationError, match="now"):
             flow.check_deadlines(now=datetime(2026, 11, 28, 12, 0))
 
-    def test_aware_now_in_another_zone(self, flow: IncidentFlow) -> None:
+    def test_aware_now_in_another_zone(self, flow: IncidentFlow, clock: FrozenClock) -> None:
         """An aware ``now`` in another time zone is the same instant."""
         declare(flow)
+        clock.advance(hours=1)
         plus_two = datetime(2026, 11, 27, 16, 5, tzinfo=timezone(timedelta(hours=2)))
         assert flow.check_deadlines(now=plus_two) == []
         assert len(flow.check_deadlines(now=plus_two + timedelta(minutes=2))) == 1

@@ -19,6 +19,7 @@ from .exceptions import (
     IncidentNotFound,
     InvalidTransition,
     TransitionRejected,
+    ValidationError,
 )
 from .stores._protocols import EventStore, QueryIndex
 from .stores._records import IncidentQuery
@@ -55,13 +56,23 @@ class Clocks(Pipeline):
     ) -> Sequence[ev.Event]:
         """Record a ``deadline_breached`` event for every deadline newly passed unmet.
 
-        Each breach is recorded once, however often this runs and from however
-        many processes: a second recording of the same deadline is refused, and
-        a lost race is retried on the fresh snapshot. Closed incidents are
-        checked too while they have open action items. The events are notified
-        through the routing like any other. Returns the events recorded.
+        ``now`` (default: the flow's clock) may be earlier than the clock, never
+        later: a breach is recorded at the flow's time. Each breach is recorded
+        once, however often this runs and from however many processes: a second
+        recording of the same deadline is refused, and a lost race is retried on
+        the fresh snapshot. Closed incidents are checked too while they have open
+        action items. The events are notified through the routing like any
+        other. Returns the events recorded.
         """
-        checked_at = self.now() if now is None else v.aware("now", now)
+        clock = self.now()
+        checked_at = clock if now is None else v.aware("now", now)
+        if checked_at > clock:
+            raise ValidationError(
+                "now",
+                f"{checked_at.isoformat()} is later than the flow's clock "
+                f"({clock.isoformat()}); breaches are recorded at the flow's time, when a "
+                "deadline due after it has not passed: leave now out, or give an earlier one",
+            )
         actor = v.actor(actor)
         recorded: list[ev.Event] = []
         index = self._index()

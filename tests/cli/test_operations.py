@@ -21,14 +21,14 @@ class TestDeadlines:
     def test_breaches_are_recorded_once(self, term: Terminal, library: Library) -> None:
         """``check-deadlines`` records each newly missed deadline once, however often it runs."""
         incident = library.drive("declared", "P1")  # declared 3 hours ago, never acknowledged
-        later = datetime.now(UTC) + timedelta(minutes=1)
+        earlier = datetime.now(UTC) - timedelta(minutes=2)  # the deadline had passed by then
 
-        first = ok(term("check-deadlines", "--now", iso(later)))
+        first = ok(term("check-deadlines", "--now", iso(earlier)))
         assert incident.id in first.out
         breaches = [e for e in library.history(incident.id) if e.type == "deadline_breached"]
         assert len(breaches) >= 1
 
-        second = ok(term("--json", "check-deadlines", "--now", iso(later + timedelta(hours=1))))
+        second = ok(term("--json", "check-deadlines", "--now", iso(earlier + timedelta(minutes=1))))
         assert second.json() == []
         again = [e for e in library.history(incident.id) if e.type == "deadline_breached"]
         assert again == breaches
@@ -38,6 +38,14 @@ class TestDeadlines:
         assert "breached (recorded)" in table
         recorded = [d for d in ok(term("--json", "deadlines", incident.id)).json() if d["breached"]]
         assert len(recorded) == len(breaches)
+
+    def test_a_time_ahead_of_now_is_refused(self, term: Terminal, library: Library) -> None:
+        """Breaches are dated now: checking as of a later time would record them early."""
+        incident = library.drive("declared", "P1")
+        refused = term("check-deadlines", "--now", "+1d")
+        assert refused.code == 2
+        assert "later than the flow's clock" in refused.err
+        assert not [e for e in library.history(incident.id) if e.type == "deadline_breached"]
 
     def test_far_future_due_date(self, term: Terminal) -> None:
         """An action item due on 9999-12-31 is refused or kept; deadline checks keep working."""

@@ -157,6 +157,19 @@ def _not_yet_recorded(c: Context[ev.DeadlineBreached]) -> Unmet | None:
     return unmet(f"the breach {c.payload.key} is already recorded", key=c.payload.key)
 
 
+def _fell_due(
+    context: Context[ev.DeadlineBreached], payload: ev.DeadlineBreached
+) -> ev.DeadlineBreached:
+    """A breach is recorded after its deadline, never before: a later ``due_at`` is refused."""
+    if payload.due_at > context.now:
+        raise ValidationError(
+            "due_at",
+            f"{when(payload.due_at)} has not come yet (now is {when(context.now)}); "
+            "a deadline is breached only once it has passed",
+        )
+    return payload
+
+
 RECORD_BREACH = Command(
     name="record_breach",
     summary="Record a deadline passed unmet (run by check_deadlines; after closure too).",
@@ -176,6 +189,7 @@ RECORD_BREACH = Command(
         Argument("due_at", v.aware, "When it fell due (aware)."),
     ),
     guards=(Guard("breach.recorded", "not recorded yet", _not_yet_recorded),),
+    prepare=_fell_due,
     fold=lambda inc, e, d: replace(inc, breaches=inc.breaches.appended(d.key)),
     system=True,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._builders import compile_copier, copier
@@ -50,8 +50,20 @@ def remembered(compute: Callable[[A], R]) -> Callable[[A], R]:
 
 
 def when(at: datetime) -> str:
-    """A time as the messages show it: ``2026-11-27 14:05 UTC``."""
-    return f"{at:%Y-%m-%d %H:%M} UTC"
+    """A time as the messages show it, in UTC, to the minute unless seconds tell two apart.
+
+    >>> from datetime import UTC
+    >>> when(datetime(2026, 11, 27, 14, 5, tzinfo=UTC))
+    '2026-11-27 14:05 UTC'
+    >>> when(datetime(2026, 11, 27, 14, 5, 30, 250000, tzinfo=UTC))
+    '2026-11-27 14:05:30.25 UTC'
+    """
+    at = at.astimezone(UTC)
+    if not at.second and not at.microsecond:
+        return f"{at:%Y-%m-%d %H:%M} UTC"
+    if not at.microsecond:
+        return f"{at:%Y-%m-%d %H:%M:%S} UTC"
+    return f"{at:%Y-%m-%d %H:%M:%S.%f}".rstrip("0") + " UTC"
 
 
 def time_left(delta: timedelta) -> str:
