@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import string
 import time
 
@@ -44,6 +45,30 @@ CASES = [
         "S3cretPW",
         "mysql -h db -uroot -p[REDACTED:password] shop",
         id="mysql-p",
+    ),
+    pytest.param(
+        "mysql -uroot '-pS3cr3t!' -e 'select 1'",
+        "S3cr3t!",
+        "mysql -uroot '-p[REDACTED:password]' -e 'select 1'",
+        id="mysql-p-quoted-whole",  # as shlex.join writes a password with a ! or a space
+    ),
+    pytest.param(
+        "mysql -u root -p'S3cr3t pw' shop < dump.sql",
+        "S3cr3t pw",
+        "mysql -u root -p[REDACTED:password] shop < dump.sql",
+        id="mysql-p-quoted-password",
+    ),
+    pytest.param(
+        "curl -u 'admin:hunter 2' https://api",
+        "hunter 2",
+        "curl -u 'admin:[REDACTED:password]' https://api",
+        id="curl-user-quoted-with-space",
+    ),
+    pytest.param(
+        "echo https://bob:p@ss@db.internal/",
+        "p@ss",
+        "echo https://bob:[REDACTED:url_password]@db.internal/",
+        id="url-password-with-at",
     ),
     pytest.param(
         "charge failed with key sk_live_4eC39HqLyjWDarjtT1zdp7dc",
@@ -556,3 +581,28 @@ class TestProperties:
         for part in parts:
             assert part not in redacted
         assert count >= 1
+
+
+class TestCommandLines:
+    """The collector shows a command as shlex.join writes it: quoting never hides a password."""
+
+    @given(
+        st.text(
+            alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="'\""),
+            min_size=6,
+            max_size=24,
+        ).filter(lambda pw: "[" not in pw and any(c.isalnum() for c in pw)),
+        st.sampled_from(["", " ", "!", "$", "#", " x"]),
+    )
+    def test_a_password_on_a_quoted_command_line_never_survives(
+        self, password: str, tail: str
+    ) -> None:
+        secret = password + tail
+        for argv in (
+            ["mysql", "-uroot", f"-p{secret}", "shop"],
+            ["curl", "-u", f"admin:{secret}", "https://api"],
+        ):
+            line = shlex.join(argv)
+            redacted, count = redact(line)
+            assert count == 1, line
+            assert secret not in redacted, line

@@ -77,19 +77,25 @@ _AZURE_KEY = re.compile(
     r"(?i)(?<![A-Za-z0-9])(?P<key>(?:AccountKey|SharedAccessKey|SharedAccessSignature)=)"
     r"(?P<secret>[^;\s\"']+)"
 )
-# curl -u user:password, --user user:password (and -uuser:password).
+# A secret that may be quoted: inside the quote ``q`` opened (the shell's, or shlex.join's
+# around a whole argument) it runs to the matching quote, spaces and all; else to a blank.
+_QUOTED_SECRET = r"(?P<secret>(?(q)(?:(?!(?P=q))[^\n])+|(?:'[^'\n]*'|\"[^\"\n]*\"|[^\s\"']+)))"
+# curl -u user:password, --user user:password (and -uuser:password), quoted or not.
 _USER_PASSWORD_FLAG = re.compile(
-    r"(?<!\S)(?P<key>(?:-u[ \t]*|--user[ \t=]+)[\"']?[^\s:\"']+:)(?P<secret>[^\s\"']+)"
+    r"(?<!\S)(?P<key>(?:-u[ \t]*|--user[ \t=]+)(?P<q>[\"'])?[^\s:\"']+:)" + _QUOTED_SECRET
 )
-# mysql -pPASSWORD (the password attached to -p), on a MySQL client's command line.
+# mysql -pPASSWORD (the password attached to -p), on a MySQL client's command line; the
+# argument may be quoted whole ('-pS3cr3t!', as shlex.join writes it) or the password alone.
 _MYSQL_PASSWORD = re.compile(
-    r"(?P<key>\b(?:mysql|mariadb|mysqldump|mysqladmin)\b[^\n]*?[ \t]-p)(?P<secret>[^\s\"']+)"
+    r"(?P<key>\b(?:mysql|mariadb|mysqldump|mysqladmin)\b[^\n]*?[ \t](?P<q>[\"'])?-p)"
+    + _QUOTED_SECRET
 )
 # A .pgpass line: hostname:port:database:username:password.
 _PGPASS = re.compile(r"(?m)^(?P<key>[^:\s]+:(?:\d{1,5}|\*):[^:\s]+:[^:\s]+:)(?P<secret>[^\s]+)$")
 _URL_PASSWORD = re.compile(
     r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]{0,30}://)(?P<user>[^\s:/?#@\"'<>]*)"
-    r":(?P<secret>[^\s/@\"'<>]+)@"
+    # To the last @ before the host: a password may hold an unencoded @.
+    r":(?P<secret>[^\s/\"'<>]+)@"
 )
 _AUTHORIZATION = re.compile(
     r"(?i)(?<![A-Za-z0-9_-])(?P<key>[\"']?(?:proxy-)?authorization[\"']?[ \t]*[:=][ \t]*[\"']?)"
