@@ -38,7 +38,9 @@ def check_field(declared: Mapping[str, str], name: str, value: object) -> FieldV
             raise ValidationError(field, f"expected a number, got {v._shown(value)}")
         # Beyond 1e15 JSON writes a float without its point (1e+16), and a jsonb column
         # gives it back as an int: the stores could no longer tell it was a float.
-        if not math.isfinite(value) or abs(value) >= 1e15:
+        # The bound is compared first: an int compares with 1e15 exactly, while
+        # isfinite() converts it to a float, which overflows past about 1.8e308.
+        if abs(value) >= 1e15 or not math.isfinite(value):
             raise ValidationError(
                 field, f"expected a number between -1e15 and 1e15, got {v._shown(value)}"
             )

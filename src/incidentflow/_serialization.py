@@ -121,13 +121,23 @@ def event_to_json(event: Event) -> str:
     return _dumps(event_to_dict(event))
 
 
+def _loaded(text: object, what: str) -> Any:
+    """``json.loads(text)``, or StoreError saying why ``what`` is not JSON."""
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise StoreError(
+            f"{what} is not JSON: expected text (str or bytes), got {type(text).__name__}"
+        )
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise StoreError(f"{what} is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise StoreError(f"{what} is not JSON: it is nested too deeply to read") from exc
+
+
 def event_from_json(line: str) -> Event:
     """An event from one line of JSON; StoreError if malformed."""
-    try:
-        value = json.loads(line)
-    except ValueError as exc:
-        raise StoreError(f"stored event is not JSON: {exc}") from exc
-    return event_from_dict(value)
+    return event_from_dict(_loaded(line, "stored event"))
 
 
 def incident_to_dict(incident: Incident) -> dict[str, Any]:
@@ -191,8 +201,4 @@ def incident_to_json(incident: Incident) -> str:
 
 def incident_from_json(text: str) -> Incident:
     """A snapshot from JSON; StoreError if malformed."""
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise StoreError(f"stored snapshot is not JSON: {exc}") from exc
-    return incident_from_dict(value)
+    return incident_from_dict(_loaded(text, "stored snapshot"))

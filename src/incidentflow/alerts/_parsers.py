@@ -12,6 +12,7 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 
+from .._validate import _shown
 from ..exceptions import ValidationError
 from . import _read as r
 from ._alert import Alert, AlertStatus, one_line, readable_title
@@ -115,7 +116,8 @@ def parse_alertmanager(payload: object) -> list[Alert]:
     if version != "4":
         raise ValidationError(
             "version",
-            f'{version!r} is not an Alertmanager webhook version this reads; it reads version "4"',
+            f"{_shown(version)} is not an Alertmanager webhook version this reads; "
+            'it reads version "4"',
         )
     _status(r.text(data, "status", ""), "status", _FIRING_OR_RESOLVED)
     group_key = r.optional_text(data, "groupKey", "")
@@ -289,6 +291,8 @@ def parse_datadog(payload: object) -> list[Alert]:
 def _id_text(data: Mapping[str, object], key: str) -> str:
     value = data.get(key)
     if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > 64:  # Datadog's ids are 64-bit; str() fails past 4,300 digits
+            raise ValidationError(key, f"expected an id of at most 64 bits, got {_shown(value)}")
         return str(value)
     return r.optional_text(data, key, "")
 

@@ -56,14 +56,9 @@ def document(payload: object) -> Mapping[str, object]:
             )
         try:
             payload = json.loads(payload)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            where = (
-                f" at line {exc.lineno}, column {exc.colno}"
-                if isinstance(exc, json.JSONDecodeError)
-                else ""
-            )
+        except (ValueError, RecursionError) as exc:
             raise ValidationError(
-                "payload", f"is not valid JSON{where}; send a JSON object"
+                "payload", f"is not valid JSON{_json_problem(exc)}; send a JSON object"
             ) from None
     return obj(payload, "")
 
@@ -129,12 +124,24 @@ def values_map(parent: Mapping[str, object], key: str, path: str) -> dict[str, s
     value = parent.get(key)
     if value is None:
         return {}
+    where = _at(path, key)
     if not isinstance(value, Mapping):  # PagerDuty accepts a bare string of details too
-        return {"details": value if isinstance(value, str) else json.dumps(value)}
+        return {"details": value if isinstance(value, str) else _written(value, where)}
     return {
-        str(name): item if isinstance(item, str) else json.dumps(item, sort_keys=True)
+        str(name): item if isinstance(item, str) else _written(item, f"{where}.{name}")
         for name, item in value.items()
     }
+
+
+def _written(value: object, where: str) -> str:
+    """``value`` as JSON text; a value JSON cannot hold is refused, naming ``where``."""
+    try:
+        return json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError, RecursionError):
+        # ValueError: an int past the digits Python writes; TypeError: not a JSON value.
+        raise ValidationError(
+            where, f"cannot be written as JSON text (got {_kind(value)}); send plain JSON values"
+        ) from None
 
 
 def time(parent: Mapping[str, object], key: str, path: str, *, required: bool) -> datetime | None:
@@ -159,7 +166,12 @@ def time(parent: Mapping[str, object], key: str, path: str, *, required: bool) -
         raise ValidationError(
             where, f"{_shown(value)} has no UTC offset; add one, e.g. Z or +02:00"
         )
-    parsed = parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 or 9999-12-31T23:59-01:00
+        raise ValidationError(
+            where, f"{_shown(value)} is out of range once in UTC; send a time in years 1 to 9999"
+        ) from None
     if parsed == _GO_ZERO:
         if required:
             raise ValidationError(where, "is Go's zero time; send when the alert started")
@@ -173,14 +185,29 @@ def epoch_or_time(parent: Mapping[str, object], key: str, path: str) -> datetime
     if isinstance(value, str) and _DIGITS.match(value.strip()):
         value = int(value.strip())
     if isinstance(value, int) and not isinstance(value, bool):
-        seconds = value / 1000 if value > 10**11 else value
-        try:
+        try:  # dividing a huge int overflows too, as fromtimestamp does
+            seconds = value / 1000 if value > 10**11 else value
             return datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError):
             raise ValidationError(
-                _at(path, key), f"{value} is out of range as an epoch time"
+                _at(path, key), f"{_shown(value)} is out of range as an epoch time"
             ) from None
+    if isinstance(value, float):
+        raise ValidationError(
+            _at(path, key),
+            "expected whole epoch milliseconds or seconds, or an RFC 3339 time, "
+            f"got {_kind(value)}",
+        )
     return time(parent, key, path, required=False)
+
+
+def _json_problem(exc: ValueError | RecursionError) -> str:
+    """Where or why ``json.loads`` refused the text, for the message."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f" at line {exc.lineno}, column {exc.colno}"
+    if isinstance(exc, RecursionError):
+        return " (it is nested too deeply)"
+    return " (a number in it has too many digits to read)"  # int's limit on digits
 
 
 def _kind(value: object) -> str:

@@ -21,6 +21,8 @@ from ...exceptions import (
     StoreError,
     ValidationError,
 )
+from .._paths import cache_size as _cache_size
+from .._paths import store_path
 from .._records import OutboxItem, has_open_action_items
 from .._snapshots import (
     SnapshotCache,
@@ -51,10 +53,10 @@ class JsonlBase:
     """The folder, its locks and the reading of histories, shared by every part of the store."""
 
     def __init__(self, directory: str | os.PathLike[str], *, cache_size: int = 256) -> None:
-        self.directory = Path(directory)
+        self.directory = store_path(directory, option="directory", noun="folder")
         self._meta = self.directory / _META
         self._lock = threading.RLock()
-        self._cache: SnapshotCache[_Position] = SnapshotCache(cache_size)
+        self._cache: SnapshotCache[_Position] = SnapshotCache(_cache_size(cache_size))
         self._committed_tokens: set[str] = set()
         self._outbox_cache: dict[str, list[OutboxItem]] = {}
         self._prepare()

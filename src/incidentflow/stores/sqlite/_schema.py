@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ..._events import Event
@@ -26,6 +25,8 @@ from ...exceptions import (
     StoreError,
 )
 from .._chunks import decode_checkpoints
+from .._paths import cache_size as _cache_size
+from .._paths import store_path
 from .._snapshots import (
     SnapshotCache,
     decode_event,
@@ -102,6 +103,27 @@ if hasattr(os, "register_at_fork"):
 _RETRY_SECONDS = 30.0
 
 
+#: The longest busy_timeout: SQLite keeps it in milliseconds in a 32-bit int.
+_BUSY_TIMEOUT_MAX = (2**31 - 1) // 1000
+
+
+def _check_seconds(busy_timeout: object) -> None:
+    """Refuse a busy_timeout SQLite cannot take: not a number, negative, NaN, too long."""
+    if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float)):
+        raise ConfigError(
+            "busy_timeout", f"expected seconds (a number), got {type(busy_timeout).__name__}"
+        )
+    if not 0 <= busy_timeout <= _BUSY_TIMEOUT_MAX:  # also False for NaN
+        shown = (
+            f"a {busy_timeout.bit_length():,}-bit number"
+            if isinstance(busy_timeout, int) and busy_timeout.bit_length() > 64
+            else repr(busy_timeout)
+        )
+        raise ConfigError(
+            "busy_timeout", f"expected seconds from 0 to {_BUSY_TIMEOUT_MAX:,}, got {shown}"
+        )
+
+
 class SQLiteBase:
     """The connection, schema and shared reads of a SQLite store (see SQLiteStore)."""
 
@@ -115,9 +137,9 @@ class SQLiteBase:
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ConfigError("synchronous", f"expected 'FULL' or 'NORMAL', got {synchronous!r}")
-        if busy_timeout < 0:
-            raise ConfigError("busy_timeout", f"expected seconds >= 0, got {busy_timeout!r}")
-        self.path = Path(path)
+        _check_seconds(busy_timeout)
+        _cache_size(cache_size)
+        self.path = store_path(path, option="path", noun="file")
         self._where = str(self.path)
         self.synchronous = synchronous
         self.busy_timeout = float(busy_timeout)
