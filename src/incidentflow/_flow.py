@@ -26,6 +26,7 @@ from ._flow_commit import (
     new_outcome,
     references_exist,
     references_free,
+    taken_reasons,
 )
 from ._flow_delivery import Deliveries
 from ._flow_fast import FastPath, utc, weak_now
@@ -46,7 +47,6 @@ from .exceptions import (
     IdempotencyConflict,
     IncidentFlowError,
     InvalidTransition,
-    ReferenceTaken,
     StoreError,
     Unauthorized,
     ValidationError,
@@ -256,13 +256,16 @@ class IncidentFlow(
         Has no side effects. Without ``args`` only the state and the guards that
         need no arguments are checked; with them, the arguments are checked too
         (a bad one raises ValidationError). ``actor`` is passed to custom guards
-        that decide by who runs the command. A name that is no command raises
-        InvalidTransition listing the commands.
+        that decide by who runs the command, and is the viewer: ``can`` refuses
+        it as ``get(viewer=actor)`` does (IncidentNotFound for an incident it
+        may not see, Unauthorized without the read permission), and refuses an
+        argument naming such an incident as one that does not exist. A name that
+        is no command raises InvalidTransition listing the commands.
         """
         definition = commands.definition(command)
         if actor:
             actor = v.actor(actor)
-        incident = self.get(incident_id)
+        incident = self.get(incident_id, viewer=actor or None)
         try:
             if actor:
                 self._check_access(actor, definition.name, incident)
@@ -278,19 +281,12 @@ class IncidentFlow(
             data = {"state": exc.state, "allowed_states": list(exc.allowed_states)}
             return Verdict(False, (Reason("state.not_allowed", exc.message, data),))
         if values is not None:
-            references_exist(self.store, definition, incident.id, values)
+            seen_by = self._seen_by(actor)
+            references_exist(self.store, definition, incident.id, values, seen_by)
             if definition.name == "add_reference" and incident.is_open:
-                reasons.extend(self._taken(incident.id, Reference(values["kind"], values["value"])))
+                ref = Reference(values["kind"], values["value"])
+                reasons.extend(taken_reasons(self._index(), incident.id, ref, seen_by))
         return Verdict(not reasons, tuple(reasons))
-
-    def _taken(self, incident_id: str, ref: Reference) -> list[Reason]:
-        """``reference.taken`` when another open incident holds ``ref``."""
-        found = []
-        for holder in self._index().find_reference(ref, open_only=True):
-            if holder.id != incident_id:
-                error = ReferenceTaken(ref.kind, ref.value, holder.id)
-                found.append(Reason("reference.taken", error.message, {"holder": holder.id}))
-        return found
 
     # -- commands -----------------------------------------------------------
 
@@ -327,7 +323,7 @@ class IncidentFlow(
         actor, key, _ = self._options(options, allow_version=False)
         values = self._declaration_values(definition, args, actor)
         fingerprint = _idempotency.fingerprint("declare", "", values) if key is not None else ""
-        if key is not None and (done := self._replayed(key, fingerprint)) is not None:
+        if key is not None and (done := self._replayed(key, fingerprint, actor)) is not None:
             return Outcome(done, replayed=True)
         now = self.now()
         proposed = _new_declared(
@@ -350,7 +346,7 @@ class IncidentFlow(
         for candidate in slug_candidates(declared.slug, numbered=numbered, taken=taken):
             incident_id = incident_id_for(now, candidate)
             if values["slug"] is None and self.store.exists(incident_id):
-                if key is not None and (done := self._replayed(key, fingerprint)) is not None:
+                if key is not None and (done := self._replayed(key, fingerprint, actor)):
                     return Outcome(done, replayed=True)  # a twin with the same key won the race
                 continue
             data = declared if candidate == declared.slug else _with(declared, slug=candidate)
@@ -358,7 +354,7 @@ class IncidentFlow(
             try:
                 return Outcome(self._commit(incident_id, None, batch, now, actor, key, fingerprint))
             except (DuplicateIncident, ConcurrencyConflict, IdempotencyConflict):
-                if key is not None and (done := self._replayed(key, fingerprint)) is not None:
+                if key is not None and (done := self._replayed(key, fingerprint, actor)):
                     return Outcome(done, replayed=True)
                 if values["slug"] is not None:
                     raise
@@ -384,6 +380,7 @@ class IncidentFlow(
         incident_id: str,
         options: CommandOptions,
         args: dict[str, Any],
+        through: Reference | None = None,  # the alert ``ingest`` records: see _check_access
     ) -> tuple[Incident, bool]:
         """The snapshot after the command, and whether it was a replay of an earlier run."""
         incident_id = v.name("incident_id", incident_id)
@@ -395,7 +392,9 @@ class IncidentFlow(
         cached = self.store.cached(incident_id) if key is None else None
         if cached is not None:
             try:
-                return self._decided(command, cached, values, actor, key, expected_version, stamp)
+                return self._decided(
+                    command, cached, values, actor, key, expected_version, stamp, through
+                )
             except StoreError:
                 raise
             except IncidentFlowError:
@@ -405,7 +404,9 @@ class IncidentFlow(
                 # decided on a stale snapshot: decide again on the stored one
         else:
             incident = self.store.load(incident_id)
-        return self._decided(command, incident, values, actor, key, expected_version, stamp)
+        return self._decided(
+            command, incident, values, actor, key, expected_version, stamp, through
+        )
 
     def _decided(
         self,
@@ -416,10 +417,11 @@ class IncidentFlow(
         key: str | None,
         expected_version: int | None,
         stamp: list[datetime],
+        through: Reference | None = None,
     ) -> tuple[Incident, bool]:
         incident_id = incident.id
         if incident.restricted_to or self.policy.authorizer is not None:
-            self._check_access(actor, command.name, incident)  # before any guard, or any replay
+            self._check_access(actor, command.name, incident, through)  # before guards, replays
         fingerprint = (
             _idempotency.fingerprint(command.name, incident_id, values) if key is not None else ""
         )
@@ -435,7 +437,7 @@ class IncidentFlow(
             others = self._linked_states(incident, command)
             events = decide(incident, command, payload, self.policy, now, actor, others)
             if command.references:
-                references_exist(self.store, command, incident_id, values)
+                references_exist(self.store, command, incident_id, values, self._principals(actor))
             return self._commit(incident_id, incident, events, now, actor, key, fingerprint), False
         except IncidentFlowError:
             # A twin with the same key may have committed since we looked: its result wins.
@@ -476,6 +478,13 @@ class IncidentFlow(
             return self._relation(definition, incident_id, options, args)
         return self._execute(definition, incident_id, options, args)
 
+    def _relation(
+        self, command: Command[Any], incident_id: str, options: CommandOptions, args: dict[str, Any]
+    ) -> Outcome:
+        if self._hides_reference(command, incident_id, args, options.get("actor")):
+            return self._execute(command, incident_id, options, args)  # refused as if missing
+        return super()._relation(command, incident_id, options, args)
+
     def _options(
         self, options: CommandOptions, *, allow_version: bool = True
     ) -> tuple[str, str | None, int | None]:
@@ -493,18 +502,6 @@ class IncidentFlow(
         if expected is not None:
             expected = v.positive_int("expected_version", expected)
         return actor, key, expected
-
-    def _replayed(self, key: str, fingerprint: str) -> Incident | None:
-        record = self.store.idempotency(key)
-        if record is None:
-            return None
-        if record.fingerprint != fingerprint:
-            raise IdempotencyConflict(key)
-        current = self.store.load(record.incident_id)
-        if current.version == record.version:
-            return current  # nothing happened since: no need to fold the history
-        history = self.store.history(record.incident_id)
-        return replay(history[: record.version])
 
     def _commit(
         self,
@@ -524,7 +521,7 @@ class IncidentFlow(
         assert snapshot is not None
         changed = index_changed(incident, snapshot)
         if changed:
-            references_free(self.store, incident, snapshot)
+            references_free(self.store, incident, snapshot, self._principals(actor))
         delivery = self.delivery
         # Without notifiers nothing is routed: the router would answer ().
         outbox = delivery.route(events, snapshot) if delivery.router.notifiers else ()
@@ -533,7 +530,8 @@ class IncidentFlow(
             if key is not None
             else None
         )
-        self.store.append(new_commit(incident_id, base, events, snapshot, outbox, record, changed))
+        commit = new_commit(incident_id, base, events, snapshot, outbox, record, changed)
+        self._append(commit, actor)
         if outbox or self.incidents_dir is not None or self.knowledge_dir is not None:
             self._after_commit(snapshot, outbox)
         return snapshot

@@ -12,11 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from . import _events as ev
+from ._authz import can_see
 from ._builders import builder
-from ._model import Incident, State
-from ._reasons import Outcome
+from ._model import Incident, Reference, State
+from ._reasons import Outcome, Reason
 from .commands import Command
-from .exceptions import ReferenceTaken, ValidationError
+from .exceptions import IncidentNotFound, ReferenceTaken, ValidationError
 from .stores._protocols import EventStore, QueryIndex
 from .stores._records import Commit
 
@@ -27,6 +28,8 @@ __all__ = [
     "new_outcome",
     "references_exist",
     "references_free",
+    "seen_holder",
+    "taken_reasons",
 ]
 
 _new_event = builder(ev.Event)
@@ -75,12 +78,19 @@ def index_changed(before: Incident | None, after: Incident) -> bool:
     )
 
 
-def references_free(store: object, before: Incident | None, after: Incident) -> None:
+def references_free(
+    store: object,
+    before: Incident | None,
+    after: Incident,
+    seen_by: frozenset[str] | None = frozenset(),
+) -> None:
     """Raise ReferenceTaken if another open incident holds a reference ``after`` holds open.
 
     The store enforces the same rule when it appends, so a race is caught
-    there; this check names the holder before anything is written. A store
-    without a query index is left to enforce it alone.
+    there; this check names the holder before anything is written, when
+    ``seen_by`` (the principals of who runs the command) may see it. The
+    default, no principals, sees no restricted incident. A store without a
+    query index is left to enforce it alone.
     """
     if not after.references or not after.is_open or not isinstance(store, QueryIndex):
         return
@@ -90,13 +100,54 @@ def references_free(store: object, before: Incident | None, after: Incident) -> 
             continue
         for holder in store.find_reference(ref, open_only=True):
             if holder.id != after.id:
-                raise ReferenceTaken(ref.kind, ref.value, holder.id)
+                raise _taken(ref, holder, seen_by)
+
+
+def taken_reasons(
+    index: QueryIndex, incident_id: str, ref: Reference, seen_by: frozenset[str] | None
+) -> list[Reason]:
+    """``reference.taken`` when another open incident holds ``ref``, for :meth:`can`."""
+    found = []
+    for holder in index.find_reference(ref, open_only=True):
+        if holder.id != incident_id:
+            error = _taken(ref, holder, seen_by)
+            data = {} if error.holder is None else {"holder": error.holder}
+            found.append(Reason("reference.taken", error.message, data))
+    return found
+
+
+def seen_holder(
+    error: ReferenceTaken, store: EventStore, seen_by: frozenset[str] | None
+) -> ReferenceTaken:
+    """``error`` (raised by the store) as ``seen_by`` may learn it: no hidden holder named."""
+    if error.holder is None or seen_by is None:
+        return error
+    try:
+        holder = store.load(error.holder)
+    except IncidentNotFound:
+        return ReferenceTaken(error.kind, error.value, None)
+    return _taken(Reference(error.kind, error.value), holder, seen_by)
+
+
+def _taken(ref: Reference, holder: Incident, seen_by: frozenset[str] | None) -> ReferenceTaken:
+    """The refusal of ``ref``: naming ``holder`` only to those who may see it."""
+    shown = holder.id if can_see(holder, seen_by) else None
+    return ReferenceTaken(ref.kind, ref.value, shown)
 
 
 def references_exist(
-    store: EventStore, command: Command[Any], incident_id: str, values: dict[str, Any]
+    store: EventStore,
+    command: Command[Any],
+    incident_id: str,
+    values: dict[str, Any],
+    seen_by: frozenset[str] | None,
 ) -> None:
-    """Arguments naming another incident must name one that exists, and not this one."""
+    """Arguments naming another incident must name one that exists, and not this one.
+
+    An incident ``seen_by`` may not see (restricted to others) is refused exactly
+    as a missing one: the same error and message, so neither its existence nor
+    its id is disclosed (``None``: the trusted host, which sees every incident).
+    """
     for argument in command.references:
         referenced = values[argument.name]
         if referenced is None:
@@ -105,7 +156,17 @@ def references_exist(
             raise ValidationError(
                 argument.name, f"{incident_id} cannot name itself; name the other incident"
             )
-        if not store.exists(referenced):
+        if not _exists_for(store, referenced, seen_by):
             raise ValidationError(
                 argument.name, f"there is no incident {referenced}; give an existing id"
             )
+
+
+def _exists_for(store: EventStore, incident_id: str, seen_by: frozenset[str] | None) -> bool:
+    """True when ``incident_id`` exists and ``seen_by`` may see it (``None`` sees all)."""
+    if seen_by is None:
+        return store.exists(incident_id)
+    try:
+        return can_see(store.load(incident_id), seen_by)
+    except IncidentNotFound:
+        return False

@@ -212,7 +212,7 @@ class FastPath(Pipeline):
                 snapshot = evolve(snapshot, event)
         changed = index_changed(inc, snapshot)
         if changed:
-            references_free(self.store, inc, snapshot)
+            references_free(self.store, inc, snapshot, frozenset({actor}))
         elif len(events) == 1:
             self.store._append_event(events[0], snapshot)
             return snapshot

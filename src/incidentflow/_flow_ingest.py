@@ -5,6 +5,10 @@ held by at most one open incident (``("alert", key)``), and a keyed command runs
 once. Every write ``ingest`` makes carries an idempotency key made from the
 alert (source, key, fingerprint, start, status), so a re-sent alert, also after a
 restart or from a second ingester, changes nothing.
+
+An incident restricted to others still takes the alerts it holds (see
+``Access._check_access``), but the report, which goes back to the sender, never
+names it: its outcome has no incident id, and no error about it leaves ``ingest``.
 """
 
 from __future__ import annotations
@@ -17,26 +21,37 @@ import attrs
 
 from . import _validate as v
 from ._model import Incident, Reference, Severity
+from .commands import DEFINITIONS
 from .exceptions import (
+    ConcurrencyConflict,
     ConfigError,
     IdempotencyConflict,
+    IncidentFlowError,
     InvalidTransition,
     ReferenceTaken,
+    StoreError,
+    Unauthorized,
     ValidationError,
 )
 
 if TYPE_CHECKING:
+    from ._flow_commands import CommandOptions
     from ._policy import Policy
     from ._reasons import Outcome
     from .alerts._alert import Alert
     from .alerts._report import AlertAction, AlertOutcome, IngestReport
     from .alerts._rules import AlertRules
+    from .commands import Command
     from .stores._protocols import EventStore, QueryIndex
 
 __all__ = ["Ingestion"]
 
 #: The reference kind alerts are kept under: ``flow.find("alert", key)``.
 REFERENCE_KIND = "alert"
+#: How often a write is tried when the incident changed meanwhile (keyed: never twice).
+_TRIES = 3
+#: Said of an incident the sender may not see, instead of its id.
+_UNSEEN = "the incident is restricted to others: its id is not shown"
 
 
 @attrs.frozen
@@ -86,6 +101,19 @@ class Ingestion:
         def execute(self, command: str, incident_id: str | None = None, **args: Any) -> Outcome:
             """Run a command by name."""
 
+        def _perform(
+            self,
+            command: Command[Any],
+            incident_id: str,
+            options: CommandOptions,
+            args: dict[str, Any],
+            through: Reference | None = None,
+        ) -> tuple[Incident, bool]:
+            """Run a command; through: the alert reference that admits it."""
+
+        def _sees(self, actor: str, incident: Incident) -> bool:
+            """True when ``actor`` may see ``incident``."""
+
         def _index(self) -> QueryIndex:
             """The store's query index."""
 
@@ -116,6 +144,12 @@ class Ingestion:
           occurred at ``startsAt``) and the alert as first evidence;
         - resolved (or acknowledged): evidence on the open incident that holds
           it, else ignored. Resolving stays a person's decision.
+
+        An incident restricted to others (``actor`` not among them) that
+        holds the alert still takes it as evidence, with what the authorizer
+        allows ``actor``; but the report, which goes back to the sender, does
+        not name it: that outcome's ``incident_id`` is ``None``, its detail
+        says why, and the other alerts go on as usual.
 
         The key is the alert's fingerprint, or its group key with
         ``rules.group_by = "group"``. Every write is keyed by the alert, so the
@@ -217,7 +251,10 @@ class Ingestion:
                     idempotency_key=plan.declare_key,
                 )
             except ReferenceTaken as exc:  # another ingester declared it first
-                return self._attach(plan, actor, exc.holder, "attached")
+                holder = exc.holder or self._holder(plan.reference)  # unnamed: restricted
+                if holder is None:
+                    raise
+                return self._attach(plan, actor, holder, "attached")
             return self._declared(plan, actor, outcome.incident.id, replayed=outcome.replayed)
         holder = self._holder(plan.reference)
         if holder is None:
@@ -235,9 +272,8 @@ class Ingestion:
         self, plan: _Plan, actor: str, incident_id: str, *, replayed: bool
     ) -> AlertOutcome:
         """Record detection and the first evidence of the incident declared for ``plan``."""
-        from .alerts._report import AlertOutcome
-
         incident = self._incident_at_declaration(incident_id)
+        shown = self._sees(actor, incident)
         first = plan.alert.starts_at
         if first is not None and first > incident.declared_at:
             first = None  # the source's clock is ahead: keep the detection consistent
@@ -246,7 +282,7 @@ class Ingestion:
             detection = self._keyed(
                 "record_detection",
                 incident_id,
-                plan.detection_key,
+                plan,
                 actor,
                 method="alert",
                 first_occurred_at=first,
@@ -255,23 +291,25 @@ class Ingestion:
             evidence = self._keyed(
                 "add_evidence",
                 incident_id,
-                plan.evidence_key,
+                plan,
                 actor,
                 source=plan.alert.source,
                 content=plan.evidence,
             )
             replayed = replayed and detection and evidence
         except InvalidTransition as exc:  # closed since: nothing more may be recorded
-            details.append(f"not recorded on {incident_id}: {exc.message}")
+            details.append(
+                f"not recorded on {incident_id}: {exc.message}" if shown else "not recorded: closed"
+            )
+        except (StoreError, Unauthorized):
+            raise
+        except IncidentFlowError as exc:
+            if shown:
+                raise
+            details.append(_not_recorded(exc))
         if plan.skipped:
             details.append("labels left out: " + "; ".join(plan.skipped))
-        return AlertOutcome(
-            alert=plan.alert,
-            action="declared",
-            incident_id=incident_id,
-            replayed=replayed,
-            detail=" | ".join(details),
-        )
+        return _outcome(plan, "declared", incident_id, shown, details, replayed=replayed)
 
     def _incident_at_declaration(self, incident_id: str) -> Incident:
         return self.store.load(incident_id)
@@ -279,37 +317,73 @@ class Ingestion:
     def _attach(
         self, plan: _Plan, actor: str, incident_id: str, action: AlertAction
     ) -> AlertOutcome:
-        from .alerts._report import AlertOutcome
-
+        shown = self._sees(actor, self.store.load(incident_id))
         try:
             replayed = self._keyed(
                 "add_evidence",
                 incident_id,
-                plan.evidence_key,
+                plan,
                 actor,
                 source=plan.alert.source,
                 content=plan.evidence,
             )
         except InvalidTransition as exc:  # closed between the lookup and the write
-            return AlertOutcome(
-                alert=plan.alert,
-                action="ignored",
-                incident_id=incident_id,
-                detail=f"{incident_id} closed meanwhile: {exc.message}",
-            )
-        detail = "" if action != "noted_resolved" else "resolving stays a person's decision"
-        return AlertOutcome(
-            alert=plan.alert,
-            action=action,
-            incident_id=incident_id,
-            replayed=replayed,
-            detail=detail,
-        )
+            why = f"{incident_id} closed meanwhile: {exc.message}" if shown else "closed meanwhile"
+            return _outcome(plan, "ignored", incident_id, shown, [why])
+        except (StoreError, Unauthorized):
+            raise
+        except IncidentFlowError as exc:
+            if shown:
+                raise
+            return _outcome(plan, "ignored", incident_id, shown, [_not_recorded(exc)])
+        details = ["resolving stays a person's decision"] if action == "noted_resolved" else []
+        return _outcome(plan, action, incident_id, shown, details, replayed=replayed)
 
-    def _keyed(self, command: str, incident_id: str, key: str, actor: str, **args: Any) -> bool:
-        """Run ``command`` once for this alert; True when it had run before (a replay)."""
-        try:
-            outcome = self.execute(command, incident_id, idempotency_key=key, actor=actor, **args)
-        except IdempotencyConflict:
-            return True  # the alert was sent again with other text: the first is kept
-        return outcome.replayed
+    def _keyed(self, command: str, incident_id: str, plan: _Plan, actor: str, **args: Any) -> bool:
+        """Run ``command`` once for this alert; True when it had run before (a replay).
+
+        The write is admitted through the alert's reference (an incident
+        restricted to others takes the alerts it holds), and tried again if the
+        incident changed meanwhile: its key keeps a retry from recording twice.
+        """
+        key = plan.evidence_key if command == "add_evidence" else plan.detection_key
+        options: CommandOptions = {"actor": actor, "idempotency_key": key}
+        through = Reference(REFERENCE_KIND, plan.reference)
+        tries = _TRIES
+        while True:
+            tries -= 1
+            try:
+                return self._perform(DEFINITIONS[command], incident_id, options, args, through)[1]
+            except IdempotencyConflict:
+                return True  # the alert was sent again with other text: the first is kept
+            except ConcurrencyConflict:
+                if not tries:
+                    raise
+
+
+def _not_recorded(error: IncidentFlowError) -> str:
+    """Why an alert was not recorded on an incident its sender may not see: its kind alone."""
+    return f"not recorded there ({type(error).__name__})"
+
+
+def _outcome(
+    plan: _Plan,
+    action: AlertAction,
+    incident_id: str,
+    shown: bool,
+    details: list[str],
+    *,
+    replayed: bool = False,
+) -> AlertOutcome:
+    """What became of ``plan``'s alert; an incident the sender may not see goes unnamed."""
+    from .alerts._report import AlertOutcome
+
+    if not shown:
+        details.append(_UNSEEN)
+    return AlertOutcome(
+        alert=plan.alert,
+        action=action,
+        incident_id=incident_id if shown else None,
+        replayed=replayed,
+        detail=" | ".join(d for d in details if d),
+    )

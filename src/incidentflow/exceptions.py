@@ -205,14 +205,23 @@ class ReferenceTaken(IncidentFlowError):
     Attributes:
         kind: The reference's kind, e.g. ``"alert"``.
         value: Its value.
-        holder: The open incident that holds it.
+        holder: The open incident that holds it, or ``None`` when its id is not
+            disclosed: an incident restricted to others is named only to those
+            who may see it.
 
     """
 
-    def __init__(self, kind: str, value: str, holder: str) -> None:
+    def __init__(self, kind: str, value: str, holder: str | None) -> None:
         self.kind = kind
         self.value = value
         self.holder = holder
+        if holder is None:
+            super().__init__(
+                f"the {kind} reference {value!r} belongs to another open incident; use "
+                f"another {kind} reference, or ask whoever works on that incident to "
+                "detach it there first"
+            )
+            return
         super().__init__(
             f"the {kind} reference {value!r} belongs to the open incident {holder}; "
             f"work on {holder} (flow.find gives it), or detach the reference there first"

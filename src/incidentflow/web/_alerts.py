@@ -5,17 +5,23 @@ A request is admitted by a bearer token from ``alert_tokens`` or by an
 from ``alert_secrets``; anything else answers 401 and nothing is read. The
 token's (or secret's) name is the actor the alerts are ingested as. Sending
 the same alert again changes nothing: ``ingest`` keys every write by the alert.
+
+The answer goes to the sender, who may see no restricted incident: ``ingest``
+names none in its report (an alert it attached to one has no ``incident_id``),
+and a failing store answers 503 without the store's own words, which may name
+an incident; they go to the log.
 """
 
 from __future__ import annotations
 
+from loguru import logger
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._flow import IncidentFlow
 from ..alerts import SOURCES
-from ..exceptions import IncidentFlowError, ValidationError
+from ..exceptions import IncidentFlowError, StoreError, ValidationError
 from ._auth import SIGNATURE_HEADER, Signatures, Tokens, bearer
 from ._bodies import read_body
 from ._errors import error_response, problem
@@ -46,6 +52,9 @@ def alert_routes(flow: IncidentFlow, tokens: Tokens, secrets: Signatures) -> lis
                 return _unauthenticated()
             try:
                 report = await in_worker(flow.ingest, body, source=source, actor=sender)
+            except StoreError:
+                logger.exception("ingesting alerts from {} failed in the store", sender)
+                return problem(503, "StoreError", "the store failed; send the alerts again later")
             except IncidentFlowError as exc:
                 return error_response(exc)
             outcomes = [

@@ -24,21 +24,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from .. import _validate as v
 from .._flow import IncidentFlow
 from .._model import Incident
 from .._serialization import event_to_dict
+from .._validate import INT_MAX
 from ..commands import DEFINITIONS, definition
 from ..exceptions import IncidentFlowError, ValidationError
 from ._alerts import alert_routes
 from ._auth import ANONYMOUS, Signatures, Tokens, bearer
-from ._bodies import read_body
+from ._bodies import none_match, read_body, whole_number
 from ._errors import error_response, problem
 from ._json import arguments_from_json, jsonable, parse_moment
 from ._openapi import openapi_document
 from ._snapshots import snapshot_json
 from ._threads import in_worker
 
-__all__ = ["MAX_BODY", "api_routes", "prometheus_endpoint"]
+__all__ = ["MAX_BODY", "MAX_DEPTH", "api_routes", "prometheus_endpoint"]
 
 #: The largest JSON body a command accepts, in bytes.
 MAX_BODY = 1 << 20
@@ -48,6 +50,10 @@ _FROM_HEADERS = {
     "idempotency_key": "the Idempotency-Key header",
     "expected_version": 'the If-Match header ("<version>")',
 }
+#: How deep a command's JSON body may nest: far past any argument, far short of the stack.
+MAX_DEPTH = 32
+#: Names the flow's own parameters take: in a body they would clash with them.
+_NOT_ARGUMENTS = frozenset({"self", "command", "incident_id"})
 _LISTS = ("state", "severity", "type")
 _FLAGS = ("open_only", "open_action_items", "newest_first")
 _TEXTS = ("commander", "text")
@@ -98,9 +104,9 @@ class _Api:
     async def command(self, request: Request) -> Response:
         """``POST /incidents/{incident_id}/{command}``: run one command on an incident."""
         name = request.path_params["command"]
-        if name == "declare" or name not in DEFINITIONS or DEFINITIONS[name].system:
-            names = ", ".join(n for n, c in DEFINITIONS.items() if not c.system and n != "declare")
-            return problem(404, "UnknownCommand", f"there is no command {name!r}; use {names}")
+        unknown = _unknown_command(name)
+        if unknown is not None:
+            return unknown
         return await self._command(request, name, request.path_params["incident_id"])
 
     async def _command(self, request: Request, name: str, incident_id: str | None) -> Response:
@@ -129,16 +135,28 @@ class _Api:
         return _snapshot_response(outcome.incident, status, headers)
 
     async def can(self, request: Request) -> Response:
-        """``GET|POST /incidents/{incident_id}/can/{command}``: whether it would run now."""
+        """``GET|POST /incidents/{incident_id}/can/{command}``: whether it would run now.
+
+        Names the command route does not run answer its 404 UnknownCommand; the
+        caller (or the anonymous viewer) is asked about, so an incident it may
+        not see answers 404 as every other read does.
+        """
+        name = request.path_params["command"]
+        unknown = _unknown_command(name)
+        if unknown is not None:
+            return unknown
 
         async def answer(actor: str | None) -> Response:
-            name = request.path_params["command"]
             command = definition(name)
             args = {}
             if request.method == "POST":
                 args = arguments_from_json(command, await _body(request))
             verdict = await in_worker(
-                self.flow.can, request.path_params["incident_id"], name, actor=actor or "", **args
+                self.flow.can,
+                request.path_params["incident_id"],
+                name,
+                actor=_viewer(actor),
+                **args,
             )
             reasons = [
                 {"code": r.code, "message": r.message, "data": jsonable(r.data)}
@@ -167,7 +185,7 @@ class _Api:
             found = await in_worker(
                 self.flow.get, request.path_params["incident_id"], viewer=_viewer(actor)
             )
-            if request.headers.get("if-none-match") == _etag(found):
+            if none_match(request.headers.get("if-none-match"), _etag(found)):
                 return Response(status_code=304, headers={"ETag": _etag(found)})
             return _snapshot_response(found, 200, {"ETag": _etag(found)})
 
@@ -299,14 +317,59 @@ async def _body(request: Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
+    except RecursionError:  # deeper than the stack: certainly deeper than MAX_DEPTH
+        raise _too_deep() from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError("body", f"is not JSON ({exc}); send a JSON object") from None
     if not isinstance(body, dict):
         raise ValidationError("body", "send a JSON object of the command's arguments")
+    if _depth(body) > MAX_DEPTH:
+        raise _too_deep()
     for name, where in _FROM_HEADERS.items():
         if name in body:
             raise ValidationError(name, f"is not read from the body; send it as {where}")
+    clashes = sorted(_NOT_ARGUMENTS.intersection(body))
+    if clashes:
+        raise ValidationError(
+            clashes[0], "is no command's argument; send only the command's arguments"
+        )
     return body
+
+
+def _depth(body: dict[str, Any]) -> int:
+    """How deep ``body`` nests (an object of scalars is 1), without recursing.
+
+    Stops at the first level past MAX_DEPTH: deeper is refused whatever it holds.
+    """
+    deepest = 0
+    pending: list[tuple[dict[str, Any] | list[Any], int]] = [(body, 1)]
+    while pending and deepest <= MAX_DEPTH:
+        item, depth = pending.pop()
+        deepest = max(deepest, depth)
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def _too_deep() -> ValidationError:
+    return ValidationError(
+        "body",
+        f"nests deeper than {MAX_DEPTH} levels; send a JSON object of the command's arguments,"
+        f" nested at most {MAX_DEPTH} levels deep",
+    )
+
+
+def _unknown_command(name: str) -> Response | None:
+    """404 UnknownCommand unless ``name`` is a command ``/incidents/{id}/...`` runs.
+
+    ``declare`` has its own route, and system commands are recorded by the
+    flow alone: neither is run, nor asked about, on an incident over HTTP.
+    """
+    command = DEFINITIONS.get(name)
+    if command is not None and not command.system and name != "declare":
+        return None
+    names = ", ".join(n for n, c in DEFINITIONS.items() if not c.system and n != "declare")
+    return problem(404, "UnknownCommand", f"there is no command {name!r}; use {names}")
 
 
 def _snapshot_response(incident: Incident, status: int, headers: dict[str, str]) -> Response:
@@ -316,9 +379,14 @@ def _snapshot_response(incident: Incident, status: int, headers: dict[str, str])
 
 def _version(if_match: str) -> int:
     text = if_match.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise ValidationError("If-Match", f'expected "<version>", e.g. "3", got {if_match!r}')
-    return int(text)
+    version = whole_number(text)
+    if version is None or not 1 <= version <= INT_MAX:
+        raise ValidationError(
+            "If-Match",
+            f'expected "<version>", a version number in digits 0-9 such as "3" (the ETag'
+            f" of the incident), got {v._shown(if_match)}",
+        )
+    return version
 
 
 def _etag(incident: Incident) -> str:

@@ -12,6 +12,7 @@ InvalidTransition       409     the command is not allowed in this state
 TransitionRejected      409     a guard is unmet (``reasons`` lists them)
 ConcurrencyConflict     409     the incident changed meanwhile (412 with If-Match)
 ReferenceTaken          409     another open incident holds the reference
+                                (``holder`` names it, if the caller may see it)
 DuplicateIncident       409     the slug is taken today
 IncidentNotFound        404     no such incident (or one the caller may not see)
 Unauthorized            403     the caller may not run this command
@@ -76,8 +77,8 @@ def error_body(exc: IncidentFlowError) -> dict[str, Any]:
         body["allowed_states"] = list(jsonable(exc.allowed_states))
     if isinstance(exc, ConcurrencyConflict):
         body["expected_version"], body["version"] = exc.expected, exc.actual
-    if isinstance(exc, ReferenceTaken):
-        body["holder"] = exc.holder
+    if isinstance(exc, ReferenceTaken) and exc.holder is not None:
+        body["holder"] = exc.holder  # None: restricted to others, so not disclosed
     return body
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import attrs
 
+from .. import _validate as v
 from .._model import Incident
 from ..commands import Argument, Command
 from ..exceptions import IncidentFlowError, ValidationError
@@ -42,6 +43,10 @@ _DURATION = re.compile(
     r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?"
 )
 _KINDS: dict[tuple[str, str], Kind] = {}
+#: The longest duration an argument takes: 100 years, in minutes (the library's own bound).
+_LONGEST_MINUTES = 36_500 * 24 * 60
+#: The minutes in one of each unit an ISO 8601 duration names.
+_MINUTES = {"days": 24 * 60, "hours": 60, "minutes": 1, "seconds": 1 / 60}
 
 
 def _accepts(argument: Argument, sample: object) -> bool:
@@ -101,15 +106,21 @@ def parse_duration(field: str, value: object) -> timedelta:
             field, f"expected minutes (a number) or an ISO 8601 duration, got {_shown(value)}"
         )
     if not isinstance(value, str):
-        if not (0 < value <= 36_500 * 24 * 60):
+        if not (0 < value <= _LONGEST_MINUTES):
             raise ValidationError(field, f"expected a positive number of minutes, got {value}")
         return timedelta(minutes=value)
     found = _DURATION.fullmatch(value.upper())
     if found is None or value.upper() in {"P", "PT"} or value.upper().endswith("T"):
         raise ValidationError(
-            field, f"{value!r} is not an ISO 8601 duration; write e.g. PT30M, PT2H or P1D"
+            field, f"{v._shown(value)} is not an ISO 8601 duration; write e.g. PT30M, PT2H or P1D"
         )
     parts = {name: float(amount) for name, amount in found.groupdict().items() if amount}
+    # Bounded before timedelta sees it, which overflows past 999,999,999 days.
+    minutes = sum(amount * _MINUTES[name] for name, amount in parts.items())
+    if minutes > _LONGEST_MINUTES:
+        raise ValidationError(
+            field, f"{v._shown(value)} is over 100 years; write a shorter one, at most P36500D"
+        )
     return timedelta(**parts)
 
 

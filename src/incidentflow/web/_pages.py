@@ -40,6 +40,7 @@ from ..exceptions import (
 )
 from ..render import incident_gantt
 from ._auth import ANONYMOUS, Tokens
+from ._bodies import none_match
 from ._pages_auth import ACTOR_HEADER, PageAuth, form_values
 from ._pages_auth import Problem as _Problem
 from ._pages_charts import bar_chart, gantt_chart
@@ -463,7 +464,7 @@ def _incident_etag(incident: Incident) -> str:
 
 def _state_response(request: Request, etag: str, body: Mapping[str, Any]) -> Response:
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if etag in (t.strip() for t in request.headers.get("if-none-match", "").split(",")):
+    if none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     return JSONResponse(dict(body), headers=headers)
 

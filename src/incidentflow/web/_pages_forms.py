@@ -26,6 +26,7 @@ from ..commands import (
 )
 from ..commands._access import principals
 from ..exceptions import ValidationError
+from ._bodies import NUMBER_DIGITS, whole_number
 
 __all__ = ["Field", "Form", "declare_form", "form_arguments", "forms_for"]
 
@@ -213,9 +214,14 @@ def _read(field: Field, raw: str) -> object:
                 field.name, f"{v._shown(raw)} is not a date; use YYYY-MM-DD"
             ) from None
     if field.kind == "number":
-        if not text.isdigit():
-            raise ValidationError(field.name, f"{v._shown(raw)} is not a whole number, e.g. 1")
-        return int(text)
+        number = whole_number(text)
+        if number is None:
+            raise ValidationError(
+                field.name,
+                f"{v._shown(raw)} is not a whole number; write up to {NUMBER_DIGITS} digits 0-9,"
+                " e.g. 1",
+            )
+        return number
     if field.kind == "lines":
         return tuple(line.strip() for line in raw.splitlines() if line.strip())
     return raw if field.kind == "textarea" else text
