@@ -282,7 +282,7 @@ class IncidentFlow(
             return Verdict(False, (Reason("state.not_allowed", exc.message, data),))
         if values is not None:
             seen_by = self._seen_by(actor)
-            references_exist(self.store, definition, incident.id, values, seen_by)
+            references_exist(self.store, definition, incident, values, seen_by)
             if definition.name == "add_reference" and incident.is_open:
                 ref = Reference(values["kind"], values["value"])
                 reasons.extend(taken_reasons(self._index(), incident.id, ref, seen_by))
@@ -437,7 +437,7 @@ class IncidentFlow(
             others = self._linked_states(incident, command)
             events = decide(incident, command, payload, self.policy, now, actor, others)
             if command.references:
-                references_exist(self.store, command, incident_id, values, self._principals(actor))
+                references_exist(self.store, command, incident, values, self._principals(actor))
             return self._commit(incident_id, incident, events, now, actor, key, fingerprint), False
         except IncidentFlowError:
             # A twin with the same key may have committed since we looked: its result wins.

@@ -138,7 +138,7 @@ def _taken(ref: Reference, holder: Incident, seen_by: frozenset[str] | None) -> 
 def references_exist(
     store: EventStore,
     command: Command[Any],
-    incident_id: str,
+    incident: Incident,
     values: dict[str, Any],
     seen_by: frozenset[str] | None,
 ) -> None:
@@ -147,7 +147,12 @@ def references_exist(
     An incident ``seen_by`` may not see (restricted to others) is refused exactly
     as a missing one: the same error and message, so neither its existence nor
     its id is disclosed (``None``: the trusted host, which sees every incident).
+    ``unlink`` of a link this incident holds needs no other side: the other may
+    be missing from this store (an export of one of two linked incidents).
     """
+    incident_id = incident.id
+    if command.name == "unlink" and _holds(incident, values["kind"], values["other"]):
+        return
     for argument in command.references:
         referenced = values[argument.name]
         if referenced is None:
@@ -160,6 +165,10 @@ def references_exist(
             raise ValidationError(
                 argument.name, f"there is no incident {referenced}; give an existing id"
             )
+
+
+def _holds(incident: Incident, kind: str, other: str) -> bool:
+    return any(x.kind == kind and x.other == other for x in incident.links)
 
 
 def _exists_for(store: EventStore, incident_id: str, seen_by: frozenset[str] | None) -> bool:

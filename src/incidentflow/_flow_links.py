@@ -20,7 +20,7 @@ from ._model import Incident, State
 from ._reasons import Outcome
 from .commands import DEFINITIONS, Command
 from .commands._links import inverse
-from .exceptions import TransitionRejected, ValidationError
+from .exceptions import IncidentNotFound, TransitionRejected, ValidationError
 from .stores._protocols import EventStore
 
 __all__ = ["RELATIONS", "Relations"]
@@ -160,15 +160,20 @@ class Relations(abc.ABC):
         options: CommandOptions,
     ) -> None:
         linking = command is _LINK
-        if _linked(self.store.load(incident_id), kind, other) is linking:
-            return  # recorded already (a replayed key, or a twin finished it)
         try:
+            if _linked(self.store.load(incident_id), kind, other) is linking:
+                return  # recorded already (a replayed key, or a twin finished it)
             self._execute(
                 command,
                 incident_id,
                 {"actor": options.get("actor")},
                 {"kind": kind, "other": other},
             )
+        except IncidentNotFound:
+            if linking:
+                raise
+            # Unlinking from an incident not in this store, or one the caller may not
+            # see: this side is done; the other keeps its half for whoever can reach it.
         except TransitionRejected:
             if _linked(self.store.load(incident_id), kind, other) is not linking:
                 raise
@@ -205,8 +210,11 @@ class Relations(abc.ABC):
         """The states of the linked incidents ``command``'s guards read; nothing read otherwise."""
         if not command.sees_links or not incident.links or incident.state not in command.runs_in:
             return _NO_OTHERS
-        return {
-            x.other: self.store.load(x.other).state
-            for x in incident.links
-            if x.kind in command.sees_links
-        }
+        states = {}
+        for link in incident.links:
+            if link.kind in command.sees_links:
+                try:
+                    states[link.other] = self.store.load(link.other).state
+                except IncidentNotFound:
+                    continue  # not in this store (an export of one side): it holds nothing up
+        return states
