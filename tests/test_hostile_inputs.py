@@ -372,3 +372,18 @@ class TestStorePaths:
             close = getattr(store, "close", None)
             if close is not None:
                 close()
+
+
+class TestFlowSettings:
+    """A flow built with an unusable clock or folder is refused when built, not at first use."""
+
+    @pytest.mark.parametrize("clock", ["2026-11-27T14:00Z", 0, 42.0, object()])
+    def test_a_clock_that_cannot_be_called(self, clock: object) -> None:
+        with pytest.raises(ConfigError, match="clock: expected a callable"):
+            IncidentFlow.in_memory(clock=clock)
+
+    @pytest.mark.parametrize("option", ["incidents_dir", "knowledge_dir"])
+    @pytest.mark.parametrize("value", [42, b"bytes", "a\x00b", "\ud800x"])
+    def test_a_folder_that_is_no_path(self, option: str, value: object) -> None:
+        with pytest.raises(ConfigError, match=option):
+            IncidentFlow.in_memory(**{option: value})

@@ -17,7 +17,7 @@ from ._builders import builder, copier
 from ._decide import decide, evolve, incident_id_for, replay
 from ._decide import reasons as decide_reasons
 from ._flow_access import Access, DeclareOptions
-from ._flow_clocks import Clocks
+from ._flow_clocks import Clocks, checked_clock
 from ._flow_commands import CommandOptions, Commands, Coordination
 from ._flow_commit import (
     events_of,
@@ -56,6 +56,7 @@ from .stores._base import (
     IdempotencyRecord,
     OutboxItem,
 )
+from .stores._paths import folder_option
 from .stores._protocols import EventStore, QueryIndex
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ class IncidentFlow(
         if policy is not None and not isinstance(policy, Policy):
             raise ConfigError("policy", f"expected a Policy, got {type(policy).__name__}")
         self.store = store
-        self.clock: Clock = clock or system_clock
+        self.clock: Clock = checked_clock(clock, system_clock)
         self.policy = policy or _default_policy()
         #: The delivery side: routing, retries, dispatchers (see :mod:`incidentflow.delivery`).
         self.delivery = Delivery(
@@ -149,8 +150,8 @@ class IncidentFlow(
                     "alert_rules", f"expected AlertRules, got {type(alert_rules).__name__}"
                 )
             self.alert_rules = alert_rules
-        self.incidents_dir = Path(incidents_dir) if incidents_dir is not None else None
-        self.knowledge_dir = Path(knowledge_dir) if knowledge_dir is not None else None
+        self.incidents_dir = folder_option("incidents_dir", incidents_dir)
+        self.knowledge_dir = folder_option("knowledge_dir", knowledge_dir)
 
     @classmethod
     def in_memory(cls, **kwargs: Any) -> IncidentFlow:

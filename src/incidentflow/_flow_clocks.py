@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import abc
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import cast
 
 from . import _events as ev
 from . import _validate as v
@@ -16,6 +17,7 @@ from ._policy import Policy
 from .commands import definition
 from .exceptions import (
     ConcurrencyConflict,
+    ConfigError,
     IncidentNotFound,
     InvalidTransition,
     TransitionRejected,
@@ -27,6 +29,22 @@ from .stores._records import IncidentQuery
 __all__ = ["Clocks"]
 
 _BREACH = definition("record_breach")
+
+
+def checked_clock(clock: object, default: Callable[[], datetime]) -> Callable[[], datetime]:
+    """``clock``, or ``default`` when it is None; ConfigError when it cannot be called.
+
+    Checked when the flow is built, not at its first command.
+    """
+    if clock is None:
+        return default
+    if not callable(clock):
+        raise ConfigError(
+            "clock",
+            "expected a callable returning an aware datetime, e.g. "
+            f"incidentflow.testing.FrozenClock(...), got {type(clock).__name__}",
+        )
+    return cast(Callable[[], datetime], clock)
 
 
 class Clocks(Pipeline):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..exceptions import ConfigError, StoreError
 
-__all__ = ["cache_size", "store_path"]
+__all__ = ["cache_size", "folder_option", "store_path"]
 
 
 def store_path(value: object, *, option: str, noun: str) -> Path:
@@ -52,3 +52,18 @@ def cache_size(value: object) -> int:
             "cache_size", f"expected a whole number of incidents, got {type(value).__name__}"
         )
     return value
+
+
+def folder_option(option: str, value: object) -> Path | None:
+    """An optional folder setting (``incidents_dir``, ``knowledge_dir``) as a Path.
+
+    Raises:
+        ConfigError: ``value`` is not a path text, or holds a NUL or a lone surrogate.
+
+    """
+    if value is None:
+        return None
+    try:
+        return store_path(value, option=option, noun="folder")
+    except StoreError as exc:
+        raise ConfigError(option, str(exc)) from None
