@@ -57,11 +57,12 @@ def test_linking_to_an_incident_not_here_is_still_refused(
         flow.link(parent, "related_to", child, actor="a")
 
 
-def test_unlinking_from_a_hidden_incident_removes_this_side_alone() -> None:
-    """Someone outside a restriction removes the link from what they see, and learns nothing.
+def test_only_incidents_restricted_alike_are_joined() -> None:
+    """A link or a duplicate never joins a restricted incident to one others see.
 
-    Unlinking answers the same whether the other incident is hidden or missing,
-    and the hidden one keeps its half for those who may see it.
+    Either would show the restricted incident's id to those who see only the
+    other, so linking them is refused even to someone who sees both, and a
+    linked incident keeps its restriction until it is unlinked.
     """
     clock = FrozenClock(START)
     flow = IncidentFlow.in_memory(clock=clock, incidents_dir=None, knowledge_dir=None)
@@ -70,9 +71,12 @@ def test_unlinking_from_a_hidden_incident_removes_this_side_alone() -> None:
         restricted_to=["alice"],
     ).id  # fmt: skip
     public = flow.declare("Queue stalls", severity="P3", commander="bob", actor="bob").id
-    flow.link(public, "related_to", secret, actor="alice")
-    after = flow.unlink(public, "related_to", secret, actor="bob")
-    assert list(after.links) == []
-    assert [(x.kind, x.other) for x in flow.get(secret).links] == [("related_to", public)]
-    flow.unlink(secret, "related_to", public, actor="alice")  # an insider removes the rest
-    assert list(flow.get(secret).links) == []
+    with unchanged(flow, public), pytest.raises(ValidationError, match="restrict both alike"):
+        flow.link(public, "related_to", secret, actor="alice")
+    other = flow.declare("Disk full", severity="P3", commander="bob", actor="bob").id
+    flow.link(public, "related_to", other, actor="bob")
+    assert [r.code for r in flow.can(public, "restrict", to=["bob"]).reasons] == ["access.linked"]
+    with unchanged(flow, public), pytest.raises(TransitionRejected, match="unlink them first"):
+        flow.restrict(public, ["bob"], actor="bob")
+    flow.unlink(public, "related_to", other, actor="bob")
+    assert flow.restrict(public, ["bob"], actor="bob").restricted_to == ("bob",)

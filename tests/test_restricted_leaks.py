@@ -25,6 +25,7 @@ from incidentflow import (
     Policy,
     ReferenceTaken,
     Unauthorized,
+    ValidationError,
 )
 from incidentflow.testing import FrozenClock
 
@@ -208,7 +209,11 @@ class TestNamingAnotherIncident:
             )
         missing = f"duplicate_of: there is no incident {secret}; give an existing id"
         assert refused == ("ValidationError", missing)
-        dismissed = flow.dismiss(here, reason="dup", duplicate_of=secret, actor="alice")
+        # Alice sees both, but a public duplicate of a hidden one would show its id to bob.
+        with unchanged(flow, here), pytest.raises(ValidationError, match="restrict both alike"):
+            flow.dismiss(here, reason="dup", duplicate_of=secret, actor="alice")
+        twin = hidden(flow, slug="zebra-again")
+        dismissed = flow.dismiss(twin, reason="dup", duplicate_of=secret, actor="alice")
         assert dismissed.duplicate_of == secret
 
 

@@ -161,21 +161,43 @@ def references_exist(
             raise ValidationError(
                 argument.name, f"{incident_id} cannot name itself; name the other incident"
             )
-        if not _exists_for(store, referenced, seen_by):
+        other = _found_for(store, referenced, seen_by)
+        if other is None:
             raise ValidationError(
                 argument.name, f"there is no incident {referenced}; give an existing id"
             )
+        if set(other.restricted_to) != set(incident.restricted_to) and command.name in _JOINS:
+            raise ValidationError(argument.name, _unlike(incident, other))
 
 
 def _holds(incident: Incident, kind: str, other: str) -> bool:
     return any(x.kind == kind and x.other == other for x in incident.links)
 
 
-def _exists_for(store: EventStore, incident_id: str, seen_by: frozenset[str] | None) -> bool:
-    """True when ``incident_id`` exists and ``seen_by`` may see it (``None`` sees all)."""
-    if seen_by is None:
-        return store.exists(incident_id)
+#: Commands that join two incidents (a link, a duplicate): only incidents restricted alike.
+_JOINS = frozenset({"link", "merge", "dismiss"})
+
+
+def _found_for(
+    store: EventStore, incident_id: str, seen_by: frozenset[str] | None
+) -> Incident | None:
+    """The incident, if it exists and ``seen_by`` may see it (``None`` sees all)."""
     try:
-        return can_see(store.load(incident_id), seen_by)
+        found = store.load(incident_id)
     except IncidentNotFound:
-        return False
+        return None
+    return found if can_see(found, seen_by) else None
+
+
+def _unlike(incident: Incident, other: Incident) -> str:
+    """Why two incidents restricted differently are not joined: either would show the other."""
+
+    def who(inc: Incident) -> str:
+        shown = ", ".join(inc.restricted_to)
+        return f"restricted to {shown}" if shown else "not restricted"
+
+    return (
+        f"{other.id} is {who(other)} and {incident.id} is {who(incident)}: a link or a "
+        "duplicate would show one's id to those who see only the other; restrict both "
+        "alike first, or record the relation in a note of the restricted one"
+    )

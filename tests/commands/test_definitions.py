@@ -48,6 +48,7 @@ from incidentflow.testing import FrozenClock
 #: The public reason codes. Adding one is a feature; renaming or dropping one breaks users.
 REASON_CODES = {
     "access.denied",
+    "access.linked",
     "access.unrestricted",
     "action_item.closed",
     "action_item.done",
@@ -258,11 +259,11 @@ class TestFold:
         histories.append(flow.history(dismissed.id))
         parent = flow.declare("Parent", severity="P4", commander="al", actor="al")
         child = flow.declare("Child", severity="P4", commander="al", actor="al")
+        flow.restrict(parent.id, ["group:sre"], actor="al")  # before any link: links pin it
+        flow.unrestrict(parent.id, actor="al")
         flow.link(parent.id, "parent_of", child.id, actor="al")
         flow.unlink(parent.id, "parent_of", child.id, actor="al")
         flow.merge(child.id, into=parent.id, reason="the same outage", actor="al")
-        flow.restrict(parent.id, ["group:sre"], actor="al")
-        flow.unrestrict(parent.id, actor="al")
         histories += [flow.history(parent.id), flow.history(child.id)]
         # Histories from before roles hold commander_assigned, which no command records now.
         legacy = flow.declare("Old history", severity="P4", commander="al", actor="al")

@@ -34,6 +34,23 @@ def _with_actor(context: Context[ev.Restricted], payload: ev.Restricted) -> ev.R
     return ev.Restricted(tuple(sorted(set(names))))
 
 
+def _unjoined(c: Context[ev.EventData]) -> Unmet | None:
+    """A linked incident keeps its restriction: its links join it to incidents restricted alike."""
+    others = [x.other for x in c.incident.links]
+    if c.incident.duplicate_of:
+        others.append(c.incident.duplicate_of)
+    if not others:
+        return None
+    return unmet(
+        f"{c.incident.id} is linked to {', '.join(dict.fromkeys(others))}, restricted as it is "
+        "now: unlink them first, then change who may see it",
+        others=list(dict.fromkeys(others)),
+    )
+
+
+_UNJOINED: Guard[ev.EventData] = Guard("access.linked", "no link to another incident", _unjoined)
+
+
 RESTRICT = Command(
     name="restrict",
     summary="Restrict the incident to named actors and groups; everyone else sees no incident.",
@@ -44,6 +61,7 @@ RESTRICT = Command(
             "to", principals, "Actors and groups (group:sre) who may see it; the actor is added."
         ),
     ),
+    guards=(_UNJOINED,),
     prepare=_with_actor,
     fold=lambda inc, e, d: replace(inc, restricted_to=d.to),
 )
@@ -60,7 +78,7 @@ UNRESTRICT = Command(
     summary="Lift the restriction: everyone with read access sees the incident again.",
     event=ev.Unrestricted,
     moves=(Move(EVERY_STATE),),
-    guards=(Guard("access.unrestricted", "the incident is restricted", _restricted),),
+    guards=(Guard("access.unrestricted", "the incident is restricted", _restricted), _UNJOINED),
     fold=lambda inc, e, d: replace(inc, restricted_to=()),
 )
 
