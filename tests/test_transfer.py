@@ -911,6 +911,15 @@ class TestImportChecks:
             read(events)
         assert info.value.field.startswith("forged.jsonl:4")
 
+    def test_a_bad_actor_names_the_file_and_line(self) -> None:
+        """An actor with a line break is refused naming the file and line, as every check is."""
+        events, _ = made(_p1_with_postmortem)
+        events[3] = {**events[3], "actor": "bob\nmallory"}
+        with pytest.raises(ValidationError) as info:
+            read(events)
+        assert info.value.field == "forged.jsonl:5: actor"
+        assert "line breaks" in info.value.message
+
     def test_a_declaration_far_in_the_future_is_refused(self) -> None:
         """An incident dated 9999-12-30 is refused, naming the writer's clock."""
         events, _ = made(_p1_with_postmortem)

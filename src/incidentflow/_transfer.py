@@ -306,7 +306,10 @@ def _event(where: str, value: object) -> ev.Event:
     if key is not None:
         v.optional_key(f"{where}: idempotency_key", key)
     v.name(f"{where}: incident_id", event.incident_id)
-    v.actor(event.actor)
+    try:
+        v.actor(event.actor)
+    except ValidationError as exc:  # the check names only its field: add the file and line
+        raise ValidationError(f"{where}: {exc.field}", exc.message) from None
     v.aware(f"{where}: at", event.at)
     _check_fields(where, event.data)
     return event

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from cli_terminal import (
 
 import incidentflow.cli
 from incidentflow import IncidentFlow, __version__
-from incidentflow.cli import EXIT_FAILED, EXIT_OK, EXIT_REJECTED, EXIT_USAGE
+from incidentflow.cli import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_OK, EXIT_REJECTED, EXIT_USAGE
 from incidentflow.cli._root import SUBCOMMANDS
 
 #: What ``--help`` itself needs of the command line: the group, its options, running it.
@@ -207,6 +208,20 @@ class TestInterrupts:
 
         monkeypatch.setattr(IncidentFlow, "summaries", interrupted)
         assert one_line_error(term("list"), 130) == "interrupted"
+
+    def test_only_a_broken_pipe_exits_141(
+        self, term: Terminal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A reader gone away exits 141; any other exit 1 (a bad completion request) stays 1."""
+        store = sqlite_url(tmp_path / "incidents.db")
+        base = [sys.executable, "-m", "incidentflow", "--store", store]
+        process([*base, "declare", TITLE, "-s", "P1", "-c", "alice", "-q"], tmp_path)
+        export = subprocess.Popen([*base, "export"], cwd=tmp_path, stdout=subprocess.PIPE)
+        assert export.stdout is not None
+        export.stdout.close()  # the reader goes away before a line is written
+        assert export.wait(timeout=120) == EXIT_BROKEN_PIPE
+        monkeypatch.setenv("_INCIDENTFLOW_COMPLETE", "bogus")
+        assert term(bare=True).code == 1
 
     def test_no_command_prints_the_help(self, term: Terminal) -> None:
         """``incidentflow`` alone prints the usage, readable, and exits 2."""

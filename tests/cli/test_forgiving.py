@@ -248,8 +248,42 @@ def _leaves(group: click.Group, path: str = "") -> list[str]:
     return found
 
 
+def _helps(group: click.Group, path: str = "") -> list[str]:
+    """Every ``--help`` there is: the root's (``""``), each group's and each command's."""
+    found = [path]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += _helps(command, f"{path}{name} ")
+        else:
+            found.append(f"{path}{name}")
+    return [p.strip() for p in found]
+
+
+def _examples(term: Terminal, path: str) -> list[str]:
+    """The example lines ``incidentflow PATH --help`` prints."""
+    out = ok(term(*path.split(), "--help", bare=True)).out
+    lines = out.split("Examples:")[1].splitlines()
+    return [line.strip() for line in lines if line.strip().startswith("incidentflow ")]
+
+
+# A word the reader fills in: TITLE, KEY=VALUE, internal|external (OPS-12 and P1 are values).
+_PLACEHOLDER = re.compile(r"[A-Z][A-Z_]+")
+# Commands that run until they are stopped.
+_LONG_RUNNING = frozenset({"serve", "dispatch"})
+
+
+def _fill_in(words: list[str]) -> bool:
+    """Whether the example holds a word for the reader to fill in: it is a pattern."""
+    return any(
+        word == "..."
+        or "|" in word
+        or any(_PLACEHOLDER.fullmatch(p) for p in re.split("[=:]", word))
+        for word in words
+    )
+
+
 class TestHelpExamples:
-    """Every command's ``--help`` shows examples."""
+    """Every ``--help`` shows examples, and they run as written."""
 
     @pytest.mark.parametrize("path", _leaves(cli))
     def test_help_has_examples(self, path: str, term: Terminal) -> None:
@@ -257,6 +291,49 @@ class TestHelpExamples:
         out = term(*path.split(), "--help", bare=True).out
         assert "Examples:" in out
         assert f"incidentflow {path}" in out.split("Examples:")[1]
+
+    @pytest.mark.parametrize(
+        "path", [p for p in _helps(cli) if p not in _leaves(cli)], ids=lambda p: p or "root"
+    )
+    def test_groups_and_the_root_have_examples(self, path: str, term: Terminal) -> None:
+        """``incidentflow --help`` and each group's ``--help`` show examples too."""
+        assert [line for line in _examples(term, path) if line.startswith(f"incidentflow {path}")]
+
+    def test_examples_run_as_written(
+        self, term: Terminal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Each example with nothing to fill in runs in a new folder: no usage error, no failure.
+
+        The root's examples run first, in a folder of their own (they begin with
+        ``init`` and declare the incident); the others in the order of the help
+        pages, in a folder holding the incident they call ``payments``. Exit 1
+        is the process refusing a step the incident is not ready for: an
+        answer, not a broken example.
+        """
+        import shlex
+
+        broken = []
+        for folder, path in [("first", ""), *(("next", p) for p in _helps(cli) if p)]:
+            if not (tmp_path / folder).exists():
+                (tmp_path / folder).mkdir()
+                monkeypatch.chdir(tmp_path / folder)
+                if folder == "next":
+                    ok(term("declare", "Payments API 503s", "-s", "P1", "-c", "alice", bare=True))
+            for example in _examples(term, path):
+                words = shlex.split(example)[1:]
+                if _fill_in(words) or words[0] in _LONG_RUNNING:
+                    continue
+                written_to = None
+                if ">" in words:  # the shell's redirection
+                    words, written_to = words[: words.index(">")], words[-1]
+                result = term(*words, bare=True)
+                if result.code not in (0, 1) or "Traceback" in result.err:
+                    broken.append(
+                        f"{path or 'incidentflow'}: {example} -> {result.code} {result.err}"
+                    )
+                elif written_to is not None:
+                    Path(written_to).write_text(result.out, encoding="utf-8")
+        assert broken == []
 
 
 class TestTerminalOutput:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import click
 import pytest
 from cli_terminal import TITLE, Library, Terminal, declared, ok, sqlite_url
 
+from incidentflow import IncidentFlow
 from incidentflow.cli import EXIT_FAILED, EXIT_REJECTED, EXIT_USAGE
 
 # -- --json ------------------------------------------------------------------------------------
@@ -207,3 +209,61 @@ class TestJsonOutput:
         result = term("note", "INC-2026-01-01-nope", "--", "--json")
         assert result.code == EXIT_USAGE
         assert result.out == ""
+
+
+class TestEveryFailureAsJson:
+    """Failures outside the library's errors print one JSON error object with ``--json`` too."""
+
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            pytest.param(["export", "-o", "a-file/out.jsonl"], id="export"),
+            pytest.param(["init", "--path", "a-file/incidentflow.toml"], id="init"),
+        ],
+    )
+    def test_environment_failure(self, term: Terminal, argv: list[str]) -> None:
+        """A file that cannot be written: exit 3, one line, and the object naming the file."""
+        declared(term)
+        Path("a-file").write_text("a folder's name taken by a file\n", encoding="utf-8")
+        result = term("--json", *argv)
+        assert result.code == EXIT_FAILED, result.err
+        data = result.json()
+        assert data["error"] == "EnvironmentFailure"
+        assert argv[-1] in data["message"]
+        assert data["reasons"] == []
+        assert len(result.err_lines) == 1
+
+    def test_a_group_without_its_command(self, term: Terminal) -> None:
+        """``--json action``: the object on standard output, the group's help on standard error."""
+        result = term("--json", "action")
+        assert result.code == EXIT_USAGE
+        assert result.json()["error"] == "UsageError"
+        assert "incidentflow action --help" in result.json()["message"]
+        assert "Usage: incidentflow action" in result.err
+
+    @pytest.mark.parametrize(
+        ("raised", "error", "code"),
+        [
+            pytest.param(KeyboardInterrupt, "KeyboardInterrupt", 130, id="ctrl-c"),
+            pytest.param(click.Abort, "Abort", EXIT_USAGE, id="abort"),
+            pytest.param(PermissionError, "PermissionError", EXIT_FAILED, id="os-error"),
+        ],
+    )
+    def test_interrupted_or_failed(
+        self,
+        term: Terminal,
+        monkeypatch: pytest.MonkeyPatch,
+        raised: type[BaseException],
+        error: str,
+        code: int,
+    ) -> None:
+        """Ctrl-C, an abort or an operating-system error: the exit code, and the object."""
+        incident_id = declared(term)
+
+        def fails(*args: object, **kwargs: object) -> None:
+            raise raised
+
+        monkeypatch.setattr(IncidentFlow, "get", fails)
+        result = term("show", incident_id, "--json")
+        assert result.code == code
+        assert result.json()["error"] == error

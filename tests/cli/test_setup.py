@@ -39,6 +39,45 @@ class TestInitAndConfig:
         ok(term("init", "--path", "ops/team.toml", bare=True))
         assert load_config(tmp_path / "ops" / "team.toml").source == tmp_path / "ops" / "team.toml"
 
+    def test_init_makes_missing_folders(self, term: Terminal, tmp_path: Path) -> None:
+        """``init --path ops/incidentflow.toml`` (an example of its --help) makes ``ops/``."""
+        ok(term("init", "--path", "ops/incidentflow.toml", "--force", bare=True))
+        written = tmp_path / "ops" / "incidentflow.toml"
+        assert written.read_text(encoding="utf-8") == default_config_toml()
+
+    def test_config_show_masks_every_url(self, term: Terminal, tmp_path: Path) -> None:
+        """A credential in any URL setting (incident_url too) is masked; the template stays."""
+        (tmp_path / "incidentflow.toml").write_text(
+            "[notifiers.pager]\n"
+            'type = "webhook"\n'
+            'url = "https://user:Pw-Hook-1@pager.example.com/hooks/incidents?token=Tok-Hook-2"\n'
+            'incident_url = "https://ops:Pw-Link-3@ops.example.com/i/{id}?password=Pw-Q-4&view=full"\n'
+            "[notifiers.chat]\n"
+            'type = "slack"\n'
+            'webhook_url_env = "SLACK_WEBHOOK_URL"\n'
+            'incident_url = "https://Tok-User-5@ops.example.com/i/{slug}?access_token=Tok-Q-6"\n',
+            encoding="utf-8",
+        )
+        text = ok(term("config", "show", bare=True)).out
+        data = ok(term("--json", "config", "show", bare=True)).json()
+        for shown in (text, json.dumps(data)):
+            for secret in (
+                "Pw-Hook-1",
+                "Tok-Hook-2",
+                "Pw-Link-3",
+                "Pw-Q-4",
+                "Tok-User-5",
+                "Tok-Q-6",
+            ):
+                assert secret not in shown
+        notifiers = data["config"]["notifiers"]
+        assert notifiers["pager"]["incident_url"] == (
+            "https://***@ops.example.com/i/{id}?password=***&view=full"
+        )
+        assert notifiers["chat"]["incident_url"] == (
+            "https://***@ops.example.com/i/{slug}?access_token=***"
+        )
+
     def test_config_show_masks_secrets(
         self, term: Terminal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:

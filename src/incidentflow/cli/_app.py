@@ -26,6 +26,7 @@ __all__ = [
     "EXIT_USAGE",
     "AmbiguousIncident",
     "App",
+    "EnvironmentFailure",
     "environment_failure",
     "library_warnings",
     "pass_app",
@@ -56,10 +57,15 @@ class AmbiguousIncident(click.ClickException):
     exit_code = EXIT_USAGE
 
 
-def environment_failure(message: str) -> click.exceptions.Exit:
-    """Print ``message`` as an error and return the exit to raise: the environment failed."""
-    click.echo(f"incidentflow: error: {message}", err=True)
-    return click.exceptions.Exit(EXIT_FAILED)
+class EnvironmentFailure(click.ClickException):
+    """The environment failed (a file cannot be written): one line, JSON with ``--json``, exit 3."""
+
+    exit_code = EXIT_FAILED
+
+
+def environment_failure(message: str) -> EnvironmentFailure:
+    """The error to raise when the environment failed: ``message`` is reported, and exit 3."""
+    return EnvironmentFailure(message)
 
 
 class App:
@@ -70,7 +76,7 @@ class App:
 
     def __init__(self) -> None:
         self.store: str | None = None
-        self.config_path: str | None = None
+        self._config_path: str | None = None
         self.as_json = False
         self.actor_option: str | None = None
         self.write_files = True
@@ -79,6 +85,22 @@ class App:
         self._config: Config | None = None
         self._flow: IncidentFlow | None = None
         self._notifying = False
+
+    @property
+    def config_path(self) -> str | None:
+        """``--config``: the configuration file, wherever on the line it was given."""
+        return self._config_path
+
+    @config_path.setter
+    def config_path(self, path: str | None) -> None:
+        if path != self._config_path and self._config is not None:
+            # Read before the subcommand's own options (its ID may be left out): read it again.
+            from ._clock import configure_zone
+
+            configure_zone(None)
+            self._config = None
+            self.close()
+        self._config_path = path
 
     @property
     def config(self) -> Config:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ._app import App, pass_app
+from ._current import complete_incident, resolve_argument
 from ._params import incident_argument
 
 __all__ = ["COMMANDS"]
@@ -53,7 +54,13 @@ def reopen(app: App, incident_id: str, reason: str, to_state: str) -> None:
 @click.command(short_help="Dismiss a false alarm or a duplicate.")
 @incident_argument
 @click.option("--reason", required=True, help="Why: a false alarm, a duplicate, ...")
-@click.option("--duplicate-of", metavar="ID", help="The incident this one duplicates.")
+@click.option(
+    "--duplicate-of",
+    metavar="ID",
+    callback=resolve_argument,
+    shell_complete=complete_incident,
+    help="The incident this one duplicates.",
+)
 @pass_app
 def dismiss(app: App, incident_id: str, reason: str, duplicate_of: str | None) -> None:
     """Dismiss a false alarm or a duplicate (before containment)."""

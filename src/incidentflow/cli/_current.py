@@ -25,6 +25,7 @@ __all__ = [
     "complete_incident",
     "current_file",
     "current_incident",
+    "given_config",
     "insert_incident",
     "resolve",
 ]
@@ -142,7 +143,7 @@ def insert_incident(
     arguments = [p for p in command.params if isinstance(p, click.Argument)]
     if not arguments or arguments[0].name != "incident_id":
         return args
-    words, option_value = _positionals(command, args)
+    words, option_value, _config = _positionals(command, args)
     given = option_value if option_value is not None else app.incident_option
     if given is not None:
         _refuse_a_second_id(path or str(command.name), arguments[1:], words, given)
@@ -177,29 +178,42 @@ def _refuse_a_second_id(
         )
 
 
-def _positionals(command: click.Command, args: Sequence[str]) -> tuple[list[str], str | None]:
-    """The words of ``args`` that are not options, and a ``-i/--incident`` value among them."""
+def given_config(command: click.Command, args: Sequence[str]) -> str | None:
+    """The last ``--config`` among a subcommand's words, read before click parses them.
+
+    The current incident is found under that configuration's root, before the
+    subcommand's options are parsed; ``None`` when it is not given there.
+    """
+    return _positionals(command, args)[2]
+
+
+def _positionals(
+    command: click.Command, args: Sequence[str]
+) -> tuple[list[str], str | None, str | None]:
+    """The words of ``args`` that are not options, and the values of ``-i`` and ``--config``."""
     valued: set[str] = set()
     for param in command.params:
         if isinstance(param, click.Option) and not param.is_flag and not param.count:
             valued.update(param.opts)
     words: list[str] = []
-    incident = None
+    incident = config = None
     tokens = iter(args)
     for token in tokens:
         if token == "--":
             words.extend(tokens)
             break
-        name = token.partition("=")[0]
+        name, equals, value = token.partition("=")
         if name in ("-i", "--incident"):
-            incident = token.partition("=")[2] if "=" in token else next(tokens, None)
+            incident = value if equals else next(tokens, None)
         elif token.startswith("-i") and len(token) > 2 and not token.startswith("--"):
             incident = token[2:]
+        elif name == "--config" and "--config" in valued:
+            config = value if equals else next(tokens, None)
         elif token in valued:
             next(tokens, None)
         elif not token.startswith("-") or token == "-":
             words.append(token)
-    return words, incident
+    return words, incident, config
 
 
 @click.command(short_help="Set the current incident of this folder.")

@@ -5,12 +5,19 @@ from __future__ import annotations
 import click
 
 from ._app import App, pass_app
+from ._current import complete_incident, resolve_argument
 
 __all__ = ["COMMANDS"]
 
 
 @click.command(short_help="The lifecycle or an incident as Mermaid.")
-@click.argument("incident_id", metavar="[ID]", required=False)
+@click.argument(
+    "incident_id",
+    metavar="[ID]",
+    required=False,
+    callback=resolve_argument,
+    shell_complete=complete_incident,
+)
 @pass_app
 def diagram(app: App, incident_id: str | None) -> None:
     """Print the lifecycle as Mermaid, or an incident's phases as a Mermaid gantt."""

@@ -218,7 +218,8 @@ def show(app: App, incident_id: str, markdown: bool) -> None:
     """Show an incident, formatted for the terminal, then what its next step needs."""
     from .._lifecycle import next_command
     from ..render.markdown import render_incident
-    from ._terminal import for_terminal, width, wrapped
+    from ._clock import display_zone
+    from ._terminal import for_terminal, in_zone, width, wrapped
 
     flow = app.reader
     incident = flow.get(incident_id)
@@ -226,8 +227,10 @@ def show(app: App, incident_id: str, markdown: bool) -> None:
     verdict = None if command is None else flow.can(incident.id, command, actor=app.actor)
 
     def text() -> str:
+        # The Markdown is the file as committed, in UTC; the terminal shows the display zone.
         document = render_incident(incident, flow.history(incident.id))
-        lines = [(document if markdown else for_terminal(document)).rstrip(), ""]
+        zone = None if markdown else display_zone()
+        lines = [(document if markdown else for_terminal(document, zone=zone)).rstrip(), ""]
         if command is None or verdict is None:
             lines.append(f"The incident is {incident.state.value}: nothing follows.")
         elif verdict.allowed:
@@ -235,7 +238,7 @@ def show(app: App, incident_id: str, markdown: bool) -> None:
         else:
             lines.append(f"Before {command}:")
             for reason in verdict.reasons:
-                line = f"  - {in_cli_terms(str(reason))}"
+                line = f"  - {in_zone(in_cli_terms(str(reason)), zone)}"
                 lines.extend([line] if markdown else wrapped(line, width(), "    "))
         return "\n".join(lines)
 

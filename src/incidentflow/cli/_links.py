@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ._app import App, pass_app
+from ._current import complete_incident, resolve_argument
 from ._params import incident_argument
 
 __all__ = ["COMMANDS", "LINK_KIND_NAMES"]
@@ -21,12 +22,16 @@ LINK_KIND_NAMES = (
     "related_to",
 )
 _KIND = click.Choice(LINK_KIND_NAMES)
+#: The other incident, read as every ID is: an id, a unique prefix or slug.
+_OTHER = click.argument(
+    "other", metavar="OTHER", callback=resolve_argument, shell_complete=complete_incident
+)
 
 
 @click.command(short_help="Link to another incident (the other records the inverse).")
 @incident_argument
 @click.argument("kind", metavar="KIND", type=_KIND)
-@click.argument("other", metavar="OTHER")
+@_OTHER
 @pass_app
 def link(app: App, incident_id: str, kind: str, other: str) -> None:
     """Link ID to the incident OTHER as KIND; OTHER records the inverse.
@@ -41,7 +46,7 @@ def link(app: App, incident_id: str, kind: str, other: str) -> None:
 @click.command(short_help="Remove a link to another incident.")
 @incident_argument
 @click.argument("kind", metavar="KIND", type=_KIND)
-@click.argument("other", metavar="OTHER")
+@_OTHER
 @pass_app
 def unlink(app: App, incident_id: str, kind: str, other: str) -> None:
     """Remove the KIND link from ID to OTHER, and its inverse on OTHER."""
@@ -52,7 +57,13 @@ def unlink(app: App, incident_id: str, kind: str, other: str) -> None:
 @click.command(short_help="Merge a duplicate into another incident.")
 @incident_argument
 @click.option(
-    "--into", "target", metavar="OTHER", required=True, help="The incident it duplicates."
+    "--into",
+    "target",
+    metavar="OTHER",
+    required=True,
+    callback=resolve_argument,
+    shell_complete=complete_incident,
+    help="The incident it duplicates.",
 )
 @click.option("--reason", required=True, help="Why they are one incident.")
 @pass_app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +29,7 @@ from ._app import (
     EXIT_USAGE,
     AmbiguousIncident,
     App,
+    EnvironmentFailure,
     library_warnings,
 )
 from ._root import cli
@@ -41,15 +43,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = App()
     if (refused := _not_utf8(args)) is not None:
         return _report(f"incidentflow: error: {refused}", "UsageError", refused, app, args)
+    stdout = sys.stdout
     try:
         with library_warnings(args):
             result = cli.main(args=args, prog_name="incidentflow", standalone_mode=False, obj=app)
     except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        shown = exc.ctx.get_help() if exc.ctx is not None else exc.format_message()
+        if app.as_json or _json_requested(args):  # the help goes to standard error, beside it
+            where = exc.ctx.command_path if exc.ctx is not None else "incidentflow"
+            missing = f"a command is missing (see '{where} --help')"
+            return _report(shown, "UsageError", missing, app, args)
+        click.echo(shown)
         return EXIT_USAGE
     except AmbiguousIncident as exc:
         return _report(f"incidentflow: error: {exc.message}", "AmbiguousIncident",
                        exc.message, app, args)  # fmt: skip
+    except EnvironmentFailure as exc:
+        return _report(f"incidentflow: error: {exc.message}", "EnvironmentFailure",
+                       exc.message, app, args, code=EXIT_FAILED)  # fmt: skip
     except click.UsageError as exc:
         from ._output import one_line  # errors only: ``--help`` does not load the output module
 
@@ -65,24 +76,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except click.Abort as exc:
         # click turns Ctrl-C into Abort; 130 is what shells expect of an interrupt.
-        interrupted = isinstance(exc.__context__, KeyboardInterrupt)
-        click.echo("interrupted" if interrupted else "aborted", err=True)
-        return EXIT_INTERRUPTED if interrupted else EXIT_USAGE
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            return _report("interrupted", "KeyboardInterrupt", "interrupted", app, args,
+                           code=EXIT_INTERRUPTED)  # fmt: skip
+        return _report("aborted", "Abort", "aborted", app, args)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        return EXIT_INTERRUPTED
+        return _report("interrupted", "KeyboardInterrupt", "interrupted", app, args,
+                       code=EXIT_INTERRUPTED)  # fmt: skip
     except SystemExit as exc:
-        # click exits 1 when the reader of standard output went away (``| head``):
-        # answer as a program killed by SIGPIPE would, which shells know.
-        return exc.code if isinstance(exc.code, int) and exc.code != 1 else EXIT_BROKEN_PIPE
+        return _exit_status(exc, reader_gone=sys.stdout is not stdout)
     except IncidentFlowError as exc:
         return _report_error(exc, app.as_json or _json_requested(args))
     except OSError as exc:
         from ._output import one_line
 
-        click.echo(f"incidentflow: error: {one_line(str(exc))}", err=True)
-        return EXIT_FAILED
+        message = one_line(str(exc))
+        return _report(f"incidentflow: error: {message}", type(exc).__name__, message, app, args,
+                       code=EXIT_FAILED)  # fmt: skip
     return result if isinstance(result, int) else EXIT_OK
+
+
+def _exit_status(exc: SystemExit, *, reader_gone: bool) -> int:
+    """The exit code a ``SystemExit`` asks for, as ``sys.exit`` would give it to the shell.
+
+    click exits 1 when the reader of standard output went away (``| head``), and
+    only then puts its own wrapper in place of ``sys.stdout``: that exit answers
+    as a program killed by SIGPIPE would, which shells know. Any other exit 1
+    (an unknown shell-completion instruction) stays 1.
+    """
+    if exc.code is None:
+        return EXIT_OK
+    if isinstance(exc.code, int):
+        return EXIT_BROKEN_PIPE if exc.code == 1 and reader_gone else exc.code
+    click.echo(f"incidentflow: error: {exc.code}", err=True)
+    return 1  # what Python exits with for sys.exit("message")
 
 
 def _not_utf8(args: Sequence[str]) -> str | None:
@@ -124,16 +151,24 @@ def _json_requested(args: Sequence[str]) -> bool:
     return False
 
 
-def _report(line: str, kind: str, message: str, app: App, args: Sequence[str]) -> int:
-    """Report a usage error: one line on standard error, and JSON with ``--json``."""
+def _report(
+    line: str, kind: str, message: str, app: App, args: Sequence[str], *, code: int = EXIT_USAGE
+) -> int:
+    """Report a failure of the command line: one line on standard error, JSON with ``--json``.
+
+    Returns ``code`` (default: a usage error). The JSON object goes to standard
+    output even when that output is what failed, as far as it can.
+    """
     if app.as_json or _json_requested(args):
         import json
 
         from ._output import printable
 
-        click.echo(printable(json.dumps({"error": kind, "message": message, "reasons": []})))
+        document = {"error": kind, "message": message, "reasons": []}
+        with contextlib.suppress(OSError):  # standard output may be what failed (a full disk)
+            click.echo(printable(json.dumps(document)))
     click.echo(line, err=True)
-    return EXIT_USAGE
+    return code
 
 
 def _report_error(exc: IncidentFlowError, as_json: bool) -> int:

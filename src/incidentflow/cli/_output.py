@@ -6,7 +6,7 @@ import enum
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -83,10 +83,14 @@ def _terminal_width() -> int:
 
 
 def when(moment: datetime) -> str:
-    """A moment as ``YYYY-MM-DD HH:MM`` in the display zone (``TZ``; see :func:`zone`)."""
+    """A moment as ``YYYY-MM-DD HH:MM`` in the display zone (``TZ``; see :func:`zone`).
+
+    A moment the display zone cannot show (the end of year 9999, east of UTC)
+    is shown as stored, with its offset: showing a time never fails.
+    """
     from ._clock import display_zone
 
-    return moment.astimezone(display_zone()).strftime("%Y-%m-%d %H:%M")
+    return _wall_clock(moment, display_zone())
 
 
 def moments() -> Callable[[datetime], str]:
@@ -94,7 +98,16 @@ def moments() -> Callable[[datetime], str]:
     from ._clock import display_zone
 
     shown = display_zone()
-    return lambda moment: moment.astimezone(shown).strftime("%Y-%m-%d %H:%M")
+    return lambda moment: _wall_clock(moment, shown)
+
+
+def _wall_clock(moment: datetime, zone: tzinfo) -> str:
+    try:
+        local = moment.astimezone(zone)
+    except OverflowError:
+        return moment.isoformat(sep=" ", timespec="minutes")
+    # isoformat, not strftime: the C library writes the year 1 as "1", not "0001".
+    return local.replace(tzinfo=None).isoformat(sep=" ", timespec="minutes")
 
 
 def zone() -> str:

@@ -79,18 +79,12 @@ def day(ctx: click.Context, param: click.Parameter, value: str | None) -> date |
     """A calendar date: ``YYYY-MM-DD``, ``today``, ``tomorrow``, ``+3d``, in the display zone."""
     if value is None:
         return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        pass
-    from ._clock import display_zone, parse_time
+    from ._clock import parse_date
 
     try:
-        return parse_time(value).astimezone(display_zone()).date()
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a date; write YYYY-MM-DD (e.g. 2026-12-04), today, tomorrow or +3d"
-        ) from None
+        return parse_date(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 #: The severities and states as the library spells them (``Severity``, ``State``), kept
@@ -263,8 +257,10 @@ class Group(click.Group):
         name, cmd, rest = super().resolve_command(ctx, args)
         if cmd is not None and not isinstance(cmd, click.Group) and not ctx.resilient_parsing:
             from ._app import App
-            from ._current import insert_incident
+            from ._current import given_config, insert_incident
 
-            path = f"{ctx.command_path} {name}"
-            rest = insert_incident(ctx.ensure_object(App), cmd, rest, path=path)
+            app = ctx.ensure_object(App)
+            if (config := given_config(cmd, rest)) is not None:
+                app.config_path = config  # the current incident is looked up under it
+            rest = insert_incident(app, cmd, rest, path=f"{ctx.command_path} {name}")
         return name, cmd, rest

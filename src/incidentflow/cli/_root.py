@@ -21,7 +21,7 @@ from .._version import __version__
 from ._app import App
 from ._params import Group, set_app
 
-__all__ = ["SHORTENED", "SUBCOMMANDS", "cli"]
+__all__ = ["EXAMPLES", "SHORTENED", "SUBCOMMANDS", "cli"]
 
 #: Each subcommand's name, the module under ``incidentflow.cli`` that defines it, and
 #: its one-line help, in the order of the process, which ``--help`` lists as it is.
@@ -83,6 +83,16 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
 SHORTENED = frozenset({"config", "deploy", "reopen", "reclassify"})
 
 _ONE_LINE = {name: text for name, _module, text in SUBCOMMANDS}
+
+#: ``incidentflow --help``'s examples: kept here, as ``--help`` imports no command module
+#: (the commands' own are in ``_usage``). They run as written, in this order, in a new folder.
+EXAMPLES = (
+    "incidentflow init",
+    'incidentflow declare "Payments API 503s" -s P1 -c alice',
+    "incidentflow use payments",
+    "incidentflow show",
+    "incidentflow list --open",
+)
 
 
 class _Subcommands(MutableMapping[str, click.Command]):
@@ -188,14 +198,18 @@ def _add_examples(command: click.Command, path: str) -> None:
     """Give ``command``'s ``--help`` (and its subcommands') their examples, unless it has some."""
     from ._usage import examples
 
+    if command.epilog is None:
+        command.epilog = examples(path) or None
     if isinstance(command, click.Group):
         for name, sub in command.commands.items():
             _add_examples(sub, f"{path} {name}")
-    elif command.epilog is None:
-        command.epilog = examples(path) or None
 
 
-@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_Root,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="\b\nExamples:\n" + "\n".join(f"  {line}" for line in EXAMPLES),
+)
 @click.option(
     "--store",
     metavar="URL",

@@ -19,7 +19,7 @@ __all__ = ["COMMANDS"]
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("incidentflow.toml"),
     show_default=True,
-    help="Where to write the file.",
+    help="Where to write the file (missing folders are made).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @pass_app
@@ -35,6 +35,7 @@ def init(app: App, path: Path, force: bool) -> None:
     if path.exists() and not force:
         raise click.UsageError(f"{path} exists; pass --force to overwrite it")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(default_config_toml(), encoding="utf-8")
     except OSError as exc:
         raise environment_failure(f"cannot write {path}: {exc.strerror}") from None

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
+import stat
+import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import click
 
-from ..exceptions import IncidentNotFound
 from ._app import EXIT_OK, EXIT_REJECTED, App, environment_failure, pass_app
+from ._current import complete_incident, resolve_argument
 from ._output import plain
 
 __all__ = ["COMMANDS"]
@@ -22,8 +25,24 @@ __all__ = ["COMMANDS"]
 _SIDECARS = ("-wal", "-shm", "-journal")
 
 
+def _resolve_each(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """The ``[ID]...`` arguments' callback: each word's full id, as every other ID is read."""
+    return tuple(resolve_argument(ctx, param, word) for word in value or ())
+
+
+def _incident_ids(function: Any) -> Any:
+    """The ``[ID]...`` argument: ids, unique prefixes or slugs (all incidents when none)."""
+    return click.argument(
+        "incident_ids",
+        metavar="[ID]...",
+        nargs=-1,
+        callback=_resolve_each,
+        shell_complete=complete_incident,
+    )(function)
+
+
 @click.command(short_help="Export histories as JSON Lines.")
-@click.argument("incident_ids", metavar="[ID]...", nargs=-1)
+@_incident_ids
 @click.option(
     "-o",
     "--output",
@@ -38,27 +57,34 @@ def export(app: App, incident_ids: tuple[str, ...], output: Path, force: bool) -
     from .._transfer import export_lines
 
     flow = app.reader
-    if str(output) != "-":
-        _check_output(app, output, force)
+    # Unknown ids failed already, while the arguments were read: before anything is written.
+    write = _check_output(app, output, force) if str(output) != "-" else None
     ids = list(dict.fromkeys(incident_ids))  # each history once, or the export is unreadable
-    for incident_id in ids:
-        if not flow.store.exists(incident_id):  # unknown ids fail before anything is written
-            raise IncidentNotFound(incident_id)
     ids = ids or [i.id for i in flow.summaries(newest_first=False)]
     lines = export_lines(flow, app.progress(ids, "exporting"))
-    if str(output) == "-":
+    if write is None:
         for line in lines:
             click.echo(line)
         return
-    written = _write_lines(output, lines)
+    written = write(output, lines)
     app.emit(
         {"output": str(output), "incidents": len(ids), "events": written},
         f"exported {len(ids)} incident(s), {written} event(s) to {output}",
     )
 
 
-def _check_output(app: App, output: Path, force: bool) -> None:
-    """Refuse to overwrite a file without --force, and the store's own files ever."""
+#: Writes the export's lines to a path; returns how many events it wrote.
+_Writer = Callable[[Path, Iterable[str]], int]
+
+
+def _check_output(app: App, output: Path, force: bool) -> _Writer | None:
+    """How to write the export to ``output``; ``None`` when it is standard output itself.
+
+    A regular file is replaced whole (and only with --force if it exists); a
+    symlink, FIFO or character device is written through, as the shell's ``>``
+    would, and never replaced. The store's own files are refused, and so is
+    anything else (a block device, a socket).
+    """
     store = app.reader.store
     target = output.resolve()
     database = getattr(store, "path", None)  # SQLite: a file and its companions
@@ -72,35 +98,98 @@ def _check_output(app: App, output: Path, force: bool) -> None:
         raise click.BadParameter(
             f"{output} is part of the store; write the export elsewhere", param_hint="--output"
         )
-    if output.exists() and not force:
+    try:
+        found = output.lstat()
+    except OSError:
+        return _write_lines  # nothing there yet (or nothing we may see): a new file
+    if stat.S_ISREG(found.st_mode):
+        _need_force(output, force, "exists")
+        return _write_lines
+    try:
+        pointed = output.stat()
+    except FileNotFoundError:
+        return _write_through  # a dangling symlink: the file it names is created
+    except OSError as exc:
+        raise environment_failure(f"cannot write {output}: {exc.strerror}") from None
+    if _is_standard_output(pointed):
+        return None  # -o /dev/stdout: as -o -, with no summary line inside the export
+    if stat.S_ISREG(pointed.st_mode):
+        _need_force(output, force, "is a link to an existing file")
+    elif not (stat.S_ISCHR(pointed.st_mode) or stat.S_ISFIFO(pointed.st_mode)):
         raise click.BadParameter(
-            f"{output} exists; pass --force to overwrite it", param_hint="--output"
+            f"{output} is {_kind(pointed.st_mode)}; write the export to a file, "
+            "a FIFO or a character device",
+            param_hint="--output",
         )
+    return _write_through
+
+
+def _need_force(output: Path, force: bool, what: str) -> None:
+    if not force:
+        raise click.BadParameter(
+            f"{output} {what}; pass --force to overwrite it", param_hint="--output"
+        )
+
+
+def _is_standard_output(pointed: os.stat_result) -> bool:
+    """Whether ``pointed`` is the file standard output writes to (``/dev/stdout``)."""
+    try:
+        return os.path.samestat(pointed, os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return False  # standard output is no file (a test's capture)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
 
 
 def _write_lines(path: Path, lines: Iterable[str]) -> int:
     """Write lines to ``path`` via a new temporary file: a failure leaves nothing behind.
 
-    Returns how many lines after the header were written (events).
+    A file replaced keeps its permissions. Returns how many lines after the
+    header were written (events).
     """
-    import tempfile
-
-    written = -1  # the header line is not an event
     try:
+        kept = stat.S_IMODE(path.stat().st_mode) if path.is_file() else None
         descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     except OSError as exc:
         raise environment_failure(f"cannot write {path}: {exc.strerror}") from None
     temporary = Path(name)
     try:
         with open(descriptor, "w", encoding="utf-8") as out:
-            for line in lines:
-                out.write(line + "\n")
-                written += 1
+            if kept is not None:
+                os.fchmod(out.fileno(), kept)
+            written = _put(out, lines)
         temporary.replace(path)
     except OSError as exc:
         raise environment_failure(f"cannot write {path}: {exc.strerror}") from None
     finally:
         temporary.unlink(missing_ok=True)  # gone already when it was renamed
+    return written
+
+
+def _write_through(path: Path, lines: Iterable[str]) -> int:
+    """Write lines into what ``path`` names (a FIFO, a device, a symlink's file), in place.
+
+    Returns how many lines after the header were written (events).
+    """
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            return _put(out, lines)
+    except OSError as exc:
+        raise environment_failure(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _put(out: IO[str], lines: Iterable[str]) -> int:
+    """Write each line to ``out``; how many followed the header (the events)."""
+    written = -1  # the header line is not an event
+    for line in lines:
+        out.write(line + "\n")
+        written += 1
     return max(written, 0)
 
 
@@ -145,7 +234,7 @@ def import_(app: App, source: IO[bytes]) -> int:
 
 
 @click.command(short_help="Check histories replay to their snapshots.")
-@click.argument("incident_ids", metavar="[ID]...", nargs=-1)
+@_incident_ids
 @pass_app
 def verify(app: App, incident_ids: tuple[str, ...]) -> int:
     """Check that each history replays to its stored snapshot (all incidents by default)."""

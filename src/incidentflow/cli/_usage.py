@@ -57,7 +57,8 @@ USAGE = {
 }
 
 
-#: Examples of the commands that run no library command (reading, operations).
+#: Examples of the commands that run no library command (reading, operations). A group's
+#: help shows its commands' examples; the root's are ``_root.EXAMPLES``.
 EXAMPLES = {
     "init": ("incidentflow init", "incidentflow init --path ops/incidentflow.toml --force"),
     "config show": ("incidentflow config show", "incidentflow config show --json"),
@@ -65,8 +66,8 @@ EXAMPLES = {
         "incidentflow list --open",
         "incidentflow list --severity P1 --since yesterday --json",
     ),
-    "show": ("incidentflow show payments", "incidentflow show --markdown > incident.md"),
-    "timeline": ("incidentflow timeline payments", "incidentflow timeline --json"),
+    "show": ("incidentflow show payments", "incidentflow show payments --markdown > incident.md"),
+    "timeline": ("incidentflow timeline payments", "incidentflow timeline payments --json"),
     "similar": ("incidentflow similar payments --limit 3",),
     "use": ("incidentflow use payments", "incidentflow use", "incidentflow use --clear"),
     "evidence collect": (
@@ -91,10 +92,12 @@ def examples(path: str) -> str:
     """The ``Examples:`` paragraph of ``incidentflow PATH --help``; empty when there are none.
 
     The library commands' lines come from :data:`USAGE`; ``ID`` may be left out
-    after ``incidentflow use ID``.
+    after ``incidentflow use ID``. A group's paragraph holds its commands' lines.
     """
     lines = list(EXAMPLES.get(path, ()))
     prefix = f"incidentflow {path}"
+    below = [key for key in EXAMPLES if key.startswith(path + " ")]  # a group's commands
+    lines += [line for key in below for line in EXAMPLES[key]]
     lines += [u for u in USAGE.values() if u == prefix or u.startswith(prefix + " ")]
     if not lines:
         return ""

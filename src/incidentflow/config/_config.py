@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from .._urls import mask_password
 from ..alerts import AlertRules
 from ..delivery import MAX_IN_FLIGHT, RetryPolicy, Route
 from ..exceptions import ConfigError
-from ..notifiers._secrets import redact_url
+from ..notifiers._secrets import MASK, redact_url
 from ._alerts import alerts_table
 from ._common import flat_lists, instance, key_text, tidy, where
 from ._delivery import delivery_table
@@ -389,11 +390,40 @@ def _spec_table(spec: NotifierSpec, masked: bool) -> dict[str, Any]:
         value = getattr(spec, field.name)
         if value is None or (isinstance(value, Mapping) and not value):
             continue
-        if field.name == "url" and masked:
-            value = redact_url(value)
+        if masked and isinstance(value, str) and _URL.match(value):
+            # The receiver's own URL is the credential: all but its host is hidden.
+            value = redact_url(value) if field.name == "url" else _masked_link(value)
         if isinstance(value, Mapping):
             value = dict(value)
         elif isinstance(value, tuple):
             value = list(value)
         table[field.name] = tidy(value)
     return table
+
+
+#: ``scheme://`` at the start: the value is a URL, shown masked.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+#: A query (or fragment) parameter carrying a credential: ?password=, ?token=, ?api_key=, ?sig=.
+_CREDENTIAL = re.compile(
+    r"([?&;#][^=&#;]*(?:pass|pwd|secret|token|key|sig|auth|credential)[^=&#;]*=)([^&#;]*)",
+    re.IGNORECASE,
+)
+
+
+def _masked_link(url: str) -> str:
+    """A link (``incident_url``) with its user info and credential parameters masked.
+
+    The rest stays readable, ``{id}`` included, so that the template can be checked.
+
+    >>> _masked_link("https://ops:pw@ops.example.com/incidents/{id}?password=pw&view=full")
+    'https://***@ops.example.com/incidents/{id}?password=***&view=full'
+    >>> _masked_link("https://ops.example.com/incidents/{slug}?api_key=k1#access_token=t")
+    'https://ops.example.com/incidents/{slug}?api_key=***#access_token=***'
+    """
+    scheme = _URL.match(url)
+    start = scheme.end() if scheme is not None else 0
+    end = min((i for i in (url.find("?", start), url.find("#", start)) if i >= 0), default=len(url))
+    at = url.rfind("@", start, end)  # the last: a password may hold an unencoded @ or /
+    if at >= 0:
+        url = url[:start] + MASK + url[at:]
+    return _CREDENTIAL.sub(lambda found: found[1] + MASK, url)
