@@ -244,11 +244,11 @@ async def every_command(flow: AsyncIncidentFlow, called: set[str]) -> Incident:
     await run("dismiss", other.id, reason="duplicate", duplicate_of=i)
     parent = await run("declare", "Payments down", severity="P2", commander="al")
     twin = await run("declare", "Payments failing", severity="P2", commander="al")
+    await run("restrict", parent.id, ["group:security"])  # before its links: links pin it
+    await run("unrestrict", parent.id)
     await run("link", parent.id, "related_to", i)
     await run("unlink", parent.id, "related_to", i)
     merged = await run("merge", twin.id, into=parent.id, reason="same outage")
-    await run("restrict", parent.id, ["group:security"])
-    await run("unrestrict", parent.id)
     assert merged.state is State.DISMISSED
     return await flow.get(i)
 

@@ -187,11 +187,11 @@ def every_event_type_flow(flow: IncidentFlow, clock: FrozenClock) -> None:
                  reason="false alarm", actor=COMMANDER)  # fmt: skip
     parent = drive_to(flow, clock, "triaging", texts={"title": "Region down"})
     child = drive_to(flow, clock, "declared", texts={"title": "Region down in one zone"})
+    flow.restrict(parent.id, ["group:security"], actor=COMMANDER)  # before its links
+    flow.unrestrict(parent.id, actor=COMMANDER)
     flow.link(parent.id, "parent_of", child.id, actor=COMMANDER)
     flow.unlink(parent.id, "parent_of", child.id, actor=COMMANDER)
     flow.merge(child.id, into=parent.id, reason="one outage", actor=COMMANDER)
-    flow.restrict(parent.id, ["group:security"], actor=COMMANDER)
-    flow.unrestrict(parent.id, actor=COMMANDER)
 
 
 def every_new_record_command(flow: IncidentFlow, incident_id: str) -> Incident:
