@@ -40,6 +40,7 @@ from ._toml import (
     toml_shown,
     unknown_key_message,
 )
+from ._validate import severity as _valid_severity
 from .exceptions import ConfigError, ValidationError
 
 __all__ = ["BlameCheck", "CommandRequest", "Guard", "Policy", "find_blame"]
@@ -268,7 +269,11 @@ class Policy:
     )
     # Guards are code: they have no TOML form and are added after loading.
     guards: Mapping[str, tuple[Guard, ...]] = attrs.field(
-        factory=lambda: MappingProxyType({}), eq=False, repr=False, metadata={"toml": None}
+        factory=lambda: MappingProxyType({}),
+        converter=check.guards,
+        eq=False,
+        repr=False,
+        metadata={"toml": None},
     )
     # The authorizer is code too: asked before any guard (see incidentflow._authz).
     authorizer: Authorizer | None = attrs.field(
@@ -307,27 +312,34 @@ class Policy:
     def __attrs_post_init__(self) -> None:
         check.check_rules(self)
 
-    def needs_postmortem(self, severity: Severity, type: str | None = None) -> bool:
+    def needs_postmortem(self, severity: Severity | str, type: str | None = None) -> bool:
         """True when incidents of this severity (and type) need a completed post-mortem."""
         return self.process(severity, type).postmortem_required
 
-    def response_target(self, severity: Severity, type: str | None = None) -> timedelta:
+    def response_target(self, severity: Severity | str, type: str | None = None) -> timedelta:
         """The time allowed from declaration to the start of triage."""
         return self.process(severity, type).response_target
 
-    def process(self, severity: Severity, type: str | None = None) -> Process:
+    def process(self, severity: Severity | str, type: str | None = None) -> Process:
         """The settings an incident of ``severity`` and ``type`` runs under.
 
         The base settings, then the severity's overrides, then the type's (a
         type's triage questions are added to the severity's). Resolved once per
-        pair and kept: the policy is immutable.
+        pair and kept: the policy is immutable. ``severity`` may be a
+        :class:`Severity` or ``"P1"``..``"P4"``; anything else is a ValidationError.
 
         >>> light = ProcessOverride(staging_required=False, min_action_items=0)
         >>> policy = Policy(severities={"P4": light})
-        >>> p1, p4 = policy.process(Severity.P1), policy.process(Severity.P4)
+        >>> p1, p4 = policy.process(Severity.P1), policy.process("P4")
         >>> p1.staging_required, p4.staging_required
         (True, False)
         """
+        if not isinstance(severity, Severity):
+            severity = _valid_severity(severity)
+        if type is not None and not isinstance(type, str):
+            raise ValidationError(
+                "type", f"expected an incident type (str) or None, got {type.__class__.__name__}"
+            )
         if type not in self.types:
             type = None  # an incident type without overrides runs its severity's process
         key = (severity, type)
@@ -434,16 +446,9 @@ class Policy:
         >>> len(policy.guards["resolve"])
         1
         """
-        from ._lifecycle import COMMANDS
-
-        if command not in COMMANDS:
-            raise ConfigError(
-                "guards", f"{command!r} is not a command; use one of {', '.join(COMMANDS)}"
-            )
-        if not callable(guard):
-            raise ConfigError("guards", f"a guard must be callable, got {type(guard).__name__}")
+        command = check.guard_command(command)
         guards = dict(self.guards)
-        guards[command] = (*guards.get(command, ()), guard)
+        guards[command] = (*guards.get(command, ()), check.guard(guard))
         return attrs.evolve(self, guards=MappingProxyType(guards))
 
     # -- TOML ---------------------------------------------------------------
@@ -504,11 +509,24 @@ class Policy:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Policy:
-        """Load a policy from a TOML file (the whole file, or its ``[policy]`` table)."""
+        """Load a policy from a TOML file (the whole file, or its ``[policy]`` table).
+
+        In a file with a ``[policy]`` table, a policy key outside it is refused
+        (ConfigError naming it): only the table would be read, and the key lost.
+        """
         path = Path(path)
         data = read_toml(path)
         if "policy" not in data:
             return cls.from_dict(data, source=str(path))
+        keys = {form.key for form in toml_forms().values()}
+        stray = [str(key) for key in data if key in keys]
+        if stray:
+            also = f" (also outside it: {', '.join(stray[1:])})" if stray[1:] else ""
+            raise ConfigError(
+                f"{path}: {toml_key(stray[0])}",
+                f"a policy setting outside [policy]{also}; move it under [policy] (in a file "
+                "with a [policy] table, only that table is read)",
+            )
         return cls.from_dict(data["policy"], source=str(path), prefix=("policy",))
 
 

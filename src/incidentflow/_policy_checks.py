@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import attrs
 
@@ -30,7 +30,7 @@ from ._validate import triage_key
 from .exceptions import ConfigError, ValidationError
 
 if TYPE_CHECKING:
-    from ._policy import Policy
+    from ._policy import Guard, Policy
 
 __all__ = [
     "ACTION_ITEM_RULE",
@@ -50,6 +50,8 @@ DEFAULT_TARGETS: Final = MappingProxyType(
 )
 BLAME_CHECKS: Final = ", ".join(b.value for b in BlameCheck)
 _HIGH: Final = frozenset({Severity.P1, Severity.P2})
+# The bound ProcessOverride and the TOML reader set: beyond it a deadline leaves datetime's range.
+_CENTURY: Final = timedelta(days=36_500)
 #: The hard rules a policy may tighten but never loosen, as refusals name them.
 POSTMORTEM_RULE: Final = "the hard rule 'every P1 and P2 incident has a post-mortem'"
 ACTION_ITEM_RULE: Final = (
@@ -92,9 +94,14 @@ def targets(value: object) -> Mapping[Severity, timedelta]:
     """Response targets: the defaults, with the given severities' replaced."""
     found = dict(DEFAULT_TARGETS)
     for key, target in _mapping("response_targets", value, "{'P1': timedelta(minutes=5)}").items():
-        if not isinstance(target, timedelta) or target <= timedelta(0):
-            raise ConfigError("response_targets", f"{key}: expected a positive timedelta")
-        found[severity(key, "response_targets")] = target
+        level = severity(key, "response_targets")
+        if not isinstance(target, timedelta) or target <= timedelta(0) or target > _CENTURY:
+            raise ConfigError(
+                "response_targets",
+                f"{level.value}: expected a timedelta greater than zero up to 100 years, "
+                f"e.g. timedelta(minutes=30), got {target!r}",
+            )
+        found[level] = target
     return MappingProxyType(found)
 
 
@@ -111,29 +118,30 @@ def flag(instance: object, attribute: attrs.Attribute[bool], value: object) -> N
 
 
 def _span(name: str, value: object) -> timedelta:
-    if not isinstance(value, timedelta) or value < timedelta(0):
-        raise ConfigError(name, f"expected a timedelta of zero or more, got {value!r}")
+    if not isinstance(value, timedelta) or value < timedelta(0) or value > _CENTURY:
+        raise ConfigError(name, f"expected a timedelta from zero up to 100 years, got {value!r}")
     return value
 
 
 def watch_window(value: object) -> timedelta:
-    """The watch window: zero or more."""
+    """The watch window: zero up to 100 years."""
     return _span("watch_window", value)
 
 
 def postmortem_due(value: object) -> timedelta:
-    """The post-mortem's due time: zero or more."""
+    """The post-mortem's due time: zero up to 100 years."""
     return _span("postmortem_due", value)
 
 
 def update_cadence(value: object) -> timedelta | None:
-    """The status-update cadence: positive, or None (or zero) for none."""
+    """The status-update cadence: positive up to 100 years, or None (or zero) for none."""
     if value is None or value == timedelta(0):
         return None
-    if not isinstance(value, timedelta) or value < timedelta(0):
+    if not isinstance(value, timedelta) or value < timedelta(0) or value > _CENTURY:
         raise ConfigError(
             "update_cadence",
-            f"expected a positive timedelta, e.g. timedelta(minutes=30), or None, got {value!r}",
+            "expected a timedelta greater than zero up to 100 years, e.g. "
+            f"timedelta(minutes=30), or None (no cadence), got {value!r}",
         )
     return value
 
@@ -250,6 +258,41 @@ def labels(value: object) -> Mapping[str, tuple[str, ...]]:
             except ValidationError as exc:
                 raise _config_error(f"labels.{checked}", exc) from None
         found[checked] = tuple(dict.fromkeys(values))
+    return MappingProxyType(found)
+
+
+def guard_command(command: object) -> str:
+    """``command``, the name of a command a custom guard can be added to."""
+    from .commands import DEFINITIONS
+
+    if not isinstance(command, str) or command not in DEFINITIONS:
+        raise ConfigError(
+            "guards", f"{command!r} is not a command; use one of {', '.join(DEFINITIONS)}"
+        )
+    return command
+
+
+def guard(value: object) -> Guard:
+    """``value``, a custom guard: something callable."""
+    if not callable(value):
+        raise ConfigError("guards", f"a guard must be callable, got {type(value).__name__}")
+    return cast("Guard", value)
+
+
+def guards(value: object) -> Mapping[str, tuple[Guard, ...]]:
+    """The custom guards: command name → a list of guards, checked as ``with_guard`` checks."""
+    found: dict[str, tuple[Guard, ...]] = {}
+    for command, listed in _mapping("guards", value, "{'resolve': [two_person_rule]}").items():
+        name = guard_command(command)
+        if callable(listed) or isinstance(listed, (str, bytes)) or not isinstance(listed, Iterable):
+            raise ConfigError(
+                "guards",
+                f"{name}: expected a list of guards, e.g. {{{name!r}: [my_guard]}}, got "
+                f"{type(listed).__name__}; Policy.with_guard adds one guard at a time",
+            )
+        checked = tuple(guard(item) for item in listed)
+        if checked:  # a command with no guards is no different from one left out
+            found[name] = checked
     return MappingProxyType(found)
 
 
