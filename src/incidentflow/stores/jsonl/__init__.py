@@ -4,7 +4,8 @@ Layout of ``DIR``::
 
     DIR/<incident id>.jsonl          the history: one event per line, the truth
     DIR/.incidentflow/format.json    the layout version of this folder
-    DIR/.incidentflow/locks/         one lock file per incident (fcntl.flock)
+    DIR/.incidentflow/locks/         one lock file per incident (fcntl.flock), one for
+                                     external references, 256 for idempotency keys
     DIR/.incidentflow/index/         per incident: the columns list() filters on  (rebuildable)
     DIR/.incidentflow/snapshots/     per incident: a checkpoint snapshot           (rebuildable)
     DIR/.incidentflow/outbox/        undelivered notifications, one file per commit,
@@ -23,6 +24,14 @@ The outbox items and the idempotency record of a commit are written to their
 own files *before* the history (and made durable), tagged with the commit's id
 and the byte offset where the commit starts. They count only if the history
 holds that commit at that offset, so they appear exactly when the events do.
+A key is kept once in the whole folder, as a UNIQUE constraint would: a commit
+keeping one holds that key's lock (one of 256, by the key's digest) from the
+check of its record to the history's write, so a second commit with the key,
+on any incident and in any process, finds the first one's record and is refused
+by the idempotency rule. A record whose commit never landed (its writer was
+killed) counts for nothing and is replaced. Every file beside the histories is
+written whole to a temporary file, then renamed into place: a disk that fills
+up meanwhile raises :class:`StoreError` and leaves the previous file as it was.
 
 Delivery: a commit's outbox file is never rewritten once written. What
 happens to its items afterwards (claims with their holder and expiry, failed

@@ -81,16 +81,18 @@ class JsonlEventStore(JsonlBase, CheckedAppend):
             raise StoreError(f"{path}: cannot serialise the commit: {exc}") from exc
         snapshot = commit.snapshot
         takes = commit.index_changed and snapshot.is_open and bool(snapshot.references)
-        # The references lock comes first, then the incident's: never the other way round.
+        # Locks in one order only: the references lock, the key's, then the incident's.
         references = self._references_lock() if takes else contextlib.nullcontext()
-        with self._lock, references, self._incident_lock(incident_id, shared=False):
+        key = commit.idempotency
+        key_lock = contextlib.nullcontext() if key is None else self._key_lock(key.key)
+        with self._lock, references, key_lock, self._incident_lock(incident_id, shared=False):
             before, end, size = self._current(incident_id, path)
             actual = 0 if before is None else before.version
             if commit.expected_version == 0 and before is not None:
                 raise DuplicateIncident(incident_id)
             if actual != commit.expected_version:
                 raise ConcurrencyConflict(incident_id, commit.expected_version, actual)
-            if commit.idempotency is not None:
+            if key is not None:
                 self._check_key_unused(commit)
             if takes:
                 held = set() if before is None or not before.is_open else set(before.references)
@@ -185,16 +187,23 @@ class JsonlEventStore(JsonlBase, CheckedAppend):
             raise StoreError(
                 f"{self._meta}: cannot write the commit's outbox or idempotency record: "
                 f"{exc.strerror or exc}; nothing was written"
+                + ("; free some disk space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "")
             ) from exc
         return written
 
     def _check_key_unused(self, commit: Commit) -> None:
+        """Apply the idempotency rule to the record kept for the commit's key, if any.
+
+        The caller holds the key's lock, so no other commit keeping this key is
+        under way: a record whose commit is not in its history was left by a
+        writer that failed or was killed, and the commit's own record replaces it.
+        """
         record = commit.idempotency
         assert record is not None
         claim = self._read_json(self._key_path(record.key))
         if claim is None or claim.get("key") != record.key:
             return
-        # Lock-free check for another incident: taking its lock here could deadlock.
+        # The named incident's history is read without its lock: taking it could deadlock.
         if not self._holds(claim):
             return
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -156,11 +157,21 @@ class JsonlBase:
         """The first of ``references`` another open incident holds, and that incident."""
         raise NotImplementedError  # the query index (JsonlQueryIndex) answers
 
+    def _key_lock(self, key: str) -> contextlib.AbstractContextManager[None]:
+        """Held by each commit keeping ``key``: after the references lock, before the incident's.
+
+        One of 256 lock files, picked by the key's digest: a commit keeping the
+        same key waits for this one; a commit keeping another key rarely does.
+        """
+        stripe = self._key_path(key).name[:2]
+        return self._flock(self._meta / "locks" / f".key-{stripe}.lock", shared=False)
+
     def _write_atomic(self, path: Path, text: str, *, durable: bool) -> None:
+        """Replace ``path`` with ``text`` whole, or raise OSError and leave it as it was."""
         tmp, fd = _temporary_beside(path)
         try:
             try:
-                os.write(fd, text.encode("utf-8"))
+                _write_all(fd, text.encode("utf-8"))
                 if durable:
                     os.fsync(fd)
             finally:
@@ -346,6 +357,16 @@ def _index_values(snapshot: Incident) -> dict[str, Any]:
 _TEMPORARY = re.compile(r"\..+\.(\d+)\.[0-9a-f]{16}\.tmp\Z")
 #: A temporary file this old is a stray even if its process id is in use again.
 _STRAY_AGE = 3600.0
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte: a short write (a nearly full disk) goes on, or raises OSError."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if not written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
 
 
 def _temporary_beside(path: Path) -> tuple[Path, int]:

@@ -46,13 +46,15 @@ def _parse_dsn(dsn: object) -> tuple[str, dict[str, str], dict[str, Any]]:
             raise ConfigError("dsn", f"expected a postgresql:// URL, got a {scheme}:// one")
         password = unquote(parts.netloc.rpartition("@")[0].partition(":")[2])
         passed = []
-        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        # Read as libpq reads a URI: percent-decoded only, a "+" stays a plus.
+        for name, value in parse_qsl(parts.query.replace("+", "%2B"), keep_blank_values=True):
             if name in _STORE_OPTIONS:
                 options[name] = value
             else:
                 passed.append((name, value))
-        # Rebuilt by hand: urlunsplit drops the "//" of an empty host (the Unix socket).
-        query = urlencode(passed)
+        # Rebuilt by hand: urlunsplit drops the "//" of an empty host (the Unix socket);
+        # a space as %20, since libpq would keep a "+" as it is.
+        query = urlencode(passed, quote_via=quote)
         conninfo = f"postgresql://{parts.netloc}{parts.path}{'?' + query if query else ''}"
     try:
         params = conninfo_to_dict(conninfo)
