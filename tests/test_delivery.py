@@ -666,10 +666,10 @@ class TestDeliverPending:
         assert flow.store.pending() == []
         assert flow.deliver_pending() == DeliveryReport()
 
-    def test_late_notification_carries_the_incident_as_it_is_when_delivered(
+    def test_late_notification_carries_the_incident_as_of_its_event(
         self, clock: FrozenClock
     ) -> None:
-        """A notification delivered late carries its own event and the incident's current state."""
+        """A notification delivered late carries its own event and the incident right after it."""
         log = recorder("log")
         flow = IncidentFlow.in_memory(clock=clock, notifiers=[log], deliver_inline=False)
         inc = declare(flow)
@@ -679,7 +679,7 @@ class TestDeliverPending:
             ("declared", 1),
             ("triage_started", 2),
         ]
-        assert all(n.incident == after for n in log.notifications)
+        assert [n.incident for n in log.notifications] == [inc, after]
 
     def test_limit(self, clock: FrozenClock) -> None:
         """``limit`` bounds how many items one run handles."""

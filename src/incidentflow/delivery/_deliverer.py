@@ -17,6 +17,7 @@ from ..notifiers._base import Notification
 from ..stores import EventStore, Outbox, OutboxItem
 from ._retry import RetryPolicy
 from ._routing import Router
+from ._snapshots import Timeline
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -81,6 +82,14 @@ def _span(delay: timedelta) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+def _later(now: datetime, delay: timedelta) -> datetime:
+    """``now + delay``, or the last moment a datetime holds when that is past it."""
+    try:
+        return now + delay
+    except OverflowError:
+        return datetime.max.replace(tzinfo=now.tzinfo)
+
+
 def _describe(exc: Exception) -> str:
     """The error text kept on the item, even for an exception that cannot print itself."""
     try:
@@ -128,6 +137,7 @@ class Deliverer:
         self.retry = retry
         self.now = now
         self.lease = lease
+        self._timeline = Timeline(events)
         import random  # here, not at import: import incidentflow stays light
 
         self._rng = random.Random()
@@ -178,16 +188,38 @@ class Deliverer:
         try:
             if None in targets:
                 raise LookupError(f"no notifier named {item.notifier!r} is configured")
-            incident = (known or {}).get(item.event.incident_id)
-            if incident is None or incident.version < item.event.seq:
-                incident = self.events.load(item.event.incident_id)
-            notification = Notification(item.notification_id, item.event, incident)
+            event = item.event
+            held = (known or {}).get(event.incident_id)
+            current = None
+            if held is None or held.version != event.seq:
+                current = self.events.load(event.incident_id)
+            # The incident right after this event: never what was recorded after it.
+            incident = self._timeline.as_of(event, held, current)
+            if not self.router.carries_restricted(item.notifier, incident.severity, event.type):
+                if current is None:
+                    current = self.events.load(event.incident_id)
+                if current.restricted_to:
+                    return self._withheld(item, current)
+            notification = Notification(item.notification_id, event, incident)
             for notifier in targets:
                 assert notifier is not None
                 notifier.notify(notification)
         except Exception as exc:
             return self._failed(item, exc)
         return DeliveryReport(delivered=1)
+
+    def _withheld(self, item: OutboxItem, incident: Incident) -> DeliveryReport:
+        """Give up on an item of an incident restricted since it was routed."""
+        error = (
+            f"not sent: {incident.id} is restricted now, and no route marked restricted "
+            f"sends its {item.event.type} events to {item.notifier or 'every notifier'}; "
+            "redrive it once the restriction is lifted"
+        )
+        logger.warning(
+            "delivery of {} to {} withheld: {}", item.notification_id, item.notifier, error
+        )
+        self.store.mark_failed(item.id, error=error, next_attempt_at=self.now(), dead=True)
+        return DeliveryReport(dead=1)
 
     def _failed(self, item: OutboxItem, exc: Exception) -> DeliveryReport:
         attempts = item.attempts + 1
@@ -199,7 +231,7 @@ class Deliverer:
         if isinstance(retry_after, (int, float)) and retry_after > 0:
             # The receiver said how long to wait (HTTP Retry-After): never sooner.
             delay = max(delay, timedelta(seconds=min(retry_after, 86_400.0)))
-        next_attempt_at = self.now() + delay
+        next_attempt_at = _later(self.now(), delay)
         logger.warning(
             "delivery of {} to {} failed (attempt {}): {}{}",
             item.notification_id,

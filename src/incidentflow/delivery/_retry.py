@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -14,9 +15,13 @@ if TYPE_CHECKING:
 
 __all__ = ["RetryPolicy"]
 
+#: The longest wait a policy may ask for: any clock of this millennium can add it to a date.
+_MAX_DELAY = timedelta(days=365)
+
 
 def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A real, finite number (not a bool, not NaN or infinity)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @attrs.frozen(kw_only=True)
@@ -28,6 +33,10 @@ class RetryPolicy:
     are not hit by every sender at once. After ``max_attempts`` failed
     attempts, or at once for a failure that says it is not worth retrying
     (an HTTP 400, a rejected sender), the item becomes a dead letter.
+
+    ``multiplier`` and ``jitter`` are finite numbers and ``max_delay`` is at
+    most 365 days, so a policy that is built schedules every retry it is asked
+    for; anything else is a ConfigError naming the field.
 
     >>> RetryPolicy(jitter=0).delay(3)
     datetime.timedelta(seconds=20)
@@ -49,12 +58,21 @@ class RetryPolicy:
                 raise ConfigError(f"retry.{key}", "expected a timedelta")
         if self.first_delay < timedelta(0):
             raise ConfigError("retry.first_delay", "expected a delay of zero or more")
+        if self.max_delay > _MAX_DELAY:
+            raise ConfigError(
+                "retry.max_delay", f"expected at most {_MAX_DELAY.days} days, got {self.max_delay}"
+            )
         if self.max_delay < self.first_delay:
             raise ConfigError("retry.first_delay", "expected at most max_delay")
         if not _number(self.multiplier) or self.multiplier < 1:
-            raise ConfigError("retry.multiplier", "expected a number of at least 1")
+            raise ConfigError(
+                "retry.multiplier",
+                f"expected a finite number of at least 1, got {self.multiplier!r}",
+            )
         if not _number(self.jitter) or not 0 <= self.jitter < 1:
-            raise ConfigError("retry.jitter", "expected a fraction from 0 up to 1")
+            raise ConfigError(
+                "retry.jitter", f"expected a fraction from 0 up to 1, got {self.jitter!r}"
+            )
 
     def delay(self, attempts: int, rng: random.Random | None = None) -> timedelta:
         """How long to wait after the ``attempts``-th failed attempt."""

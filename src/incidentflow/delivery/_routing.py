@@ -22,6 +22,11 @@ def _severities(value: Iterable[Severity | str] | None) -> frozenset[Severity] |
 
     if isinstance(value, (str, Severity)):
         value = [value]
+    elif isinstance(value, bytes) or not isinstance(value, Iterable):
+        raise ConfigError(
+            "routes.severities",
+            f"expected a severity or a list of them, e.g. ['P1', 'P2'], got {type(value).__name__}",
+        )
     try:
         return frozenset(severity(v, "routes.severities") for v in value)
     except IncidentFlowError as exc:
@@ -35,8 +40,14 @@ def _event_types(value: Iterable[str] | None) -> frozenset[str] | None:
 
     if isinstance(value, str):
         value = [value]
+    elif isinstance(value, bytes) or not isinstance(value, Iterable):
+        raise ConfigError(
+            "routes.events",
+            f"expected an event type or a list of them, e.g. ['declared'], "
+            f"got {type(value).__name__}",
+        )
+    types = frozenset(_event_type(v) for v in value)
     known = event_types()
-    types = frozenset(value)
     unknown = sorted(t for t in types if t not in known)
     if unknown:
         raise ConfigError(
@@ -44,6 +55,28 @@ def _event_types(value: Iterable[str] | None) -> frozenset[str] | None:
             f"{unknown[0]!r} is not an event type; use one of {', '.join(sorted(known))}",
         )
     return types
+
+
+def _event_type(value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(
+            "routes.events",
+            f"expected event type names (strings) such as 'declared', got {type(value).__name__}",
+        )
+    return value
+
+
+def _check_notifier(route: object, attribute: object, value: str) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(
+            "routes.notifier", f"expected a notifier's name (a string), got {type(value).__name__}"
+        )
+
+
+def _check_restricted(route: object, attribute: object, value: bool) -> None:
+    # A string such as "false" is truthy: taking it would open restricted incidents to the route.
+    if not isinstance(value, bool):
+        raise ConfigError("routes.restricted", f"expected True or False, got {value!r}")
 
 
 @attrs.frozen
@@ -63,10 +96,10 @@ class Route:
 
     """
 
-    notifier: str
+    notifier: str = attrs.field(validator=_check_notifier)
     severities: frozenset[Severity] | None = attrs.field(default=None, converter=_severities)
     events: frozenset[str] | None = attrs.field(default=None, converter=_event_types)
-    restricted: bool = attrs.field(default=False, kw_only=True)
+    restricted: bool = attrs.field(default=False, kw_only=True, validator=_check_restricted)
 
     def matches(self, event: Event, incident: Incident) -> bool:
         """True when ``event`` on ``incident`` goes to this route's notifier."""
@@ -138,6 +171,10 @@ class Router:
             found = tuple((name, f":{name}" if name else "") for name in names)
             self._targets[key] = found
         return found
+
+    def carries_restricted(self, notifier: str, severity: Severity, event_type: str) -> bool:
+        """True when a route marked ``restricted`` sends such an event to ``notifier``."""
+        return any(name == notifier for name, _ in self._suffixed(severity, event_type, True))
 
     def outbox(self, events: Sequence[Event], incident: Incident) -> tuple[OutboxItem, ...]:
         """The outbox items a commit's events produce."""

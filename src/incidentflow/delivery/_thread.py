@@ -98,8 +98,9 @@ class Dispatcher:
         self._busy = 0  # items claimed and not yet settled
         self._slots = threading.Condition()
         self._settled: list[str] = []
-        # The latest snapshot of each incident the host committed: a delivery
-        # that finds its incident here does not read it back from the store.
+        # The latest snapshot of each incident the host committed: a delivery of
+        # the event it ends with does not read the incident back from the store.
+        # Older events get the snapshot as of themselves (Deliverer.attempt).
         self._known: dict[str, Incident] = {}
 
     @property

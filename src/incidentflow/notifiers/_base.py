@@ -21,9 +21,9 @@ class Notification:
     Attributes:
         id: Stable id (``<incident id>:<seq>``); receivers drop duplicates by it.
         event: The committed event.
-        incident: The incident as it stands when the notification is delivered:
-            right after the event's command when delivered inline, possibly
-            later when it waited in the outbox. ``event`` is always exact.
+        incident: The incident right after ``event`` (its ``version`` is the
+            event's ``seq``), however late the notification is delivered:
+            never anything recorded after the event.
 
     """
 

@@ -30,6 +30,11 @@ Security = Literal["starttls", "ssl", "none"]
 
 _DEFAULT_PORTS: Final = {"starttls": 587, "ssl": 465, "none": 25}
 _NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]")
+#: Control characters, line breaks included, have no place in a header value.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+#: A line break in a folded header that does not continue it: the start of another
+#: header, or of the body (what Python's own ``verify_generated_headers`` refuses).
+_UNFOLDED_BREAK = re.compile(r"\r\n(?![ \t])|\r(?![ \t\n])|(?<!\r)\n(?![ \t])")
 
 
 class EmailNotifier(Notifier):
@@ -122,11 +127,17 @@ class EmailNotifier(Notifier):
         self._domain = self.sender.rpartition("@")[2]
 
     def message(self, notification: Notification) -> EmailMessage:
-        """The email this notifier sends for ``notification``."""
+        """The email this notifier sends for ``notification``.
+
+        User text in a header stays text (see ``_header_text``); should any
+        header still serialize as more than itself, this raises a DeliveryError
+        that is not retryable instead of building the message.
+        """
         event, incident = notification.event, notification.incident
         link = incident_link(self.incident_url, incident)
         message = EmailMessage()
-        message["Subject"] = headline(notification)
+        # The title is user text, possibly from an alert: it must not add a header.
+        message["Subject"] = _header_text(headline(notification))
         message["From"] = self.sender
         message["To"] = ", ".join(self.recipients)
         message["Date"] = format_datetime(event.at)
@@ -136,9 +147,10 @@ class EmailNotifier(Notifier):
             message["In-Reply-To"] = thread
             message["References"] = thread
         message["Auto-Submitted"] = "auto-generated"
-        message["X-Incidentflow-Id"] = notification.id
-        message["X-Incidentflow-Event"] = event.type
+        message["X-Incidentflow-Id"] = _header_text(notification.id)
+        message["X-Incidentflow-Event"] = _header_text(event.type)
         message["X-Incidentflow-Severity"] = incident.severity.value
+        _check_headers(message, self.name, notification.id)
 
         facts = [
             ("Incident", incident.id),
@@ -313,6 +325,38 @@ def _reply(exc: smtplib.SMTPResponseException) -> str:
     error = exc.smtp_error
     text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
     return f"{exc.smtp_code} {one_line(text, 200)}"
+
+
+def _header_text(text: str) -> str:
+    r"""``text`` made safe to put in a header: one line, nothing a mail reader decodes.
+
+    Control characters and line breaks become spaces, and ``=?`` becomes ``= ?``:
+    an RFC 2047 encoded word (``=?utf-8?q?=0D=0ABcc=3A_...?=``) in user text would
+    otherwise be decoded, by the email package as the header is set or by the
+    reader's mail client, into characters the text never showed, such as a line
+    break followed by a ``Bcc:`` header.
+
+    >>> _header_text("Down =?utf-8?q?x=0D=0ABcc=3A_a=40b?=\r\nX-Evil: 1")
+    'Down = ?utf-8?q?x=0D=0ABcc=3A_a=40b?= X-Evil: 1'
+    """
+    return one_line(_CONTROL.sub(" ", text), limit=998).replace("=?", "= ?")
+
+
+def _check_headers(message: EmailMessage, notifier: str, notification_id: str) -> None:
+    """DeliveryError unless every header of ``message`` serializes as that one header."""
+    linesep = message.policy.linesep
+    for name, value in message.items():
+        folded = message.policy.fold(name, value)
+        if folded.endswith(linesep):
+            folded = folded[: -len(linesep)]
+        if _UNFOLDED_BREAK.search(folded) or folded.endswith(("\r", "\n")):
+            raise DeliveryError(
+                notifier,
+                notification_id,
+                f"refusing to send: its {name} header would break into further header "
+                "lines; report this as a bug in incidentflow",
+                retryable=False,
+            )
 
 
 def _check_address(address: object, key: str) -> str:

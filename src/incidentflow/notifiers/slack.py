@@ -49,7 +49,8 @@ class SlackNotifier(Notifier):
     Args:
         webhook_url: The incoming webhook's URL. It is a credential: reprs,
             logs and errors show only ``https://hooks.slack.com/services/***``.
-        timeout: Seconds to wait to connect and for each read or write.
+        timeout: Seconds an attempt may take in all: connecting, sending the
+            request and reading the answer (at most 64 KiB of it).
         incident_url: Format string for a link to the incident, filled with
             ``{id}`` and ``{slug}``, e.g. ``"https://ops.example/incidents/{id}"``.
         name: Name used in logs and routing rules.

@@ -84,7 +84,7 @@ WEBHOOK_SCHEMA: Final[Mapping[str, Any]] = {
             },
         },
         "incident": {
-            "description": "The incident after the command that produced the event.",
+            "description": "The incident right after this event (its version is the event's seq).",
             "type": "object",
             "required": [
                 "id",
@@ -221,7 +221,8 @@ class WebhookNotifier(Notifier):
         url: The receiver's http(s) URL. Credentials in it (``user:pass@``,
             ``?token=``, a token in the path) are never shown in reprs, logs or errors.
         secret: Shared secret for the ``X-Incidentflow-Signature`` header.
-        timeout: Seconds to wait to connect and for each read or write.
+        timeout: Seconds an attempt may take in all: connecting, sending the
+            request and reading the answer (at most 64 KiB of it).
         headers: Extra headers for every request, e.g. ``Authorization``;
             treated as secret. Content-Type and ``X-Incidentflow-*`` are set by
             the notifier and cannot be overridden.
