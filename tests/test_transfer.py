@@ -733,8 +733,11 @@ def _next_step(
         return "mark_fixed", {}
     if inc.state is State.FIXED:
         confirmation = inc.confirmation
-        if confirmation is None or not confirmation.positive or confirmation.user == inc.commander:
-            others = [n for n in NAMES if n != inc.commander]
+        # Nobody who has commanded the incident may confirm: a handoff does not change that.
+        handed = (h.from_person for h in inc.handoffs if h.role == "commander")
+        commanders = {inc.commander, *handed}
+        if confirmation is None or not confirmation.positive or confirmation.user in commanders:
+            others = [n for n in NAMES if n not in commanders]
             return "confirm_by_user", {"user": data.draw(st.sampled_from(others))}
         return "resolve", {}
     if inc.state is State.RESOLVED:

@@ -91,13 +91,19 @@ def deadlines(incident: Incident, policy: Policy) -> list[Deadline]:
         met = item.done_at if item.declined is None else item.declined.at
         found.append(Deadline("action_item", str(item.number), end_of_day, met))
     update = _next_update(incident, process.update_cadence)
+    restarted: datetime | None = None
     if update is not None:
-        found.append(update)
+        found.append(update[0])
+        restarted = update[1]
     breached = set(incident.breaches)
     # A reclassification or a change of type moves the response and update deadlines: the
-    # same deadline, breached once. A re-dated action item or a re-resolved post-mortem
-    # is a new promise, breached anew.
-    once = {tuple(key.split(":", 2)[:2]) for key in breached}  # kind:subject:due
+    # same deadline, breached once. A re-dated action item, a re-resolved post-mortem or
+    # an update clock restarted by a reopen is a new promise, breached anew.
+    once = {
+        (kind, subject)
+        for kind, subject, due in map(_parts, breached)
+        if restarted is None or kind != "update" or datetime.fromisoformat(due) > restarted
+    }
     found = [
         attrs.evolve(
             d,
@@ -113,18 +119,54 @@ def deadlines(incident: Incident, policy: Policy) -> list[Deadline]:
 _ONCE_PER_SUBJECT = frozenset({"response", "update"})
 
 
-def _next_update(incident: Incident, cadence: timedelta | None) -> Deadline | None:
-    """The next status update, due while the incident is open: promised, or by the cadence."""
+def _parts(key: str) -> tuple[str, str, str]:
+    """A breach's key, ``kind:subject:due`` (the due time has colons of its own), split."""
+    kind, _, rest = key.partition(":")
+    subject, _, due = rest.partition(":")
+    return kind, subject, due
+
+
+def _reopened_at(incident: Incident) -> datetime | None:
+    """When the incident was last reopened, if it was.
+
+    Every reopen sets the fix aside with its time (an incident is fixed or resolved only
+    with a fix recorded), so the last superseded fix dates the last reopen.
+    """
+    if not incident.reopen_count or not incident.superseded:
+        return None
+    return incident.superseded[-1].at
+
+
+def _next_update(
+    incident: Incident, cadence: timedelta | None
+) -> tuple[Deadline, datetime | None] | None:
+    """The next status update, due while the incident is open: promised, or by the cadence.
+
+    A reopen restarts the update clock: a promise made before it stands only if it
+    still lay ahead at the reopen (one that fell due while the incident was fixed or
+    resolved is void), and the cadence counts from the reopen. Returned with the
+    reopen time when the clock restarted there, else ``None``.
+    """
     if not incident.is_open:
         return None
-    if incident.updates:
+    reopened = _reopened_at(incident)
+    last = incident.updates[-1] if incident.updates else None
+    # An update at the very time of the reopen restarts the clock itself, from the same time.
+    if reopened is not None and (last is None or last.at < reopened):
+        promised = incident.next_update_due if last is not None else None
+        candidates = [promised] if promised is not None and promised > reopened else []
+        if cadence is not None:
+            candidates.append(reopened + cadence)
+        due = min(candidates, default=None)
+        since: datetime | None = reopened
+    elif last is not None:
         due = incident.next_update_due
         if due is None and cadence is not None:  # none promised, but the process now asks
-            due = incident.updates[-1].at + cadence
-    elif cadence is not None:
-        due = incident.declared_at + cadence
+            due = last.at + cadence
+        since = None
     else:
-        due = None
+        due = incident.declared_at + cadence if cadence is not None else None
+        since = None
     if due is None:
         return None
-    return Deadline("update", str(len(incident.updates) + 1), due)
+    return Deadline("update", str(len(incident.updates) + 1), due), since

@@ -29,7 +29,7 @@ from ._flow_commit import (
     taken_reasons,
 )
 from ._flow_delivery import Deliveries
-from ._flow_fast import FastPath, utc, weak_now
+from ._flow_fast import FastPath, stamped, utc, weak_now
 from ._flow_ingest import Ingestion
 from ._flow_links import RELATIONS, Relations
 from ._flow_reads import Reads
@@ -272,7 +272,7 @@ class IncidentFlow(
                 self._check_access(actor, definition.name, incident)
         except Unauthorized as exc:
             return Verdict(False, (Reason("access.denied", exc.message, {"actor": actor}),))
-        now = self.now()
+        now = stamped(self.now(), incident, logged=False)  # as the command would be stamped
         values = definition.validate(args) if args else None
         payload = None if values is None else definition.payload(values, now)
         try:
@@ -430,7 +430,7 @@ class IncidentFlow(
             return done, True
         if not stamp:
             stamp.append(self.now())
-        now = stamp[0]
+        now = stamped(stamp[0], incident)  # never before the incident's last event
         payload = command.payload(values, now)
         try:
             if expected_version is not None and expected_version != incident.version:

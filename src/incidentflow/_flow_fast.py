@@ -19,6 +19,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from loguru import logger
+
 from . import _validate as v
 from ._builders import builder
 from ._decide import context_reasons, evolve, steps
@@ -33,7 +35,7 @@ from .delivery import Delivery
 from .exceptions import ConfigError, IncidentFlowError, StoreError, TransitionRejected
 from .stores._protocols import EventStore
 
-__all__ = ["FastPath", "utc", "weak_now"]
+__all__ = ["FastPath", "stamped", "utc", "weak_now"]
 
 _new_event = builder(Event)
 # A named tuple built as a tuple: its generated __new__ is a Python call.
@@ -53,6 +55,31 @@ def utc(now: object) -> datetime:
     if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
         raise ConfigError("clock", f"must return an aware datetime, returned {now!r}")
     return now.astimezone(UTC)
+
+
+def stamped(now: datetime, incident: Incident, *, logged: bool = True) -> datetime:
+    """The time a command on ``incident`` is decided and recorded at: ``now``, or later.
+
+    Never before the incident's last event: a clock that stepped back (an NTP
+    correction, a host behind the others on one database) would otherwise stamp an
+    event before the one it follows, down to triage acknowledged before the
+    declaration. The event takes the last event's time instead, and the step back
+    is logged (unless ``logged`` is false: a question, not a command). So time order
+    in a history is its commit order; histories written otherwise (by an older
+    release) are still read and imported as written.
+    """
+    last = incident.updated_at
+    if now >= last or not logged:
+        return max(now, last)
+    logger.warning(
+        "the clock reads {}, before the last event of {} at {}: the clock stepped back, "
+        "so the command is recorded at {}",
+        now.isoformat(),
+        incident.id,
+        last.isoformat(),
+        last.isoformat(),
+    )
+    return last
 
 
 def weak_now(flow: FastPath) -> Callable[[], datetime]:
@@ -171,6 +198,8 @@ class FastPath(Pipeline):
                 now = utc(now)
             stamp.append(now)
         now = stamp[0]
+        if now < inc.updated_at:
+            now = stamped(now, inc)
         if command._fields_by_name:  # command.payload without its call: the usual shape
             payload = command._build_payload(**values)
         else:

@@ -130,6 +130,10 @@ RECORD_DEPLOY = Command(
 def _whys(c: Context[ev.MarkedFixed]) -> Unmet | None:
     if _live_whys(c):
         return None
+    if c.incident.whys:
+        return unmet(
+            "no live 5-Whys chain (retracted whys do not count): add at least one why with add_why"
+        )
     return unmet("no 5-Whys chain: add at least one why with add_why")
 
 

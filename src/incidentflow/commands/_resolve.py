@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from .. import _events as ev
 from .. import _validate as v
 from .._builders import builder
 from .._model import Confirmation, Incident, Records, State, SupersededFix
 from ..exceptions import ValidationError
+from ._coordination import COMMANDER
 from ._define import Argument, Command, Context, Guard, Move, Unmet, unmet
 from ._links import CHILD_OPEN
 from ._shared import remembered, replace, time_left, when
@@ -45,7 +47,11 @@ CONFIRM_BY_USER = Command(
         Move((State.FIXED,), State.RCA, when=_negative),
     ),
     arguments=(
-        Argument("user", v.name, "The user who answered (not the commander, by default)."),
+        Argument(
+            "user",
+            v.name,
+            "The user who answered (by default, nobody who has commanded the incident).",
+        ),
         Argument("positive", v.boolean, "True when it works for them now.", default=True),
         Argument("comment", v.optional_text, "What they said, in their words.", default=""),
     ),
@@ -87,19 +93,44 @@ def _confirmed_positive(c: Context[ev.Resolved]) -> Unmet | None:
     )
 
 
+def _former_commanders(inc: Incident, at: datetime) -> dict[str, datetime]:
+    """Who held the commander role up to ``at`` and handed it over since: when they last did.
+
+    Handoffs are recorded in commit order, which is time order: an event is never
+    stamped before the one it follows (see ``incidentflow._flow_fast.stamped``).
+    """
+    former: dict[str, datetime] = {}
+    for handoff in inc.handoffs:
+        if handoff.role != COMMANDER:
+            continue
+        if handoff.from_person is not None:
+            former[handoff.from_person] = handoff.at
+        if handoff.at > at:
+            break  # its from_person held the role at ``at``; whoever took it then did not
+    return former
+
+
 def _confirmed_by_another(c: Context[ev.Resolved]) -> Unmet | None:
-    confirmation, commander = _confirmation(c.incident), c.incident.commander
-    if (
-        confirmation is None
-        or not confirmation.positive
-        or not c.policy.confirmer_must_differ
-        or confirmation.user != commander
-    ):
+    confirmation = _confirmation(c.incident)
+    if confirmation is None or not confirmation.positive or not c.policy.confirmer_must_differ:
+        return None
+    # Everyone who commanded the incident up to the confirmation counts, and the commander
+    # now: handing the role over must not turn the commander's own word into a user's.
+    # Names are compared exactly, as actors are everywhere (the authorizer, restricted_to).
+    user, commander = confirmation.user, c.incident.commander
+    if user == commander:
+        return unmet(
+            f"the confirmation came from the incident commander {commander}; "
+            "a user other than the commander must confirm",
+            user=commander,
+        )
+    handed_over = _former_commanders(c.incident, confirmation.at).get(user)
+    if handed_over is None:
         return None
     return unmet(
-        f"the confirmation came from the incident commander {commander}; "
-        "a user other than the commander must confirm",
-        user=commander,
+        f"the confirmation came from {user}, the incident commander until "
+        f"{when(handed_over)}; a user who has not been the commander must confirm",
+        user=user,
     )
 
 

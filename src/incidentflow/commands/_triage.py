@@ -177,8 +177,14 @@ RECORD_CONTAINMENT = Command(
 
 
 def _evidence(c: Context[ev.Contained]) -> Unmet | None:
-    if any(item.retracted is None for item in c.incident.evidence):
+    evidence = c.incident.evidence
+    if any(item.retracted is None for item in evidence):
         return None
+    if evidence:
+        return unmet(
+            "no live evidence (retracted items do not count): add at least one item "
+            "with add_evidence"
+        )
     return unmet("no evidence recorded: add at least one item with add_evidence")
 
 
@@ -188,15 +194,21 @@ def _triage_answered(c: Context[ev.Contained]) -> Unmet | None:
     missing = [q for q in required if q not in answered]
     if not missing:
         return None
-    return unmet(
-        "triage checklist not answered: " + ", ".join(missing) + " (use answer_triage)",
-        missing=missing,
-    )
+    # An answer retracted stays on record, so say why it does not count.
+    retracted = any(a.question in missing for a in c.incident.triage_answers)
+    how = "retracted answers do not count; use answer_triage" if retracted else "use answer_triage"
+    return unmet(f"triage checklist not answered: {', '.join(missing)} ({how})", missing=missing)
 
 
 def _containment(c: Context[ev.Contained]) -> Unmet | None:
-    if any(action.retracted is None for action in c.incident.containment):
+    containment = c.incident.containment
+    if any(action.retracted is None for action in containment):
         return None
+    if containment:
+        return unmet(
+            "no live containment action (retracted ones do not count): record what "
+            "stopped the bleeding with record_containment"
+        )
     return unmet(
         "no containment action recorded: record what stopped the bleeding with record_containment"
     )
