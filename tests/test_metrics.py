@@ -554,6 +554,15 @@ class TestPrometheus:
         assert sample(samples, "incidentflow_mtta_seconds") == 240
         assert sample(samples, "incidentflow_incidents", severity="P1", state="postmortem") == 1
 
+    def test_the_whole_and_its_severities_together_repeat_no_series(self) -> None:
+        """The overall summary and the by-severity ones count the same incidents: one series."""
+        incidents = [resolved_after(10, 0), resolved_after(20, 1, severity=Severity.P2)]
+        text = m.to_prometheus(m.summarize(incidents) + m.summarize(incidents, by="severity"))
+        series = [line.rsplit(" ", 1)[0] for line in text.splitlines() if line[:1] != "#"]
+        assert len(series) == len(set(series))
+        samples = parse_exposition(text)
+        assert sample(samples, "incidentflow_incidents", severity="P2", state="resolved") == 1
+
     def test_period_and_severity_groupings_together(self) -> None:
         """Summaries of two groupings share one exposition, told apart by their labels."""
         incidents = [resolved_after(10, 0), resolved_after(20, 1, severity=Severity.P2)]

@@ -75,11 +75,15 @@ def to_prometheus(summaries: Iterable[Summary], *, labels: Mapping[str, str] | N
     out: list[str] = []
     name = "incidentflow_incidents"
     _family(out, name, "gauge", "Incidents by current severity and state.")
+    written: set[str] = set()
     for summary, _ in groups:
         base = {**constant, **_group_labels(summary)}
         for (severity, state), n in summary.counts.items():
-            sample = {**base, "severity": severity.value, "state": state.value}
-            out.append(f"{name}{{{_labels(sample)}}} {n}")
+            sample = _labels({**base, "severity": severity.value, "state": state.value})
+            # The whole and its by-severity parts count the same incidents: one series each.
+            if sample not in written:
+                written.add(sample)
+                out.append(f"{name}{{{sample}}} {n}")
 
     for metric in METRICS:
         name = f"incidentflow_{metric}_seconds"
