@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import string
+import sys
 import time
 
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from incidentflow.collectors import redact
+from incidentflow.collectors import CollectedEvidence, Command, redact
 from incidentflow.exceptions import ValidationError
 
 GITHUB_TOKEN = "ghp_" + "Zx9" * 12
@@ -606,3 +608,128 @@ class TestCommandLines:
             redacted, count = redact(line)
             assert count == 1, line
             assert secret not in redacted, line
+
+
+# (text with a planted secret, the secret, what the text must become): values that hold
+# blanks or ; , & or sit on the lines below their key, all of which must go.
+RUN_ON = [
+    pytest.param(
+        "password = correct horse battery staple",
+        "horse battery staple",
+        "password = [REDACTED:password]",
+        id="ini-value-with-blanks",
+    ),
+    pytest.param(
+        "db:\n  password: correct horse battery staple\n  user: bob",
+        "horse battery staple",
+        "db:\n  password: [REDACTED:password]\n  user: bob",
+        id="yaml-plain-scalar-with-blanks",
+    ),
+    pytest.param(
+        "DB_PASSWORD=abc;def123", "def123", "DB_PASSWORD=[REDACTED:password]", id="semicolon"
+    ),
+    pytest.param("DB_PASSWORD=abc,def123", "def123", "DB_PASSWORD=[REDACTED:password]", id="comma"),
+    pytest.param("password=hun&ter2", "ter2", "password=[REDACTED:password]", id="ampersand"),
+    pytest.param(
+        "password: |\n  hunter2xyz\n  second line\nuser: bob",
+        "hunter2xyz",
+        "password: |\n  [REDACTED:password]\nuser: bob",
+        id="yaml-literal-block",
+    ),
+    pytest.param(
+        "db:\n  - password: >-\n      hunter2xyz\n\n      more\n  - user: bob",
+        "more",
+        "db:\n  - password: >-\n      [REDACTED:password]\n  - user: bob",
+        id="yaml-folded-block-in-a-list",
+    ),
+    pytest.param(
+        "env 'PGPASSWORD=open sesame now' psql",
+        "sesame now",
+        "env 'PGPASSWORD=[REDACTED:password]' psql",
+        id="shlex-quoted-key-value",
+    ),
+    pytest.param(
+        "psql '--password=hunter 2' -h db",
+        "hunter 2",
+        "psql '--password=[REDACTED:password]' -h db",
+        id="shlex-quoted-flag",
+    ),
+    pytest.param(
+        "env 'PGPASSWORD=it'\"'\"'s open' psql",
+        "s open",
+        "env 'PGPASSWORD=[REDACTED:password]' psql",
+        id="shlex-quoted-with-escaped-quote",
+    ),
+    pytest.param(
+        "Server=db; Password = a b c; Encrypt=true",
+        "a b c",
+        "Server=db; Password = [REDACTED:password]; Encrypt=true",
+        id="connection-string-with-blanks",
+    ),
+    pytest.param(
+        "login failed password: hunter 2 user=bob",
+        "hunter 2",
+        "login failed password: [REDACTED:password] user=bob",
+        id="line-value-ends-at-next-pair",
+    ),
+]
+
+#: Texts near the new shapes that must stay as they are.
+RUN_ON_ORDINARY = [
+    "password: |",
+    "PWD=/home/alice/my projects/shop",
+    "'PWD=/home/x y'",
+    "password: ${DB_PASSWORD}",
+    "GET /cb?access_token=[REDACTED:token]&state=1",
+]
+
+
+class TestValuesThatRunOn:
+    """A value is masked whole: past blanks, ; , & and onto the lines of a YAML block."""
+
+    @pytest.mark.parametrize(("text", "secret", "expected"), RUN_ON)
+    def test_replaced(self, text: str, secret: str, expected: str) -> None:
+        """No part of the value survives, and the text around it is unchanged."""
+        redacted, count = redact(text)
+        assert secret not in redacted
+        assert (redacted, count) == (expected, 1)
+        assert redact(redacted) == (redacted, 0)
+
+    def test_unchanged(self) -> None:
+        """Block indicators, working directories and references are not secrets."""
+        assert [redact(text) for text in RUN_ON_ORDINARY] == [(t, 0) for t in RUN_ON_ORDINARY]
+
+    @given(
+        st.lists(
+            st.text(alphabet=string.ascii_letters + string.digits + "!$#%", min_size=3, max_size=9),
+            min_size=2,
+            max_size=5,
+        )
+    )
+    def test_a_quoted_command_line_never_keeps_a_word(self, words: list[str]) -> None:
+        """`env 'PGPASSWORD=w1 w2 ...'`, as shlex.join writes it, keeps none of the words."""
+        secret = " ".join(words)
+        for argv in (["env", f"PGPASSWORD={secret}", "psql"], ["psql", f"--password={secret}"]):
+            redacted, count = redact(shlex.join(argv))
+            assert count == 1
+            assert all(word not in redacted for word in words), redacted
+
+
+class TestSecretsAtTheOutputCap:
+    """A secret the output cap cuts through is still masked, not stored in part."""
+
+    @staticmethod
+    def printing(text: str, cap: int) -> CollectedEvidence:
+        """Collect a command that prints ``text`` (passed in its environment, not its argv)."""
+        code = "import os; print(os.environ['TEXT'])"
+        env = {"TEXT": text, "PATH": os.environ.get("PATH", "")}
+        return Command([sys.executable, "-c", code]).collect(max_bytes=cap, env=env)
+
+    @pytest.mark.parametrize("cap", [24, 30, 36, 41])
+    def test_a_token_cut_by_the_cap(self, cap: int) -> None:
+        """No run of the token's characters is kept, wherever the cap falls."""
+        token = "ghp_" + "Zx9Qw8Er7Ty6Ui5Op4As3Df2Gh1Jk0Lz9Xc8"
+        evidence = self.printing("pushing with " + token + " and more" * 5, cap)
+        assert evidence.truncated
+        assert not any(token[i : i + 6] in evidence.content for i in range(len(token) - 5))
+        assert evidence.redactions == evidence.content.count("[REDACTED:")

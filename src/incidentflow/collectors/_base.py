@@ -9,7 +9,6 @@ import math
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ import attrs
 
 from .. import _validate as v
 from ..exceptions import ValidationError
+from ._processes import descendants, kill_escaped, kill_group, pipe_holders
 from ._redact import redact
 
 #: How long a command may run, in seconds, unless told otherwise.
@@ -30,6 +30,8 @@ DEFAULT_MAX_BYTES = 64_000
 #: How long to wait for the output pipes to close once the process group is killed.
 _KILL_GRACE = 2.0
 _READ_CHUNK = 65_536
+#: Bytes read past the output cap, so a secret the cap cuts through is still recognised.
+_SECRET_MARGIN = 4_096
 #: The longest argument accepted from a user (a unit or container name).
 ARGUMENT_MAX = v.NAME_MAX
 
@@ -168,7 +170,11 @@ class Collector(abc.ABC):
 
         Args:
             timeout: Seconds the command may run; then it and every process it
-                started are killed and the output so far is kept.
+                started that can be found are killed (its process group; on
+                Linux also the processes that left the group while it ran, or
+                that still write to its output) and the output so far is kept.
+                When the command exits sooner, what it left running in its
+                process group is killed then.
             max_bytes: How much output to keep; the first part is kept and a
                 note says how much was cut.
             cwd: Directory to run in; the current one when ``None``.
@@ -319,6 +325,7 @@ class _Capture:
         self.total = 0
         self._pipe = pipe
         self._limit = limit
+        self.inode = os.fstat(pipe.fileno()).st_ino
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
@@ -351,16 +358,27 @@ def _split_budget(out: int, err: int, budget: int) -> tuple[int, int]:
     return out_keep, min(err, budget - out_keep)
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    if sys.platform == "win32":
-        proc.kill()
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()  # the group is gone, or the leader changed group
-    except OSError:  # pragma: no cover - defensive
-        proc.kill()
+def _kept_text(data: bytes | bytearray, total: int, keep: int) -> tuple[str, int]:
+    """The first ``keep`` bytes of a stream as text, and how many secrets were masked in it.
+
+    A secret the cap cuts through no longer looks like one, so when the stream
+    was cut the text is redacted with the bytes read past the cap, then cut.
+    """
+    head = _clean(_decode(data[:keep]))
+    if total <= keep:
+        return head, 0
+    text = _clean(_decode(data))
+    if len(data) < total and text and not text[-1].isspace():
+        # The margin was cut too: its last word, if wholly past the cap, may start a secret.
+        last_word = len(text) - len(text.rsplit(maxsplit=1)[-1])
+        if last_word >= len(head):
+            text = text[:last_word]
+    masked = redact(text)[0]
+    kept = _decode(masked.encode("utf-8")[:keep])
+    opened = kept.rfind("[REDACTED:")
+    if opened != -1 and "]" not in kept[opened:]:
+        kept = kept[:opened]  # a placeholder cut in half
+    return kept, max(0, kept.count("[REDACTED:") - text.count("[REDACTED:", 0, len(kept)))
 
 
 def run(
@@ -406,30 +424,45 @@ def run(
 
     assert proc.stdout is not None
     assert proc.stderr is not None
-    out, err = _Capture(proc.stdout, cap), _Capture(proc.stderr, cap)
+    out = _Capture(proc.stdout, cap + _SECRET_MARGIN)
+    err = _Capture(proc.stderr, cap + _SECRET_MARGIN)
     deadline = started + limit
-    timed_out = False
+    timed_out = exited_first = False
+    leftovers = escaped = 0
     try:
         proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
+        exited_first = True
         # A child it left in the background may still hold the pipes open.
         if not (out.join(deadline - time.monotonic()) and err.join(deadline - time.monotonic())):
             raise subprocess.TimeoutExpired(argv, limit)
+        # The command is done: what it left running in its group goes with it.
+        leftovers = kill_group(proc)
     except subprocess.TimeoutExpired:
         timed_out = True
-        _kill_group(proc)
+        # Descendants that called setsid left the group: find them while the leader lives.
+        strays = [] if exited_first else descendants(proc.pid)
+        kill_group(proc)
+        if sys.platform != "win32" and not (out.join(0.05) and err.join(0.05)):
+            # Whatever still writes to its output, having left the group, goes too.
+            strays += pipe_holders({c.inode for c in (out, err) if not c.join(0)})
+        escaped = kill_escaped(strays, proc.pid) if strays else 0
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=_KILL_GRACE)
-        out.join(_KILL_GRACE)
-        err.join(_KILL_GRACE)
+        grace = time.monotonic() + _KILL_GRACE
+        out.join(grace - time.monotonic())
+        err.join(grace - time.monotonic())
     duration = time.monotonic() - started
+    held_open = not (out.join(0) and err.join(0))
 
     out_keep, err_keep = _split_budget(len(out.kept), len(err.kept), cap)
+    out_text, masked_out = _kept_text(out.kept, out.total, out_keep)
+    err_text, masked_err = _kept_text(err.kept, err.total, err_keep)
     omitted = out.total + err.total - out_keep - err_keep
     parts = []
     if out.total:
-        parts.append(_clean(_decode(out.kept[:out_keep])))
+        parts.append(out_text)
     if err.total:
-        parts.append("--- stderr ---\n" + _clean(_decode(err.kept[:err_keep])))
+        parts.append("--- stderr ---\n" + err_text)
     if not parts:
         parts.append("(no output)")
     if omitted:
@@ -438,9 +471,10 @@ def run(
             f"{out.total + err.total:,} bytes; {omitted:,} bytes omitted]"
         )
     if timed_out:
+        parts.append(f"[{_timeout_note(limit, exited_first, escaped, held_open)}]")
+    elif leftovers:
         parts.append(
-            f"[timed out after {limit:g} s: the command and its process group were killed; "
-            "the output above is what it printed until then]"
+            "[the command exited; the processes it left running in its process group were killed]"
         )
     content = "\n".join(p.rstrip("\n") for p in parts)
     return _evidence(
@@ -452,7 +486,27 @@ def run(
         timed_out=timed_out,
         omitted=omitted,
         duration=duration,
+        masked=masked_out + masked_err,
     )
+
+
+def _timeout_note(limit: float, exited_first: bool, escaped: int, held_open: bool) -> str:
+    """What the timeout killed, and what it could not."""
+    if exited_first:
+        note = (
+            f"timed out after {limit:g} s: the command had exited, and its process group was killed"
+        )
+    else:
+        note = f"timed out after {limit:g} s: the command and its process group were killed"
+    if escaped:
+        plural = "es" if escaped != 1 else ""
+        note += f", with {escaped} process{plural} it started outside the group"
+    if held_open:
+        note += (
+            "; a process it started outside its process group still holds the output open "
+            "and was not killed"
+        )
+    return note + "; the output above is what it printed until then"
 
 
 def _evidence(
@@ -466,6 +520,7 @@ def _evidence(
     timed_out: bool = False,
     omitted: int = 0,
     duration: float | None = None,
+    masked: int = 0,
 ) -> CollectedEvidence:
     # Messages quote argv[0], which may hold anything: clean them like output.
     content, in_output = redact(_clean(content).rstrip("\n"))
@@ -479,6 +534,6 @@ def _evidence(
         truncated=omitted > 0,
         missing_tool=missing_tool,
         duration=time.monotonic() - started if duration is None else duration,
-        redactions=in_output + in_command,
+        redactions=masked + in_output + in_command,
         omitted_bytes=omitted,
     )

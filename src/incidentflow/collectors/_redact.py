@@ -118,16 +118,39 @@ _SECRET_WORD = (
     r"(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|private[_-]?key|access[_-]?key)"
 )
 _SECRET_KEY = rf"(?:[A-Za-z0-9_.-]*{_SECRET_WORD}|(?:[A-Za-z0-9_.-]*[_.-])?pass)(?![A-Za-z0-9])"
-# A quoted value (its closing quote may have been cut off) or a bare word.
-_VALUE = (
-    r"(?P<value>\"(?:[^\"\\\r\n]|\\.)*\"?|'(?:[^'\\\r\n]|\\.)*'?"
-    r"|(?!\[REDACTED:)[^\s\"',;&<][^\s\"',;&<]*)"
-)
+# ``;`` ``,`` ``&`` end a value only before the next key of a connection or query string.
+_PAIR_END = r"[;,&](?=[ \t]*[A-Za-z_][A-Za-z0-9_. -]{0,40}(?:=|:[ \t]))"
+# A bare word, as after ``key=`` or ``--key``: to a blank, a quote or the next pair.
+_WORD = rf"[^\s\"',;&<](?:(?!{_PAIR_END})[^\s\"'<])*"
+# After ``key: `` or ``key = `` (INI, YAML) the value may hold blanks: to the end of the
+# line, or to the next pair (``; user=bob``, `` user=bob``).
+_LINE = rf"(?:(?!{_PAIR_END}|[ \t]+[A-Za-z_][A-Za-z0-9_.-]{{0,40}}=)[^\r\n])+(?<=\S)"
+_QUOTED = r"\"(?:[^\"\\\r\n]|\\.)*\"?|'(?:[^'\\\r\n]|\\.)*'?"
+# A quoted value (its closing quote may have been cut off) or a bare word; after a blank,
+# the rest of the line.
+_VALUE = rf"(?P<value>{_QUOTED}|(?![ \t]|\[REDACTED:)(?:(?<=[ \t]){_LINE}|{_WORD}))"
 _KEY_VALUE = re.compile(
     rf"(?i)(?<![A-Za-z0-9_.-])(?P<key>[\"']?(?P<name>{_SECRET_KEY})[\"']?)"
     rf"(?P<sep>[ \t]*[:=][ \t]*){_VALUE}"
 )
-_FLAG_VALUE = re.compile(rf"(?i)(?<!\S)(?P<key>--?(?P<name>{_SECRET_KEY}))(?P<sep>[ \t]+){_VALUE}")
+# A key=value that is one quoted shell argument ('PGPASSWORD=open sesame', as shlex.join
+# writes it): the value runs to the closing quote, over shlex.join's '"'"' escapes.
+_QUOTED_KEY_VALUE = re.compile(
+    rf"(?i)(?<![A-Za-z0-9_.-])(?P<key>(?P<q>[\"'])(?P<name>{_SECRET_KEY}))"
+    r"(?P<sep>[ \t]*[:=][ \t]*)"
+    r"(?P<value>(?![ \t]|\[REDACTED:)(?:'\"'\"'|(?!(?P=q))[^\n])+)"
+)
+_FLAG_VALUE = re.compile(
+    rf"(?i)(?<!\S)(?P<key>--?(?P<name>{_SECRET_KEY}))(?P<sep>[ \t]+)"
+    rf"(?P<value>{_QUOTED}|(?!\[REDACTED:){_WORD})"
+)
+# A YAML block scalar (``password: |`` or ``>-``): the value is the indented lines below.
+_BLOCK_SCALAR = re.compile(
+    rf"(?im)^(?P<indent>[ \t]*)(?P<key>(?:-[ \t]+)*[\"']?(?P<name>{_SECRET_KEY})[\"']?"
+    r"[ \t]*:[ \t]*[|>][+-]?[1-9]?[+-]?[ \t]*(?:#[^\n]*)?\n(?:[ \t]*\n)*)"
+    r"(?P<value>(?P=indent)[ \t]+\S[^\n]*(?:\n(?:[ \t]*\n)*(?P=indent)[ \t]+\S[^\n]*)*)"
+)
+_BLOCK_INDICATOR = re.compile(r"[|>][+-]?[1-9]?[+-]?(?:[ \t]+#.*)?\Z")
 _XML_VALUE = re.compile(rf"(?i)<(?P<name>{_SECRET_KEY})>(?P<value>[^<]+)</(?P=name)>")
 
 # Values that are not secrets themselves: empty, masked, or a reference to one.
@@ -172,8 +195,19 @@ def _key_value(match: re.Match[str]) -> str | None:
         return None
     if match["name"].lower() in _WORKING_DIRECTORY and inner.startswith(("/", "~")):
         return None  # PWD=/home/x is the shell's working directory, not a password
+    if not quote and _BLOCK_INDICATOR.match(inner):
+        return None  # "password: |": the secret is on the lines below (_BLOCK_SCALAR)
     kind = _key_kind(match["name"])
     return match["key"] + match["sep"] + quote + _mark(kind) + (quote if closed else "")
+
+
+def _block_scalar(match: re.Match[str]) -> str | None:
+    value = match["value"]
+    lines = [line.strip() for line in value.splitlines() if line.strip()]
+    if all(_is_placeholder(line) for line in lines):
+        return None
+    margin = value[: len(value) - len(value.lstrip(" \t"))]
+    return match["indent"] + match["key"] + margin + _mark(_key_kind(match["name"]))
 
 
 def _xml_value(match: re.Match[str]) -> str | None:
@@ -234,6 +268,8 @@ _RULES: tuple[tuple[re.Pattern[str], _Replace], ...] = (
     (_COOKIE, _group("secret", "cookie")),
     (_BEARER, _bearer),
     (_XML_VALUE, _xml_value),
+    (_BLOCK_SCALAR, _block_scalar),
+    (_QUOTED_KEY_VALUE, _key_value),
     (_KEY_VALUE, _key_value),
     (_FLAG_VALUE, _key_value),
 )
@@ -335,7 +371,9 @@ def redact(text: str) -> tuple[str, int]:
     (``scheme://user:password@host``); ``Authorization`` and ``Cookie`` header
     values; bearer tokens; ``password``/``passwd``/``pwd``/``secret``/``token``/
     ``api_key`` style values written as ``key=value``, ``key: value``,
-    ``"key": "value"``, ``--key value`` or ``<key>value</key>``; and random-looking
+    ``"key": "value"``, ``--key value`` or ``<key>value</key>`` (after ``key: `` or
+    ``key = `` to the end of the line; a YAML ``key: |`` block whole; a quoted
+    shell argument ``'KEY=a b'`` to its closing quote); and random-looking
     strings shortly after a word such as "secret", "token" or "aws".
 
     Redaction is a safety net, not a guarantee: a secret in a shape none of the
