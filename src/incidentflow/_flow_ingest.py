@@ -1,7 +1,8 @@
 """The facade's alert ingestion: parse a webhook, then attach each alert or declare for it.
 
 Deduplication rests on two things the stores already guarantee: a reference is
-held by at most one open incident (``("alert", key)``), and a keyed command runs
+held by at most one open incident (``("alert", "source:kind:key")``, so that two
+sources, or a fingerprint and a group key, never meet), and a keyed command runs
 once. Every write ``ingest`` makes carries an idempotency key made from the
 alert (source, key, fingerprint, start, status), so a re-sent alert, also after a
 restart or from a second ingester, changes nothing.
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Ingestion"]
 
-#: The reference kind alerts are kept under: ``flow.find("alert", key)``.
+#: The reference kind alerts are kept under: ``flow.find("alert", "alertmanager:fp:abc1")``.
 REFERENCE_KIND = "alert"
 #: How often a write is tried when the incident changed meanwhile (keyed: never twice).
 _TRIES = 3
@@ -59,15 +60,34 @@ class _Plan:
     """One alert, with everything its commands need, checked before anything is written."""
 
     alert: Alert
+    key: str
     reference: str
+    legacy: str
     title: str
     severity: Severity
     labels: Mapping[str, str]
     skipped: tuple[str, ...]
     evidence: str
     declare_key: str
-    detection_key: str
-    evidence_key: str
+
+    @property
+    def started(self) -> str:
+        return self.alert.starts_at.isoformat() if self.alert.starts_at is not None else ""
+
+    def detection_key(self, salt: str) -> str:
+        """The detection's key; ``salt`` tells apart incidents of a start-less alert."""
+        parts = (self.alert.source, self.key, self.alert.fingerprint, self.started)
+        return "alert-detect:" + _digest(*parts, *((salt,) if salt else ()))
+
+    def evidence_key(self, salt: str, episode: int) -> str:
+        """The evidence's key; ``episode``: resolves of a start-less alert seen before it."""
+        parts = (self.alert.source, self.key, self.alert.fingerprint, self.started)
+        extra = ((salt,) if salt else ()) + ((f"episode {episode}",) if episode else ())
+        return "alert:" + _digest(*parts, self.alert.status, *extra)
+
+    def marker(self) -> str:
+        """The line of the evidence text that names the alert's source and key."""
+        return f"source: {self.alert.source}; key: {self.key}"
 
 
 def _digest(*parts: object) -> str:
@@ -136,14 +156,16 @@ class Ingestion:
         and checked first; a malformed one raises ValidationError naming the
         field (``alerts[3].startsAt``) and nothing is written. Then, per alert:
 
-        - firing, and an open incident holds the reference ``("alert", key)``:
-          the alert is attached to it as evidence;
+        - firing, and an open incident holds the reference
+          ``("alert", "source:kind:key")`` (kind ``fp`` or ``group``): the alert
+          is attached to it as evidence;
         - firing, and none does: an incident is declared (severity from
           ``rules``, title from the summary or the alert's name, the alert's
           labels, the reference), with its detection (``method="alert"``, first
           occurred at ``startsAt``) and the alert as first evidence;
         - resolved (or acknowledged): evidence on the open incident that holds
-          it, else ignored. Resolving stays a person's decision.
+          it, else ignored; so is a resolve of a firing that started before the
+          holder's first one. Resolving stays a person's decision.
 
         An incident restricted to others (``actor`` not among them) that
         holds the alert still takes it as evidence, with what the authorizer
@@ -153,7 +175,9 @@ class Ingestion:
 
         The key is the alert's fingerprint, or its group key with
         ``rules.group_by = "group"``. Every write is keyed by the alert, so the
-        same alert sent again changes nothing (``replayed`` says so).
+        same alert sent again changes nothing (``replayed`` says so). An alert
+        without a start time (PagerDuty, Datadog without ``date``) that fires
+        after a resolve, or after its incident closed, is a new firing.
 
         >>> from incidentflow import IncidentFlow
         >>> flow = IncidentFlow.in_memory()
@@ -163,7 +187,7 @@ class Ingestion:
         [('declared', False)]
         >>> [(o.action, o.replayed) for o in flow.ingest({"alerts": [alert]}, source="generic")]
         [('declared', True)]
-        >>> flow.find("alert", "fp-1").severity.value
+        >>> flow.find("alert", "generic:fp:fp-1").severity.value
         'P1'
         """
         from .alerts._parsers import parse
@@ -191,16 +215,15 @@ class Ingestion:
         title = v.text("title", alert.title, max_len=v.TITLE_MAX, multiline=False)
         return _Plan(
             alert=alert,
-            reference=_reference(key),
+            key=key,
+            reference=_reference(alert.reference(rules.group_by)),
+            legacy=_reference(key),
             title=title,
             severity=rules.severity_of(alert),
             labels=labels,
             skipped=skipped,
             evidence=evidence_text(alert, key),
             declare_key="alert-declare:" + _digest(alert.source, key, alert.fingerprint, start),
-            detection_key="alert-detect:" + _digest(alert.source, key, alert.fingerprint, start),
-            evidence_key="alert:"
-            + _digest(alert.source, key, alert.fingerprint, start, alert.status),
         )
 
     def _labels(self, alert: Alert) -> tuple[dict[str, str], tuple[str, ...]]:
@@ -233,40 +256,106 @@ class Ingestion:
 
         alert = plan.alert
         if alert.status == "firing":
-            record = self.store.idempotency(plan.declare_key)
-            if record is not None:  # this very alert declared before: finish, never redo
-                return self._declared(plan, actor, record.incident_id, replayed=True)
-            holder = self._holder(plan.reference)
-            if holder is not None:
-                return self._attach(plan, actor, holder, "attached")
-            try:
-                outcome = self.execute(
-                    "declare",
-                    title=plan.title,
-                    severity=plan.severity,
-                    commander=commander,
-                    labels=plan.labels,
-                    references={REFERENCE_KIND: plan.reference},
-                    actor=actor,
-                    idempotency_key=plan.declare_key,
-                )
-            except ReferenceTaken as exc:  # another ingester declared it first
-                holder = exc.holder or self._holder(plan.reference)  # unnamed: restricted
-                if holder is None:
-                    raise
-                return self._attach(plan, actor, holder, "attached")
-            return self._declared(plan, actor, outcome.incident.id, replayed=outcome.replayed)
-        holder = self._holder(plan.reference)
+            return self._firing(plan, actor, commander)
+        holder = self._holding(plan)
         if holder is None:
             detail = f"{alert.status}, and no open incident holds alert {plan.reference}"
             return AlertOutcome(alert=alert, action="ignored", incident_id=None, detail=detail)
+        first = _first_start(self._history(plan, self.store.load(holder)))
+        if alert.status == "resolved" and _before(alert.starts_at, first):
+            # a late resolve of an earlier firing: the holder's firing goes on
+            detail = "resolves a firing that started before the open incident's first: not noted"
+            return AlertOutcome(alert=alert, action="ignored", incident_id=None, detail=detail)
         action: AlertAction = "noted_resolved" if alert.status == "resolved" else "attached"
         return self._attach(plan, actor, holder, action)
+
+    def _firing(self, plan: _Plan, actor: str, commander: str) -> AlertOutcome:
+        declare_key = plan.declare_key
+        record = self.store.idempotency(declare_key)
+        if plan.alert.starts_at is None:
+            # Without a start time the key repeats for every trigger: past a closed
+            # incident it is chained with that incident's id, so the trigger declares anew.
+            while record is not None and not self.store.load(record.incident_id).is_open:
+                declare_key = "alert-declare:" + _digest(declare_key, record.incident_id)
+                record = self.store.idempotency(declare_key)
+        if record is not None:  # this very alert declared before: finish, never redo
+            declared = self.store.load(record.incident_id)
+            if plan.alert.starts_at is not None or not self._episode(plan, declared):
+                return self._declared(plan, actor, record.incident_id, replayed=True)
+        holder = self._holding(plan)
+        if holder is not None:
+            return self._attach(plan, actor, holder, "attached")
+        try:
+            outcome = self.execute(
+                "declare",
+                title=plan.title,
+                severity=plan.severity,
+                commander=commander,
+                labels=plan.labels,
+                references={REFERENCE_KIND: plan.reference},
+                actor=actor,
+                idempotency_key=declare_key,
+            )
+        except ReferenceTaken as exc:  # another ingester declared it first
+            holder = exc.holder or self._holder(plan.reference)  # unnamed: restricted
+            if holder is None:
+                raise
+            return self._attach(plan, actor, holder, "attached")
+        return self._declared(plan, actor, outcome.incident.id, replayed=outcome.replayed)
 
     def _holder(self, reference: str) -> str | None:
         """The open incident holding the alert reference, if one does."""
         found = self._index().find_reference(Reference(REFERENCE_KIND, reference), open_only=True)
         return found[0].id if found else None
+
+    def _holding(self, plan: _Plan) -> str | None:
+        """The open incident holding the alert: by its reference, else by a legacy one.
+
+        A legacy reference (the bare key, written before references named the
+        source and kind of key) is matched only when the incident's first alert
+        evidence came from the same source with the same key.
+        """
+        holder = self._holder(plan.reference)
+        if holder is not None or plan.legacy == plan.reference:
+            return holder
+        legacy = Reference(REFERENCE_KIND, plan.legacy)
+        for incident in self._index().find_reference(legacy, open_only=True):
+            if _declared_by(plan, self.store.load(incident.id)):
+                return incident.id
+        return None
+
+    def _history(self, plan: _Plan, incident: Incident) -> list[tuple[str, str]]:
+        """The status and start of each of ``plan``'s alerts recorded on ``incident``, in order."""
+        found = []
+        for item in incident.evidence:
+            lines = item.content.split("\n")
+            if item.source != plan.alert.source or plan.marker() not in lines:
+                continue
+            status = lines[0][1 : lines[0].find("]")] if lines[0].startswith("[") else ""
+            start = next((ln[len("started: ") :] for ln in lines if ln.startswith("started: ")), "")
+            found.append((status, start))
+        return found
+
+    def _episode(self, plan: _Plan, incident: Incident) -> int:
+        """How many resolves of a start-less alert came before it on ``incident``.
+
+        A trigger after a resolve is a new firing, not a resend of the first:
+        its key counts the resolves. A resolve sent again keeps its own count.
+        """
+        if plan.alert.starts_at is not None:
+            return 0
+        statuses = [status for status, _ in self._history(plan, incident)]
+        resolves = statuses.count("resolved")
+        if plan.alert.status == "resolved" and statuses and statuses[-1] == "resolved":
+            return resolves - 1
+        return resolves
+
+    def _salt(self, plan: _Plan, incident_id: str) -> str:
+        """What tells apart the keys of a start-less alert on two incidents ("": the first)."""
+        if plan.alert.starts_at is not None:
+            return ""
+        record = self.store.idempotency(plan.declare_key)
+        return "" if record is not None and record.incident_id == incident_id else incident_id
 
     def _declared(
         self, plan: _Plan, actor: str, incident_id: str, *, replayed: bool
@@ -278,12 +367,15 @@ class Ingestion:
         if first is not None and first > incident.declared_at:
             first = None  # the source's clock is ahead: keep the detection consistent
         details = []
+        salt = self._salt(plan, incident_id)
+        through = _through(plan, incident)
         try:
             detection = self._keyed(
                 "record_detection",
                 incident_id,
-                plan,
+                plan.detection_key(salt),
                 actor,
+                through,
                 method="alert",
                 first_occurred_at=first,
                 detected_at=incident.declared_at,
@@ -291,8 +383,9 @@ class Ingestion:
             evidence = self._keyed(
                 "add_evidence",
                 incident_id,
-                plan,
+                plan.evidence_key(salt, 0),
                 actor,
+                through,
                 source=plan.alert.source,
                 content=plan.evidence,
             )
@@ -317,13 +410,16 @@ class Ingestion:
     def _attach(
         self, plan: _Plan, actor: str, incident_id: str, action: AlertAction
     ) -> AlertOutcome:
-        shown = self._sees(actor, self.store.load(incident_id))
+        incident = self.store.load(incident_id)
+        shown = self._sees(actor, incident)
+        key = plan.evidence_key(self._salt(plan, incident_id), self._episode(plan, incident))
         try:
             replayed = self._keyed(
                 "add_evidence",
                 incident_id,
-                plan,
+                key,
                 actor,
+                _through(plan, incident),
                 source=plan.alert.source,
                 content=plan.evidence,
             )
@@ -339,16 +435,23 @@ class Ingestion:
         details = ["resolving stays a person's decision"] if action == "noted_resolved" else []
         return _outcome(plan, action, incident_id, shown, details, replayed=replayed)
 
-    def _keyed(self, command: str, incident_id: str, plan: _Plan, actor: str, **args: Any) -> bool:
-        """Run ``command`` once for this alert; True when it had run before (a replay).
+    def _keyed(
+        self,
+        command: str,
+        incident_id: str,
+        key: str,
+        actor: str,
+        through: Reference,
+        **args: Any,
+    ) -> bool:
+        """Run ``command`` once under ``key``; True when it had run before (a replay).
 
-        The write is admitted through the alert's reference (an incident
-        restricted to others takes the alerts it holds), and tried again if the
-        incident changed meanwhile: its key keeps a retry from recording twice.
+        The write is admitted through the alert's reference ``through`` (an
+        incident restricted to others takes the alerts it holds), and tried
+        again if the incident changed meanwhile: its key keeps a retry from
+        recording twice.
         """
-        key = plan.evidence_key if command == "add_evidence" else plan.detection_key
         options: CommandOptions = {"actor": actor, "idempotency_key": key}
-        through = Reference(REFERENCE_KIND, plan.reference)
         tries = _TRIES
         while True:
             tries -= 1
@@ -359,6 +462,37 @@ class Ingestion:
             except ConcurrencyConflict:
                 if not tries:
                     raise
+
+
+def _through(plan: _Plan, incident: Incident) -> Reference:
+    """The alert reference ``incident`` holds for ``plan``: its own, else the legacy one."""
+    own = Reference(REFERENCE_KIND, plan.reference)
+    legacy = Reference(REFERENCE_KIND, plan.legacy)
+    return legacy if own not in incident.references and legacy in incident.references else own
+
+
+def _declared_by(plan: _Plan, incident: Incident) -> bool:
+    """True when the first alert recorded on ``incident`` came from ``plan``'s source and key."""
+    for item in incident.evidence:
+        lines = item.content.split("\n")
+        if any(ln.startswith("source: ") and "; key: " in ln for ln in lines[1:]):
+            return item.source == plan.alert.source and plan.marker() in lines
+    return False
+
+
+def _first_start(history: list[tuple[str, str]]) -> datetime | None:
+    """When the first recorded firing started, if it said."""
+    for status, start in history:
+        if status == "firing":
+            try:
+                return datetime.fromisoformat(start) if start else None
+            except ValueError:
+                return None
+    return None
+
+
+def _before(start: datetime | None, first: datetime | None) -> bool:
+    return start is not None and first is not None and start < first
 
 
 def _not_recorded(error: IncidentFlowError) -> str:

@@ -53,7 +53,9 @@ class TestDeclare:
             assert first.id.endswith("-checkout-error-rate-above-5")
             assert first.severity.value == "P1"
             assert first.commander == "alerts"
-            assert {(r.kind, r.value) for r in first.references} == {("alert", "1a30ba71cca2921f")}
+            assert {(r.kind, r.value) for r in first.references} == {
+                ("alert", "alertmanager:fp:1a30ba71cca2921f")
+            }
             assert first.labels["service"] == "checkout"
             assert first.labels["instance"] == "checkout-7f9c:8080"
             assert first.labels["name"] == "http_errors"  # __name__, made a valid key
@@ -127,8 +129,8 @@ class TestDedupe:
                 source="generic",
             )
             assert all(o.replayed for o in again)
-            assert versions(flow) == {**before, later.outcomes[0].incident_id: 4}
-            assert later.outcomes[0].action == "attached"  # another source, same fingerprint
+            assert later.outcomes[0].action == "declared"  # another source, same fingerprint
+            assert versions(flow) == {**before, later.outcomes[0].incident_id: 3}
 
     @pytest.mark.parametrize("kind", CHEAP)
     def test_resent_with_other_text_keeps_the_first(
@@ -153,7 +155,9 @@ class TestDedupe:
             assert [o.action for o in report] == ["declared", "attached"]
             (incident,) = flow.list()
             assert len(incident.evidence) == 2
-            assert [r.value for r in incident.references] == [report.outcomes[0].alert.group_key]
+            assert [r.value for r in incident.references] == [
+                f"alertmanager:group:{report.outcomes[0].alert.group_key}"
+            ]
 
     @pytest.mark.parametrize("kind", CHEAP)
     def test_after_close_a_new_firing_declares_again(
@@ -172,14 +176,18 @@ class TestDedupe:
             )
             assert later.outcomes[0].action == "declared"
             assert later.outcomes[0].incident_id != first_id
-            assert flow.find("alert", "fp-1").id == later.outcomes[0].incident_id  # type: ignore[union-attr]
+            assert flow.find("alert", "generic:fp:fp-1").id == later.outcomes[0].incident_id  # type: ignore[union-attr]
 
     def test_race_with_another_ingester_attaches(
         self, flow: IncidentFlow, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """When another ingester declares first (ReferenceTaken), the alert goes to its incident."""
         theirs = flow.declare(
-            "Checkout down", severity="P1", commander="al", references={"alert": "fp-1"}, actor="al"
+            "Checkout down",
+            severity="P1",
+            commander="al",
+            references={"alert": "generic:fp:fp-1"},
+            actor="al",
         )
         monkeypatch.setattr(flow, "_holder", lambda reference: None)  # looked before they wrote
         report = flow.ingest(generic({"fingerprint": "fp-1"}), source="generic")

@@ -85,6 +85,21 @@ class Alert:
             return self.group_key
         return self.fingerprint
 
+    def key_kind(self, group_by: str = "fingerprint") -> Literal["fp", "group"]:
+        """What :meth:`key` gives: ``"group"`` (the group key) or ``"fp"`` (the fingerprint)."""
+        return "group" if group_by == "group" and self.group_key else "fp"
+
+    def reference(self, group_by: str = "fingerprint") -> str:
+        """The alert reference an incident holds for it: ``source:kind:key``.
+
+        The source and the kind of key are part of it, so that alerts from two
+        sources, or a fingerprint and a group key, never match each other.
+
+        >>> Alert(source="alertmanager", fingerprint="abc1", status="firing", title="t").reference()
+        'alertmanager:fp:abc1'
+        """
+        return f"{self.source}:{self.key_kind(group_by)}:{self.key(group_by)}"
+
 
 def one_line(value: str, limit: int) -> str:
     """``value`` as one tidy line of at most ``limit`` characters ("…" marks a cut)."""

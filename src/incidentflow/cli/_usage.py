@@ -74,7 +74,10 @@ EXAMPLES = {
         "incidentflow evidence collect {id} --git . --journalctl nginx",
         "incidentflow evidence collect {id} --run 'kubectl get pods -n shop'",
     ),
-    "find": ("incidentflow find alert 3f9c0e2a", "incidentflow find ticket OPS-12 --json"),
+    "find": (
+        "incidentflow find alert alertmanager:fp:3f9c0e2a",
+        "incidentflow find ticket OPS-12 --json",
+    ),
     "deadlines": ("incidentflow deadlines {id}",),
     "check-deadlines": ("incidentflow check-deadlines",),
     "metrics": ("incidentflow metrics --by severity", "incidentflow metrics --since -30d"),
