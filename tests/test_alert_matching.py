@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -237,3 +238,38 @@ class TestLateResolve:
         assert statuses(flow, newer or "") == ["firing"]
         own = alertmanager("fpX", status="resolved", start="2026-11-27T14:30:00Z")
         assert outcome(flow, own, "alertmanager") == ("noted_resolved", newer, False)
+
+
+class TestStormFiles:
+    """A payload of many alerts writes each incident's files once, after its last alert."""
+
+    def test_one_write_per_incident_per_payload(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import incidentflow.render.files as files
+
+        written: list[tuple[str, int]] = []
+        original = files.write_files
+
+        def counting(incident: Any, *args: Any, **kwargs: Any) -> Any:
+            written.append((incident.id, incident.version))
+            return original(incident, *args, **kwargs)
+
+        monkeypatch.setattr(files, "write_files", counting)
+        flow = IncidentFlow.in_memory(incidents_dir=tmp_path / "incidents")
+        alerts = [
+            {
+                "fingerprint": "fp-storm",
+                "status": "firing",
+                "title": "Disk full on db-7",
+                "started_at": f"2026-11-27T13:{minute:02d}:00Z",
+            }
+            for minute in range(40)
+        ]
+        report = flow.ingest({"alerts": alerts}, source="generic")
+        [incident_id] = {o.incident_id for o in report}
+        final = flow.get(incident_id)
+        assert final.version > 40  # every alert was recorded
+        assert written == [(incident_id, final.version)]
+        text = flow.incident_path(incident_id).read_text()  # type: ignore[union-attr]
+        assert f"version {final.version} " in text

@@ -30,7 +30,7 @@ from ._flow_commit import (
 )
 from ._flow_delivery import Deliveries
 from ._flow_fast import FastPath, stamped, utc, weak_now
-from ._flow_ingest import Ingestion
+from ._flow_ingest import Ingestion, files_deferred
 from ._flow_links import RELATIONS, Relations
 from ._flow_reads import Reads
 from ._model import Incident, Reference, Severity
@@ -539,7 +539,7 @@ class IncidentFlow(
 
     def _after_commit(self, snapshot: Incident, outbox: Sequence[OutboxItem]) -> None:
         # The command is committed: nothing here may keep it from returning.
-        if self.incidents_dir is not None or self.knowledge_dir is not None:
+        if (self.incidents_dir or self.knowledge_dir) and not files_deferred(snapshot):
             try:
                 self._write_files(snapshot)
             except Exception:

@@ -14,11 +14,14 @@ names it: its outcome has no incident id, and no error about it leaves ``ingest`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from loguru import logger
 
 from . import _validate as v
 from ._model import Incident, Reference, Severity
@@ -51,6 +54,20 @@ __all__ = ["Ingestion"]
 REFERENCE_KIND = "alert"
 #: How often a write is tried when the incident changed meanwhile (keyed: never twice).
 _TRIES = 3
+
+#: While set (by ``ingest``), commits leave their snapshot here instead of writing its files.
+DEFERRED_FILES: ContextVar[dict[str, Incident] | None] = ContextVar("deferred_files", default=None)
+
+
+def files_deferred(snapshot: Incident) -> bool:
+    """True when an ingest in progress will write ``snapshot``'s files itself, once, at its end."""
+    deferred = DEFERRED_FILES.get()
+    if deferred is None:
+        return False
+    deferred[snapshot.id] = snapshot
+    return True
+
+
 #: Said of an incident the sender may not see, instead of its id.
 _UNSEEN = "the incident is restricted to others: its id is not shown"
 
@@ -117,6 +134,11 @@ class Ingestion:
     if TYPE_CHECKING:
         store: EventStore
         policy: Policy
+        incidents_dir: Path | None
+        knowledge_dir: Path | None
+
+        def _write_files(self, incident: Incident) -> Sequence[Path]:
+            """Write the incident's Markdown file and KB gotcha."""
 
         def execute(self, command: str, incident_id: str | None = None, **args: Any) -> Outcome:
             """Run a command by name."""
@@ -202,7 +224,21 @@ class Ingestion:
         alerts = parse(payload, source)
         plans = [self._plan(alert, rules) for alert in alerts]
         commander = rules.commander or actor
-        return IngestReport([self._ingest_one(plan, actor, commander) for plan in plans])
+        if self.incidents_dir is None and self.knowledge_dir is None:
+            return IngestReport([self._ingest_one(plan, actor, commander) for plan in plans])
+        # An incident's files are written once for the whole payload, not after each of its
+        # alerts: a storm of 2,000 alerts on one incident rewrote its file 2,000 times.
+        deferred: dict[str, Incident] = {}
+        token = DEFERRED_FILES.set(deferred)
+        try:
+            return IngestReport([self._ingest_one(plan, actor, commander) for plan in plans])
+        finally:
+            DEFERRED_FILES.reset(token)
+            for snapshot in deferred.values():
+                try:
+                    self._write_files(snapshot)
+                except Exception:
+                    logger.exception("could not write the files of {}", snapshot.id)
 
     # -- planning: pure, before any write --------------------------------------------------
 
