@@ -146,6 +146,23 @@ class MemoryStore(CheckedAppend, ScanningQueryIndex, Store):
         """Snapshots matching ``query``."""
         return query.apply(list(self._snapshots.values()))
 
+    def find_reference(
+        self, reference: Reference, *, open_only: bool = False
+    ) -> Sequence[Incident]:
+        """The incidents holding ``reference``; its one open holder from the map the store keeps.
+
+        Every alert of a storm looks its holder up: a scan of every snapshot made a
+        payload of 4,000 alerts take 27 s.
+        """
+        if not open_only:
+            return super().find_reference(reference, open_only=open_only)
+        with self._lock:
+            holder = self._open_references.get(reference)
+            found = None if holder is None else self._snapshots.get(holder)
+        if found is None or not found.is_open or reference not in found.references:
+            return ()
+        return (found,)
+
     def idempotency(self, key: str) -> IdempotencyRecord | None:
         """The record kept for ``key``, if any."""
         return self._keys.get(key)
