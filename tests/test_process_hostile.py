@@ -131,6 +131,18 @@ class TestUpdateClockAfterReopen:
         assert breach.data.kind == "update"
         assert breach.data.due_at == reopened + CADENCE
 
+    def test_the_incident_file_drops_a_lapsed_promise(self, clock: FrozenClock) -> None:
+        """The Markdown shows no "next update due" from before the reopen, as deadlines do not."""
+        from incidentflow.render import render_incident
+
+        flow, incident_id = self._reopened(clock, Policy(), timedelta(minutes=30))
+        text = render_incident(flow.get(incident_id), flow.history(incident_id))
+        assert "**Next update due:**" not in text
+        flow.post_update(incident_id, "internal", "looking again", next_update_in=timedelta(
+            minutes=20), actor=COMMANDER)  # fmt: skip
+        text = render_incident(flow.get(incident_id), flow.history(incident_id))
+        assert f"**Next update due:** {(clock() + timedelta(minutes=20)):%Y-%m-%d %H:%M}" in text
+
     def test_without_a_cadence_a_lapsed_promise_is_void(self, clock: FrozenClock) -> None:
         """A promise that fell due while resolved is void: no update deadline, no breach."""
         flow, incident_id = self._reopened(clock, Policy(), CADENCE)

@@ -10,7 +10,7 @@ from ._model import Incident, State
 from ._policy import Policy
 from .commands import DEADLINE_KINDS
 
-__all__ = ["DEADLINE_KINDS", "Deadline", "deadlines"]
+__all__ = ["DEADLINE_KINDS", "Deadline", "deadlines", "reopened_at"]
 
 
 @attrs.frozen
@@ -126,7 +126,7 @@ def _parts(key: str) -> tuple[str, str, str]:
     return kind, subject, due
 
 
-def _reopened_at(incident: Incident) -> datetime | None:
+def reopened_at(incident: Incident) -> datetime | None:
     """When the incident was last reopened, if it was.
 
     Every reopen sets the fix aside with its time (an incident is fixed or resolved only
@@ -149,7 +149,7 @@ def _next_update(
     """
     if not incident.is_open:
         return None
-    reopened = _reopened_at(incident)
+    reopened = reopened_at(incident)
     last = incident.updates[-1] if incident.updates else None
     # An update at the very time of the reopen restarts the clock itself, from the same time.
     if reopened is not None and (last is None or last.at < reopened):

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
+from .._deadlines import reopened_at
 from .._model import (
     ActionItem,
     Confirmation,
@@ -85,8 +86,11 @@ def header(inc: Incident) -> list[str]:
         if d.first_occurred_at is not None:
             parts.append(f"(first occurred {utc(d.first_occurred_at)})")
         out.append(f"**Detected:** {' '.join(parts)}  ")
-    if inc.next_update_due is not None and inc.is_open:  # no update is due once resolved
-        out.append(f"**Next update due:** {utc(inc.next_update_due)}  ")
+    due = inc.next_update_due
+    reopened = reopened_at(inc)
+    # No update is due once resolved; one promised before a reopen lapsed (the clock restarted).
+    if due is not None and inc.is_open and (reopened is None or due > reopened):
+        out.append(f"**Next update due:** {utc(due)}  ")
     if inc.reopen_count:
         out.append(f"**Reopened:** {inc.reopen_count} time(s)  ")
     if inc.state is State.DISMISSED and inc.dismissal_reason is not None:
