@@ -234,3 +234,28 @@ class TestDeviceNames:
         inc = drive_to(flow, clock, "kb_updated", texts={"title": title})
         flow.render(inc.id)
         assert gotcha_names(tmp_path / "kb") == [f"{title.lower()}-gotcha.md"]
+
+
+class TestModes:
+    """Files people read get what open() would give them, not a temporary file's 0600."""
+
+    def test_new_files_follow_the_umask_and_replaced_ones_keep_theirs(self, tmp_path: Path) -> None:
+        import stat
+
+        from incidentflow.render.files import new_file_mode
+
+        old = os.umask(0o027)
+        try:
+            assert new_file_mode() == 0o640
+            flow = IncidentFlow.in_memory(
+                incidents_dir=tmp_path / "incidents", knowledge_dir=tmp_path / "kb"
+            )
+            inc = flow.declare("Disk full", severity="P4", commander="a", actor="a")
+            path = flow.incident_path(inc.id)
+            assert path is not None
+            assert stat.S_IMODE(path.stat().st_mode) == 0o640
+            path.chmod(0o664)
+            flow.add_note(inc.id, "looking", actor="a")
+            assert stat.S_IMODE(path.stat().st_mode) == 0o664
+        finally:
+            os.umask(old)

@@ -160,9 +160,10 @@ def _write_lines(path: Path, lines: Iterable[str]) -> int:
         raise environment_failure(f"cannot write {path}: {exc.strerror}") from None
     temporary = Path(name)
     try:
+        from ..render.files import new_file_mode
+
         with open(descriptor, "w", encoding="utf-8") as out:
-            if kept is not None:
-                os.fchmod(out.fileno(), kept)
+            os.fchmod(out.fileno(), new_file_mode() if kept is None else kept)
             written = _put(out, lines)
         temporary.replace(path)
     except OSError as exc:

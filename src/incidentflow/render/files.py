@@ -23,7 +23,7 @@ from .._model import Incident
 from ..exceptions import StoreError, ValidationError
 from .markdown import render_gotcha, render_incident
 
-__all__ = ["gotcha_file_name", "safe_file_name", "write_atomic", "write_files"]
+__all__ = ["gotcha_file_name", "new_file_mode", "safe_file_name", "write_atomic", "write_files"]
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,80}\Z")
 
@@ -119,11 +119,37 @@ def write_files(
     return written
 
 
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0o666 less the process's umask.
+
+    Read from ``/proc/self/status`` (setting the umask to read it would change it
+    for every thread meanwhile); 0o644 where that is not available.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o644
+
+
 def _replace(folder: Path, name: str, text: str) -> Path:
-    """Replace ``folder/name.md`` with ``text`` whole; the caller holds the folder's lock."""
+    """Replace ``folder/name.md`` with ``text`` whole; the caller holds the folder's lock.
+
+    A file replaced keeps its permissions; a new one gets what ``open()`` would
+    give it, not the owner-only mode of a temporary file.
+    """
     target = folder / f"{safe_file_name(name)}.md"
+    try:
+        found = target.lstat()
+        mode = stat.S_IMODE(found.st_mode) if stat.S_ISREG(found.st_mode) else new_file_mode()
+    except FileNotFoundError:
+        mode = new_file_mode()
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
         os.replace(tmp, target)
