@@ -67,6 +67,48 @@ CASES = [
         id="curl-user-quoted-with-space",
     ),
     pytest.param(
+        "docker login -u bob -p S3cretPass registry.example",
+        "S3cretPass",
+        "docker login -u bob -p [REDACTED:password] registry.example",
+        id="docker-login-p",
+    ),
+    pytest.param(
+        "redis-cli -h cache -a hunter22 ping",
+        "hunter22",
+        "redis-cli -h cache -a [REDACTED:password] ping",
+        id="redis-cli-a",
+    ),
+    pytest.param(
+        "sshpass -p 'pw 1' ssh deploy@host",
+        "pw 1",
+        "sshpass -p '[REDACTED:password]' ssh deploy@host",
+        id="sshpass-p",
+    ),
+    pytest.param(
+        "webhook secret whsec_" + "a1B2" * 8,
+        "whsec_" + "a1B2" * 8,
+        "webhook secret [REDACTED:stripe_key]",
+        id="stripe-webhook-secret",
+    ),
+    pytest.param(
+        "//registry.npmjs.org/:_authToken=npm_" + "A1b2C3d4E5" * 3 + "F6g7H8",
+        "npm_" + "A1b2C3d4E5" * 3 + "F6g7H8",
+        "//registry.npmjs.org/:_authToken=[REDACTED:api_token]",
+        id="npm-token",
+    ),
+    pytest.param(
+        "SENDGRID_KEY SG." + "a" * 22 + "." + "b" * 43,
+        "SG." + "a" * 22 + "." + "b" * 43,
+        "SENDGRID_KEY [REDACTED:api_token]",
+        id="sendgrid-key",
+    ),
+    pytest.param(
+        "GET /c?sv=2020-08-04&sig=AbCdEf%2B123456789xyz%3D&se=2026",
+        "AbCdEf%2B123456789xyz%3D",
+        "GET /c?sv=2020-08-04&sig=[REDACTED:azure_key]&se=2026",
+        id="azure-sas-sig",
+    ),
+    pytest.param(
         "echo https://bob:p@ss@db.internal/",
         "p@ss",
         "echo https://bob:[REDACTED:url_password]@db.internal/",

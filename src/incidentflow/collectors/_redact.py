@@ -70,7 +70,16 @@ _SLACK_WEBHOOK = re.compile(
     r"(?P<keep>hooks\.slack\.com/(?:services|workflows|triggers)/)(?P<secret>[A-Za-z0-9/_-]+)"
 )
 _AWS_KEY_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])")
-_STRIPE = re.compile(r"(?<![A-Za-z0-9])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}")
+_STRIPE = re.compile(
+    r"(?<![A-Za-z0-9])(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{20,})"
+)
+# npm, PyPI and SendGrid API tokens: fixed prefixes, so found wherever they stand.
+_PACKAGE_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9_-])(?:npm_[A-Za-z0-9]{36}|pypi-AgE[A-Za-z0-9_-]{50,}"
+    r"|SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})(?![A-Za-z0-9_-])"
+)
+# An Azure shared access signature's signature in a URL: ...&sig=<base64>.
+_SAS_SIGNATURE = re.compile(r"(?P<key>[?&]sig=)(?P<secret>[A-Za-z0-9%+/=_-]{16,})")
 _GOOGLE_API_KEY = re.compile(r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])")
 _GITLAB = re.compile(r"(?<![A-Za-z0-9])gl(?:pat|dt|rt|ptt|cbt)-[A-Za-z0-9_-]{20,}")
 _AZURE_KEY = re.compile(
@@ -89,6 +98,11 @@ _USER_PASSWORD_FLAG = re.compile(
 _MYSQL_PASSWORD = re.compile(
     r"(?P<key>\b(?:mysql|mariadb|mysqldump|mysqladmin)\b[^\n]*?[ \t](?P<q>[\"'])?-p)"
     + _QUOTED_SECRET
+)
+# The password flag of other clients: docker/podman login -p PW, redis-cli -a PW, sshpass -p PW.
+_CLIENT_PASSWORD = re.compile(
+    r"(?P<key>\b(?:(?:docker|podman|nerdctl)[ \t]+login\b[^\n]*?[ \t]-p|redis-cli\b[^\n]*?"
+    r"[ \t]-a|sshpass\b[^\n]*?[ \t]-p)[ \t]*(?P<q>[\"'])?)" + _QUOTED_SECRET
 )
 # A .pgpass line: hostname:port:database:username:password.
 _PGPASS = re.compile(r"(?m)^(?P<key>[^:\s]+:(?:\d{1,5}|\*):[^:\s]+:[^:\s]+:)(?P<secret>[^\s]+)$")
@@ -257,11 +271,14 @@ _RULES: tuple[tuple[re.Pattern[str], _Replace], ...] = (
     (_SLACK_WEBHOOK, _group("secret", "slack_webhook")),
     (_AWS_KEY_ID, _whole("aws_access_key_id")),
     (_STRIPE, _whole("stripe_key")),
+    (_PACKAGE_TOKEN, _whole("api_token")),
+    (_SAS_SIGNATURE, _group("secret", "azure_key")),
     (_GOOGLE_API_KEY, _whole("google_api_key")),
     (_GITLAB, _whole("gitlab_token")),
     (_AZURE_KEY, _group("secret", "azure_key")),
     (_USER_PASSWORD_FLAG, _group("secret", "password")),
     (_MYSQL_PASSWORD, _group("secret", "password")),
+    (_CLIENT_PASSWORD, _group("secret", "password")),
     (_PGPASS, _group("secret", "password")),
     (_URL_PASSWORD, _group("secret", "url_password")),
     (_AUTHORIZATION, _authorization),
