@@ -523,3 +523,29 @@ class TestMovedDeadlines:
         assert update.due_at == clock() + timedelta(minutes=15)
         clock.advance(hours=2)
         assert [e.data.kind for e in flow.check_deadlines()] == ["update"]
+
+
+class TestTheEndOfTheCalendar:
+    def test_a_deadline_past_the_year_9999_never_comes(self) -> None:
+        """A clock near the calendar's end and century-long targets: no OverflowError anywhere."""
+        clock = FrozenClock(datetime(9950, 1, 1, tzinfo=UTC))
+        century = timedelta(days=36_500)
+        policy = Policy(
+            response_targets={"P1": century},
+            update_cadence=century,
+            postmortem_due=century,
+            watch_window=century,
+        )
+        flow = IncidentFlow.in_memory(clock=clock, policy=policy)
+        inc = flow.declare("Late", severity="P1", commander="a", actor="a")
+        last = datetime.max.replace(tzinfo=UTC)
+        assert {d.kind: d.due_at for d in flow.deadlines(inc.id)} == {
+            "response": last,
+            "update": last,
+        }
+        assert flow.check_deadlines() == []
+        assert flow.can(inc.id, "start_triage").allowed
+        inc = drive_to(flow, clock, State.FIXED, "P1")
+        flow.confirm_by_user(inc.id, user="dana", actor="dana")
+        reasons = [r.code for r in flow.can(inc.id, "resolve").reasons]
+        assert reasons == ["watch_window.running"]  # a window that never ends, not a crash

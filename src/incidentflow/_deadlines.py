@@ -9,6 +9,7 @@ import attrs
 from ._model import Incident, State
 from ._policy import Policy
 from .commands import DEADLINE_KINDS
+from .commands._shared import later
 
 __all__ = ["DEADLINE_KINDS", "Deadline", "deadlines", "reopened_at"]
 
@@ -66,7 +67,7 @@ def deadlines(incident: Incident, policy: Policy) -> list[Deadline]:
             Deadline(
                 "response",
                 "",
-                incident.declared_at + process.response_target,
+                later(incident.declared_at, process.response_target),
                 incident.acknowledged_at,
             )
         )
@@ -76,7 +77,7 @@ def deadlines(incident: Incident, policy: Policy) -> list[Deadline]:
             Deadline(
                 "postmortem",
                 "",
-                incident.resolved_at + policy.postmortem_due,
+                later(incident.resolved_at, policy.postmortem_due),
                 pm.completed_at if pm is not None else None,
             )
         )
@@ -156,16 +157,16 @@ def _next_update(
         promised = incident.next_update_due if last is not None else None
         candidates = [promised] if promised is not None and promised > reopened else []
         if cadence is not None:
-            candidates.append(reopened + cadence)
+            candidates.append(later(reopened, cadence))
         due = min(candidates, default=None)
         since: datetime | None = reopened
     elif last is not None:
         due = incident.next_update_due
         if due is None and cadence is not None:  # none promised, but the process now asks
-            due = last.at + cadence
+            due = later(last.at, cadence)
         since = None
     else:
-        due = incident.declared_at + cadence if cadence is not None else None
+        due = later(incident.declared_at, cadence) if cadence is not None else None
         since = None
     if due is None:
         return None

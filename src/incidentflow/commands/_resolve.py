@@ -13,7 +13,7 @@ from ..exceptions import ValidationError
 from ._coordination import COMMANDER
 from ._define import Argument, Command, Context, Guard, Move, Unmet, unmet
 from ._links import CHILD_OPEN
-from ._shared import remembered, replace, time_left, when
+from ._shared import later, remembered, replace, time_left, when
 
 __all__ = ["CONFIRM_BY_USER", "REOPEN", "RESOLVE"]
 
@@ -138,7 +138,7 @@ def _watched(c: Context[ev.Resolved]) -> Unmet | None:
     deploy = c.incident.last_deploy
     if deploy is None:
         return None
-    watch_end = deploy.deployed_at + c.policy.process_of(c.incident).watch_window
+    watch_end = later(deploy.deployed_at, c.policy.process_of(c.incident).watch_window)
     if c.now >= watch_end:
         return None
     return unmet(

@@ -66,6 +66,21 @@ def when(at: datetime) -> str:
     return f"{at:%Y-%m-%d %H:%M:%S.%f}".rstrip("0") + " UTC"
 
 
+_LAST = datetime.max.replace(tzinfo=UTC)
+
+
+def later(moment: datetime, span: timedelta) -> datetime:
+    """``moment + span``, or the last moment there is when that runs past the year 9999.
+
+    A clock near the end of the calendar with a long target has a deadline that
+    never comes, not an OverflowError.
+    """
+    try:
+        return moment + span
+    except OverflowError:
+        return _LAST
+
+
 def time_left(delta: timedelta) -> str:
     """What is left of a wait, exactly, to the second: ``14m05s``, ``1h02m10s``, ``40s``.
 
