@@ -17,6 +17,7 @@ from ._builders import builder
 from ._model import Incident, Reference, State
 from ._reasons import Outcome, Reason
 from .commands import Command
+from .commands._links import linked
 from .exceptions import IncidentNotFound, ReferenceTaken, ValidationError
 from .stores._protocols import EventStore, QueryIndex
 from .stores._records import Commit
@@ -151,7 +152,7 @@ def references_exist(
     be missing from this store (an export of one of two linked incidents).
     """
     incident_id = incident.id
-    if command.name == "unlink" and _holds(incident, values["kind"], values["other"]):
+    if command.name == "unlink" and linked(incident, values["kind"], values["other"]):
         return
     for argument in command.references:
         referenced = values[argument.name]
@@ -168,10 +169,6 @@ def references_exist(
             )
         if set(other.restricted_to) != set(incident.restricted_to) and command.name in _JOINS:
             raise ValidationError(argument.name, _unlike(incident, other))
-
-
-def _holds(incident: Incident, kind: str, other: str) -> bool:
-    return any(x.kind == kind and x.other == other for x in incident.links)
 
 
 #: Commands that join two incidents (a link, a duplicate): only incidents restricted alike.

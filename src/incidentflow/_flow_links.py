@@ -19,7 +19,7 @@ from ._flow_commands import CommandOptions
 from ._model import Incident, State
 from ._reasons import Outcome
 from .commands import DEFINITIONS, Command
-from .commands._links import inverse
+from .commands._links import inverse, linked
 from .exceptions import IncidentNotFound, TransitionRejected, ValidationError
 from .stores._protocols import EventStore
 
@@ -33,10 +33,6 @@ _UNLINK = DEFINITIONS["unlink"]
 _MERGE = DEFINITIONS["merge"]
 _ABSORB = DEFINITIONS["absorb"]
 _NO_OTHERS: Mapping[str, State] = MappingProxyType({})
-
-
-def _linked(inc: Incident, kind: str, other: str) -> bool:
-    return any(link.kind == kind and link.other == other for link in inc.links)
 
 
 class Relations(abc.ABC):
@@ -139,10 +135,10 @@ class Relations(abc.ABC):
         kind, other = values["kind"], values["other"]
         linking = command is _LINK
         if (
-            _linked(self.store.load(here), kind, other) is linking
+            linked(self.store.load(here), kind, other) is linking
             and other != here
             and self.store.exists(other)
-            and _linked(self.store.load(other), inverse(kind), here) is not linking
+            and linked(self.store.load(other), inverse(kind), here) is not linking
         ):
             # The first commit landed and the second did not: complete it.
             self._other_side(command, other, inverse(kind), here, options)
@@ -161,7 +157,7 @@ class Relations(abc.ABC):
     ) -> None:
         linking = command is _LINK
         try:
-            if _linked(self.store.load(incident_id), kind, other) is linking:
+            if linked(self.store.load(incident_id), kind, other) is linking:
                 return  # recorded already (a replayed key, or a twin finished it)
             self._execute(
                 command,
@@ -175,7 +171,7 @@ class Relations(abc.ABC):
             # Unlinking from an incident not in this store, or one the caller may not
             # see: this side is done; the other keeps its half for whoever can reach it.
         except TransitionRejected:
-            if _linked(self.store.load(incident_id), kind, other) is not linking:
+            if linked(self.store.load(incident_id), kind, other) is not linking:
                 raise
 
     def _merged_into(self, duplicate: Incident, target: str) -> ev.Merged | None:
@@ -189,7 +185,7 @@ class Relations(abc.ABC):
 
     def _absorbed(self, target: str, duplicate: str) -> bool:
         """True when ``target``'s history records taking in ``duplicate``."""
-        if not _linked(self.store.load(target), "duplicated_by", duplicate):
+        if not linked(self.store.load(target), "duplicated_by", duplicate):
             return False  # the usual answer, without reading the history
         return any(
             isinstance(e.data, ev.Absorbed) and e.data.source == duplicate

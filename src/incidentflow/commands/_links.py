@@ -38,6 +38,7 @@ __all__ = [
     "PHASE",
     "UNLINK",
     "inverse",
+    "linked",
 ]
 
 #: Every kind of link, with the kind the other incident records.
@@ -66,12 +67,13 @@ def _kind(field: str, value: object) -> str:
     return v.one_of(field, value, LINK_KINDS)
 
 
-def _linked(inc: Incident, kind: str, other: str) -> bool:
+def linked(inc: Incident, kind: str, other: str) -> bool:
+    """True when ``inc`` holds a link of ``kind`` to ``other``."""
     return any(link.kind == kind and link.other == other for link in inc.links)
 
 
 def _not_linked(c: Context[ev.Linked]) -> Unmet | None:
-    if c.payload is None or not _linked(c.incident, c.payload.kind, c.payload.other):
+    if c.payload is None or not linked(c.incident, c.payload.kind, c.payload.other):
         return None
     kind, other = c.payload.kind, c.payload.other
     return unmet(f"{c.incident.id} is {kind} {other} already", kind=kind, other=other)
@@ -82,7 +84,7 @@ def _consistent(c: Context[ev.Linked]) -> Unmet | None:
         return None
     kind, other = c.payload.kind, c.payload.other
     opposite = inverse(kind)
-    if opposite == kind or not _linked(c.incident, opposite, other):
+    if opposite == kind or not linked(c.incident, opposite, other):
         return None
     return unmet(
         f"{c.incident.id} is {opposite} {other}: it cannot be {kind} it too; unlink first",
@@ -93,7 +95,7 @@ def _consistent(c: Context[ev.Linked]) -> Unmet | None:
 
 
 def _with_link(inc: Incident, kind: str, other: str, e: ev.Event) -> Records[Link]:
-    if _linked(inc, kind, other):
+    if linked(inc, kind, other):
         return inc.links
     return inc.links.appended(Link(kind, other, e.at, e.actor))
 
@@ -118,7 +120,7 @@ LINK = Command(
 
 
 def _is_linked(c: Context[ev.Unlinked]) -> Unmet | None:
-    if c.payload is None or _linked(c.incident, c.payload.kind, c.payload.other):
+    if c.payload is None or linked(c.incident, c.payload.kind, c.payload.other):
         return None
     kind, other = c.payload.kind, c.payload.other
     return unmet(f"{c.incident.id} is not {kind} {other}", kind=kind, other=other)
