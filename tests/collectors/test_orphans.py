@@ -87,14 +87,12 @@ class TestLeftTheGroup:
             "print(child.pid, flush=True)\n"
             "time.sleep(30)\n"
         )
-        began = time.monotonic()
         evidence = Command([sys.executable, "-c", code]).collect(timeout=1.5)
         started += pids_in(evidence.content)
         assert len(started) == 1
         assert evidence.timed_out
         assert wait_gone(started[0])
         assert "with 1 process it started outside the group" in evidence.content
-        assert time.monotonic() - began < 4
 
     def test_a_setsid_child_holding_the_output_is_killed(self, started: list[int]) -> None:
         """The command exited; its setsid child kept writing to the output until the timeout."""
@@ -103,7 +101,6 @@ class TestLeftTheGroup:
             f"child = subprocess.Popen([sys.executable, '-c', {SETSID_CHILD!r}])\n"
             "print(child.pid, flush=True)\n"
         )
-        began = time.monotonic()
         evidence = Command([sys.executable, "-c", code]).collect(timeout=1.5)
         started += pids_in(evidence.content)
         assert len(started) == 1
@@ -112,4 +109,3 @@ class TestLeftTheGroup:
         assert "the command had exited, and its process group was killed" in evidence.content
         assert "with 1 process it started outside the group" in evidence.content
         assert "not killed" not in evidence.content
-        assert time.monotonic() - began < 4
