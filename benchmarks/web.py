@@ -13,10 +13,13 @@ own SQLite file), so client and server do not share one interpreter lock.
    notes, then fresh ones are declared, so the snapshot each HTTP answer
    carries stays the size of a real incident's. It prints the medians,
    ``http / (library + echo)`` (the issue asks at most 1.5) and, for
-   comparison, ``http / (library + ping)``.
+   comparison, ``http / (library + ping)``. A second server, started with
+   ``app(flow, inline=False)``, takes the same command in the same rounds:
+   its ratio is what the hop to a worker thread costs on every command.
 2. Throughput: 16 clients (threads, one keep-alive connection each) post
-   ``add_note`` to 16 incidents for a few seconds, on SQLite and, when
-   ``INCIDENTFLOW_TEST_POSTGRES_DSN`` is set, on PostgreSQL.
+   ``add_note`` to 16 incidents for a few seconds, on SQLite (by default, and
+   with ``inline=False``) and, when ``INCIDENTFLOW_TEST_POSTGRES_DSN`` is set,
+   on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ CLIENTS = 16
 PER_INCIDENT = 50
 
 
-def serve(store: str, port: int) -> None:
+def serve(store: str, port: int, inline: bool | None = None) -> None:
     """The child process: the service on ``store`` (SQLite path or PostgreSQL DSN), and /ping."""
     import uvicorn
     from starlette.applications import Starlette
@@ -65,7 +68,8 @@ def serve(store: str, port: int) -> None:
         body = await request.json()
         return JSONResponse({"received": len(body), "actor": request.headers.get("x-actor")})
 
-    routes = [Route("/ping", ping), Route("/echo", echo, methods=["POST"]), Mount("/", app(flow))]
+    served = Mount("/", app(flow, inline=inline))
+    routes = [Route("/ping", ping), Route("/echo", echo, methods=["POST"]), served]
     asgi = Starlette(routes=routes)
     uvicorn.run(asgi, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
@@ -73,9 +77,10 @@ def serve(store: str, port: int) -> None:
 class Server:
     """The service in a child process, stopped on exit."""
 
-    def __init__(self, store: str, port: int) -> None:
+    def __init__(self, store: str, port: int, *, threads_only: bool = False) -> None:
         self.url = f"http://127.0.0.1:{port}"
         command = [sys.executable, __file__, "--serve", store, "--port", str(port)]
+        command += ["--threads-only"] if threads_only else []
         self.process = subprocess.Popen(command)
         deadline = time.monotonic() + 30
         while True:
@@ -103,22 +108,29 @@ def _declare(client: httpx.Client, title: str) -> str:
 
 
 def latency(folder: Path, rounds: int, port: int) -> None:
-    """Median latencies, interleaved: library, HTTP command, trivial round trip."""
+    """Median latencies, interleaved: library, HTTP command (both modes), trivial round trips."""
     flow = IncidentFlow(SQLiteStore(folder / "library.db"))
     local = flow.declare("Library incident", severity="P2", commander="bench", actor="bench")
-    with Server(str(folder / "served.db"), port) as server, httpx.Client(base_url=server.url) as c:
-        remote = _declare(c, "Served incident")
-        path, headers = f"/api/incidents/{remote}/add_note", {"X-Actor": "bench"}
-        for _ in range(20):  # warm both paths up
+    with (
+        Server(str(folder / "served.db"), port) as server,
+        Server(str(folder / "threads.db"), port + 3, threads_only=True) as threads,
+        httpx.Client(base_url=server.url) as c,
+        httpx.Client(base_url=threads.url) as t,
+    ):
+        path, hop_path = (f"/api/incidents/{_declare(x, 'Served')}/add_note" for x in (c, t))
+        headers = {"X-Actor": "bench"}
+        for _ in range(20):  # warm every path up
             flow.add_note(local.id, "warm-up", actor="bench")
             c.post(path, json={"text": "warm-up"}, headers=headers).raise_for_status()
+            t.post(hop_path, json={"text": "warm-up"}, headers=headers).raise_for_status()
             c.get("/ping")
             c.post("/echo", json={"text": "warm-up"}, headers=headers)
-        library, http, ping, echo = [], [], [], []
+        library, http, hop, ping, echo = [], [], [], [], []
         for n in range(rounds):
             if n % PER_INCIDENT == 0:  # a fresh incident now and then: a realistic snapshot size
                 local = flow.declare(f"Library {n}", severity="P2", commander="bench", actor="b")
                 path = f"/api/incidents/{_declare(c, f'Served {n}')}/add_note"
+                hop_path = f"/api/incidents/{_declare(t, f'Served {n}')}/add_note"
             started = time.perf_counter()
             flow.add_note(local.id, f"note {n}", actor="bench")
             library.append(time.perf_counter() - started)
@@ -131,22 +143,30 @@ def latency(folder: Path, rounds: int, port: int) -> None:
             started = time.perf_counter()
             c.post("/echo", json={"text": f"note {n}"}, headers=headers).raise_for_status()
             echo.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            t.post(hop_path, json={"text": f"note {n}"}, headers=headers).raise_for_status()
+            hop.append(time.perf_counter() - started)
     flow.close()
-    lib_ms, http_ms, ping_ms, echo_ms = (
-        statistics.median(xs) * 1000 for xs in (library, http, ping, echo)
+    lib_ms, http_ms, hop_ms, ping_ms, echo_ms = (
+        statistics.median(xs) * 1000 for xs in (library, http, hop, ping, echo)
     )
     print(f"latency over {rounds} interleaved rounds (medians, SQLite):")
-    print(f"  library add_note       {lib_ms:7.3f} ms")
-    print(f"  POST /echo round trip  {echo_ms:7.3f} ms")
-    print(f"  GET /ping round trip   {ping_ms:7.3f} ms")
-    print(f"  HTTP add_note          {http_ms:7.3f} ms")
+    print(f"  library add_note                  {lib_ms:7.3f} ms")
+    print(f"  POST /echo round trip             {echo_ms:7.3f} ms")
+    print(f"  GET /ping round trip              {ping_ms:7.3f} ms")
+    print(f"  HTTP add_note                     {http_ms:7.3f} ms")
+    print(f"  HTTP add_note, app(inline=False)  {hop_ms:7.3f} ms")
     print(f"  ratio http / (library + echo) = {http_ms / (lib_ms + echo_ms):.2f} (target <= 1.5)")
     print(f"  ratio http / (library + ping) = {http_ms / (lib_ms + ping_ms):.2f} (GET, no body)")
+    hops = hop_ms / (lib_ms + echo_ms)
+    print(f"  ratio with inline=False       = {hops:.2f} (every command hops)")
 
 
-def throughput(store: str, label: str, seconds: float, port: int) -> None:
+def throughput(
+    store: str, label: str, seconds: float, port: int, *, threads_only: bool = False
+) -> None:
     """Commands per second with ``CLIENTS`` concurrent clients, each on its own incident."""
-    with Server(store, port) as server:
+    with Server(store, port, threads_only=threads_only) as server:
         with httpx.Client(base_url=server.url) as setup:
             ids = [_declare(setup, f"Throughput incident {n}") for n in range(CLIENTS)]
         counts = [0] * CLIENTS
@@ -188,16 +208,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter runs")
     parser.add_argument("--serve", metavar="STORE", help=argparse.SUPPRESS)
+    parser.add_argument("--threads-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=18_400, help="the first port to use")
     options = parser.parse_args()
     if options.serve:
-        serve(options.serve, options.port)
+        serve(options.serve, options.port, False if options.threads_only else None)
         return
     rounds, seconds = (200, 2.0) if options.quick else (1000, 5.0)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         latency(folder, rounds, options.port)
         throughput(str(folder / "throughput.db"), "SQLite", seconds, options.port + 1)
+        throughput(
+            str(folder / "hops.db"), "SQLite, inline=False", seconds, options.port + 4,
+            threads_only=True,
+        )  # fmt: skip
     dsn = os.environ.get("INCIDENTFLOW_TEST_POSTGRES_DSN")
     if dsn:
         throughput(dsn, "PostgreSQL", seconds, options.port + 2)

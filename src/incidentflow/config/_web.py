@@ -6,6 +6,7 @@
     tokens = { "ci-bot" = "env:CI_BOT_TOKEN" }            # actor name = env:VARIABLE
     alert_tokens = { "alertmanager" = "env:AM_TOKEN" }    # bearer tokens for /api/alerts/*
     alert_secrets = { "grafana" = "env:GRAFANA_SECRET" }  # HMAC-SHA256 signing secrets
+    inline = false                                        # store work always in threads
 
 Secrets stay out of the file: each value names the environment variable holding it.
 """
@@ -13,17 +14,18 @@ Secrets stay out of the file: each value names the environment variable holding 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
 from .._toml import toml_shown
 from ..exceptions import ConfigError
-from ._common import env_name, meta, validated
+from ._common import env_name, instance, meta, validated
 
 __all__ = ["WEB_ACCEPT", "WebTable"]
 
 #: What ``web`` accepts, as errors and the reference page say it.
-WEB_ACCEPT = "a table with tokens, alert_tokens and alert_secrets"
+WEB_ACCEPT = "a table with tokens, alert_tokens, alert_secrets and inline"
 _ACCEPTS = 'a table of name = "env:VARIABLE", e.g. { "ci-bot" = "env:CI_BOT_TOKEN" }'
 
 
@@ -69,10 +71,23 @@ class WebTable:
         ),
     )
 
-    def options(self) -> dict[str, dict[str, str]]:
+    inline: bool | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(instance(bool, "true or false")),
+        metadata=meta(
+            "Short store work on the event loop while it is idle (true), always in worker"
+            " threads (false); left out, decided by the store and policy.",
+            "true or false",
+        ),
+    )
+
+    def options(self) -> dict[str, Any]:
         """The keyword arguments of :func:`incidentflow.web.app` this table sets."""
-        return {
+        options: dict[str, Any] = {
             "tokens": dict(self.tokens),
             "alert_tokens": dict(self.alert_tokens),
             "alert_secrets": dict(self.alert_secrets),
         }
+        if self.inline is not None:
+            options["inline"] = self.inline
+        return options

@@ -25,7 +25,7 @@ from ..exceptions import IncidentFlowError, StoreError, ValidationError
 from ._auth import SIGNATURE_HEADER, Signatures, Tokens, bearer
 from ._bodies import read_body
 from ._errors import error_response, problem
-from ._threads import in_worker
+from ._threads import StoreWork
 
 __all__ = ["MAX_ALERT_BODY", "alert_routes"]
 
@@ -33,7 +33,9 @@ __all__ = ["MAX_ALERT_BODY", "alert_routes"]
 MAX_ALERT_BODY = 5 << 20
 
 
-def alert_routes(flow: IncidentFlow, tokens: Tokens, secrets: Signatures) -> list[Route]:
+def alert_routes(
+    flow: IncidentFlow, tokens: Tokens, secrets: Signatures, work: StoreWork
+) -> list[Route]:
     """One ``POST /alerts/{source}`` route per format of :data:`incidentflow.alerts.SOURCES`."""
 
     def endpoint(source: str) -> Route:
@@ -51,7 +53,7 @@ def alert_routes(flow: IncidentFlow, tokens: Tokens, secrets: Signatures) -> lis
             if sender is None:
                 return _unauthenticated()
             try:
-                report = await in_worker(flow.ingest, body, source=source, actor=sender)
+                report = await work.thread(flow.ingest, body, source=source, actor=sender)
             except StoreError:
                 logger.exception("ingesting alerts from {} failed in the store", sender)
                 return problem(503, "StoreError", "the store failed; send the alerts again later")

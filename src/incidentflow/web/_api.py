@@ -19,7 +19,6 @@ import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
-from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -38,7 +37,7 @@ from ._errors import error_response, problem
 from ._json import arguments_from_json, jsonable, parse_moment
 from ._openapi import openapi_document
 from ._snapshots import snapshot_json
-from ._threads import in_worker
+from ._threads import StoreWork
 
 __all__ = ["MAX_BODY", "MAX_DEPTH", "api_routes", "prometheus_endpoint"]
 
@@ -70,9 +69,10 @@ def _viewer(actor: str | None) -> str:
 class _Api:
     """The endpoints, bound to one flow and its credentials."""
 
-    def __init__(self, flow: IncidentFlow, tokens: Tokens) -> None:
+    def __init__(self, flow: IncidentFlow, tokens: Tokens, work: StoreWork | None = None) -> None:
         self.flow = flow
         self.tokens = tokens
+        self.work = work or StoreWork(flow)
 
     # -- who is asking ------------------------------------------------------------------
 
@@ -121,7 +121,7 @@ class _Api:
                 options["idempotency_key"] = key
             if if_match is not None and if_match.strip() != "*":
                 options["expected_version"] = _version(if_match)
-            outcome = await in_worker(self.flow.execute, name, incident_id, **args, **options)
+            outcome = await self.work.quick(self.flow.execute, name, incident_id, **args, **options)
         except _Refused as refused:
             return refused.response
         except IncidentFlowError as exc:
@@ -151,7 +151,7 @@ class _Api:
             args = {}
             if request.method == "POST":
                 args = arguments_from_json(command, await _body(request))
-            verdict = await in_worker(
+            verdict = await self.work.quick(
                 self.flow.can,
                 request.path_params["incident_id"],
                 name,
@@ -182,7 +182,7 @@ class _Api:
         """``GET /incidents/{incident_id}``: the current snapshot."""
 
         async def answer(actor: str | None) -> Response:
-            found = await in_worker(
+            found = await self.work.quick(
                 self.flow.get, request.path_params["incident_id"], viewer=_viewer(actor)
             )
             if none_match(request.headers.get("if-none-match"), _etag(found)):
@@ -195,7 +195,7 @@ class _Api:
         """``GET /incidents/{incident_id}/history``: every event, seq 1..n."""
 
         async def answer(actor: str | None) -> Response:
-            events = await in_worker(
+            events = await self.work.thread(
                 self.flow.history, request.path_params["incident_id"], viewer=_viewer(actor)
             )
             return JSONResponse([event_to_dict(e) for e in events])
@@ -206,7 +206,9 @@ class _Api:
         """``GET /incidents``: the incidents matching the query's filters, paged."""
 
         async def answer(actor: str | None) -> Response:
-            found = await in_worker(self.flow.list, **_filters(request), viewer=_viewer(actor))
+            found = await self.work.thread(
+                self.flow.list, **_filters(request), viewer=_viewer(actor)
+            )
             listed = ",".join(snapshot_json(incident) for incident in found)
             return Response(f"[{listed}]", media_type=_JSON)
 
@@ -216,7 +218,9 @@ class _Api:
         """``GET /summaries``: what ``/incidents`` finds, as one-line summaries."""
 
         async def answer(actor: str | None) -> Response:
-            found = await in_worker(self.flow.summaries, **_filters(request), viewer=_viewer(actor))
+            found = await self.work.thread(
+                self.flow.summaries, **_filters(request), viewer=_viewer(actor)
+            )
             return JSONResponse(jsonable(found))
 
         return await self._read(request, answer)
@@ -232,7 +236,9 @@ class _Api:
             if request.query_params.getlist("type"):
                 kwargs["type"] = request.query_params.getlist("type")
             incident_id = request.path_params.get("incident_id")
-            found = await in_worker(self.flow.similar, incident_id, **kwargs, viewer=_viewer(actor))
+            found = await self.work.thread(
+                self.flow.similar, incident_id, **kwargs, viewer=_viewer(actor)
+            )
             return JSONResponse(jsonable(found))
 
         return await self._read(request, answer)
@@ -249,7 +255,7 @@ class _Api:
             for name in _MOMENTS:
                 if name in params:
                     kwargs[name] = parse_moment(name, params[name])
-            found = await in_worker(self.flow.metrics, **kwargs, viewer=_viewer(actor))
+            found = await self.work.thread(self.flow.metrics, **kwargs, viewer=_viewer(actor))
             if params.get("format") == "prometheus":
                 return _prometheus(found)
             return JSONResponse(
@@ -267,19 +273,19 @@ class _Api:
             ids = request.query_params.getlist("id")
             if not ids:
                 filters = _filters(request, extra=("id",), default_limit=None)
-                found = await in_worker(self.flow.summaries, **filters, viewer=_viewer(actor))
+                found = await self.work.thread(
+                    self.flow.summaries, **filters, viewer=_viewer(actor)
+                )
                 ids = [s.id for s in found]
             else:
                 for incident_id in ids:  # a missing (or hidden) id answers 404 before the stream
-                    await in_worker(self.flow.get, incident_id, viewer=_viewer(actor))
+                    await self.work.thread(self.flow.get, incident_id, viewer=_viewer(actor))
 
             def lines() -> Iterator[str]:
                 for line in export_lines(self.flow, dict.fromkeys(ids)):
                     yield line + "\n"
 
-            return StreamingResponse(
-                iterate_in_threadpool(lines()), media_type="application/x-ndjson"
-            )
+            return StreamingResponse(self.work.stream(lines()), media_type="application/x-ndjson")
 
         return await self._read(request, answer)
 
@@ -287,7 +293,7 @@ class _Api:
         """``GET /metrics`` at the root: the Prometheus text exposition of every incident."""
         try:
             actor = self.caller(request, needed=False)
-            metrics = await in_worker(self.flow.metrics, viewer=_viewer(actor))
+            metrics = await self.work.thread(self.flow.metrics, viewer=_viewer(actor))
             return _prometheus(metrics)
         except _Refused as refused:
             return refused.response
@@ -453,6 +459,7 @@ def api_routes(
     tokens: Mapping[str, str] | Tokens | None = None,
     alert_tokens: Mapping[str, str] | Tokens | None = None,
     alert_secrets: Mapping[str, str] | Signatures | None = None,
+    work: StoreWork | None = None,
 ) -> list[BaseRoute]:
     """The JSON API's routes, to mount under ``/api``.
 
@@ -461,8 +468,10 @@ def api_routes(
     its name; without them commands name their actor in ``X-Actor``.
     ``alert_tokens`` and ``alert_secrets`` (HMAC-SHA256 of the body) admit the
     alert endpoints ``POST /alerts/{source}``; without either they answer 401.
+    ``work`` runs the store work (shared with the pages by :func:`~incidentflow.web.app`).
     """
-    api = _Api(flow, tokens if isinstance(tokens, Tokens) else Tokens(tokens))
+    work = work or StoreWork(flow)
+    api = _Api(flow, tokens if isinstance(tokens, Tokens) else Tokens(tokens), work)
     alert_keys = (
         alert_tokens
         if isinstance(alert_tokens, Tokens)
@@ -489,10 +498,10 @@ def api_routes(
         Route("/incidents/{incident_id}/history", api.history, methods=["GET"]),
         Route("/incidents/{incident_id}/similar", api.similar, methods=["GET"]),
         Route("/incidents/{incident_id}/can/{command}", api.can, methods=["GET", "POST"]),
-        *alert_routes(flow, alert_keys, secrets),
+        *alert_routes(flow, alert_keys, secrets, work),
     ]
 
 
-def prometheus_endpoint(flow: IncidentFlow, tokens: Tokens) -> _Endpoint:
+def prometheus_endpoint(flow: IncidentFlow, tokens: Tokens, work: StoreWork) -> _Endpoint:
     """The root ``GET /metrics`` endpoint: the Prometheus text, behind the same tokens."""
-    return _Api(flow, tokens).prometheus
+    return _Api(flow, tokens, work).prometheus

@@ -40,6 +40,7 @@ def app(
     tokens: Mapping[str, str] | Tokens | None = None,
     alert_tokens: Mapping[str, str] | Tokens | None = None,
     alert_secrets: Mapping[str, str] | Signatures | None = None,
+    inline: bool | None = None,
     **page_options: Any,
 ) -> Starlette:
     """An ASGI application serving ``flow``: JSON API under ``/api``, pages under ``/``.
@@ -54,6 +55,16 @@ def app(
     HMAC-SHA256 signature of the body). ``GET /metrics`` answers the Prometheus
     text, or the metrics page to a browser. ``page_options`` go to the pages.
 
+    Store work runs in worker threads, off the event loop. A short call (a
+    command, one incident's snapshot, ``can``) runs on the loop itself while
+    no other store work is running, when ``inline`` is true, or by default
+    when nothing in it can wait long: a memory or SQLite store and a policy
+    with no code of yours (custom guards, an authorizer other than
+    :class:`~incidentflow.Access`). That saves the hop to a thread, which
+    costs as much as the command. ``inline=False`` always hops: choose it when
+    other processes hold long write transactions on the SQLite file, since a
+    command waiting for one (up to ``busy_timeout``) holds up the whole loop.
+
     Raises:
         ConfigError: A token or secret is malformed, or names an unset variable;
             or the pages are given a fixed ``actor`` while tokens are configured.
@@ -65,6 +76,7 @@ def app(
     from ._api import api_routes, prometheus_endpoint
     from ._auth import Signatures, Tokens
     from ._pages import page_routes
+    from ._threads import StoreWork
 
     keys = tokens if isinstance(tokens, Tokens) else Tokens(tokens)
     keys = keys.joined(_access_tokens(flow))
@@ -74,10 +86,12 @@ def app(
         else Tokens(alert_tokens, option="alert_tokens")
     )
     secrets = alert_secrets if isinstance(alert_secrets, Signatures) else Signatures(alert_secrets)
-    api = api_routes(flow, tokens=keys, alert_tokens=alert_keys, alert_secrets=secrets)
-    pages = page_routes(flow, tokens=keys, **page_options)
+    work = StoreWork(flow, inline=inline)
+    api = api_routes(flow, tokens=keys, alert_tokens=alert_keys, alert_secrets=secrets, work=work)
+    pages = page_routes(flow, tokens=keys, work=work, **page_options)
     page = next((r for r in pages if getattr(r, "path", None) == "/metrics"), None)
-    metrics = Route("/metrics", _Metrics(prometheus_endpoint(flow, keys), page), methods=["GET"])
+    endpoint = _Metrics(prometheus_endpoint(flow, keys, work), page)
+    metrics = Route("/metrics", endpoint, methods=["GET"])
     return Starlette(routes=[Mount("/api", routes=api), metrics, *pages])
 
 

@@ -45,7 +45,7 @@ from ._pages_auth import ACTOR_HEADER, PageAuth, form_values
 from ._pages_auth import Problem as _Problem
 from ._pages_charts import bar_chart, gantt_chart
 from ._pages_forms import Form, declare_form, form_arguments, forms_for
-from ._threads import in_worker
+from ._threads import StoreWork
 
 __all__ = ["page_routes"]
 
@@ -182,8 +182,11 @@ def _etag(text: str) -> str:
 class _Pages:
     """The page handlers over one flow."""
 
-    def __init__(self, flow: IncidentFlow, auth: PageAuth, poll_interval: float) -> None:
+    def __init__(
+        self, flow: IncidentFlow, auth: PageAuth, poll_interval: float, work: StoreWork
+    ) -> None:
         self.flow = flow
+        self.work = work
         self.auth = auth
         self.poll_interval = poll_interval
         self.env = _environment()
@@ -270,14 +273,14 @@ class _Pages:
 
     async def board(self, request: Request) -> Response:
         try:
-            context = await in_worker(self._board, self._viewer(request))
+            context = await self.work.thread(self._board, self._viewer(request))
         except IncidentFlowError as exc:
             return self._refused(request, exc)
         return self._render(request, "board.html", **context)
 
     async def board_state(self, request: Request) -> Response:
         try:
-            etag = await in_worker(self._board_etag, self._viewer(request))
+            etag = await self.work.thread(self._board_etag, self._viewer(request))
         except IncidentFlowError as exc:
             return JSONResponse({"error": str(exc)}, status_code=_problem(exc).status)
         return _state_response(request, etag, {"etag": etag})
@@ -288,7 +291,7 @@ class _Pages:
             values = await form_values(request, _FORM_MAX)
             actor = self._require_actor(request)
             args = form_arguments("declare", values)
-            outcome = await in_worker(
+            outcome = await self.work.quick(
                 partial(
                     self.flow.execute,
                     "declare",
@@ -300,7 +303,7 @@ class _Pages:
         except IncidentFlowError as exc:
             problem = _problem(exc)
             try:
-                context = await in_worker(self._board, self._viewer(request))
+                context = await self.work.thread(self._board, self._viewer(request))
             except IncidentFlowError as unseen:
                 return self._refused(request, unseen)
             return self._render(
@@ -343,7 +346,7 @@ class _Pages:
     async def incident(self, request: Request) -> Response:
         incident_id = request.path_params["incident_id"]
         try:
-            context = await in_worker(self._incident, incident_id, self._viewer(request))
+            context = await self.work.thread(self._incident, incident_id, self._viewer(request))
         except IncidentFlowError as exc:
             return self._refused(request, exc)
         return self._render(request, "incident.html", problem=None, values={}, **context)
@@ -352,7 +355,7 @@ class _Pages:
         incident_id = request.path_params["incident_id"]
         try:
             viewer = self._viewer(request)
-            incident = await in_worker(partial(self.flow.get, incident_id, viewer=viewer))
+            incident = await self.work.quick(partial(self.flow.get, incident_id, viewer=viewer))
         except IncidentFlowError as exc:
             return JSONResponse({"error": str(exc)}, status_code=_problem(exc).status)
         body = {"id": incident.id, "version": incident.version, "state": incident.state.value}
@@ -366,7 +369,7 @@ class _Pages:
             values = await form_values(request, _FORM_MAX)
             actor = self._require_actor(request)
             args = form_arguments(command, values)
-            await in_worker(
+            await self.work.quick(
                 partial(
                     self.flow.execute,
                     command,
@@ -379,7 +382,7 @@ class _Pages:
         except IncidentFlowError as exc:
             problem = _problem(exc)
             try:
-                context = await in_worker(self._incident, incident_id, self._viewer(request))
+                context = await self.work.thread(self._incident, incident_id, self._viewer(request))
             except IncidentFlowError as unseen:
                 return self._refused(request, unseen)
             values["command"] = command
@@ -436,7 +439,7 @@ class _Pages:
             )
             return self._render(request, "problem.html", 422, problem=problem)
         try:
-            context = await in_worker(self._metrics, period, self._viewer(request))
+            context = await self.work.thread(self._metrics, period, self._viewer(request))
         except IncidentFlowError as exc:
             return self._refused(request, exc)
         return self._render(request, "metrics.html", **context)
@@ -449,7 +452,7 @@ class _Pages:
             try:
                 viewer = self._viewer(request)
                 search = partial(self.flow.similar, text=query, limit=20, viewer=viewer)
-                found = await in_worker(search)
+                found = await self.work.thread(search)
             except IncidentFlowError as exc:
                 problem = _problem(exc)
         status = 200 if problem is None else problem.status
@@ -475,6 +478,7 @@ def page_routes(
     actor: str | None = None,
     poll_interval: float = 2.0,
     tokens: Tokens | None = None,
+    work: StoreWork | None = None,
 ) -> list[BaseRoute]:
     """The pages' routes over ``flow``, to mount at ``/`` (see :func:`incidentflow.web.app`).
 
@@ -486,6 +490,7 @@ def page_routes(
             incident (or the board) changed.
         tokens: With any, people sign in with their token (``/signin`` sets
             a cookie; a bearer header also does) and ``X-Actor`` is ignored.
+        work: Runs the store work (shared with the API by the app).
 
     Raises:
         ValidationError: ``actor`` is not a name, or ``poll_interval`` is not
@@ -500,7 +505,7 @@ def page_routes(
         raise ValidationError(
             "poll_interval", f"is {poll_interval}; give a number of seconds from 0.1 to 3600"
         )
-    pages = _Pages(flow, auth, float(poll_interval))
+    pages = _Pages(flow, auth, float(poll_interval), work or StoreWork(flow))
     static = StaticFiles(packages=[("incidentflow.web", "static")])
     routes: list[tuple[str, Callable[[Request], Any], str, list[str]]] = [
         ("/", pages.board, "page_board", ["GET"]),

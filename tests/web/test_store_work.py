@@ -1,0 +1,268 @@
+"""Where the service runs store work: on the event loop when that is safe and idle, else in threads.
+
+The flow's clock is read inside every command, so a clock that notes its
+thread tells where a command ran: the service's worker threads are named
+``incidentflow-web``, the flow's delivery threads ``incidentflow-...``; the
+event loop runs in uvicorn's own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from served import running
+
+from helpers import store_flow
+from incidentflow import Access, ConfigError, IncidentFlow, Permission, Policy
+from incidentflow.notifiers import CallbackNotifier
+from incidentflow.testing import FrozenClock
+from incidentflow.web import app
+from incidentflow.web._threads import StoreWork, inline_by_default
+
+WORKER = "incidentflow-web"
+
+
+class ThreadNotingClock(FrozenClock):
+    """A frozen clock that notes the name of each thread that reads it."""
+
+    def __init__(self, start: datetime) -> None:
+        super().__init__(start)
+        self.threads: list[str] = []
+
+    def __call__(self) -> datetime:
+        self.threads.append(threading.current_thread().name)
+        return super().__call__()
+
+
+@pytest.fixture
+def noting(clock: FrozenClock) -> ThreadNotingClock:
+    return ThreadNotingClock(clock())
+
+
+@pytest.fixture
+def flow_of(tmp_path: Path, noting: ThreadNotingClock) -> Iterator[Callable[..., IncidentFlow]]:
+    with contextlib.ExitStack() as stack:
+
+        def make(kind: str = "sqlite", **kwargs: Any) -> IncidentFlow:
+            folder = tmp_path / f"store-{len(stack._exit_callbacks)}"
+            folder.mkdir()
+            return stack.enter_context(store_flow(kind, folder, noting, **kwargs))
+
+        yield make
+
+
+def where_commands_ran(flow: IncidentFlow, noting: ThreadNotingClock, **options: Any) -> set[str]:
+    """Declare and add a note over HTTP; 'loop' or 'worker' for each clock reading."""
+    with running(app(flow, **options)) as url, httpx.Client(base_url=url, timeout=30) as client:
+        body = {"title": "Checkout down", "severity": "P2", "commander": "alice"}
+        declared = client.post("/api/incidents", json=body, headers={"X-Actor": "alice"})
+        assert declared.status_code == 201, declared.text
+        noting.threads.clear()
+        path = f"/api/incidents/{declared.json()['id']}/add_note"
+        answer = client.post(path, json={"text": "looking"}, headers={"X-Actor": "alice"})
+        assert answer.status_code == 200, answer.text
+    assert noting.threads, "the command read no clock"
+    return {_kind(name) for name in noting.threads}
+
+
+def _kind(thread: str) -> str:
+    """'worker' (the service's pool), 'delivery' (the flow's own threads), else 'loop'."""
+    if thread.startswith(WORKER):
+        return "worker"
+    return "delivery" if thread.startswith("incidentflow-") else "loop"
+
+
+# -- the default ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+def test_commands_on_embedded_stores_run_on_the_loop(
+    flow_of: Callable[..., IncidentFlow], noting: ThreadNotingClock, kind: str
+) -> None:
+    flow = flow_of(kind)
+    assert inline_by_default(flow)
+    assert where_commands_ran(flow, noting) == {"loop"}
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "postgres"])
+def test_commands_on_stores_that_wait_run_in_worker_threads(
+    flow_of: Callable[..., IncidentFlow], noting: ThreadNotingClock, kind: str
+) -> None:
+    flow = flow_of(kind)
+    assert not inline_by_default(flow)
+    assert where_commands_ran(flow, noting) == {"worker"}
+
+
+def test_inline_false_always_hops(
+    flow_of: Callable[..., IncidentFlow], noting: ThreadNotingClock
+) -> None:
+    assert where_commands_ran(flow_of("sqlite"), noting, inline=False) == {"worker"}
+
+
+def test_inline_true_runs_a_jsonl_store_on_the_loop(
+    flow_of: Callable[..., IncidentFlow], noting: ThreadNotingClock
+) -> None:
+    assert where_commands_ran(flow_of("jsonl"), noting, inline=True) == {"loop"}
+
+
+def test_a_guard_added_while_serving_moves_commands_to_threads(
+    flow_of: Callable[..., IncidentFlow], noting: ThreadNotingClock
+) -> None:
+    """A host's guard may call out to the network: once added, it never runs on the loop."""
+    flow = flow_of("sqlite")
+    with running(app(flow)) as url, httpx.Client(base_url=url, timeout=30) as client:
+        body = {"title": "Checkout down", "severity": "P2", "commander": "alice"}
+        declared = client.post("/api/incidents", json=body, headers={"X-Actor": "alice"})
+        path = f"/api/incidents/{declared.json()['id']}/add_note"
+        ran_in = []
+        for guarded in (False, True):
+            if guarded:
+                flow.add_guard("add_note", lambda incident, request: None)
+            noting.threads.clear()
+            answer = client.post(path, json={"text": "looking"}, headers={"X-Actor": "alice"})
+            assert answer.status_code == 200, answer.text
+            ran_in.append({_kind(name) for name in noting.threads})
+    assert ran_in == [{"loop"}, {"worker"}]
+
+
+def test_a_custom_authorizer_keeps_commands_off_the_loop(
+    flow_of: Callable[..., IncidentFlow], noting: ThreadNotingClock
+) -> None:
+    class Anyone:
+        def authorize(self, actor: str, command: str, incident: object) -> None:
+            return None
+
+        def principals(self, actor: str) -> frozenset[str]:
+            return frozenset({actor})
+
+    flow = flow_of("sqlite", policy=Policy(authorizer=Anyone()))
+    assert not inline_by_default(flow)
+    assert where_commands_ran(flow, noting) == {"worker"}
+
+
+def test_the_built_in_access_roles_stay_on_the_loop(
+    flow_of: Callable[..., IncidentFlow], noting: ThreadNotingClock
+) -> None:
+    flow = flow_of("sqlite", policy=Policy(authorizer=Access(default=Permission.ADMIN)))
+    assert where_commands_ran(flow, noting) == {"loop"}
+
+
+def test_notifiers_delivered_inline_keep_commands_off_the_loop_until_a_dispatcher_runs(
+    flow_of: Callable[..., IncidentFlow], noting: ThreadNotingClock
+) -> None:
+    """Without a dispatcher a commit waits for its notifiers (webhooks): never on the loop."""
+    heard: list[object] = []
+    flow = flow_of("sqlite", notifiers=[CallbackNotifier(heard.append, "pager")])
+    assert where_commands_ran(flow, noting) - {"delivery"} == {"worker"}
+    assert heard, "the notifier was not delivered to inline"
+    with flow.dispatcher(interval=0.05):
+        assert inline_by_default(flow)
+        assert where_commands_ran(flow, noting) - {"delivery"} == {"loop"}
+    assert not inline_by_default(flow)
+
+
+def test_inline_must_be_a_bool_or_none(flow_of: Callable[..., IncidentFlow]) -> None:
+    with pytest.raises(ConfigError) as info:
+        app(flow_of("memory"), inline="yes")
+    assert info.value.key == "inline"
+    assert "True, False or None" in str(info.value)
+
+
+# -- never on the loop behind thread work -------------------------------------------
+
+
+def test_quick_calls_hop_while_thread_work_runs(flow_of: Callable[..., IncidentFlow]) -> None:
+    """A short call waits for no long one on the loop: it hops while any is in a thread."""
+    work = StoreWork(flow_of("memory"))
+    release = threading.Event()
+
+    def long_read() -> str:
+        release.wait(30)
+        return threading.current_thread().name
+
+    def short() -> str:
+        return threading.current_thread().name
+
+    async def scenario() -> tuple[str, str, str, str]:
+        loop_thread = threading.current_thread().name
+        pending = asyncio.ensure_future(work.thread(long_read))
+        await asyncio.sleep(0)  # the long read is now in its thread
+        while_busy = await work.quick(short)
+        release.set()
+        long_ran_in = await pending
+        after = await work.quick(short)
+        return loop_thread, while_busy, long_ran_in, after
+
+    loop_thread, while_busy, long_ran_in, after = asyncio.run(scenario())
+    assert long_ran_in.startswith(WORKER)
+    assert while_busy.startswith(WORKER)
+    assert after == loop_thread
+
+
+def test_an_open_export_stream_counts_as_thread_work(flow_of: Callable[..., IncidentFlow]) -> None:
+    work = StoreWork(flow_of("memory"))
+
+    def short() -> str:
+        return threading.current_thread().name
+
+    async def scenario() -> tuple[str, list[str], str, str]:
+        stream = work.stream(iter(["a", "b"]))
+        first = await anext(stream)
+        during = await work.quick(short)
+        rest = [item async for item in stream]
+        after = await work.quick(short)
+        return first, rest, during, after
+
+    first, rest, during, after = asyncio.run(scenario())
+    assert (first, rest) == ("a", ["b"])
+    assert during.startswith(WORKER)
+    assert not after.startswith(WORKER)
+
+
+def test_a_failing_thread_call_is_uncounted(flow_of: Callable[..., IncidentFlow]) -> None:
+    work = StoreWork(flow_of("memory"))
+
+    def fails() -> None:
+        raise ConfigError("x", "broken on purpose")
+
+    def short() -> str:
+        return threading.current_thread().name
+
+    async def scenario() -> str:
+        with pytest.raises(ConfigError):
+            await work.thread(fails)
+        return await work.quick(short)
+
+    assert not asyncio.run(scenario()).startswith(WORKER)
+
+
+# -- the configuration ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("line", "expected"), [("inline = false", False), ("", None)])
+def test_the_web_table_sets_inline(tmp_path: Path, line: str, expected: bool | None) -> None:
+    from incidentflow import load_config
+    from incidentflow.cli._serve import web_options
+
+    path = tmp_path / "incidentflow.toml"
+    path.write_text(f"[web]\n{line}\n", encoding="utf-8")
+    assert web_options(load_config(path)).get("inline") is expected
+
+
+def test_the_web_table_refuses_an_inline_that_is_no_bool(tmp_path: Path) -> None:
+    from incidentflow import load_config
+
+    path = tmp_path / "incidentflow.toml"
+    path.write_text('[web]\ninline = "no"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key.endswith("web.inline")
+    assert "true or false" in str(info.value)
