@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -107,6 +110,12 @@ def _declare(client: httpx.Client, title: str) -> str:
     return str(answer.json()["id"])
 
 
+def _ok(
+    client: httpx.Client, method: str, path: str, body: object, headers: dict[str, str]
+) -> None:
+    client.request(method, path, json=body, headers=headers).raise_for_status()
+
+
 def latency(folder: Path, rounds: int, port: int) -> None:
     """Median latencies, interleaved: library, HTTP command (both modes), trivial round trips."""
     flow = IncidentFlow(SQLiteStore(folder / "library.db"))
@@ -126,26 +135,31 @@ def latency(folder: Path, rounds: int, port: int) -> None:
             c.get("/ping")
             c.post("/echo", json={"text": "warm-up"}, headers=headers)
         library, http, hop, ping, echo = [], [], [], [], []
+
+        def timed(samples: list[float], call: Callable[[], object]) -> None:
+            started = time.perf_counter()
+            call()
+            samples.append(time.perf_counter() - started)
+
+        order = random.Random(13)
         for n in range(rounds):
             if n % PER_INCIDENT == 0:  # a fresh incident now and then: a realistic snapshot size
                 local = flow.declare(f"Library {n}", severity="P2", commander="bench", actor="b")
                 path = f"/api/incidents/{_declare(c, f'Served {n}')}/add_note"
                 hop_path = f"/api/incidents/{_declare(t, f'Served {n}')}/add_note"
-            started = time.perf_counter()
-            flow.add_note(local.id, f"note {n}", actor="bench")
-            library.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            c.post(path, json={"text": f"note {n}"}, headers=headers).raise_for_status()
-            http.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            c.get("/ping").raise_for_status()
-            ping.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            c.post("/echo", json={"text": f"note {n}"}, headers=headers).raise_for_status()
-            echo.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            t.post(hop_path, json={"text": f"note {n}"}, headers=headers).raise_for_status()
-            hop.append(time.perf_counter() - started)
+            note = {"text": f"note {n}"}
+            calls: list[tuple[list[float], Callable[[], object]]] = [
+                (library, partial(flow.add_note, local.id, note["text"], actor="bench")),
+                (http, partial(_ok, c, "POST", path, note, headers)),
+                (ping, partial(_ok, c, "GET", "/ping", None, {})),
+                (echo, partial(_ok, c, "POST", "/echo", note, headers)),
+                (hop, partial(_ok, t, "POST", hop_path, note, headers)),
+            ]
+            # Each round in its own order: what runs right after the library call's fsync
+            # (which slows the next work on this machine) is no one side's burden.
+            order.shuffle(calls)
+            for samples, call in calls:
+                timed(samples, call)
     flow.close()
     lib_ms, http_ms, hop_ms, ping_ms, echo_ms = (
         statistics.median(xs) * 1000 for xs in (library, http, hop, ping, echo)
