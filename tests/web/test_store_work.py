@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from served import running
 
 from helpers import store_flow
 from incidentflow import Access, ConfigError, IncidentFlow, Permission, Policy
-from incidentflow.notifiers import CallbackNotifier
+from incidentflow.notifiers import CallbackNotifier, Notification
 from incidentflow.testing import FrozenClock
 from incidentflow.web import app
 from incidentflow.web._threads import StoreWork, inline_by_default
@@ -169,6 +169,27 @@ def test_notifiers_delivered_inline_keep_commands_off_the_loop_until_a_dispatche
     assert not inline_by_default(flow)
 
 
+def test_a_flow_that_writes_files_keeps_commands_off_the_loop(
+    flow_of: Callable[..., IncidentFlow], noting: ThreadNotingClock, tmp_path: Path
+) -> None:
+    """An incident's file is rendered whole after each command, under a folder lock."""
+    flow = flow_of("sqlite")
+    flow.incidents_dir = tmp_path / "incidents"
+    assert not inline_by_default(flow)
+    assert where_commands_ran(flow, noting) == {"worker"}
+    assert list((tmp_path / "incidents").glob("*.md"))
+
+
+def test_an_access_subclass_counts_as_host_code(flow_of: Callable[..., IncidentFlow]) -> None:
+    """A subclass may look people up in a directory: only Access itself is known to be quick."""
+
+    class DirectoryAccess(Access):
+        pass
+
+    flow = flow_of("sqlite", policy=Policy(authorizer=DirectoryAccess(default=Permission.ADMIN)))
+    assert not inline_by_default(flow)
+
+
 def test_inline_must_be_a_bool_or_none(flow_of: Callable[..., IncidentFlow]) -> None:
     with pytest.raises(ConfigError) as info:
         app(flow_of("memory"), inline="yes")
@@ -207,24 +228,127 @@ def test_quick_calls_hop_while_thread_work_runs(flow_of: Callable[..., IncidentF
     assert after == loop_thread
 
 
-def test_an_open_export_stream_counts_as_thread_work(flow_of: Callable[..., IncidentFlow]) -> None:
+def test_an_export_stream_counts_each_item_while_it_is_drawn(
+    flow_of: Callable[..., IncidentFlow],
+) -> None:
     work = StoreWork(flow_of("memory"))
+    drawing, release = threading.Event(), threading.Event()
+
+    def items() -> Iterator[str]:
+        yield "a"
+        drawing.set()
+        release.wait(30)
+        yield "b"
 
     def short() -> str:
         return threading.current_thread().name
 
-    async def scenario() -> tuple[str, list[str], str, str]:
-        stream = work.stream(iter(["a", "b"]))
-        first = await anext(stream)
-        during = await work.quick(short)
-        rest = [item async for item in stream]
-        after = await work.quick(short)
-        return first, rest, during, after
+    async def scenario() -> tuple[list[str], str, str]:
+        async def drain() -> list[str]:
+            return [item async for item in work.stream(items())]
 
-    first, rest, during, after = asyncio.run(scenario())
-    assert (first, rest) == ("a", ["b"])
+        drained = asyncio.ensure_future(drain())
+        while not drawing.is_set():  # the second item is being drawn in its thread
+            await asyncio.sleep(0.001)
+        during = await work.quick(short)
+        release.set()
+        got = await drained
+        return got, during, await work.quick(short)
+
+    got, during, after = asyncio.run(scenario())
+    assert got == ["a", "b"]
     assert during.startswith(WORKER)
     assert not after.startswith(WORKER)
+
+
+def test_a_cancelled_thread_call_stays_counted_until_its_thread_is_done(
+    flow_of: Callable[..., IncidentFlow],
+) -> None:
+    """A request cancelled mid-read (a host's timeout) leaves the read running: no inlining."""
+    work = StoreWork(flow_of("memory"))
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def long_read() -> None:
+        started.set()
+        release.wait(30)
+        finished.set()
+
+    def short() -> str:
+        return threading.current_thread().name
+
+    async def scenario() -> tuple[str, str]:
+        request = asyncio.ensure_future(work.thread(long_read))
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        while_running = await work.quick(short)
+        release.set()
+        while not finished.is_set() or work._threads:  # the count drops on the loop
+            await asyncio.sleep(0.001)
+        return while_running, await work.quick(short)
+
+    while_running, after = asyncio.run(scenario())
+    assert while_running.startswith(WORKER)
+    assert not after.startswith(WORKER)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+def test_quick_calls_hop_while_another_thread_holds_the_store(
+    flow_of: Callable[..., IncidentFlow], kind: str
+) -> None:
+    """A dispatcher's or a host thread's long read holds the store: the loop never waits on it."""
+    flow = flow_of(kind)
+    work = StoreWork(flow)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with flow.store._lock:  # type: ignore[attr-defined]
+            holding.set()
+            release.wait(30)
+
+    def short() -> str:
+        return threading.current_thread().name
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(30)
+    try:
+        while_held = asyncio.run(work.quick(short))
+    finally:
+        release.set()
+        holder.join(30)
+    assert while_held.startswith(WORKER)
+    assert not asyncio.run(work.quick(short)).startswith(WORKER)
+
+
+def test_on_the_loop_a_commit_never_waits_for_its_notifiers(
+    flow_of: Callable[..., IncidentFlow],
+) -> None:
+    """Inline delivery still happens, in its own thread, but the loop does not wait for it.
+
+    (A dispatcher stopped between the check and the commit leaves such a flow inlined.)
+    """
+    returned, delivered = threading.Event(), threading.Event()
+    returned.set()  # the declaration below is delivered while the test waits, as usual
+    saw_return: list[bool] = []
+
+    def pager(notification: Notification) -> None:
+        if notification.event.type == "note_added":
+            saw_return.append(returned.wait(10))  # False: the command waited for this
+            delivered.set()
+
+    flow = flow_of(
+        "memory", notifiers=[CallbackNotifier(pager, "pager")], delivery_budget=timedelta(hours=1)
+    )
+    incident = flow.declare("Checkout down", severity="P2", commander="alice", actor="alice")
+    returned.clear()
+    work = StoreWork(flow, inline=True)
+    asyncio.run(work.quick(flow.add_note, incident.id, "looking", actor="alice"))
+    returned.set()
+    assert delivered.wait(30)
+    assert saw_return == [True]
 
 
 def test_a_failing_thread_call_is_uncounted(flow_of: Callable[..., IncidentFlow]) -> None:

@@ -8,6 +8,7 @@ and dispatchers serve it (it is their :class:`DeliveryHost`), not the facade.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -31,6 +32,12 @@ if TYPE_CHECKING:
     from ._process import DispatcherProcess, FlowFactory
 
 __all__ = ["DEFAULT_INLINE_BUDGET", "Delivery"]
+
+#: Set by a caller that must not wait on notifiers (the HTTP service running a
+#: command on its event loop): an inline delivery then runs in its thread unjoined.
+NO_WAITING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "incidentflow_no_waiting", default=False
+)
 
 #: How many of one incident's items a command delivers inline after its commit.
 _INLINE_LIMIT = 100
@@ -218,7 +225,8 @@ class Delivery:
         with self._inline_lock:
             self._inline.add(thread)
         thread.start()
-        thread.join(self.inline_budget.total_seconds())
+        if not NO_WAITING.get():
+            thread.join(self.inline_budget.total_seconds())
 
     def _deliver_inline(self, snapshot: Incident) -> None:
         try:

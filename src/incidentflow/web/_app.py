@@ -57,17 +57,20 @@ def app(
 
     Store work runs in worker threads, off the event loop. A short call (a
     command, one incident's snapshot, ``can``) runs on the loop itself while
-    no other store work is running, when ``inline`` is true, or by default
-    when nothing in it can wait long: a memory or SQLite store and a policy
-    with no code of yours (custom guards, an authorizer other than
-    :class:`~incidentflow.Access`). That saves the hop to a thread, which
-    costs as much as the command. ``inline=False`` always hops: choose it when
-    other processes hold long write transactions on the SQLite file, since a
-    command waiting for one (up to ``busy_timeout``) holds up the whole loop.
+    none of the service's calls is in a thread and no other thread holds the
+    store, when ``inline`` is true, or by default when nothing in it can wait
+    long: a memory or SQLite store, no code of yours in the policy (custom
+    guards, an authorizer other than :class:`~incidentflow.Access`), no files
+    written (``incidents_dir``, ``knowledge_dir``) and no notifiers delivered
+    inline. That saves the hop to a thread, which costs as much as the
+    command. ``inline=False`` always hops: choose it when other processes
+    hold long write transactions on the SQLite file, since a command waiting
+    for one (up to ``busy_timeout``) holds up the whole loop.
 
     Raises:
         ConfigError: A token or secret is malformed, or names an unset variable;
-            or the pages are given a fixed ``actor`` while tokens are configured.
+            the pages are given a fixed ``actor`` while tokens are configured;
+            or ``inline`` is not True, False or None.
 
     """
     from starlette.applications import Starlette

@@ -10,26 +10,31 @@ anyio's default thread limiter (what ``run_in_threadpool`` uses) does not size i
 A hop costs about as much as a command on an embedded store: on a virtual
 machine each one wakes idle CPUs twice. So :class:`StoreWork` runs a short call
 (a command, one incident's snapshot, ``can``) on the loop itself when the flow's
-work cannot wait on anything slow (see :func:`inline_by_default`) and no other
-store work is running in a worker thread; otherwise it hops.
+work cannot wait on anything slow (see :func:`inline_by_default`), none of the
+service's calls is in a worker thread and no other thread holds the store;
+otherwise it hops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar, cast
 
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import run_in_threadpool
+
+from ..delivery._host import NO_WAITING
 
 if TYPE_CHECKING:
     from .._flow import IncidentFlow
     from .._policy import Policy
 
-__all__ = ["WORKERS", "StoreWork", "in_worker", "inline_by_default"]
+__all__ = ["WORKERS", "StoreWork", "inline_by_default"]
 
 #: Worker threads: the same bound as Starlette's default thread limiter.
 WORKERS = 40
@@ -42,58 +47,80 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="incidentflow-web")
 
 
-async def in_worker(func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-    """``func(*args, **kwargs)`` run in a worker thread, awaited."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # not asyncio: let anyio find the loop
-        return await run_in_threadpool(func, *args, **kwargs)
-    call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
-    return await loop.run_in_executor(_pool(), call)
-
-
 def inline_by_default(flow: IncidentFlow) -> bool:
     """Whether ``flow``'s short calls may run on the event loop when it is idle.
 
-    Only when nothing in them can wait long: the store is the memory store or
-    SQLite (exactly those classes: a subclass may add work of its own), the
-    policy asks no code of the host's (custom guards, an authorizer other than
-    :class:`~incidentflow.Access`), which could call out to the network, and
-    no notifier is delivered to inline after each commit (a flow with
-    notifiers and no dispatcher). PostgreSQL and JSONL (whose file locks other
-    processes hold) always hop.
+    Only when nothing in them can wait long:
+
+    - the store is the memory store or SQLite (exactly those classes: a
+      subclass may add work of its own); PostgreSQL waits on the network and
+      JSONL on file locks other processes hold;
+    - the policy asks no code of the host's (custom guards, an authorizer
+      other than :class:`~incidentflow.Access` itself), which could call out
+      to the network;
+    - the flow writes no files (``incidents_dir``, ``knowledge_dir``): an
+      incident's file is rendered whole after each command, under a lock on
+      the folder that other processes take too;
+    - no notifier is delivered to inline after each commit (a flow with
+      notifiers and no dispatcher running).
     """
-    return _local_work(flow.store, flow.policy) and not _delivers_inline(flow)
+    return _local_work(flow.store, flow.policy) and _light(flow)
 
 
 def _local_work(store: object, policy: Policy) -> bool:
     from .._authz import Access
     from ..stores import MemoryStore, SQLiteStore
 
-    host_code = bool(policy.guards) or not (
-        policy.authorizer is None or isinstance(policy.authorizer, Access)
-    )
+    authorizer = policy.authorizer
+    host_code = bool(policy.guards) or not (authorizer is None or type(authorizer) is Access)
     return type(store) in (MemoryStore, SQLiteStore) and not host_code
 
 
-def _delivers_inline(flow: IncidentFlow) -> bool:
-    """Whether a commit waits for notifiers: some, inline delivery on, no dispatcher."""
+def _light(flow: IncidentFlow) -> bool:
+    """No files to write after a commit, and no notifiers to wait for."""
+    if flow.incidents_dir is not None or flow.knowledge_dir is not None:
+        return False
     delivery = flow.delivery
-    return bool(delivery.notifiers) and delivery.deliver_inline and not delivery.dispatchers
+    return not (delivery.notifiers and delivery.deliver_inline and not delivery.dispatchers)
+
+
+_RLock = type(threading.RLock())
+
+
+def _hold(store: object) -> Callable[[], None] | None:
+    """Take the store's lock without waiting: its release, or None while another thread holds it.
+
+    SQLite's lock is re-entrant, so it is held through the call and nothing of
+    this process can take the store meanwhile; the memory store's is not, and
+    its holders hold it for microseconds, so it is only looked at.
+    """
+    lock = getattr(store, "_lock", None)
+    if isinstance(lock, _RLock):
+        return lock.release if lock.acquire(blocking=False) else None
+    if lock is not None and lock.locked():
+        return None
+    return _nothing
+
+
+def _nothing() -> None:
+    return None
 
 
 class StoreWork:
     """Runs the service's store work, in worker threads or inline on the loop.
 
     :meth:`thread` always hops to a worker thread (listings, metrics, alert
-    batches: work whose length grows with the store). :meth:`quick` runs on
-    the loop when inlining is on and no :meth:`thread` call is running, so it
-    neither waits on the store's lock behind a long read nor holds up the loop
-    longer than one short call; otherwise it hops too.
+    batches: work whose length grows with the store) and counts the call until
+    its thread is done with it, even if the request is cancelled meanwhile.
+    :meth:`quick` runs on the loop when inlining is on, none of this service's
+    calls is in a thread, and no other thread holds the store's lock (a
+    dispatcher, a host's own thread); otherwise it hops too. So it neither
+    waits on the loop for a long read nor holds the loop up longer than one
+    short call. On the loop, a commit never waits for notifiers.
 
     ``inline=None`` decides by :func:`inline_by_default`: its store and policy
     part again whenever either is replaced (``flow.add_guard`` replaces the
-    policy), its delivery part on every call (dispatchers come and go).
+    policy), the rest on every call (dispatchers come and go).
     """
 
     def __init__(self, flow: IncidentFlow, *, inline: bool | None = None) -> None:
@@ -107,11 +134,11 @@ class StoreWork:
         self._chosen = inline
         self._seen: tuple[object, object] | None = None
         self._local = False
-        self._threads = 0  # calls of this service running in worker threads now
+        self._threads = 0  # calls of this service that a worker thread has not finished
 
     @property
     def inline(self) -> bool:
-        """Whether :meth:`quick` may run on the loop now."""
+        """Whether :meth:`quick` may run on the loop now (the store's lock aside)."""
         if self._chosen is not None:
             return self._chosen
         flow = self.flow
@@ -119,27 +146,49 @@ class StoreWork:
         if seen is None or seen[0] is not flow.store or seen[1] is not flow.policy:
             self._local = _local_work(flow.store, flow.policy)
             self._seen = (flow.store, flow.policy)
-        return self._local and not _delivers_inline(flow)
+        return self._local and _light(flow)
 
     async def thread(self, func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """``func(*args, **kwargs)`` in a worker thread, awaited."""
-        self._threads += 1
         try:
-            return await in_worker(func, *args, **kwargs)
-        finally:
-            self._threads -= 1
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio: anyio's threads are not abandoned on cancel
+            self._threads += 1
+            try:
+                return await run_in_threadpool(func, *args, **kwargs)
+            finally:
+                self._threads -= 1
+        call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
+        future = _pool().submit(call)
+        self._threads += 1
+        # Counted until the thread is done: a cancelled request leaves its call running.
+        future.add_done_callback(lambda _: _soon(loop, self._finished))
+        return await asyncio.wrap_future(future, loop=loop)
+
+    def _finished(self) -> None:
+        self._threads -= 1
 
     async def quick(self, func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """``func(*args, **kwargs)`` on the loop when allowed and idle, else in a worker thread."""
         if not self._threads and self.inline:
-            return func(*args, **kwargs)
+            release = _hold(self.flow.store)
+            if release is not None:
+                waiting = NO_WAITING.set(True)
+                try:
+                    return func(*args, **kwargs)
+                finally:
+                    NO_WAITING.reset(waiting)
+                    release()
         return await self.thread(func, *args, **kwargs)
 
     async def stream(self, items: Iterator[_T]) -> AsyncIterator[_T]:
-        """``items`` drawn in worker threads; counted as thread work until the stream ends."""
-        self._threads += 1
-        try:
-            async for item in iterate_in_threadpool(items):
-                yield item
-        finally:
-            self._threads -= 1
+        """``items``, each drawn in a worker thread (and counted while it is drawn)."""
+        done = object()
+        while (item := await self.thread(next, items, done)) is not done:
+            yield cast(_T, item)
+
+
+def _soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    """``callback`` on ``loop``'s thread, unless the loop is gone (nothing left to count)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback)
