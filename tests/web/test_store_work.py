@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -21,7 +22,8 @@ import pytest
 from served import running
 
 from helpers import store_flow
-from incidentflow import Access, ConfigError, IncidentFlow, Permission, Policy
+from incidentflow import Access, ConfigError, Incident, IncidentFlow, Permission, Policy
+from incidentflow._waiting import NO_WAITING, InlineCall
 from incidentflow.notifiers import CallbackNotifier, Notification
 from incidentflow.testing import FrozenClock
 from incidentflow.web import app
@@ -221,6 +223,15 @@ def test_inline_must_be_a_bool_or_none(flow_of: Callable[..., IncidentFlow]) -> 
 # -- never on the loop behind thread work -------------------------------------------
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    """Yield to the loop until ``condition`` holds; fail after 30 s (a hang guard only)."""
+    for _ in range(30_000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    pytest.fail("the condition never held")
+
+
 def test_quick_calls_hop_while_thread_work_runs(flow_of: Callable[..., IncidentFlow]) -> None:
     """A short call waits for no long one on the loop: it hops while any is in a thread."""
     work = StoreWork(flow_of("memory"))
@@ -269,8 +280,7 @@ def test_an_export_stream_counts_each_item_while_it_is_drawn(
             return [item async for item in work.stream(items())]
 
         drained = asyncio.ensure_future(drain())
-        while not drawing.is_set():  # the second item is being drawn in its thread
-            await asyncio.sleep(0.001)
+        await until(drawing.is_set)  # the second item is being drawn in its thread
         during = await work.quick(short)
         release.set()
         got = await drained
@@ -299,15 +309,13 @@ def test_a_cancelled_thread_call_stays_counted_until_its_thread_is_done(
 
     async def scenario() -> tuple[str, str]:
         request = asyncio.ensure_future(work.thread(long_read))
-        while not started.is_set():
-            await asyncio.sleep(0.001)
+        await until(started.is_set)
         request.cancel()
         with pytest.raises(asyncio.CancelledError):
             await request
         while_running = await work.quick(short)
         release.set()
-        while not finished.is_set() or work._threads:  # the count drops on the loop
-            await asyncio.sleep(0.001)
+        await until(lambda: finished.is_set() and not work._threads)
         return while_running, await work.quick(short)
 
     while_running, after = asyncio.run(scenario())
@@ -334,7 +342,7 @@ def test_quick_calls_hop_while_another_thread_holds_the_store(
 
     holder = threading.Thread(target=hold)
     holder.start()
-    holding.wait(30)
+    assert holding.wait(30)
     try:
         while_held = asyncio.run(work.quick(short))
     finally:
@@ -344,12 +352,13 @@ def test_quick_calls_hop_while_another_thread_holds_the_store(
     assert not asyncio.run(work.quick(short)).startswith(WORKER)
 
 
-def test_on_the_loop_a_commit_never_waits_for_its_notifiers(
+def test_a_call_that_must_not_wait_never_joins_its_inline_delivery(
     flow_of: Callable[..., IncidentFlow],
 ) -> None:
-    """Inline delivery still happens, in its own thread, but the loop does not wait for it.
+    """Inline delivery still happens, in its own thread, but the call does not wait for it.
 
-    (A dispatcher stopped between the check and the commit leaves such a flow inlined.)
+    This is what a command on the loop gets if a dispatcher stops between the
+    service's check and the commit, leaving notifiers to be delivered inline.
     """
     returned, delivered = threading.Event(), threading.Event()
     returned.set()  # the declaration below is delivered while the test waits, as usual
@@ -365,11 +374,27 @@ def test_on_the_loop_a_commit_never_waits_for_its_notifiers(
     )
     incident = flow.declare("Checkout down", severity="P2", commander="alice", actor="alice")
     returned.clear()
-    work = StoreWork(flow, inline=True)
-    asyncio.run(work.quick(flow.add_note, incident.id, "looking", actor="alice"))
+    token = NO_WAITING.set(InlineCall())
+    try:
+        flow.add_note(incident.id, "looking", actor="alice")
+    finally:
+        NO_WAITING.reset(token)
     returned.set()
     assert delivered.wait(30)
     assert saw_return == [True]
+
+
+def test_inline_true_still_hops_for_files_and_notifiers_delivered_inline(
+    flow_of: Callable[..., IncidentFlow], tmp_path: Path
+) -> None:
+    """``inline=True`` vouches for the store and the policy, not for what follows a commit."""
+    plain = flow_of("jsonl")
+    assert StoreWork(plain, inline=True).inline
+    notified = flow_of("jsonl", notifiers=[CallbackNotifier(lambda _: None, "pager")])
+    assert not StoreWork(notified, inline=True).inline
+    filed = flow_of("jsonl")
+    filed.knowledge_dir = tmp_path / "kb"
+    assert not StoreWork(filed, inline=True).inline
 
 
 def test_a_failing_thread_call_is_uncounted(flow_of: Callable[..., IncidentFlow]) -> None:
@@ -411,3 +436,140 @@ def test_the_web_table_refuses_an_inline_that_is_no_bool(tmp_path: Path) -> None
         load_config(path)
     assert info.value.key.endswith("web.inline")
     assert "true or false" in str(info.value)
+
+
+# -- SQLite locked by another process -------------------------------------------------
+
+
+def test_a_command_finding_the_file_locked_by_another_process_waits_in_a_thread(
+    flow_of: Callable[..., IncidentFlow], noting: ThreadNotingClock
+) -> None:
+    """On the loop it gives up at once, having written nothing, and runs again in a thread."""
+    flow = flow_of("sqlite")
+    incident = flow.declare("Checkout down", severity="P2", commander="alice", actor="alice")
+    other = sqlite3.connect(flow.store.path, isolation_level=None)  # type: ignore[attr-defined]
+    other.execute("BEGIN IMMEDIATE")  # another process writing
+    work = StoreWork(flow)
+    loop_ran: list[bool] = []
+
+    async def scenario() -> Incident:
+        command = asyncio.ensure_future(
+            work.quick(flow.add_note, incident.id, "looking", actor="alice")
+        )
+        await until(lambda: bool(work._threads))  # it hopped: the loop is free meanwhile
+        loop_ran.append(not command.done())
+        other.execute("ROLLBACK")
+        return await command
+
+    noting.threads.clear()
+    try:
+        noted = asyncio.run(scenario())
+    finally:
+        other.close()
+    assert loop_ran == [True]
+    assert noted.version == incident.version + 1
+    assert [e.seq for e in flow.history(incident.id)] == list(range(1, noted.version + 1))
+    assert {_kind(name) for name in noting.threads} == {"loop", "worker"}
+
+
+def test_held_for_a_call_on_the_loop_sqlite_waits_for_no_other_process(
+    flow_of: Callable[..., IncidentFlow],
+) -> None:
+    flow = flow_of("sqlite")
+    store = flow.store
+
+    def busy_timeout() -> int:
+        return int(store._conn.execute("PRAGMA busy_timeout").fetchone()[0])  # type: ignore[attr-defined]
+
+    configured = busy_timeout()
+    release = store._try_hold()  # type: ignore[attr-defined]
+    assert release is not None
+    try:
+        assert busy_timeout() == 0
+    finally:
+        release()
+    assert busy_timeout() == configured > 0
+
+
+def test_a_commit_on_the_loop_marks_the_call_committed(
+    flow_of: Callable[..., IncidentFlow],
+) -> None:
+    """Once written, a call is never run again: a later busy file is waited for instead."""
+    flow = flow_of("sqlite")
+    incident = flow.declare("Checkout down", severity="P2", commander="alice", actor="alice")
+    call = InlineCall()
+    token = NO_WAITING.set(call)
+    try:
+        flow.add_note(incident.id, "looking", actor="alice")
+    finally:
+        NO_WAITING.reset(token)
+    assert call.committed
+
+
+def test_sqlite_stays_held_through_a_call_on_the_loop(
+    flow_of: Callable[..., IncidentFlow],
+) -> None:
+    """No other thread of the process gets the store between the check and the call."""
+    flow = flow_of("sqlite")
+    work = StoreWork(flow)
+
+    def another_thread_gets_the_store() -> bool:
+        got: list[bool] = []
+
+        def attempt() -> None:
+            lock = flow.store._lock  # type: ignore[attr-defined]
+            got.append(lock.acquire(blocking=False))
+            if got[-1]:
+                lock.release()
+
+        thread = threading.Thread(target=attempt)
+        thread.start()
+        thread.join(30)
+        return got[0]
+
+    assert asyncio.run(work.quick(another_thread_gets_the_store)) is False
+    assert another_thread_gets_the_store() is True
+
+
+# -- which routes run where -------------------------------------------------------------
+
+
+def test_short_routes_run_on_the_loop_and_long_ones_in_threads(
+    flow_of: Callable[..., IncidentFlow],
+) -> None:
+    flow = flow_of("sqlite")
+    seen: dict[str, set[str]] = {}
+    for name in ("execute", "get", "can", "history", "list", "summaries"):
+        original = getattr(flow, name)
+
+        def spy(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
+            seen.setdefault(_name, set()).add(_kind(threading.current_thread().name))
+            return _original(*args, **kwargs)
+
+        setattr(flow, name, spy)
+    actor = {"X-Actor": "alice"}
+    with running(app(flow, actor="alice")) as url, httpx.Client(base_url=url, timeout=30) as c:
+
+        def where(name: str, method: str, path: str, **options: Any) -> set[str]:
+            seen.clear()
+            answer = c.request(method, path, **options)
+            assert answer.status_code < 400, answer.text
+            return seen.get(name, set())
+
+        body = {"title": "Checkout down", "severity": "P2", "commander": "alice"}
+        assert where("execute", "POST", "/api/incidents", json=body, headers=actor) == {"loop"}
+        incident = c.get("/api/incidents", params={"limit": 1}).json()[0]["id"]
+        api = f"/api/incidents/{incident}"
+        note = {"json": {"text": "looking"}, "headers": actor}
+        assert where("execute", "POST", f"{api}/add_note", **note) == {"loop"}
+        assert where("get", "GET", api) == {"loop"}
+        assert where("can", "GET", f"{api}/can/add_note", headers=actor) == {"loop"}
+        assert where("history", "GET", f"{api}/history") == {"worker"}
+        assert where("list", "GET", "/api/incidents") == {"worker"}
+        assert where("summaries", "GET", "/api/summaries") == {"worker"}
+        form = {"title": "Search down", "severity": "P3", "commander": "alice"}
+        assert where("execute", "POST", "/incidents", data=form) == {"loop"}
+        page = f"/incidents/{incident}"
+        assert where("get", "GET", f"{page}/state") == {"loop"}
+        assert where("execute", "POST", f"{page}/commands/add_note", data={"text": "x"}) == {"loop"}
+        assert where("summaries", "GET", "/") == {"worker"}

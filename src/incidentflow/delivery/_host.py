@@ -8,7 +8,6 @@ and dispatchers serve it (it is their :class:`DeliveryHost`), not the facade.
 
 from __future__ import annotations
 
-import contextvars
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from loguru import logger
 from .. import _validate as v
 from .._events import Event
 from .._model import Incident
+from .._waiting import NO_WAITING
 from ..exceptions import ConfigError, IncidentFlowError, ValidationError
 from ..notifiers._base import Notifier
 from ..stores import EventStore, Outbox, OutboxItem
@@ -32,12 +32,6 @@ if TYPE_CHECKING:
     from ._process import DispatcherProcess, FlowFactory
 
 __all__ = ["DEFAULT_INLINE_BUDGET", "Delivery"]
-
-#: Set by a caller that must not wait on notifiers (the HTTP service running a
-#: command on its event loop): an inline delivery then runs in its thread unjoined.
-NO_WAITING: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "incidentflow_no_waiting", default=False
-)
 
 #: How many of one incident's items a command delivers inline after its commit.
 _INLINE_LIMIT = 100
@@ -225,7 +219,7 @@ class Delivery:
         with self._inline_lock:
             self._inline.add(thread)
         thread.start()
-        if not NO_WAITING.get():
+        if NO_WAITING.get() is None:  # a call that must not wait leaves it running
             thread.join(self.inline_budget.total_seconds())
 
     def _deliver_inline(self, snapshot: Incident) -> None:

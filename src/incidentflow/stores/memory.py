@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 import attrs
@@ -48,6 +48,15 @@ class MemoryStore(CheckedAppend, ScanningQueryIndex, Store):
         self._direct = (
             kind.append is MemoryStore.append and kind._write_commit is MemoryStore._write_commit
         )
+
+    def _try_hold(self) -> Callable[[], None] | None:
+        """For a call that must not wait: None while another thread holds the store.
+
+        The lock is not re-entrant, so it is only looked at; its holders keep
+        it briefly (a claim over many waiting notifications, the longest, takes
+        tens of milliseconds). Returns what ends the hold: nothing to give back.
+        """
+        return None if self._lock.locked() else _nothing
 
     def append(self, commit: Commit) -> None:
         """Write a commit atomically (see :meth:`EventStore.append`)."""
@@ -282,3 +291,7 @@ def _moves_references(before: Incident | None, after: Incident) -> bool:
     if before is None:
         return bool(after.references)
     return before.references is not after.references or before.state.is_open != after.state.is_open
+
+
+def _nothing() -> None:
+    return None

@@ -2,8 +2,9 @@
 
 Every command is ``POST /incidents/{id}/{command}`` (``POST /incidents`` declares)
 with the command's arguments as a JSON object, read from its definition in
-:data:`incidentflow.commands.DEFINITIONS`; the flow runs in a worker thread so
-the event loop never waits on the store. ``Idempotency-Key`` is the command's
+:data:`incidentflow.commands.DEFINITIONS`; the flow runs where
+:class:`~incidentflow.web._threads.StoreWork` says, so the event loop never
+waits on the store. ``Idempotency-Key`` is the command's
 idempotency key (a replay answers the first result with ``Idempotent-Replayed:
 true``); ``If-Match: "<version>"`` is its expected version (412 when stale);
 every incident answer carries ``ETag: "<version>"``.

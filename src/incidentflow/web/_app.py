@@ -60,12 +60,12 @@ def app(
     none of the service's calls is in a thread and no other thread holds the
     store, when ``inline`` is true, or by default when nothing in it can wait
     long: a memory or SQLite store, no code of yours in the policy (custom
-    guards, an authorizer other than :class:`~incidentflow.Access`), no files
-    written (``incidents_dir``, ``knowledge_dir``) and no notifiers delivered
-    inline. That saves the hop to a thread, which costs as much as the
-    command. ``inline=False`` always hops: choose it when other processes
-    hold long write transactions on the SQLite file, since a command waiting
-    for one (up to ``busy_timeout``) holds up the whole loop.
+    guards, an authorizer other than :class:`~incidentflow.Access`). Either
+    way, a flow that writes files (``incidents_dir``, ``knowledge_dir``) or
+    delivers to its notifiers inline hops. That saves the hop to a thread,
+    which costs as much as the command. On the loop a call never waits: one
+    that finds the SQLite file locked by another process runs again in a
+    thread. ``inline=False`` always hops.
 
     Raises:
         ConfigError: A token or secret is malformed, or names an unset variable;

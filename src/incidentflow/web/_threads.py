@@ -18,7 +18,6 @@ otherwise it hops.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import threading
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar, cast
 
 from starlette.concurrency import run_in_threadpool
 
-from ..delivery._host import NO_WAITING
+from .._waiting import NO_WAITING, InlineCall, WouldWait
 
 if TYPE_CHECKING:
     from .._flow import IncidentFlow
@@ -84,22 +83,18 @@ def _light(flow: IncidentFlow) -> bool:
     return not (delivery.notifiers and delivery.deliver_inline and not delivery.dispatchers)
 
 
-_RLock = type(threading.RLock())
-
-
 def _hold(store: object) -> Callable[[], None] | None:
-    """Take the store's lock without waiting: its release, or None while another thread holds it.
+    """The store held for a call on the loop: what releases it, or None to hop.
 
-    SQLite's lock is re-entrant, so it is held through the call and nothing of
-    this process can take the store meanwhile; the memory store's is not, and
-    its holders hold it for microseconds, so it is only looked at.
+    The memory and SQLite stores say whether another thread has them (a
+    dispatcher, a host's own thread); SQLite stays held through the call. A
+    store that cannot say is run as it is (only ``inline=True`` gets here).
     """
-    lock = getattr(store, "_lock", None)
-    if isinstance(lock, _RLock):
-        return lock.release if lock.acquire(blocking=False) else None
-    if lock is not None and lock.locked():
-        return None
-    return _nothing
+    try_hold = getattr(store, "_try_hold", None)
+    if try_hold is None:
+        return _nothing
+    release: Callable[[], None] | None = try_hold()
+    return release
 
 
 def _nothing() -> None:
@@ -113,14 +108,16 @@ class StoreWork:
     batches: work whose length grows with the store) and counts the call until
     its thread is done with it, even if the request is cancelled meanwhile.
     :meth:`quick` runs on the loop when inlining is on, none of this service's
-    calls is in a thread, and no other thread holds the store's lock (a
-    dispatcher, a host's own thread); otherwise it hops too. So it neither
-    waits on the loop for a long read nor holds the loop up longer than one
-    short call. On the loop, a commit never waits for notifiers.
+    calls is in a thread, and no other thread holds the store; otherwise it
+    hops too. On the loop a call never waits: a commit does not join its
+    inline delivery, and a call that finds the SQLite file locked by another
+    process, having written nothing, is run again in a thread.
 
     ``inline=None`` decides by :func:`inline_by_default`: its store and policy
     part again whenever either is replaced (``flow.add_guard`` replaces the
-    policy), the rest on every call (dispatchers come and go).
+    policy), the rest on every call (dispatchers come and go). ``inline=True``
+    skips the store and policy part only: a flow that writes files or waits
+    for its notifiers still hops.
     """
 
     def __init__(self, flow: IncidentFlow, *, inline: bool | None = None) -> None:
@@ -134,48 +131,61 @@ class StoreWork:
         self._chosen = inline
         self._seen: tuple[object, object] | None = None
         self._local = False
-        self._threads = 0  # calls of this service that a worker thread has not finished
+        # Calls of this service that a worker thread has not finished. Counted down
+        # in the worker thread itself: a loop that closes first cannot strand the count.
+        self._threads = 0
+        self._count_lock = threading.Lock()
 
     @property
     def inline(self) -> bool:
         """Whether :meth:`quick` may run on the loop now (the store's lock aside)."""
-        if self._chosen is not None:
-            return self._chosen
+        chosen = self._chosen
+        if chosen is False:
+            return False
         flow = self.flow
-        seen = self._seen
-        if seen is None or seen[0] is not flow.store or seen[1] is not flow.policy:
-            self._local = _local_work(flow.store, flow.policy)
-            self._seen = (flow.store, flow.policy)
-        return self._local and _light(flow)
+        if chosen is None:
+            seen = self._seen
+            if seen is None or seen[0] is not flow.store or seen[1] is not flow.policy:
+                self._local = _local_work(flow.store, flow.policy)
+                self._seen = (flow.store, flow.policy)
+            if not self._local:
+                return False
+        return _light(flow)
 
     async def thread(self, func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """``func(*args, **kwargs)`` in a worker thread, awaited."""
+        self._count(1)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # not asyncio: anyio's threads are not abandoned on cancel
-            self._threads += 1
             try:
                 return await run_in_threadpool(func, *args, **kwargs)
             finally:
-                self._threads -= 1
+                self._count(-1)
         call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
-        future = _pool().submit(call)
-        self._threads += 1
+        try:
+            future = _pool().submit(call)
+        except BaseException:
+            self._count(-1)
+            raise
         # Counted until the thread is done: a cancelled request leaves its call running.
-        future.add_done_callback(lambda _: _soon(loop, self._finished))
+        future.add_done_callback(lambda _: self._count(-1))
         return await asyncio.wrap_future(future, loop=loop)
 
-    def _finished(self) -> None:
-        self._threads -= 1
+    def _count(self, change: int) -> None:
+        with self._count_lock:
+            self._threads += change
 
     async def quick(self, func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """``func(*args, **kwargs)`` on the loop when allowed and idle, else in a worker thread."""
         if not self._threads and self.inline:
             release = _hold(self.flow.store)
             if release is not None:
-                waiting = NO_WAITING.set(True)
+                waiting = NO_WAITING.set(InlineCall())
                 try:
                     return func(*args, **kwargs)
+                except WouldWait:
+                    pass  # nothing written: run it again where it may wait
                 finally:
                     NO_WAITING.reset(waiting)
                     release()
@@ -186,9 +196,3 @@ class StoreWork:
         done = object()
         while (item := await self.thread(next, items, done)) is not done:
             yield cast(_T, item)
-
-
-def _soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
-    """``callback`` on ``loop``'s thread, unless the loop is gone (nothing left to count)."""
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(callback)

@@ -19,6 +19,7 @@ from ..._model import Incident
 from ..._similar import (
     indexed,
 )
+from ..._waiting import NO_WAITING, WouldWait
 from ...exceptions import (
     ConfigError,
     IncidentNotFound,
@@ -298,6 +299,31 @@ class SQLiteBase:
             self._conn = self._connect()
         return self._conn
 
+    def _try_hold(self) -> Callable[[], None] | None:
+        """Hold the store for one call that must not wait; None if another thread has it.
+
+        The lock is re-entrant, so the call's own reads and writes take it
+        again; SQLite's own wait for another process's write is off meanwhile
+        (``busy_timeout`` 0), so a locked file raises WouldWait at once (see
+        :mod:`incidentflow._waiting`). Returns what gives both back.
+        """
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            conn = self._connection()
+            conn.execute("PRAGMA busy_timeout=0")
+        except BaseException:
+            self._lock.release()
+            raise
+
+        def release() -> None:
+            try:
+                conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            finally:
+                self._lock.release()
+
+        return release
+
     def _retrying(self, work: Callable[[], _T]) -> _T:
         deadline = time.monotonic() + _RETRY_SECONDS
         pause = 0.001
@@ -307,6 +333,9 @@ class SQLiteBase:
             except sqlite3.Error as exc:
                 if not _is_busy(exc):
                     raise self._fail("the database failed", exc) from exc
+                inline = NO_WAITING.get()
+                if inline is not None and not inline.committed:
+                    raise WouldWait(f"{self.path} is locked by another process") from exc
                 if time.monotonic() > deadline:
                     raise StoreError(
                         f"{self.path}: the database stayed locked for {_RETRY_SECONDS:.0f} s; "
@@ -340,6 +369,9 @@ class SQLiteBase:
                 except BaseException:
                     _rollback(conn)
                     raise
+                inline = NO_WAITING.get()
+                if inline is not None:
+                    inline.committed = True  # from here on, running the call again repeats it
                 return result
 
             if not relaxed:
