@@ -573,3 +573,29 @@ def test_short_routes_run_on_the_loop_and_long_ones_in_threads(
         assert where("get", "GET", f"{page}/state") == {"loop"}
         assert where("execute", "POST", f"{page}/commands/add_note", data={"text": "x"}) == {"loop"}
         assert where("summaries", "GET", "/") == {"worker"}
+
+
+def test_a_thread_call_outliving_its_loop_is_uncounted_once_done(
+    flow_of: Callable[..., IncidentFlow],
+) -> None:
+    """A server restarted on a new loop gets its inlining back once the old call finishes."""
+    work = StoreWork(flow_of("memory"))
+    started, release = threading.Event(), threading.Event()
+
+    def long_read() -> None:
+        started.set()
+        release.wait(30)
+
+    async def begin() -> asyncio.Future[None]:
+        pending = asyncio.ensure_future(work.thread(long_read))
+        await until(started.is_set)
+        return pending  # asyncio.run cancels it and closes the loop
+
+    asyncio.run(begin())
+    assert work._threads == 1
+    release.set()
+    for _ in range(30_000):  # a hang guard only
+        if not work._threads:
+            break
+        threading.Event().wait(0.001)
+    assert work._threads == 0
